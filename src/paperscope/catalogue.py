@@ -1,0 +1,194 @@
+"""Reading and validating catalogue.yaml.
+
+The file is a list of sections; each has a `section` name and `entries`. See
+the README for the fields of an entry. Every problem is reported as a
+CatalogueError with the file and line it concerns.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from .errors import CatalogueError
+from .records import KINDS, Entry
+
+ID_PATTERN = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,78}[a-z0-9])?$")
+# New-style identifiers (0704.0001 onwards) and old-style ones (hep-th/9901001).
+ARXIV_ID_PATTERN = re.compile(r"^(?:\d{4}\.\d{4,5}|[a-z-]+(?:\.[A-Z]{2})?/\d{7})$")
+URL_PATTERN = re.compile(r"^https?://[^\s/$.?#][^\s]*$", re.IGNORECASE)
+ENTRY_FIELDS = {"id", "title", "url", "kind", "arxiv", "summary", "authors", "year"}
+SECTION_FIELDS = {"section", "entries"}
+
+
+@dataclass(frozen=True)
+class Catalogue:
+    """The validated catalogue: entries in file order."""
+
+    entries: tuple[Entry, ...]
+    path: Path | None = None
+
+    @property
+    def sections(self) -> list[str]:
+        return list(dict.fromkeys(entry.section for entry in self.entries))
+
+    def get(self, entry_id: str) -> Entry | None:
+        return next((entry for entry in self.entries if entry.id == entry_id), None)
+
+    def by_arxiv_id(self) -> dict[str, Entry]:
+        return {entry.arxiv_id: entry for entry in self.entries if entry.arxiv_id}
+
+
+def normalise_arxiv_id(value: str) -> str | None:
+    """The bare identifier in an arXiv id or abs/pdf URL, without version; None if it is not one."""
+    text = value.strip()
+    match = re.search(r"arxiv\.org/(?:abs|pdf)/([^?#]+?)(?:\.pdf)?/?(?:[?#].*)?$", text)
+    if match:
+        text = match.group(1)
+    text = re.sub(r"^arxiv:", "", text, flags=re.IGNORECASE)
+    text = re.sub(r"v\d+$", "", text)
+    return text if ARXIV_ID_PATTERN.match(text) else None
+
+
+def parse_catalogue(text: str, path: Path | None = None) -> Catalogue:
+    """Parse and validate catalogue text; raise CatalogueError on the first problem."""
+    where = str(path) if path else "catalogue.yaml"
+
+    def fail(message: str, node: yaml.Node | None = None, hint: str | None = None):
+        line = node.start_mark.line + 1 if node is not None else None
+        raise CatalogueError(message, path=where, line=line, hint=hint)
+
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark or err.context_mark
+        line = mark.line + 1 if mark else None
+        problem = err.problem or err.context or "invalid YAML"
+        raise CatalogueError(f"invalid YAML: {problem}", path=where, line=line) from None
+    except yaml.YAMLError as err:
+        raise CatalogueError(f"invalid YAML: {err}", path=where) from None
+
+    if root is None:
+        return Catalogue(entries=(), path=path)
+    if not isinstance(root, yaml.SequenceNode):
+        fail("the catalogue must be a list of sections (- section: NAME / entries: [...])", root)
+
+    entries: list[Entry] = []
+    seen: dict[str, int] = {}
+    seen_arxiv: dict[str, str] = {}
+    for section_node in root.value:
+        fields = _mapping(section_node, "a section", fail)
+        _reject_unknown(fields, SECTION_FIELDS, "section", fail)
+        name = _string(fields, "section", section_node, fail, required=True)
+        entries_node = fields.get("entries")
+        if entries_node is None:
+            fail(f"section {name!r} has no `entries` list", section_node)
+        if isinstance(entries_node[1], yaml.ScalarNode) and entries_node[1].value in ("", "~", "null"):
+            continue
+        if not isinstance(entries_node[1], yaml.SequenceNode):
+            fail(f"`entries` of section {name!r} must be a list", entries_node[1])
+        for entry_node in entries_node[1].value:
+            entry = _entry(entry_node, name, fail)
+            if entry.id in seen:
+                fail(f"duplicate id {entry.id!r} (first used on line {seen[entry.id]})", entry_node)
+            seen[entry.id] = entry.line or 0
+            if entry.arxiv_id:
+                if entry.arxiv_id in seen_arxiv:
+                    fail(f"arXiv id {entry.arxiv_id} is already the entry {seen_arxiv[entry.arxiv_id]!r}",
+                         entry_node)
+                seen_arxiv[entry.arxiv_id] = entry.id
+            entries.append(entry)
+    return Catalogue(entries=tuple(entries), path=path)
+
+
+def _mapping(node, what, fail) -> dict[str, tuple[yaml.Node, yaml.Node]]:
+    if not isinstance(node, yaml.MappingNode):
+        fail(f"expected {what} (a mapping of fields), found {_describe(node)}", node)
+    fields: dict[str, tuple[yaml.Node, yaml.Node]] = {}
+    for key_node, value_node in node.value:
+        if not isinstance(key_node, yaml.ScalarNode):
+            fail("field names must be plain words", key_node)
+        if key_node.value in fields:
+            fail(f"field `{key_node.value}` is given twice", key_node)
+        fields[key_node.value] = (key_node, value_node)
+    return fields
+
+
+def _reject_unknown(fields, allowed, what, fail) -> None:
+    for key, (key_node, _) in fields.items():
+        if key not in allowed:
+            fail(f"unknown {what} field `{key}` (allowed: {', '.join(sorted(allowed))})", key_node)
+
+
+def _describe(node) -> str:
+    if isinstance(node, yaml.SequenceNode):
+        return "a list"
+    if isinstance(node, yaml.MappingNode):
+        return "a mapping"
+    return f"the value {node.value!r}" if node is not None else "nothing"
+
+
+def _string(fields, key, owner, fail, required=False) -> str | None:
+    if key not in fields:
+        if required:
+            fail(f"missing required field `{key}`", owner)
+        return None
+    node = fields[key][1]
+    if not isinstance(node, yaml.ScalarNode) or node.tag == "tag:yaml.org,2002:null":
+        if required or not (isinstance(node, yaml.ScalarNode)):
+            fail(f"`{key}` must be text, found {_describe(node)}", node)
+        return None
+    value = " ".join(str(node.value).split())
+    if required and not value:
+        fail(f"`{key}` must not be empty", node)
+    if any(ord(ch) < 32 for ch in value):
+        fail(f"`{key}` contains control characters", node)
+    return value or None
+
+
+def _entry(node, section: str, fail) -> Entry:
+    fields = _mapping(node, "an entry", fail)
+    _reject_unknown(fields, ENTRY_FIELDS, "entry", fail)
+    entry_id = _string(fields, "id", node, fail, required=True)
+    if not ID_PATTERN.match(entry_id):
+        fail(f"id {entry_id!r} is not a slug: use lower-case letters, digits and dashes "
+             "(for example `lora` or `gpt-3`)", fields["id"][1])
+    title = _string(fields, "title", node, fail, required=True)
+    url = _string(fields, "url", node, fail, required=True)
+    if not URL_PATTERN.match(url):
+        fail(f"url {url!r} of {entry_id!r} is not an http(s) link", fields["url"][1])
+    kind = _string(fields, "kind", node, fail) or "paper"
+    if kind not in KINDS:
+        fail(f"kind {kind!r} of {entry_id!r} is not one of {', '.join(KINDS)}", fields["kind"][1])
+    arxiv_id = None
+    raw_arxiv = _string(fields, "arxiv", node, fail)
+    if raw_arxiv is not None:
+        arxiv_id = normalise_arxiv_id(raw_arxiv)
+        if arxiv_id is None:
+            fail(f"arxiv {raw_arxiv!r} of {entry_id!r} is not an arXiv identifier "
+                 "(like 2106.09685 or hep-th/9901001; quote it in YAML)", fields["arxiv"][1])
+    summary = _string(fields, "summary", node, fail)
+    if arxiv_id is None and not summary:
+        fail(f"entry {entry_id!r} needs an `arxiv` id or a `summary`: search has no text for it",
+             node)
+    authors: tuple[str, ...] = ()
+    if "authors" in fields:
+        authors_node = fields["authors"][1]
+        if not isinstance(authors_node, yaml.SequenceNode) or not all(
+            isinstance(item, yaml.ScalarNode) and item.value.strip() for item in authors_node.value
+        ):
+            fail(f"`authors` of {entry_id!r} must be a list of names", authors_node)
+        authors = tuple(" ".join(item.value.split()) for item in authors_node.value)
+    year = None
+    if "year" in fields:
+        year_node = fields["year"][1]
+        if not (isinstance(year_node, yaml.ScalarNode) and re.fullmatch(r"\d{4}", year_node.value)):
+            fail(f"`year` of {entry_id!r} must be a four-digit year", year_node)
+        year = int(year_node.value)
+    return Entry(
+        id=entry_id, title=title, url=url, kind=kind, section=section, arxiv_id=arxiv_id,
+        summary=summary, authors=authors, year=year, line=node.start_mark.line + 1,
+    )

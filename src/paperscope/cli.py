@@ -1,0 +1,389 @@
+"""The paperscope command line: a thin layer over `paperscope.library`.
+
+Data goes to stdout (plain text, or clean JSON with --json); notices, progress
+and errors go to stderr. Domain errors become a message and the exit code of
+their class here, and nowhere else.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Optional
+
+import typer
+
+from . import __version__
+from .errors import PaperscopeError
+
+if TYPE_CHECKING:
+    from .library import Library
+
+app = typer.Typer(
+    name="paperscope",
+    help="Semantic search over the abstracts of a curated reading list.\n\n"
+         "Run it inside a folder holding catalogue.yaml (or pass --library). Start with:\n\n"
+         '  paperscope search "parameter-efficient finetuning"',
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    pretty_exceptions_enable=False,
+)
+
+MODE_HELP = "Ranking: hybrid (BM25 fused with embeddings), dense (embeddings) or lexical (BM25)."
+K_HELP = "How many results to show."
+
+
+class _State:
+    library_path: Optional[Path] = None
+    verbose: bool = False
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"paperscope {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    library: Optional[Path] = typer.Option(
+        None, "--library", "-L", help="Folder holding catalogue.yaml (default: the current "
+        "folder or the nearest one above it; or $PAPERSCOPE_LIBRARY).", file_okay=False),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log what happens to stderr."),
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                 help="Print the version and exit."),
+) -> None:
+    _State.library_path = library
+    _State.verbose = verbose
+    if verbose:
+        import logging
+
+        logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                            format="%(levelname)s %(name)s: %(message)s")
+
+
+def _errors_to_exit_codes(command):
+    """Turn paperscope's typed errors into a message on stderr and an exit code."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except PaperscopeError as err:
+            _err(f"error: {err.message}")
+            if err.hint:
+                _err(err.hint)
+            raise typer.Exit(err.exit_code) from None
+        except KeyboardInterrupt:
+            _err("interrupted; nothing half-written was kept.")
+            raise typer.Exit(130) from None
+
+    return wrapper
+
+
+def _command(*args, **kwargs):
+    def register(function):
+        return app.command(*args, **kwargs)(_errors_to_exit_codes(function))
+
+    return register
+
+
+def _err(message: str) -> None:
+    typer.echo(message, err=True)
+
+
+def _library() -> Library:
+    from .library import Library
+
+    return Library.open(_State.library_path)
+
+
+def _print_json(data) -> None:
+    typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+class _Progress:
+    """A progress bar on stderr when it is a terminal; silent otherwise."""
+
+    def __init__(self, description: str):
+        self.description = description
+        self._bar = None
+        self._task = None
+
+    def start(self, total: int, unit: str = "") -> None:
+        if not sys.stderr.isatty() or total <= 0:
+            return
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+        columns = [BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()]
+        self._bar = Progress("{task.description}", *columns, console=Console(stderr=True),
+                             transient=True)
+        self._bar.start()
+        self._task = self._bar.add_task(f"{self.description} {unit}".strip(), total=total)
+
+    def advance(self, amount: int) -> None:
+        if self._bar is not None:
+            self._bar.advance(self._task, amount)
+
+    def stop(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+            self._bar = None
+
+
+def _waiting() -> None:
+    _err("Another paperscope process is writing the index; waiting for it to finish…")
+
+
+# -- commands -------------------------------------------------------------------------
+
+
+@_command()
+def ingest(
+    from_snapshot: Optional[Path] = typer.Option(
+        None, "--from-snapshot", metavar="FILE", dir_okay=False,
+        help="Read an arXiv metadata snapshot (JSON lines, optionally .gz) instead of the API."),
+    refresh: bool = typer.Option(False, "--refresh", help="Fetch every arXiv entry again."),
+    no_build: bool = typer.Option(False, "--no-build", help="Only fetch; do not rebuild the index."),
+    no_wait: bool = typer.Option(False, "--no-wait", help="Fail at once if another build runs."),
+) -> None:
+    """Fetch abstracts of the catalogue's arXiv papers, then rebuild the index.
+
+    Only papers missing from the record cache (index/records.json) are fetched.
+    Examples:
+
+      paperscope ingest
+
+      paperscope ingest --from-snapshot arxiv-metadata-oai-snapshot.json
+    """
+    from .errors import FetchError
+
+    library = _library()
+    bar = _Progress("Reading snapshot" if from_snapshot else "Fetching")
+    try:
+        report = library.ingest(snapshot=from_snapshot, refresh=refresh, progress=bar.advance,
+                                on_plan=bar.start, wait=not no_wait, on_wait=_waiting)
+    finally:
+        bar.stop()
+    source = f"snapshot {from_snapshot}" if from_snapshot else "arXiv"
+    _err(f"Fetched {len(report.fetched)} of {len(report.fetched) + len(report.failures)} papers "
+         f"from {source}; {report.cached} were already cached.")
+    if not no_build:
+        _build(library, full=False, model=None, no_wait=no_wait)
+    if report.failures:
+        lines = "\n".join(f"  {arxiv_id}: {why}" for arxiv_id, why in sorted(report.failures.items()))
+        raise FetchError(
+            f"{len(report.failures)} papers could not be fetched (everything else was kept):\n{lines}",
+            report.failures, hint="Run `paperscope ingest` again later to fetch only these.")
+
+
+@_command()
+def build(
+    full: bool = typer.Option(False, "--full", help="Embed every entry again, reusing nothing."),
+    model: Optional[str] = typer.Option(
+        None, "--model", help="Embedding model: a sentence-transformers name or a local folder "
+        "(default: $PAPERSCOPE_MODEL or the packaged all-MiniLM-L6-v2)."),
+    no_wait: bool = typer.Option(False, "--no-wait", help="Fail at once if another build runs."),
+) -> None:
+    """Rebuild the index after editing catalogue.yaml, embedding only what changed.
+
+    Example: paperscope build
+    """
+    _build(_library(), full=full, model=model, no_wait=no_wait)
+
+
+def _build(library: Library, *, full: bool, model: Optional[str], no_wait: bool) -> None:
+    bar = _Progress("Embedding")
+
+    def on_encoder(kind: str, count: int) -> None:
+        _err(f"Embedding {count} entries ({kind} encoder)…")
+        bar.start(count, "entries")
+
+    try:
+        report, missing = library.build(full=full, model=model, progress=bar.advance,
+                                        on_encoder=on_encoder, wait=not no_wait, on_wait=_waiting)
+    finally:
+        bar.stop()
+    if report.reason:
+        _err(f"Embedding everything again: {report.reason}.")
+    if report.written:
+        _err(f"Index built: {len(report.embedded)} embedded, {report.reused} reused, "
+             f"{len(report.removed)} removed; {report.total} entries with {report.model}.")
+    else:
+        _err(f"Index already up to date ({report.total} entries).")
+    if missing:
+        _err(f"{len(missing)} entries have no abstract yet and were left out: "
+             f"{', '.join(e.id for e in missing)}. Fetch them with: paperscope ingest")
+
+
+def _filters(section, kind, year_from, year_to):
+    from .library import Filters
+
+    return Filters(sections=tuple(section or ()), kinds=tuple(kind or ()),
+                   year_from=year_from, year_to=year_to)
+
+
+@_command()
+def search(
+    query: str = typer.Argument(..., help="A question or keywords, in quotes."),
+    k: int = typer.Option(10, "-k", "--top", help=K_HELP),
+    mode: str = typer.Option("hybrid", "--mode", "-m", help=MODE_HELP),
+    section: Optional[list[str]] = typer.Option(None, "--section", "-s", help="Only this section (repeatable)."),
+    kind: Optional[list[str]] = typer.Option(None, "--kind", help="Only paper, blog or repo (repeatable)."),
+    year_from: Optional[int] = typer.Option(None, "--year-from", help="Only entries from this year on."),
+    year_to: Optional[int] = typer.Option(None, "--year-to", help="Only entries up to this year."),
+    as_json: bool = typer.Option(False, "--json", help="Print a JSON list for scripts."),
+) -> None:
+    """Find the entries that best answer a question.
+
+    Example: paperscope search "parameter-efficient finetuning" -k 5
+    """
+    outcome = _library().search(query, k=k, mode=mode,
+                                filters=_filters(section, kind, year_from, year_to))
+    _show_hits(outcome, as_json)
+
+
+@_command()
+def related(
+    entry_id: str = typer.Argument(..., metavar="ID", help="An entry id (see `paperscope list`) or arXiv id."),
+    k: int = typer.Option(5, "-k", "--top", help=K_HELP),
+    mode: str = typer.Option("hybrid", "--mode", "-m", help=MODE_HELP),
+    section: Optional[list[str]] = typer.Option(None, "--section", "-s", help="Only this section (repeatable)."),
+    kind: Optional[list[str]] = typer.Option(None, "--kind", help="Only paper, blog or repo (repeatable)."),
+    year_from: Optional[int] = typer.Option(None, "--year-from", help="Only entries from this year on."),
+    year_to: Optional[int] = typer.Option(None, "--year-to", help="Only entries up to this year."),
+    as_json: bool = typer.Option(False, "--json", help="Print a JSON list for scripts."),
+) -> None:
+    """Find the entries closest to a given one.
+
+    Example: paperscope related lora
+    """
+    outcome = _library().related(entry_id, k=k, mode=mode,
+                                 filters=_filters(section, kind, year_from, year_to))
+    _show_hits(outcome, as_json)
+
+
+def _show_hits(outcome, as_json: bool) -> None:
+    for notice in outcome.notices:
+        _err(f"note: {notice}")
+    if as_json:
+        _print_json([hit.to_json() for hit in outcome.hits])
+        return
+    if not outcome.hits:
+        _err("No matching entries.")
+        return
+    for hit in outcome.hits:
+        meta = hit.document.meta
+        facts = " · ".join(str(v) for v in (meta.get("section"), meta.get("kind"), meta.get("year"))
+                           if v)
+        typer.echo(f"{hit.rank:>2}. {hit.document.title}  [{hit.document.id}]  {hit.score:.3f}")
+        typer.echo(f"    {facts} · {meta.get('url')}")
+        if hit.snippet:
+            typer.echo(f"    {hit.snippet}")
+
+
+@_command("list")
+def list_entries(
+    section: Optional[str] = typer.Option(None, "--section", "-s", help="Only this section."),
+    as_json: bool = typer.Option(False, "--json", help="Print a JSON list for scripts."),
+) -> None:
+    """List the catalogue's entries, section by section.
+
+    Example: paperscope list --section "Training Recipe"
+    """
+    library = _library()
+    entries = library.catalogue.entries
+    if section:
+        entries = tuple(e for e in entries if e.section.casefold() == section.casefold())
+        if not entries:
+            from .errors import UsageError
+
+            raise UsageError(f"No section {section!r}.",
+                             f"Sections: {', '.join(library.catalogue.sections)}")
+    records = library.records()
+    if as_json:
+        _print_json([_entry_json(e, records.get(e.arxiv_id)) for e in entries])
+        return
+    current = None
+    for entry in entries:
+        if entry.section != current:
+            current = entry.section
+            typer.echo(f"\n{current}" if entry is not entries[0] else current)
+        arxiv = f"  arXiv:{entry.arxiv_id}" if entry.arxiv_id else ""
+        typer.echo(f"  {entry.id:<34} {entry.kind:<5} {entry.title}{arxiv}")
+
+
+def _entry_json(entry, record) -> dict:
+    from .ingest import entry_meta
+
+    meta = entry_meta(entry, record)
+    return {"id": entry.id, "title": entry.title, **meta,
+            "abstract": record.abstract if record else None, "summary": entry.summary}
+
+
+@_command()
+def show(
+    entry_id: str = typer.Argument(..., metavar="ID", help="An entry id or arXiv id."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts."),
+) -> None:
+    """Show one entry: authors, year, link and abstract or summary.
+
+    Example: paperscope show qlora
+    """
+    library = _library()
+    entry = library.entry(entry_id)
+    record = library.records().get(entry.arxiv_id) if entry.arxiv_id else None
+    data = _entry_json(entry, record)
+    if as_json:
+        _print_json(data)
+        return
+    typer.echo(entry.title)
+    if data["authors"]:
+        typer.echo(", ".join(data["authors"]))
+    facts = [entry.section, entry.kind, str(data["year"] or "")]
+    if entry.arxiv_id:
+        facts.append(f"arXiv:{entry.arxiv_id}")
+    typer.echo(" · ".join(f for f in facts if f))
+    typer.echo(entry.url)
+    typer.echo("")
+    text = data["abstract"] or entry.summary
+    if text:
+        import textwrap
+
+        typer.echo(textwrap.fill(text, width=88))
+    else:
+        _err("No abstract yet: fetch it with `paperscope ingest`.")
+
+
+@_command()
+def status(
+    check: bool = typer.Option(False, "--check", help="Exit 1 when the index is out of date (for CI)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts."),
+) -> None:
+    """Say whether the index matches the catalogue, and what it holds.
+
+    Example: paperscope status --check
+    """
+    info = _library().status()
+    if as_json:
+        _print_json(info)
+    else:
+        state = "up to date" if info["up_to_date"] else "OUT OF DATE"
+        typer.echo(f"Library:   {info['library']}")
+        typer.echo(f"Catalogue: {info['entries']} entries ({info['arxiv_entries']} on arXiv)")
+        typer.echo(f"Index:     {info['indexed']} entries, {state}; model {info['model']}, "
+                   f"built {info['built_at']}, {info['index_bytes'] / 1024:.0f} KiB")
+        for label in ("new", "stale", "removed", "missing_text"):
+            if info[label]:
+                typer.echo(f"  {label.replace('_', ' ')}: {', '.join(info[label])}")
+        if not info["up_to_date"]:
+            typer.echo("Run `paperscope build` (or `paperscope ingest` for missing abstracts).")
+    if check and not info["up_to_date"]:
+        raise typer.Exit(1)
+
+
+def main() -> None:
+    app()

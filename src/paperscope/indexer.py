@@ -1,0 +1,137 @@
+"""Building an index incrementally: documents whose text is unchanged keep their
+vectors; only new or edited ones are embedded. The result is written through
+the store's atomic commit."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+import numpy as np
+
+from . import __version__
+from .embedding import Encoder, load_encoder, model_fingerprint, resolve_model_dir
+from .errors import IndexMismatchError, PaperscopeError
+from .lexical import BM25_PARAMS, LexicalIndex
+from .records import Document
+from .search import FORMAT_VERSION, load_index
+from .store import IndexStore, sha256_bytes
+
+# Up to this many new texts are embedded by the light NumPy encoder (instant start);
+# more go through sentence-transformers (slow start, fast throughput, CUDA).
+LIGHT_ENCODER_LIMIT = 32
+
+
+@dataclass
+class BuildReport:
+    """What a build did."""
+
+    embedded: list[str] = field(default_factory=list)
+    reused: int = 0
+    removed: list[str] = field(default_factory=list)
+    total: int = 0
+    model: str = ""
+    reason: str = ""  # why everything was embedded again, when it was
+    device: str = "cpu"
+    written: bool = False  # False when the index was already up to date
+
+
+def previous_vectors(store: IndexStore, model: str) -> tuple[dict[str, np.ndarray], str]:
+    """Vectors of the current index by content hash, if they can be reused with `model`;
+    else ({}, the reason they cannot)."""
+    if store.read_manifest() is None:
+        return {}, ""
+    try:
+        index = load_index(store)
+    except PaperscopeError as err:
+        return {}, f"the old index could not be read ({err.message})"
+    if index.model_name != model:
+        return {}, f"the model changed from {index.model_name} to {model}"
+    hashes = [entry["hash"] for entry in index.manifest["documents"]]
+    if not hashes:
+        return {}, ""
+    matrix = index.vectors.reconstruct_n(0, index.vectors.ntotal)
+    return dict(zip(hashes, matrix)), ""
+
+
+def build_index(store: IndexStore, documents: Sequence[Document], *, model: str,
+                full: bool = False, encoder: Encoder | None = None,
+                on_encoder: Callable[[str, int], None] | None = None,
+                progress: Callable[[int], None] | None = None) -> BuildReport:
+    """Embed what changed and commit a new index of `documents` to `store`.
+
+    `on_encoder(kind, count)` is told which encoder embeds how many texts, before it loads."""
+    import faiss
+
+    report = BuildReport(total=len(documents), model=model)
+    reusable, reason = ({}, "--full was asked for") if full else previous_vectors(store, model)
+    report.reason = reason
+    old_manifest = store.read_manifest() or {}
+    old_ids = [entry["id"] for entry in old_manifest.get("documents", [])]
+    new_ids = {doc.id for doc in documents}
+    report.removed = [doc_id for doc_id in old_ids if doc_id not in new_ids]
+
+    hashes = [doc.content_hash for doc in documents]
+    todo = [i for i, h in enumerate(hashes) if h not in reusable]
+    report.embedded = [documents[i].id for i in todo]
+    report.reused = len(documents) - len(todo)
+    documents_json = json.dumps([doc.to_json() for doc in documents], ensure_ascii=False,
+                                separators=(",", ":")).encode("utf-8")
+    unchanged = (not todo and not reason and old_manifest
+                 and old_manifest["files"].get("documents", {}).get("sha256") == sha256_bytes(documents_json))
+    if unchanged:
+        return report
+
+    vectors: dict[int, np.ndarray] = {i: reusable[h] for i, h in enumerate(hashes) if h in reusable}
+    if todo:
+        if encoder is None:
+            light = len(todo) <= LIGHT_ENCODER_LIMIT
+            if on_encoder:
+                on_encoder("light" if light else "sentence-transformers", len(todo))
+            encoder = load_encoder(model, light=light)
+        report.device = getattr(encoder, "device", "cpu")
+        fresh = encoder.encode([documents[i].embedding_text for i in todo], progress=progress)
+        vectors.update(zip(todo, fresh))
+    dimension = encoder.dimension if encoder else (
+        len(next(iter(vectors.values()))) if vectors else old_manifest.get("dimension", 0))
+    matrix = np.vstack([vectors[i] for i in range(len(documents))]).astype(np.float32) \
+        if documents else np.zeros((0, dimension), dtype=np.float32)
+    if matrix.shape[1] != dimension:
+        raise IndexMismatchError(f"The model {model} gives vectors of dimension {matrix.shape[1]}, "
+                                 f"expected {dimension}.")
+    flat = faiss.IndexFlatIP(dimension)
+    flat.add(matrix)
+    lexical = LexicalIndex.build([doc.embedding_text for doc in documents])
+    model_dir = resolve_model_dir(model)
+    manifest = {
+        "format": FORMAT_VERSION,
+        "model": model,
+        "model_fingerprint": model_fingerprint(model_dir) if model_dir else None,
+        "dimension": dimension,
+        "built_at": datetime.now(timezone.utc).replace(microsecond=0).isoformat(),
+        "count": len(documents),
+        "lexical": {"library": "bm25s", "stemmer": "english", **BM25_PARAMS},
+        "versions": _versions(),
+        "documents": [{"id": doc.id, "hash": h} for doc, h in zip(documents, hashes)],
+    }
+    store.commit({
+        "vectors": ("faiss", faiss.serialize_index(flat).tobytes()),
+        "documents": ("json", documents_json),
+        "lexical": ("npz", lexical.to_bytes()),
+    }, manifest)
+    report.written = True
+    return report
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {"paperscope": __version__}
+    for package in ("faiss-cpu", "bm25s", "numpy"):
+        try:
+            found[package] = version(package)
+        except PackageNotFoundError:
+            pass
+    return found

@@ -1,0 +1,123 @@
+"""Ingestion: getting each catalogue entry's text, and turning entries into documents.
+
+arXiv entries take their abstract from the record cache (index/records.json),
+filled from the arXiv API or from a metadata snapshot; other entries carry a
+summary in the catalogue. Only ids missing from the cache are fetched (all of
+them with `refresh`), the cache is saved after every batch, and failures are
+collected per id rather than stopping the run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .catalogue import Catalogue
+from .records import Document, Entry, PaperRecord
+from .store import IndexStore
+
+
+@dataclass
+class IngestReport:
+    """What an ingest did."""
+
+    source: str
+    fetched: list[str] = field(default_factory=list)
+    cached: int = 0
+    failures: dict[str, str] = field(default_factory=dict)  # arXiv id -> reason
+    pruned: list[str] = field(default_factory=list)
+
+
+def ids_to_fetch(catalogue: Catalogue, records: dict[str, PaperRecord], refresh: bool) -> list[str]:
+    wanted = [entry.arxiv_id for entry in catalogue.entries if entry.arxiv_id]
+    return wanted if refresh else [arxiv_id for arxiv_id in wanted if arxiv_id not in records]
+
+
+def ingest(catalogue: Catalogue, store: IndexStore, *, source=None, snapshot: Path | None = None,
+           refresh: bool = False, progress: Callable[[int], None] | None = None,
+           on_plan: Callable[[int, str], None] | None = None) -> IngestReport:
+    """Fill the record cache for the catalogue's arXiv entries.
+
+    `source` is an ArxivApiSource (made on demand); `snapshot`, if given, is read
+    instead and no network is used. `on_plan(count, unit)` announces the work
+    (ids to fetch, or bytes of snapshot to read)."""
+    records = store.read_records()
+    wanted = {entry.arxiv_id for entry in catalogue.entries if entry.arxiv_id}
+    pruned = sorted(set(records) - wanted)
+    for arxiv_id in pruned:
+        del records[arxiv_id]
+    todo = ids_to_fetch(catalogue, records, refresh)
+    report = IngestReport(source="snapshot" if snapshot else "arxiv-api",
+                          cached=len(wanted) - len(todo), pruned=pruned)
+    if snapshot is not None:
+        from .sources.snapshot import read_snapshot
+
+        if on_plan:
+            on_plan(_size(snapshot), "bytes")
+        found = read_snapshot(snapshot, todo, progress=progress) if todo else {}
+        records.update(found)
+        report.fetched = sorted(found)
+        report.failures = {i: f"not in the snapshot {snapshot.name}" for i in todo if i not in found}
+        if found or pruned:
+            store.write_records(records)
+        return report
+
+    if source is None:
+        from .sources.arxiv_api import ArxivApiSource
+
+        source = ArxivApiSource()
+    if on_plan:
+        on_plan(len(todo), "papers")
+    if pruned and not todo:
+        store.write_records(records)
+    for start in range(0, len(todo), source.batch_size):
+        batch = todo[start:start + source.batch_size]
+        result = source.fetch(batch)
+        records.update(result.records)
+        report.fetched.extend(sorted(result.records))
+        report.failures.update(result.failures)
+        if result.records or pruned:
+            store.write_records(records)  # after every batch: a crash keeps what was fetched
+        if progress:
+            progress(len(batch))
+    return report
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def entry_document(entry: Entry, record: PaperRecord | None) -> Document | None:
+    """The document search sees for an entry, or None while it has no text."""
+    text = record.abstract if record and record.abstract else entry.summary
+    if not text:
+        return None
+    return Document(id=entry.id, title=entry.title, text=text, meta=entry_meta(entry, record))
+
+
+def entry_meta(entry: Entry, record: PaperRecord | None) -> dict:
+    return {
+        "section": entry.section,
+        "kind": entry.kind,
+        "url": entry.url,
+        "arxiv_id": entry.arxiv_id,
+        "year": entry.year or (record.year if record else None),
+        "authors": list(entry.authors or (record.authors if record else ())),
+    }
+
+
+def catalogue_documents(catalogue: Catalogue, records: dict[str, PaperRecord]
+                        ) -> tuple[list[Document], list[Entry]]:
+    """(documents of every entry that has text, entries still waiting for an abstract)."""
+    documents, missing = [], []
+    for entry in catalogue.entries:
+        document = entry_document(entry, records.get(entry.arxiv_id) if entry.arxiv_id else None)
+        if document is None:
+            missing.append(entry)
+        else:
+            documents.append(document)
+    return documents, missing

@@ -1,0 +1,225 @@
+"""The Library facade: one catalogue, its record cache and its index.
+
+    from paperscope import Library
+    library = Library.open()              # the library around the current folder
+    for hit in library.search("parameter-efficient finetuning", k=3).hits:
+        print(hit.rank, hit.document.title)
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .catalogue import Catalogue, normalise_arxiv_id, parse_catalogue
+from .embedding import configured_model, load_encoder
+from .errors import PaperscopeError, UnknownEntryError, UsageError
+from .indexer import BuildReport, build_index
+from .ingest import IngestReport, catalogue_documents, ingest
+from .records import Document, Entry, Hit, PaperRecord
+from .search import LoadedIndex, check_query, hits, load_index, rank
+from .store import IndexStore, LibraryPaths, find_library, read_text
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Narrow the candidates before ranking (every given condition must hold)."""
+
+    sections: tuple[str, ...] = ()
+    kinds: tuple[str, ...] = ()
+    year_from: int | None = None
+    year_to: int | None = None
+
+    def mask(self, documents: list[Document]) -> np.ndarray | None:
+        if not (self.sections or self.kinds or self.year_from or self.year_to):
+            return None
+        sections = {s.casefold() for s in self.sections}
+        keep = []
+        for doc in documents:
+            meta, year = doc.meta, doc.meta.get("year")
+            keep.append(
+                (not sections or str(meta.get("section", "")).casefold() in sections)
+                and (not self.kinds or meta.get("kind") in self.kinds)
+                and (self.year_from is None or (year is not None and year >= self.year_from))
+                and (self.year_to is None or (year is not None and year <= self.year_to)))
+        return np.array(keep, dtype=bool)
+
+
+@dataclass
+class SearchOutcome:
+    """Ranked hits, and notices about the index the caller should see (on stderr)."""
+
+    hits: list[Hit]
+    notices: list[str] = field(default_factory=list)
+
+
+class Library:
+    """A reading list: catalogue.yaml plus the index/ folder beside it."""
+
+    def __init__(self, paths: LibraryPaths):
+        self.paths = paths
+        self.store = IndexStore(paths.index_dir)
+        self._catalogue: Catalogue | None = None
+
+    @classmethod
+    def open(cls, path: str | Path | None = None) -> Library:
+        """The library at `path` (a folder with catalogue.yaml), else around the current folder."""
+        return cls(find_library(Path(path) if path else None))
+
+    # -- the catalogue ------------------------------------------------------------
+
+    @property
+    def catalogue(self) -> Catalogue:
+        if self._catalogue is None:
+            path = self.paths.catalogue
+            self._catalogue = parse_catalogue(read_text(path, "Catalogue"), path)
+        return self._catalogue
+
+    def records(self) -> dict[str, PaperRecord]:
+        return self.store.read_records()
+
+    def entry(self, key: str) -> Entry:
+        """The entry with this id (or arXiv id); an unknown one suggests the closest ids."""
+        catalogue = self.catalogue
+        found = catalogue.get(key.strip())
+        if found is None and normalise_arxiv_id(key):
+            found = catalogue.by_arxiv_id().get(normalise_arxiv_id(key))
+        if found is None:
+            ids = [entry.id for entry in catalogue.entries]
+            close = difflib.get_close_matches(key.strip().lower(), ids, n=3, cutoff=0.4)
+            close += [e.id for e in catalogue.entries
+                      if key.strip().lower() in e.title.lower() and e.id not in close][:3]
+            hint = f"Did you mean: {', '.join(close)}?" if close else \
+                "See the ids with: paperscope list"
+            raise UnknownEntryError(f"No entry with id {key!r}.", hint)
+        return found
+
+    def documents(self) -> tuple[list[Document], list[Entry]]:
+        """(documents of every entry with text, entries still missing an abstract)."""
+        return catalogue_documents(self.catalogue, self.records())
+
+    # -- writing ------------------------------------------------------------------
+
+    def ingest(self, *, snapshot: Path | None = None, refresh: bool = False, source=None,
+               progress: Callable[[int], None] | None = None,
+               on_plan: Callable[[int, str], None] | None = None,
+               wait: bool = True, on_wait: Callable[[], None] | None = None) -> IngestReport:
+        """Fetch the metadata of arXiv entries not in the record cache (all with `refresh`)."""
+        with self.store.write_lock(wait=wait, on_wait=on_wait):
+            return ingest(self.catalogue, self.store, source=source, snapshot=snapshot,
+                          refresh=refresh, progress=progress, on_plan=on_plan)
+
+    def build(self, *, full: bool = False, model: str | None = None,
+              progress: Callable[[int], None] | None = None,
+              on_encoder: Callable[[str, int], None] | None = None,
+              wait: bool = True, on_wait: Callable[[], None] | None = None
+              ) -> tuple[BuildReport, list[Entry]]:
+        """Bring the index up to date with the catalogue; returns the report and the
+        entries left out because they still have no text."""
+        with self.store.write_lock(wait=wait, on_wait=on_wait):
+            documents, missing = self.documents()
+            report = build_index(self.store, documents, model=model or configured_model(),
+                                 full=full, progress=progress, on_encoder=on_encoder)
+        return report, missing
+
+    # -- reading ------------------------------------------------------------------
+
+    def index(self, *, update: bool = True) -> tuple[LoadedIndex, list[str]]:
+        """The index, brought up to date with the catalogue where that needs no network
+        (when `update`); and notices about what is stale or missing."""
+        index = load_index(self.store)
+        documents, missing = self.documents()
+        notices = []
+        if [d.to_json() for d in documents] != [d.to_json() for d in index.documents]:
+            if update:
+                try:
+                    with self.store.write_lock(wait=False):
+                        report = build_index(self.store, documents, model=index.model_name)
+                    index = load_index(self.store)
+                    changed = report.embedded + report.removed
+                    notices.append("The catalogue changed since the last build; the index was "
+                                   f"updated ({len(report.embedded)} embedded, "
+                                   f"{len(report.removed)} removed"
+                                   + (f": {', '.join(changed[:8])}" if changed else "") + ").")
+                except PaperscopeError as err:
+                    notices.append(f"The index is out of date and could not be updated now "
+                                   f"({err.message}); searching the last build.")
+            else:
+                notices.append("The index is out of date with the catalogue; run: paperscope build")
+        if missing:
+            names = ", ".join(entry.id for entry in missing[:8])
+            more = f" and {len(missing) - 8} more" if len(missing) > 8 else ""
+            notices.append(f"{len(missing)} entries have no abstract yet and are not searched "
+                           f"({names}{more}). Fetch them with: paperscope ingest")
+        return index, notices
+
+    def search(self, query: str, *, k: int = 10, mode: str = "hybrid",
+               filters: Filters | None = None, update: bool = True) -> SearchOutcome:
+        """The `k` entries that best answer `query`."""
+        query = check_query(query)
+        _check_k(k)
+        index, notices = self.index(update=update)
+        vector = None
+        if mode != "lexical":
+            vector = load_encoder(index.model_name, light=True).encode([query])[0]
+        allowed = (filters or Filters()).mask(index.documents)
+        ranked = rank(index, query_text=query, query_vector=vector, mode=mode, k=k, allowed=allowed)
+        return SearchOutcome(hits(index, ranked, query), notices)
+
+    def related(self, entry_id: str, *, k: int = 5, mode: str = "hybrid",
+                filters: Filters | None = None, update: bool = True) -> SearchOutcome:
+        """The `k` entries closest to the entry `entry_id`, itself excluded."""
+        _check_k(k)
+        entry = self.entry(entry_id)
+        index, notices = self.index(update=update)
+        position = index.position(entry.id)
+        if position is None:
+            raise UsageError(f"The entry {entry.id!r} is not in the index yet (it has no abstract).",
+                             "Fetch it with: paperscope ingest")
+        document = index.documents[position]
+        allowed = (filters or Filters()).mask(index.documents)
+        ranked = rank(index, query_text=document.embedding_text,
+                      query_vector=index.vector(position), mode=mode, k=k,
+                      allowed=allowed, exclude=position)
+        return SearchOutcome(hits(index, ranked, document.title + " " + document.text), notices)
+
+    def status(self) -> dict:
+        """How the index compares with the catalogue."""
+        documents, missing = self.documents()
+        manifest = self.store.read_manifest()
+        indexed = {e["id"]: e["hash"] for e in (manifest or {}).get("documents", [])}
+        current = {d.id: d.content_hash for d in documents}
+        stale = sorted(i for i in current if i in indexed and indexed[i] != current[i])
+        new = sorted(i for i in current if i not in indexed)
+        removed = sorted(i for i in indexed if i not in current)
+        up_to_date = manifest is not None and not (stale or new or removed)
+        if up_to_date:
+            try:
+                index = load_index(self.store)
+                up_to_date = [d.to_json() for d in documents] == [d.to_json() for d in index.documents]
+            except PaperscopeError:
+                up_to_date = False
+        return {
+            "library": str(self.paths.root),
+            "entries": len(self.catalogue.entries),
+            "arxiv_entries": sum(1 for e in self.catalogue.entries if e.arxiv_id),
+            "indexed": len(indexed),
+            "stale": stale,
+            "new": new,
+            "removed": removed,
+            "missing_text": [e.id for e in missing],
+            "up_to_date": up_to_date,
+            "model": (manifest or {}).get("model"),
+            "dimension": (manifest or {}).get("dimension"),
+            "built_at": (manifest or {}).get("built_at"),
+            "index_bytes": self.store.size_bytes() if manifest else 0,
+        }
+
+
+def _check_k(k: int) -> None:
+    if k < 1:
+        raise UsageError(f"-k must be at least 1 (got {k}).")

@@ -1,0 +1,116 @@
+"""Plain data types shared by every layer: catalogue entries, fetched paper
+records, indexed documents and search hits."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+KINDS = ("paper", "blog", "repo")
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One item of the catalogue, as the maintainer wrote it."""
+
+    id: str
+    title: str
+    url: str
+    kind: str
+    section: str
+    arxiv_id: str | None = None
+    summary: str | None = None
+    authors: tuple[str, ...] = ()
+    year: int | None = None
+    line: int | None = None  # where it stands in catalogue.yaml, for messages
+
+
+@dataclass(frozen=True)
+class PaperRecord:
+    """Metadata of an arXiv paper, fetched from the API or read from a snapshot."""
+
+    arxiv_id: str
+    title: str
+    abstract: str
+    authors: tuple[str, ...]
+    year: int | None
+    categories: tuple[str, ...]
+    primary_category: str | None
+    source: str  # "arxiv-api" or "snapshot:<file name>"
+    fetched_at: str  # ISO 8601, UTC
+    doi: str | None = None
+    journal_ref: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["authors"] = list(self.authors)
+        data["categories"] = list(self.categories)
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> PaperRecord:
+        return cls(
+            arxiv_id=str(data["arxiv_id"]),
+            title=str(data["title"]),
+            abstract=str(data["abstract"]),
+            authors=tuple(data.get("authors") or ()),
+            year=data.get("year"),
+            categories=tuple(data.get("categories") or ()),
+            primary_category=data.get("primary_category"),
+            source=str(data.get("source", "")),
+            fetched_at=str(data.get("fetched_at", "")),
+            doi=data.get("doi"),
+            journal_ref=data.get("journal_ref"),
+        )
+
+
+@dataclass(frozen=True)
+class Document:
+    """What the index holds for one entry: the text it embeds and what a hit shows."""
+
+    id: str
+    title: str
+    text: str  # the abstract or summary
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def embedding_text(self) -> str:
+        return f"{self.title}. {self.text}" if self.text else self.title
+
+    @property
+    def content_hash(self) -> str:
+        """Hash of what is embedded: a changed hash means a new vector."""
+        return hashlib.sha256(self.embedding_text.encode("utf-8")).hexdigest()[:16]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id": self.id, "title": self.title, "text": self.text, "meta": self.meta}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Document:
+        return cls(id=data["id"], title=data["title"], text=data["text"], meta=data.get("meta") or {})
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One ranked result of a search or a related-entries query."""
+
+    rank: int
+    score: float
+    document: Document
+    snippet: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        meta = self.document.meta
+        return {
+            "rank": self.rank,
+            "score": round(float(self.score), 6),
+            "id": self.document.id,
+            "title": self.document.title,
+            "section": meta.get("section"),
+            "kind": meta.get("kind"),
+            "year": meta.get("year"),
+            "url": meta.get("url"),
+            "arxiv_id": meta.get("arxiv_id"),
+            "snippet": self.snippet,
+        }

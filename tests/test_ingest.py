@@ -1,0 +1,93 @@
+"""Ingestion: only what is missing is fetched, failures keep everything else."""
+
+import json
+
+from paperscope.catalogue import parse_catalogue
+from paperscope.ingest import catalogue_documents, ingest
+from paperscope.sources.arxiv_api import ArxivApiSource, FetchResult
+from paperscope.store import IndexStore
+
+from .arxiv_server import ArxivStub
+from .conftest import FIXTURES, SMALL_CATALOGUE
+
+TWO_PAPERS = SMALL_CATALOGUE + """\
+    - id: qlora
+      title: "QLoRA: Efficient Finetuning of Quantized LLMs"
+      url: https://arxiv.org/abs/2305.14314
+      arxiv: "2305.14314"
+"""
+
+
+class CountingSource:
+    batch_size = 1
+
+    def __init__(self, inner, fail=()):
+        self.inner, self.fail, self.asked = inner, set(fail), []
+
+    def fetch(self, ids, progress=None):
+        self.asked.extend(ids)
+        if set(ids) & self.fail:
+            return FetchResult(failures={i: "HTTP 503 from arXiv (after 5 tries)" for i in ids})
+        return self.inner.fetch(ids)
+
+
+def test_ingest_fetches_only_missing_ids_then_nothing(tmp_path):
+    catalogue = parse_catalogue(TWO_PAPERS)
+    store = IndexStore(tmp_path / "index")
+    with ArxivStub() as stub:
+        api = CountingSource(ArxivApiSource(api_url=stub.url, delay_seconds=0))
+        report = ingest(catalogue, store, source=api)
+        assert sorted(report.fetched) == ["2106.09685", "2305.14314"] and report.failures == {}
+        again = ingest(catalogue, store, source=api)
+        assert again.fetched == [] and again.cached == 2
+        assert api.asked == ["2106.09685", "2305.14314"]
+        refreshed = ingest(catalogue, store, source=api, refresh=True)
+        assert len(refreshed.fetched) == 2 and len(stub.requests) == 4
+    cache = json.loads((tmp_path / "index" / "records.json").read_text())
+    assert cache["records"]["2305.14314"]["source"] == "arxiv-api"
+
+
+def test_a_failure_keeps_what_was_fetched_and_the_next_run_resumes(tmp_path):
+    catalogue = parse_catalogue(TWO_PAPERS)
+    store = IndexStore(tmp_path / "index")
+    with ArxivStub() as stub:
+        flaky = CountingSource(ArxivApiSource(api_url=stub.url, delay_seconds=0), fail={"2305.14314"})
+        report = ingest(catalogue, store, source=flaky)
+        assert report.fetched == ["2106.09685"]
+        assert report.failures == {"2305.14314": "HTTP 503 from arXiv (after 5 tries)"}
+        assert set(store.read_records()) == {"2106.09685"}
+        healthy = CountingSource(ArxivApiSource(api_url=stub.url, delay_seconds=0))
+        resumed = ingest(catalogue, store, source=healthy)
+        assert healthy.asked == ["2305.14314"] and resumed.failures == {}
+    assert set(store.read_records()) == {"2106.09685", "2305.14314"}
+
+
+def test_snapshot_import_needs_no_network_and_reports_what_it_lacks(tmp_path):
+    catalogue = parse_catalogue(TWO_PAPERS.replace('"2305.14314"', '"2001.08361"'))
+    store = IndexStore(tmp_path / "index")
+    report = ingest(catalogue, store, snapshot=FIXTURES / "snapshot-sample.jsonl")
+    assert report.fetched == ["2106.09685"]
+    assert report.failures == {"2001.08361": "not in the snapshot snapshot-sample.jsonl"}
+    assert store.read_records()["2106.09685"].source == "snapshot:snapshot-sample.jsonl"
+
+
+def test_records_of_removed_entries_are_pruned(tmp_path):
+    store = IndexStore(tmp_path / "index")
+    ingest(parse_catalogue(TWO_PAPERS), store, snapshot=FIXTURES / "snapshot-sample.jsonl")
+    report = ingest(parse_catalogue(SMALL_CATALOGUE), store, snapshot=FIXTURES / "snapshot-sample.jsonl")
+    assert report.pruned == ["2305.14314"] and set(store.read_records()) == {"2106.09685"}
+
+
+def test_documents_use_the_abstract_or_the_summary_and_list_what_is_missing(tmp_path):
+    catalogue = parse_catalogue(TWO_PAPERS)
+    store = IndexStore(tmp_path / "index")
+    documents, missing = catalogue_documents(catalogue, {})
+    assert [d.id for d in documents] == ["alpaca", "humaneval"]
+    assert [e.id for e in missing] == ["lora", "qlora"]
+    ingest(catalogue, store, snapshot=FIXTURES / "snapshot-sample.jsonl")
+    documents, missing = catalogue_documents(catalogue, store.read_records())
+    lora = documents[0]
+    assert lora.text.startswith("We propose Low-Rank Adaptation") and missing == []
+    assert lora.meta == {"section": "Training Recipe", "kind": "paper",
+                         "url": "https://arxiv.org/abs/2106.09685", "arxiv_id": "2106.09685",
+                         "year": 2021, "authors": ["Edward J. Hu", "Yelong Shen"]}
