@@ -172,3 +172,21 @@ def test_empty_queries_are_refused(raw):
 
     with pytest.raises(UsageError, match="empty"):
         check_query(raw)
+
+
+def test_lexical_scores_equal_bm25s_own_scoring():
+    import bm25s
+
+    from paperscope.lexical import LexicalIndex, Tokenizer, default_stopwords
+
+    texts = [f"{key} {text}" for key, text in CORPUS.items()] + ["fine-tuning of a model", ""]
+    index = LexicalIndex.build(texts)
+    index = LexicalIndex.from_bytes(index.to_bytes())
+    tokenize = Tokenizer(default_stopwords())
+    reference = bm25s.BM25(k1=1.2, b=0.75, method="lucene")
+    reference.index([tokenize(t) for t in texts], show_progress=False)
+    for query in ["low rank finetuning", "fine-tuning", "the model of models", "unknownword"]:
+        known = [t for t in tokenize(query) if t in reference.vocab_dict]
+        expected = reference.get_scores(known) if known else np.zeros(len(texts))
+        np.testing.assert_allclose(index.scores(query), expected, rtol=1e-6)
+    assert index.scores("finetuning")[4] > 0  # the hyphenated form is indexed joined too

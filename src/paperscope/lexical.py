@@ -1,87 +1,104 @@
-"""The lexical ranker: BM25 (bm25s) over stemmed English tokens.
+"""The lexical ranker: BM25 over stemmed English tokens.
 
-Hyphenated words are indexed both split and joined, so that "fine-tuning",
-"fine tuning" and "finetuning" meet. The index is serialised to one .npz blob
-that the store writes beside the vectors.
+bm25s builds the index: it computes every (term, document) BM25 weight once and
+stores them as a sparse term-by-document matrix. A query's score for a document
+is then the sum of its terms' stored weights, which `LexicalIndex.scores` reads
+straight from the saved arrays with NumPy, so queries never import bm25s (or
+the SciPy it loads). Tokenisation is ours and shared by both sides: lower-case
+words of two or more characters, stop words removed, Snowball-stemmed, and
+hyphenated words indexed both split and joined ("fine-tuning" meets "finetuning").
 """
 
 from __future__ import annotations
 
 import io
+import json
 import re
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
 
-_HYPHENATED = re.compile(r"\b(\w+)-(\w+)(?:-(\w+))?\b")
 BM25_PARAMS = {"k1": 1.2, "b": 0.75, "method": "lucene"}
+_WORD = re.compile(r"(?u)\b\w\w+\b")
+_HYPHENATED = re.compile(r"\b(\w+)-(\w+)(?:-(\w+))?\b")
 
 
-def _expand(text: str) -> str:
-    joined = ["".join(part for part in match.groups() if part) for match in _HYPHENATED.finditer(text)]
-    return f"{text} {' '.join(joined)}" if joined else text
+class Tokenizer:
+    """Text to BM25 terms; the stop words travel with the index."""
+
+    def __init__(self, stopwords: Iterable[str]):
+        import Stemmer
+
+        self.stopwords = frozenset(stopwords)
+        self._stem = Stemmer.Stemmer("english").stemWords
+
+    def __call__(self, text: str) -> list[str]:
+        lowered = text.lower()
+        joined = ["".join(p for p in m.groups() if p) for m in _HYPHENATED.finditer(lowered)]
+        words = [w for w in _WORD.findall(lowered) if w not in self.stopwords] + joined
+        return self._stem(words)
 
 
-def _stemmer():
-    import Stemmer
+def default_stopwords() -> list[str]:
+    from bm25s.stopwords import STOPWORDS_EN
 
-    return Stemmer.Stemmer("english")
-
-
-def tokenize(texts: Sequence[str]) -> list[list[str]]:
-    """Lower-cased, stop-word-free, stemmed tokens of each text."""
-    import bm25s
-
-    return bm25s.tokenize([_expand(t) for t in texts], stopwords="en", stemmer=_stemmer(),
-                          return_ids=False, show_progress=False)
+    return sorted(STOPWORDS_EN)
 
 
 class LexicalIndex:
     """BM25 scores of a query against every document."""
 
-    def __init__(self, retriever, num_docs: int):
-        self._retriever = retriever
+    def __init__(self, vocabulary: dict[str, int], data: np.ndarray, indices: np.ndarray,
+                 indptr: np.ndarray, num_docs: int, stopwords: Iterable[str]):
+        self.vocabulary = vocabulary
+        self._data, self._indices, self._indptr = data, indices, indptr
         self.num_docs = num_docs
+        self.tokenize = Tokenizer(stopwords)
 
     @classmethod
     def build(cls, texts: Sequence[str]) -> LexicalIndex:
         import bm25s
 
+        stopwords = default_stopwords()
+        tokenize = Tokenizer(stopwords)
+        corpus = [tokenize(text) for text in texts]
         retriever = bm25s.BM25(**BM25_PARAMS)
-        tokens = tokenize(texts)
-        # An empty corpus still needs a vocabulary of one token to be valid.
-        retriever.index(tokens if any(tokens) else [["\u2205"]] * max(len(texts), 1),
-                        show_progress=False)
-        return cls(retriever, len(texts))
+        with tempfile.TemporaryDirectory(prefix="paperscope-bm25-") as folder:
+            if texts:
+                retriever.index(corpus, show_progress=False)
+                retriever.save(folder, show_progress=False)
+                saved = Path(folder)
+                arrays = [np.load(saved / f"{name}.csc.index.npy") for name in ("data", "indices", "indptr")]
+                vocabulary = json.loads((saved / "vocab.index.json").read_text())
+            else:
+                arrays = [np.zeros(0, np.float32), np.zeros(0, np.int32), np.zeros(1, np.int32)]
+                vocabulary = {}
+        return cls(vocabulary, *arrays, num_docs=len(texts), stopwords=stopwords)
 
     def scores(self, query: str) -> np.ndarray:
-        """One BM25 score per document (zeros when no query term is known)."""
-        tokens = [t for t in tokenize([query])[0] if t in self._retriever.vocab_dict]
-        if not tokens or self.num_docs == 0:
-            return np.zeros(self.num_docs, dtype=np.float32)
-        return np.asarray(self._retriever.get_scores(tokens), dtype=np.float32)[:self.num_docs]
+        """One BM25 score per document (zeros when no query term is in the vocabulary)."""
+        out = np.zeros(self.num_docs, dtype=np.float32)
+        for term in self.tokenize(query):
+            column = self.vocabulary.get(term)
+            if column is None or not term:
+                continue
+            start, end = self._indptr[column], self._indptr[column + 1]
+            np.add.at(out, self._indices[start:end], self._data[start:end])
+        return out
 
     def to_bytes(self) -> bytes:
-        """The index as one blob: bm25s's own saved files, packed into an .npz."""
-        with tempfile.TemporaryDirectory(prefix="paperscope-bm25-") as folder:
-            self._retriever.save(folder, show_progress=False)
-            files = {path.name: np.frombuffer(path.read_bytes(), dtype=np.uint8)
-                     for path in Path(folder).iterdir()}
         buffer = io.BytesIO()
-        np.savez(buffer, __num_docs=np.array([self.num_docs]), **files)
+        meta = {"vocabulary": self.vocabulary, "stopwords": sorted(self.tokenize.stopwords),
+                "num_docs": self.num_docs}
+        np.savez(buffer, data=self._data, indices=self._indices, indptr=self._indptr,
+                 meta=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8))
         return buffer.getvalue()
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> LexicalIndex:
-        import bm25s
-
-        with np.load(io.BytesIO(data), allow_pickle=False) as arrays, \
-                tempfile.TemporaryDirectory(prefix="paperscope-bm25-") as folder:
-            for name in arrays.files:
-                if name != "__num_docs":
-                    (Path(folder) / name).write_bytes(arrays[name].tobytes())
-            retriever = bm25s.BM25.load(folder, show_progress=False, verbosity=0)
-            num_docs = int(arrays["__num_docs"][0])
-        return cls(retriever, num_docs)
+    def from_bytes(cls, blob: bytes) -> LexicalIndex:
+        with np.load(io.BytesIO(blob), allow_pickle=False) as arrays:
+            meta = json.loads(arrays["meta"].tobytes().decode())
+            return cls(meta["vocabulary"], arrays["data"], arrays["indices"], arrays["indptr"],
+                       num_docs=int(meta["num_docs"]), stopwords=meta["stopwords"])

@@ -9,20 +9,23 @@
 from __future__ import annotations
 
 import difflib
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from .catalogue import Catalogue, normalise_arxiv_id, parse_catalogue
-from .embedding import configured_model, load_encoder
 from .errors import PaperscopeError, UnknownEntryError, UsageError
-from .indexer import BuildReport, build_index
 from .ingest import IngestReport, catalogue_documents, ingest
 from .records import Document, Entry, Hit, PaperRecord
-from .search import LoadedIndex, check_query, hits, load_index, rank
 from .store import IndexStore, LibraryPaths, find_library, read_text
+
+if TYPE_CHECKING:  # numpy, FAISS and the encoders load only when a command needs them
+    import numpy as np
+
+    from .indexer import BuildReport
+    from .search import LoadedIndex
 
 
 @dataclass(frozen=True)
@@ -35,6 +38,8 @@ class Filters:
     year_to: int | None = None
 
     def mask(self, documents: list[Document]) -> np.ndarray | None:
+        import numpy as np
+
         if not (self.sections or self.kinds or self.year_from or self.year_to):
             return None
         sections = {s.casefold() for s in self.sections}
@@ -120,6 +125,9 @@ class Library:
               ) -> tuple[BuildReport, list[Entry]]:
         """Bring the index up to date with the catalogue; returns the report and the
         entries left out because they still have no text."""
+        from .embedding import configured_model
+        from .indexer import build_index
+
         with self.store.write_lock(wait=wait, on_wait=on_wait):
             documents, missing = self.documents()
             report = build_index(self.store, documents, model=model or configured_model(),
@@ -131,6 +139,9 @@ class Library:
     def index(self, *, update: bool = True) -> tuple[LoadedIndex, list[str]]:
         """The index, brought up to date with the catalogue where that needs no network
         (when `update`); and notices about what is stale or missing."""
+        from .indexer import build_index
+        from .search import load_index
+
         index = load_index(self.store)
         documents, missing = self.documents()
         notices = []
@@ -160,6 +171,9 @@ class Library:
     def search(self, query: str, *, k: int = 10, mode: str = "hybrid",
                filters: Filters | None = None, update: bool = True) -> SearchOutcome:
         """The `k` entries that best answer `query`."""
+        from .embedding import load_encoder
+        from .search import check_query, hits, rank
+
         query = check_query(query)
         _check_k(k)
         index, notices = self.index(update=update)
@@ -173,6 +187,8 @@ class Library:
     def related(self, entry_id: str, *, k: int = 5, mode: str = "hybrid",
                 filters: Filters | None = None, update: bool = True) -> SearchOutcome:
         """The `k` entries closest to the entry `entry_id`, itself excluded."""
+        from .search import hits, rank
+
         _check_k(k)
         entry = self.entry(entry_id)
         index, notices = self.index(update=update)
@@ -199,9 +215,9 @@ class Library:
         up_to_date = manifest is not None and not (stale or new or removed)
         if up_to_date:
             try:
-                index = load_index(self.store)
-                up_to_date = [d.to_json() for d in documents] == [d.to_json() for d in index.documents]
-            except PaperscopeError:
+                indexed_docs = json.loads(self.store.read_file(manifest, "documents"))
+                up_to_date = [d.to_json() for d in documents] == indexed_docs
+            except (PaperscopeError, ValueError):
                 up_to_date = False
         return {
             "library": str(self.paths.root),

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from .embedding import Encoder
 from .errors import IndexCorruptError, IndexMismatchError, IndexMissingError, UsageError
-from .lexical import LexicalIndex, tokenize
+from .lexical import LexicalIndex
 from .records import Document, Hit
 from .store import REBUILD_HINT, IndexStore
 
@@ -161,7 +161,8 @@ def _normalise(scores: np.ndarray, mask: np.ndarray, pool: int) -> np.ndarray:
 
 def hits(index: LoadedIndex, ranked: Sequence[tuple[int, float]], query_text: str) -> list[Hit]:
     return [Hit(rank=n, score=score, document=index.documents[position],
-                snippet=best_sentence(index.documents[position].text, query_text))
+                snippet=best_sentence(index.documents[position].text, query_text,
+                                      index.lexical.tokenize))
             for n, (position, score) in enumerate(ranked, start=1)]
 
 
@@ -172,14 +173,14 @@ def sentences(text: str) -> list[str]:
     return [s.strip() for s in _SENTENCE_END.split(text) if s.strip()]
 
 
-def best_sentence(text: str, query: str, limit: int = 240) -> str:
-    """The sentence of `text` sharing the most stemmed terms with `query` (the first one on a tie)."""
+def best_sentence(text: str, query: str, tokenize: Callable[[str], list[str]],
+                  limit: int = 240) -> str:
+    """The sentence of `text` sharing the most terms with `query` (the first one on a tie)."""
     parts = sentences(text)
     if not parts:
         return ""
-    wanted = set(tokenize([query])[0])
-    tokens = tokenize(parts) if wanted else [[] for _ in parts]
-    best = max(range(len(parts)), key=lambda i: (len(wanted & set(tokens[i])), -i))
+    wanted = set(tokenize(query))
+    best = max(range(len(parts)), key=lambda i: (len(wanted & set(tokenize(parts[i]))), -i))
     sentence = parts[best]
     return sentence if len(sentence) <= limit else sentence[:limit - 1].rstrip() + "…"
 
