@@ -54,7 +54,7 @@ def test_editing_one_text_embeds_exactly_that_one(built, fake_encoder):
     assert fake_encoder.calls[-1] == ["RLHF. preference learning with human feedback"]
     index = load_index(store)
     fresh = fake_encoder.encode(["RLHF. preference learning with human feedback"])[0]
-    np.testing.assert_allclose(index.vector(2)[0], fresh, atol=1e-6)
+    np.testing.assert_allclose(index.vector(2), fresh, atol=1e-6)
 
 
 def test_an_unchanged_catalogue_writes_nothing(built, fake_encoder):

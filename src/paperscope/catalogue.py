@@ -192,3 +192,109 @@ def _entry(node, section: str, fail) -> Entry:
         id=entry_id, title=title, url=url, kind=kind, section=section, arxiv_id=arxiv_id,
         summary=summary, authors=authors, year=year, line=node.start_mark.line + 1,
     )
+
+
+def slug(text: str, taken: set[str] | frozenset[str] = frozenset()) -> str:
+    """An id from a title: its name before a colon when short ("LoRA: ..." -> "lora"), else
+    its first words; made unique against `taken`."""
+    head = text.split(":", 1)[0] if ":" in text and len(text.split(":", 1)[0].split()) <= 3 else text
+    words = re.findall(r"[a-z0-9]+", head.lower())[:5] or ["entry"]
+    base = "-".join(words)[:60].strip("-") or "entry"
+    candidate, number = base, 2
+    while candidate in taken:
+        candidate, number = f"{base}-{number}", number + 1
+    return candidate
+
+
+def render_entry(fields: dict) -> str:
+    """One entry as YAML block text (a `- id: ...` item at column 0), rendered by ruamel.yaml
+    so that every value is quoted or folded as YAML requires."""
+    import io
+
+    from ruamel.yaml import YAML
+    from ruamel.yaml.comments import CommentedMap
+    from ruamel.yaml.scalarstring import DoubleQuotedScalarString, FoldedScalarString
+
+    yaml_writer = YAML()
+    yaml_writer.width = 92
+    yaml_writer.indent(mapping=2, sequence=2, offset=0)
+    item = CommentedMap()
+    for key, value in fields.items():
+        if key == "summary":
+            value = _folded(value, FoldedScalarString)
+        elif key == "arxiv":
+            value = DoubleQuotedScalarString(value)
+        item[key] = value
+    out = io.StringIO()
+    yaml_writer.dump([item], out)
+    return out.getvalue()
+
+
+def _folded(text: str, folded_type, width: int = 88):
+    """A folded (>-) scalar that breaks at the spaces where a `width`-wide fill would."""
+    folded = folded_type(" ".join(text.split()))
+    positions, line_start, last_space = [], 0, None
+    for index, char in enumerate(folded):
+        if char == " ":
+            if index - line_start > width and last_space is not None:
+                positions.append(last_space)
+                line_start = last_space + 1
+            last_space = index
+    if len(folded) - line_start > width and last_space is not None and last_space > line_start:
+        positions.append(last_space)
+    folded.fold_pos = positions
+    return folded
+
+
+def insert_entry(text: str, section: str, fields: dict) -> str:
+    """catalogue text with a new entry appended to `section` (created at the end if new).
+
+    Everything else in the file, comments and formatting included, is kept byte for byte;
+    the result is checked by parsing it before it is returned."""
+    root = yaml.compose(text, Loader=yaml.SafeLoader) if text.strip() else None
+    lines = text.splitlines(keepends=True)
+    if lines and not lines[-1].endswith("\n"):
+        lines[-1] += "\n"
+    block = render_entry(fields)
+    sections = root.value if isinstance(root, yaml.SequenceNode) else []
+    for number, node in enumerate(sections):
+        name = next((v.value for k, v in node.value if k.value == "section"), None)
+        if name != section:
+            continue
+        entries = next((v for k, v in node.value if k.value == "entries"), None)
+        if isinstance(entries, yaml.SequenceNode) and entries.value:
+            indent = " " * (entries.value[0].start_mark.column - 2)
+            gap = "\n"
+        else:
+            indent = " " * (node.start_mark.column + 2)
+            gap = ""
+        if number + 1 < len(sections):
+            end = sections[number + 1].start_mark.line
+            while end > 0 and (not lines[end - 1].strip() or lines[end - 1].lstrip().startswith("#")):
+                end -= 1
+        else:
+            end = len(lines)
+            while end > 0 and not lines[end - 1].strip():
+                end -= 1
+        new_lines = [gap] + [indent + line if line.strip() else line
+                             for line in block.splitlines(keepends=True)]
+        if not entries or not isinstance(entries, yaml.SequenceNode) or not entries.value:
+            # "entries:" with nothing (or null) after it: replace that line's value with a block.
+            key_line = next(k for k, v in node.value if k.value == "entries").start_mark.line
+            lines[key_line] = lines[key_line].split(":", 1)[0] + ":\n"
+        result = "".join(lines[:end] + new_lines + lines[end:])
+        break
+    else:
+        name = section if re.fullmatch(r"[A-Za-z0-9][\w .,()&/+-]*", section) else json_quote(section)
+        header = f"- section: {name}\n  entries:\n"
+        indented = "".join("    " + line if line.strip() else line for line in block.splitlines(True))
+        body = "".join(lines).rstrip("\n")
+        result = (body + "\n\n" if body else "") + header + indented
+    parse_catalogue(result)
+    return result
+
+
+def json_quote(text: str) -> str:
+    import json
+
+    return json.dumps(text, ensure_ascii=False)

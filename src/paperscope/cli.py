@@ -7,6 +7,7 @@ their class here, and nowhere else.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import sys
@@ -33,6 +34,7 @@ app = typer.Typer(
 
 MODE_HELP = "Ranking: hybrid (BM25 fused with embeddings), dense (embeddings) or lexical (BM25)."
 K_HELP = "How many results to show."
+INDEX_DIR_HELP = "Search the index in DIR (built with `build --corpus`) instead of the catalogue's."
 
 
 class _State:
@@ -102,6 +104,26 @@ def _library() -> Library:
 
 def _print_json(data) -> None:
     typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+def _format_option():
+    return typer.Option("table", "--format", "-f", metavar="FORMAT",
+                        help="table (for people), json, jsonl (one object a line) or bibtex.")
+
+
+def _json_option():
+    return typer.Option(False, "--json", help="Shorthand for --format json.")
+
+
+def _output_format(fmt: str, as_json: bool) -> str:
+    from .render import FORMATS
+
+    fmt = "json" if as_json else fmt.lower()
+    if fmt not in FORMATS:
+        from .errors import UsageError
+
+        raise UsageError(f"Unknown format {fmt!r}: choose one of {', '.join(FORMATS)}.")
+    return fmt
 
 
 class _Progress:
@@ -187,26 +209,76 @@ def build(
         None, "--model", help="Embedding model: a sentence-transformers name or a local folder "
         "(default: $PAPERSCOPE_MODEL or the packaged all-MiniLM-L6-v2)."),
     no_wait: bool = typer.Option(False, "--no-wait", help="Fail at once if another build runs."),
+    corpus: Optional[Path] = typer.Option(
+        None, "--corpus", metavar="PATH", help="Index a BEIR corpus (corpus.jsonl[.gz] with _id, "
+        "title, text, or a folder holding one) instead of the catalogue."),
+    index_dir: Optional[Path] = typer.Option(
+        None, "--index-dir", metavar="DIR", help="With --corpus: where to keep its index "
+        "(default: a folder in $PAPERSCOPE_CACHE or ~/.cache/paperscope)."),
 ) -> None:
     """Rebuild the index after editing catalogue.yaml, embedding only what changed.
 
-    Example: paperscope build
+    Examples:
+
+      paperscope build
+
+      paperscope build --corpus ../shared/data/scifact --index-dir /tmp/scifact-index
     """
+    if corpus is not None:
+        _build_corpus(corpus, index_dir, full=full, model=model, no_wait=no_wait)
+        return
+    if index_dir is not None:
+        from .errors import UsageError
+
+        raise UsageError("--index-dir goes with --corpus; the catalogue's index is its index/ folder.")
     _build(_library(), full=full, model=model, no_wait=no_wait)
 
 
-def _build(library: Library, *, full: bool, model: Optional[str], no_wait: bool) -> None:
+def _build_corpus(corpus: Path, index_dir: Optional[Path], *, full: bool, model: Optional[str],
+                  no_wait: bool) -> Path:
+    from .corpus import corpus_file, read_corpus
+    from .embedding import configured_model
+    from .indexer import build_index
+    from .store import IndexStore, corpus_index_dir
+
+    source = corpus_file(corpus)
+    store = IndexStore(index_dir or corpus_index_dir(source))
+    documents = read_corpus(source)
+    with _embedding_feedback("documents") as (on_encoder, advance), \
+            store.write_lock(wait=not no_wait, on_wait=_waiting):
+        report = build_index(store, documents, model=model or configured_model(), full=full,
+                             progress=advance, on_encoder=on_encoder)
+    _report_build(report)
+    _err(f"Index of {source} is in {store.directory}")
+    return store.directory
+
+
+@contextlib.contextmanager
+def _embedding_feedback(unit: str):
+    """(on_encoder, progress) callbacks: a line when an encoder starts, then a bar."""
     bar = _Progress("Embedding")
 
     def on_encoder(kind: str, count: int) -> None:
-        _err(f"Embedding {count} entries ({kind} encoder)…")
-        bar.start(count, "entries")
+        _err(f"Embedding {count} {unit} ({kind} encoder)…")
+        bar.start(count, unit)
 
     try:
-        report, missing = library.build(full=full, model=model, progress=bar.advance,
-                                        on_encoder=on_encoder, wait=not no_wait, on_wait=_waiting)
+        yield on_encoder, bar.advance
     finally:
         bar.stop()
+
+
+def _build(library: Library, *, full: bool, model: Optional[str], no_wait: bool) -> None:
+    with _embedding_feedback("entries") as (on_encoder, advance):
+        report, missing = library.build(full=full, model=model, progress=advance,
+                                        on_encoder=on_encoder, wait=not no_wait, on_wait=_waiting)
+    _report_build(report)
+    if missing:
+        _err(f"{len(missing)} entries have no abstract yet and were left out: "
+             f"{', '.join(e.id for e in missing)}. Fetch them with: paperscope ingest")
+
+
+def _report_build(report) -> None:
     if report.reason:
         _err(f"Embedding everything again: {report.reason}.")
     if report.written:
@@ -214,9 +286,6 @@ def _build(library: Library, *, full: bool, model: Optional[str], no_wait: bool)
              f"{len(report.removed)} removed; {report.total} entries with {report.model}.")
     else:
         _err(f"Index already up to date ({report.total} entries).")
-    if missing:
-        _err(f"{len(missing)} entries have no abstract yet and were left out: "
-             f"{', '.join(e.id for e in missing)}. Fetch them with: paperscope ingest")
 
 
 def _filters(section, kind, year_from, year_to):
@@ -235,15 +304,30 @@ def search(
     kind: Optional[list[str]] = typer.Option(None, "--kind", help="Only paper, blog or repo (repeatable)."),
     year_from: Optional[int] = typer.Option(None, "--year-from", help="Only entries from this year on."),
     year_to: Optional[int] = typer.Option(None, "--year-to", help="Only entries up to this year."),
-    as_json: bool = typer.Option(False, "--json", help="Print a JSON list for scripts."),
+    fmt: str = _format_option(),
+    as_json: bool = _json_option(),
+    index_dir: Optional[Path] = typer.Option(None, "--index-dir", metavar="DIR", help=INDEX_DIR_HELP),
 ) -> None:
     """Find the entries that best answer a question.
 
-    Example: paperscope search "parameter-efficient finetuning" -k 5
+    Examples:
+
+      paperscope search "parameter-efficient finetuning" -k 5
+
+      paperscope search "quantization" --section "Inference Optimization" --json
     """
-    outcome = _library().search(query, k=k, mode=mode,
-                                filters=_filters(section, kind, year_from, year_to))
-    _show_hits(outcome, as_json)
+    fmt = _output_format(fmt, as_json)
+    filters = _filters(section, kind, year_from, year_to)
+    if index_dir is not None:
+        from .library import SearchOutcome
+
+        searcher = _corpus_searcher(index_dir)
+        _show_hits(SearchOutcome(searcher.search(query, k=k, mode=mode,
+                                                 allowed=filters.mask(searcher.index.documents))),
+                   fmt, query, None)
+        return
+    library = _library()
+    _show_hits(library.search(query, k=k, mode=mode, filters=filters), fmt, query, library)
 
 
 @_command()
@@ -255,45 +339,106 @@ def related(
     kind: Optional[list[str]] = typer.Option(None, "--kind", help="Only paper, blog or repo (repeatable)."),
     year_from: Optional[int] = typer.Option(None, "--year-from", help="Only entries from this year on."),
     year_to: Optional[int] = typer.Option(None, "--year-to", help="Only entries up to this year."),
-    as_json: bool = typer.Option(False, "--json", help="Print a JSON list for scripts."),
+    fmt: str = _format_option(),
+    as_json: bool = _json_option(),
+    index_dir: Optional[Path] = typer.Option(None, "--index-dir", metavar="DIR", help=INDEX_DIR_HELP),
 ) -> None:
-    """Find the entries closest to a given one.
+    """Find the entries closest to a given one, with the terms they share.
 
-    Example: paperscope related lora
+    Example: paperscope related lora -k 3
     """
-    outcome = _library().related(entry_id, k=k, mode=mode,
-                                 filters=_filters(section, kind, year_from, year_to))
-    _show_hits(outcome, as_json)
+    fmt = _output_format(fmt, as_json)
+    filters = _filters(section, kind, year_from, year_to)
+    if index_dir is not None:
+        from .errors import UnknownEntryError
+        from .library import SearchOutcome
+
+        searcher = _corpus_searcher(index_dir)
+        position = searcher.index.position(entry_id)
+        if position is None:
+            raise UnknownEntryError(f"No document with id {entry_id!r} in {index_dir}.")
+        _show_hits(SearchOutcome(searcher.related(position, k=k, mode=mode,
+                                                  allowed=filters.mask(searcher.index.documents))),
+                   fmt, "", None)
+        return
+    library = _library()
+    _show_hits(library.related(entry_id, k=k, mode=mode, filters=filters), fmt, "", library)
 
 
-def _show_hits(outcome, as_json: bool) -> None:
+def _corpus_searcher(index_dir: Path):
+    from .search import Searcher, load_index
+    from .store import IndexStore
+
+    return Searcher(load_index(IndexStore(index_dir)))
+
+
+def _show_hits(outcome, fmt: str, query: str, library: Optional[Library]) -> None:
+    from . import render
+
     for notice in outcome.notices:
         _err(f"note: {notice}")
-    if as_json:
-        _print_json([hit.to_json() for hit in outcome.hits])
-        return
-    if not outcome.hits:
+    if fmt == "bibtex":
+        if library is None:
+            from .errors import UsageError
+
+            raise UsageError("BibTeX needs catalogue entries; a corpus index has none.")
+        _echo_bibtex(library, [hit.document.id for hit in outcome.hits])
+    elif fmt in ("json", "jsonl"):
+        items = [hit.to_json() for hit in outcome.hits]
+        typer.echo(render.as_json(items) if fmt == "json" else render.as_jsonl(items))
+    elif not outcome.hits:
         _err("No matching entries.")
-        return
-    for hit in outcome.hits:
-        meta = hit.document.meta
-        facts = " · ".join(str(v) for v in (meta.get("section"), meta.get("kind"), meta.get("year"))
-                           if v)
-        typer.echo(f"{hit.rank:>2}. {hit.document.title}  [{hit.document.id}]  {hit.score:.3f}")
-        typer.echo(f"    {facts} · {meta.get('url')}")
-        if hit.snippet:
-            typer.echo(f"    {hit.snippet}")
+    elif sys.stdout.isatty():
+        from rich.console import Console
+
+        from .lexical import Tokenizer
+
+        Console().print(render.hits_as_table(outcome.hits, Tokenizer(()), query))
+    else:
+        typer.echo(render.hits_as_text(outcome.hits))
+
+
+def _echo_bibtex(library: Library, ids: list[str]) -> None:
+    from .bibtex import bibtex_entry, citation_keys
+
+    records = library.records()
+    keys = citation_keys(library.catalogue.entries, records)
+    for entry_id in ids:
+        entry = library.entry(entry_id)
+        typer.echo(bibtex_entry(entry, records.get(entry.arxiv_id) if entry.arxiv_id else None,
+                                keys[entry.id]))
+
+
+@_command()
+def cite(
+    entry_ids: Optional[list[str]] = typer.Argument(None, metavar="[ID]...",
+                                                    help="Entry ids or arXiv ids (default: every entry)."),
+) -> None:
+    """Print BibTeX for entries, with stable citation keys.
+
+    Examples:
+
+      paperscope cite lora qlora >> references.bib
+
+      paperscope cite > reading-list.bib
+    """
+    library = _library()
+    ids = [library.entry(i).id for i in entry_ids] if entry_ids else \
+        [e.id for e in library.catalogue.entries]
+    _echo_bibtex(library, ids)
 
 
 @_command("list")
 def list_entries(
     section: Optional[str] = typer.Option(None, "--section", "-s", help="Only this section."),
-    as_json: bool = typer.Option(False, "--json", help="Print a JSON list for scripts."),
+    fmt: str = _format_option(),
+    as_json: bool = _json_option(),
 ) -> None:
     """List the catalogue's entries, section by section.
 
     Example: paperscope list --section "Training Recipe"
     """
+    fmt = _output_format(fmt, as_json)
     library = _library()
     entries = library.catalogue.entries
     if section:
@@ -304,8 +449,14 @@ def list_entries(
             raise UsageError(f"No section {section!r}.",
                              f"Sections: {', '.join(library.catalogue.sections)}")
     records = library.records()
-    if as_json:
-        _print_json([_entry_json(e, records.get(e.arxiv_id)) for e in entries])
+    if fmt in ("json", "jsonl"):
+        from . import render
+
+        items = [_entry_json(e, records.get(e.arxiv_id)) for e in entries]
+        typer.echo(render.as_json(items) if fmt == "json" else render.as_jsonl(items))
+        return
+    if fmt == "bibtex":
+        _echo_bibtex(library, [e.id for e in entries])
         return
     current = None
     for entry in entries:
@@ -383,6 +534,64 @@ def status(
             typer.echo("Run `paperscope build` (or `paperscope ingest` for missing abstracts).")
     if check and not info["up_to_date"]:
         raise typer.Exit(1)
+
+
+@_command("eval")
+def evaluate(
+    dataset: Path = typer.Argument(..., help="A folder in BEIR layout: queries.jsonl, qrels/SPLIT.tsv "
+                                   "and, for a corpus, corpus.jsonl[.gz]. Without a corpus the "
+                                   "catalogue's index is evaluated."),
+    split: str = typer.Option("test", "--split", help="Which qrels/SPLIT.tsv to use."),
+    mode: Optional[list[str]] = typer.Option(None, "--mode", "-m", help="Modes to evaluate "
+                                             "(repeatable; default: all three)."),
+    index_dir: Optional[Path] = typer.Option(None, "--index-dir", metavar="DIR",
+                                             help="Where the corpus index is kept (default: the cache)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts."),
+) -> None:
+    """Measure retrieval quality: nDCG@10, Recall@100, MRR@10 and latency per mode.
+
+    Examples:
+
+      paperscope eval ../shared/data/scifact --split train
+
+      paperscope eval evaluation/catalogue
+    """
+    from .corpus import read_qrels, read_queries
+    from .evaluate import evaluate as run_evaluation
+    from .search import MODES, Searcher, load_index
+    from .store import IndexStore
+
+    modes = mode or list(MODES)
+    for name in modes:
+        if name not in MODES:
+            from .errors import UsageError
+
+            raise UsageError(f"Unknown mode {name!r}: choose from {', '.join(MODES)}.")
+    queries, qrels = read_queries(dataset), read_qrels(dataset, split)
+    if any((dataset / name).is_file() for name in ("corpus.jsonl", "corpus.jsonl.gz")):
+        directory = _build_corpus(dataset, index_dir, full=False, model=None, no_wait=False)
+        index = load_index(IndexStore(directory))
+    else:
+        index, notices = _library().index()
+        for notice in notices:
+            _err(f"note: {notice}")
+    searcher = Searcher(index)
+    bar = _Progress("Evaluating")
+    bar.start(len(modes) * sum(1 for q in qrels if q in queries), "queries")
+    try:
+        scores = run_evaluation(searcher, queries, qrels, modes, progress=bar.advance)
+    finally:
+        bar.stop()
+    if as_json:
+        _print_json({"dataset": str(dataset), "split": split, "documents": len(index.documents),
+                     "model": index.model_name, "modes": [s.to_json() for s in scores]})
+        return
+    typer.echo(f"{dataset} ({split}): {scores[0].queries} queries, {len(index.documents)} documents, "
+               f"{index.model_name}")
+    typer.echo(f"{'mode':<8} {'nDCG@10':>8} {'R@100':>7} {'MRR@10':>7} {'ms/query':>9} {'p95':>7}")
+    for s in scores:
+        typer.echo(f"{s.mode:<8} {s.ndcg_at_10:>8.4f} {s.recall_at_100:>7.4f} {s.mrr_at_10:>7.4f} "
+                   f"{s.latency_ms_median:>9.1f} {s.latency_ms_p95:>7.1f}")
 
 
 def main() -> None:

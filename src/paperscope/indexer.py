@@ -18,6 +18,7 @@ from .lexical import BM25_PARAMS, LexicalIndex
 from .records import Document
 from .search import FORMAT_VERSION, load_index
 from .store import IndexStore, sha256_bytes
+from .text import PASSAGE_WORDS, passages
 
 # Up to this many new texts are embedded by the light NumPy encoder (instant start);
 # more go through sentence-transformers (slow start, fast throughput, CUDA).
@@ -49,11 +50,11 @@ def previous_vectors(store: IndexStore, model: str) -> tuple[dict[str, np.ndarra
         return {}, f"the old index could not be read ({err.message})"
     if index.model_name != model:
         return {}, f"the model changed from {index.model_name} to {model}"
-    hashes = [entry["hash"] for entry in index.manifest["documents"]]
-    if not hashes:
+    if index.vectors.ntotal == 0:
         return {}, ""
     matrix = index.vectors.reconstruct_n(0, index.vectors.ntotal)
-    return dict(zip(hashes, matrix)), ""
+    return {entry["hash"]: matrix[index.owners == position]
+            for position, entry in enumerate(index.manifest["documents"])}, ""
 
 
 def build_index(store: IndexStore, documents: Sequence[Document], *, model: str,
@@ -86,23 +87,28 @@ def build_index(store: IndexStore, documents: Sequence[Document], *, model: str,
 
     vectors: dict[int, np.ndarray] = {i: reusable[h] for i, h in enumerate(hashes) if h in reusable}
     if todo:
+        texts = {i: passages(documents[i]) for i in todo}
+        flat = [text for i in todo for text in texts[i]]
         if encoder is None:
             light = len(todo) <= LIGHT_ENCODER_LIMIT
             if on_encoder:
                 on_encoder("light" if light else "sentence-transformers", len(todo))
             encoder = load_encoder(model, light=light)
         report.device = getattr(encoder, "device", "cpu")
-        fresh = encoder.encode([documents[i].embedding_text for i in todo], progress=progress)
-        vectors.update(zip(todo, fresh))
+        fresh = encoder.encode(flat, progress=_per_document(progress, [len(texts[i]) for i in todo]))
+        start = 0
+        for i in todo:
+            vectors[i] = fresh[start:start + len(texts[i])]
+            start += len(texts[i])
     dimension = encoder.dimension if encoder else (
-        len(next(iter(vectors.values()))) if vectors else old_manifest.get("dimension", 0))
+        next(iter(vectors.values())).shape[1] if vectors else old_manifest.get("dimension", 0))
     matrix = np.vstack([vectors[i] for i in range(len(documents))]).astype(np.float32) \
         if documents else np.zeros((0, dimension), dtype=np.float32)
     if matrix.shape[1] != dimension:
         raise IndexMismatchError(f"The model {model} gives vectors of dimension {matrix.shape[1]}, "
                                  f"expected {dimension}.")
-    flat = faiss.IndexFlatIP(dimension)
-    flat.add(matrix)
+    flat_index = faiss.IndexFlatIP(dimension)
+    flat_index.add(matrix)
     lexical = LexicalIndex.build([doc.embedding_text for doc in documents])
     model_dir = resolve_model_dir(model)
     manifest = {
@@ -114,15 +120,34 @@ def build_index(store: IndexStore, documents: Sequence[Document], *, model: str,
         "count": len(documents),
         "lexical": {"library": "bm25s", "stemmer": "english", **BM25_PARAMS},
         "versions": _versions(),
-        "documents": [{"id": doc.id, "hash": h} for doc, h in zip(documents, hashes)],
+        "passage_words": PASSAGE_WORDS,
+        "documents": [{"id": doc.id, "hash": h, "passages": len(vectors[i])}
+                      for i, (doc, h) in enumerate(zip(documents, hashes))],
     }
     store.commit({
-        "vectors": ("faiss", faiss.serialize_index(flat).tobytes()),
+        "vectors": ("faiss", faiss.serialize_index(flat_index).tobytes()),
         "documents": ("json", documents_json),
         "lexical": ("npz", lexical.to_bytes()),
     }, manifest)
     report.written = True
     return report
+
+
+def _per_document(progress: Callable[[int], None] | None, sizes: list[int]):
+    """Turn the encoder's progress in passages into progress in documents."""
+    if progress is None:
+        return None
+    bounds = np.cumsum(sizes)
+    state = {"passages": 0, "documents": 0}
+
+    def advance(count: int) -> None:
+        state["passages"] += count
+        done = int(np.searchsorted(bounds, state["passages"], side="right"))
+        if done > state["documents"]:
+            progress(done - state["documents"])
+            state["documents"] = done
+
+    return advance
 
 
 def _versions() -> dict[str, str]:

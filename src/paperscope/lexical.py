@@ -88,6 +88,28 @@ class LexicalIndex:
             np.add.at(out, self._indices[start:end], self._data[start:end])
         return out
 
+    def shared_terms(self, a: int, b: int, text_a: str, text_b: str, limit: int = 5) -> list[str]:
+        """The words documents `a` and `b` share that weigh most in both (the product of
+        their BM25 weights), as written in `text_b`."""
+        common = (set(self.tokenize(text_a)) & set(self.tokenize(text_b))) - {""}
+        weights = {}
+        for term in common:
+            column = self.vocabulary.get(term)
+            if column is None or term.isdigit():
+                continue
+            docs = self._indices[self._indptr[column]:self._indptr[column + 1]]
+            data = self._data[self._indptr[column]:self._indptr[column + 1]]
+            found = {int(d): float(w) for d, w in zip(docs, data) if d in (a, b)}
+            if len(found) == 2:
+                weights[term] = found[a] * found[b]
+        surface: dict[str, str] = {}
+        for word in _WORD.findall(text_b):
+            stem = self.tokenize(word)
+            if stem and stem[0] in weights:
+                surface.setdefault(stem[0], word)
+        ranked = sorted(surface, key=lambda term: -weights[term])
+        return [surface[term] for term in ranked][:limit]
+
     def to_bytes(self) -> bytes:
         buffer = io.BytesIO()
         meta = {"vocabulary": self.vocabulary, "stopwords": sorted(self.tokenize.stopwords),

@@ -171,23 +171,18 @@ class Library:
     def search(self, query: str, *, k: int = 10, mode: str = "hybrid",
                filters: Filters | None = None, update: bool = True) -> SearchOutcome:
         """The `k` entries that best answer `query`."""
-        from .embedding import load_encoder
-        from .search import check_query, hits, rank
+        from .search import Searcher, check_query
 
         query = check_query(query)
         _check_k(k)
         index, notices = self.index(update=update)
-        vector = None
-        if mode != "lexical":
-            vector = load_encoder(index.model_name, light=True).encode([query])[0]
         allowed = (filters or Filters()).mask(index.documents)
-        ranked = rank(index, query_text=query, query_vector=vector, mode=mode, k=k, allowed=allowed)
-        return SearchOutcome(hits(index, ranked, query), notices)
+        return SearchOutcome(Searcher(index).search(query, k=k, mode=mode, allowed=allowed), notices)
 
     def related(self, entry_id: str, *, k: int = 5, mode: str = "hybrid",
                 filters: Filters | None = None, update: bool = True) -> SearchOutcome:
         """The `k` entries closest to the entry `entry_id`, itself excluded."""
-        from .search import hits, rank
+        from .search import Searcher
 
         _check_k(k)
         entry = self.entry(entry_id)
@@ -196,12 +191,9 @@ class Library:
         if position is None:
             raise UsageError(f"The entry {entry.id!r} is not in the index yet (it has no abstract).",
                              "Fetch it with: paperscope ingest")
-        document = index.documents[position]
         allowed = (filters or Filters()).mask(index.documents)
-        ranked = rank(index, query_text=document.embedding_text,
-                      query_vector=index.vector(position), mode=mode, k=k,
-                      allowed=allowed, exclude=position)
-        return SearchOutcome(hits(index, ranked, document.title + " " + document.text), notices)
+        return SearchOutcome(Searcher(index).related(position, k=k, mode=mode, allowed=allowed),
+                             notices)
 
     def status(self) -> dict:
         """How the index compares with the catalogue."""

@@ -99,6 +99,7 @@ class Hit:
     score: float
     document: Document
     snippet: str = ""
+    shared_terms: tuple[str, ...] = ()  # for related entries: what connects the two
 
     def to_json(self) -> dict[str, Any]:
         meta = self.document.meta
@@ -113,4 +114,5 @@ class Hit:
             "url": meta.get("url"),
             "arxiv_id": meta.get("arxiv_id"),
             "snippet": self.snippet,
+            **({"shared_terms": list(self.shared_terms)} if self.shared_terms else {}),
         }

@@ -3,6 +3,7 @@ normalised vectors), lexical (BM25) and hybrid (a convex fusion of both)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from collections.abc import Callable, Sequence
@@ -15,12 +16,14 @@ from .errors import IndexCorruptError, IndexMismatchError, IndexMissingError, Us
 from .lexical import LexicalIndex
 from .records import Document, Hit
 from .store import REBUILD_HINT, IndexStore
+from .text import sentences
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 MODES = ("hybrid", "dense", "lexical")
 MAX_QUERY_CHARS = 2000
-# Fusion: each ranker's top POOL scores are min-max normalised, then mixed.
-POOL = 100
+# Fusion: each ranker's scores over the top POOL documents are min-max normalised and
+# mixed with these weights (chosen on SciFact train; see benchmarks/README.md).
+POOL = 1000
 DENSE_WEIGHT = 0.5
 
 
@@ -30,8 +33,9 @@ class LoadedIndex:
 
     manifest: dict
     documents: list[Document]
-    vectors: object  # faiss.Index
+    vectors: object  # faiss.Index: one row per passage, documents' passages in order
     lexical: LexicalIndex
+    owners: np.ndarray  # row -> document position
 
     @property
     def model_name(self) -> str:
@@ -42,8 +46,14 @@ class LoadedIndex:
             self._positions = {doc.id: i for i, doc in enumerate(self.documents)}
         return self._positions.get(doc_id)
 
+    def rows(self, position: int) -> np.ndarray:
+        return np.flatnonzero(self.owners == position)
+
     def vector(self, position: int) -> np.ndarray:
-        return self.vectors.reconstruct(position).reshape(1, -1)
+        """One vector for a document: the normalised mean of its passages' vectors."""
+        rows = self.rows(position)
+        mean = np.mean([self.vectors.reconstruct(int(r)) for r in rows], axis=0)
+        return (mean / max(float(np.linalg.norm(mean)), 1e-12)).astype(np.float32)
 
 
 def load_index(store: IndexStore) -> LoadedIndex:
@@ -82,18 +92,20 @@ def _load(store: IndexStore) -> LoadedIndex:
     except (ValueError, OSError, KeyError):
         raise IndexCorruptError(f"The lexical index in {store.directory} cannot be read.",
                                 REBUILD_HINT) from None
-    expected = [entry["id"] for entry in manifest.get("documents", [])]
-    if (vectors.ntotal != len(documents) or lexical.num_docs != len(documents)
-            or [d.id for d in documents] != expected):
+    listed = manifest.get("documents", [])
+    counts = [int(entry.get("passages", 0)) for entry in listed]
+    if (vectors.ntotal != sum(counts) or lexical.num_docs != len(documents) or min(counts, default=1) < 1
+            or [d.id for d in documents] != [entry["id"] for entry in listed]):
         raise IndexCorruptError(
             f"The index files in {store.directory} disagree with its manifest "
-            f"({vectors.ntotal} vectors, {len(documents)} documents, {len(expected)} in the manifest).",
+            f"({vectors.ntotal} vectors, {len(documents)} documents, {len(listed)} in the manifest).",
             REBUILD_HINT)
     if vectors.d != manifest.get("dimension"):
         raise IndexMismatchError(
             f"The vectors in {store.directory} have dimension {vectors.d}, the manifest says "
             f"{manifest.get('dimension')}.", REBUILD_HINT)
-    return LoadedIndex(manifest, documents, vectors, lexical)
+    owners = np.repeat(np.arange(len(counts)), counts)
+    return LoadedIndex(manifest, documents, vectors, lexical, owners)
 
 
 def check_query(query: str) -> str:
@@ -130,11 +142,12 @@ def rank(index: LoadedIndex, *, query_text: str, query_vector: np.ndarray | None
 
 
 def _dense_scores(index: LoadedIndex, query_vector: np.ndarray) -> np.ndarray:
-    n = index.vectors.ntotal
-    distances, positions = index.vectors.search(query_vector.astype(np.float32).reshape(1, -1), n)
-    scores = np.full(n, -1.0, dtype=np.float32)
-    valid = positions[0] >= 0
-    scores[positions[0][valid]] = distances[0][valid]
+    """Each document's best passage similarity (MaxP)."""
+    rows = index.vectors.ntotal
+    distances, found = index.vectors.search(query_vector.astype(np.float32).reshape(1, -1), rows)
+    scores = np.full(len(index.documents), -1.0, dtype=np.float32)
+    valid = found[0] >= 0
+    np.maximum.at(scores, index.owners[found[0][valid]], distances[0][valid])
     return scores
 
 
@@ -166,13 +179,6 @@ def hits(index: LoadedIndex, ranked: Sequence[tuple[int, float]], query_text: st
             for n, (position, score) in enumerate(ranked, start=1)]
 
 
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])")
-
-
-def sentences(text: str) -> list[str]:
-    return [s.strip() for s in _SENTENCE_END.split(text) if s.strip()]
-
-
 def best_sentence(text: str, query: str, tokenize: Callable[[str], list[str]],
                   limit: int = 240) -> str:
     """The sentence of `text` sharing the most terms with `query` (the first one on a tie)."""
@@ -185,5 +191,48 @@ def best_sentence(text: str, query: str, tokenize: Callable[[str], list[str]],
     return sentence if len(sentence) <= limit else sentence[:limit - 1].rstrip() + "…"
 
 
-def encode_query(encoder: Encoder, query: str) -> np.ndarray:
-    return encoder.encode([query])[0]
+class Searcher:
+    """Answers queries against one loaded index; the query encoder is loaded once, on first use.
+
+    The catalogue, arbitrary corpora and `eval` all rank through this class."""
+
+    def __init__(self, index: LoadedIndex, encoder: Encoder | None = None):
+        self.index = index
+        self._encoder = encoder
+
+    @property
+    def encoder(self) -> Encoder:
+        if self._encoder is None:
+            from .embedding import load_encoder
+
+            self._encoder = load_encoder(self.index.model_name, light=True)
+            if self._encoder.dimension != self.index.vectors.d:
+                raise IndexMismatchError(
+                    f"The model {self.index.model_name} gives vectors of dimension "
+                    f"{self._encoder.dimension}; the index holds {self.index.vectors.d}.", REBUILD_HINT)
+        return self._encoder
+
+    def rank(self, query: str, *, k: int, mode: str = "hybrid", allowed: np.ndarray | None = None,
+             query_vector: np.ndarray | None = None) -> list[tuple[int, float]]:
+        """Top `k` (position, score) pairs for a cleaned query."""
+        if mode != "lexical" and query_vector is None:
+            query_vector = self.encoder.encode([query])[0]
+        return rank(self.index, query_text=query, query_vector=query_vector, mode=mode, k=k,
+                    allowed=allowed)
+
+    def search(self, query: str, *, k: int, mode: str = "hybrid",
+               allowed: np.ndarray | None = None) -> list[Hit]:
+        query = check_query(query)
+        return hits(self.index, self.rank(query, k=k, mode=mode, allowed=allowed), query)
+
+    def related(self, position: int, *, k: int, mode: str = "hybrid",
+                allowed: np.ndarray | None = None) -> list[Hit]:
+        """The `k` documents closest to the one at `position`, itself excluded."""
+        document = self.index.documents[position]
+        ranked = rank(self.index, query_text=document.embedding_text,
+                      query_vector=self.index.vector(position), mode=mode, k=k,
+                      allowed=allowed, exclude=position)
+        shared = self.index.lexical.shared_terms
+        return [dataclasses.replace(hit, shared_terms=tuple(shared(
+                    position, other, document.embedding_text, hit.document.embedding_text)))
+                for hit, (other, _) in zip(hits(self.index, ranked, document.embedding_text), ranked)]

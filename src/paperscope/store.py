@@ -36,6 +36,7 @@ MANIFEST_NAME = "manifest.json"
 RECORDS_NAME = "records.json"
 LOCK_NAME = ".lock"
 LIBRARY_ENV = "PAPERSCOPE_LIBRARY"
+CACHE_ENV = "PAPERSCOPE_CACHE"
 _DATA_FILE = re.compile(r"^[a-z]+-[0-9a-f]{16}\.[a-z]+$")
 
 REBUILD_HINT = "Rebuild it with: paperscope build --full"
@@ -117,6 +118,19 @@ def find_library(start: Path | None = None) -> LibraryPaths:
         f"No {CATALOGUE_NAME} found in {here} or any folder above it.",
         hint=f"Run paperscope inside a library, pass --library DIR, or set {LIBRARY_ENV}.",
     )
+
+
+def cache_dir() -> Path:
+    """paperscope's cache folder: $PAPERSCOPE_CACHE, else ~/.cache/paperscope."""
+    base = os.environ.get(CACHE_ENV) or Path(
+        os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "paperscope"
+    return Path(base)
+
+
+def corpus_index_dir(corpus: Path) -> Path:
+    """Where the index of a corpus file is cached when no --index-dir is given."""
+    key = hashlib.sha256(str(corpus.resolve()).encode()).hexdigest()[:16]
+    return cache_dir() / "corpora" / f"{corpus.parent.name or 'corpus'}-{key}"
 
 
 def read_text(path: Path, what: str) -> str:

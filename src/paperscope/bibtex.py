@@ -1,0 +1,73 @@
+"""BibTeX for catalogue entries: arXiv papers with eprint fields, everything
+else as @misc with its link. Keys are author + year + first title word
+(`hu2021lora`), or the entry id when there are no authors, made unique in
+catalogue order, so they stay stable."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Sequence
+
+from .records import Entry, PaperRecord
+
+_LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
+                  "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}",
+                  "^": r"\textasciicircum{}"}
+_STOP = {"a", "an", "the", "on", "of", "for", "to", "in", "can", "is", "are"}
+
+
+def escape(text: str) -> str:
+    return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in text)
+
+
+def _ascii_word(text: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", unicodedata.normalize("NFKD", text).encode("ascii", "ignore")
+                  .decode().lower())
+
+
+def base_key(entry: Entry, record: PaperRecord | None) -> str:
+    authors = entry.authors or (record.authors if record else ())
+    year = entry.year or (record.year if record else None)
+    if not authors:
+        return entry.id  # a slug already: unique and stable
+    surname = _ascii_word(authors[0].split()[-1])
+    words = [w for w in (_ascii_word(w) for w in entry.title.split()) if w and w not in _STOP]
+    return f"{surname}{year or ''}{words[0] if words else ''}" or entry.id
+
+
+def citation_keys(entries: Sequence[Entry], records: dict[str, PaperRecord]) -> dict[str, str]:
+    """Entry id -> citation key, unique across `entries` (the whole catalogue, for stability)."""
+    keys: dict[str, str] = {}
+    taken: set[str] = set()
+    for entry in entries:
+        key = base = base_key(entry, records.get(entry.arxiv_id) if entry.arxiv_id else None)
+        suffix = ord("b")
+        while key in taken:
+            key, suffix = f"{base}{chr(suffix)}", suffix + 1
+        taken.add(key)
+        keys[entry.id] = key
+    return keys
+
+
+def bibtex_entry(entry: Entry, record: PaperRecord | None, key: str) -> str:
+    """One BibTeX entry."""
+    authors = entry.authors or (record.authors if record else ())
+    year = entry.year or (record.year if record else None)
+    fields: list[tuple[str, str]] = [("title", "{" + escape(entry.title) + "}")]
+    if authors:
+        fields.append(("author", " and ".join(escape(a) for a in authors)))
+    if year:
+        fields.append(("year", str(year)))
+    if entry.arxiv_id:
+        fields += [("eprint", entry.arxiv_id), ("archivePrefix", "arXiv")]
+        if record and record.primary_category:
+            fields.append(("primaryClass", record.primary_category))
+        if record and record.doi:
+            fields.append(("doi", escape(record.doi)))
+    else:
+        fields.append(("howpublished", "\\url{" + entry.url + "}"))
+        fields.append(("note", {"blog": "Blog post", "repo": "Software repository"}.get(entry.kind, "")))
+    fields.append(("url", entry.url))
+    body = ",\n".join(f"  {name} = {{{value}}}" for name, value in fields if value)
+    return f"@misc{{{key},\n{body}\n}}\n"

@@ -1,0 +1,70 @@
+"""Turning hits and entries into text for people (tables) and programs (JSON,
+JSON lines, BibTeX). Used by the CLI only; returns strings, prints nothing."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Sequence
+
+from .records import Hit
+
+FORMATS = ("table", "json", "jsonl", "bibtex")
+
+
+def as_json(items: Sequence[dict]) -> str:
+    return json.dumps(list(items), indent=2, ensure_ascii=False)
+
+
+def as_jsonl(items: Sequence[dict]) -> str:
+    return "\n".join(json.dumps(item, ensure_ascii=False) for item in items)
+
+
+def hits_as_text(hits: Sequence[Hit]) -> str:
+    """The plain layout used when output is piped: three lines a hit."""
+    lines = []
+    for hit in hits:
+        meta = hit.document.meta
+        facts = " · ".join(str(v) for v in (meta.get("section"), meta.get("kind"), meta.get("year"),
+                                            meta.get("url")) if v)
+        lines.append(f"{hit.rank:>2}. {hit.document.title}  [{hit.document.id}]  {hit.score:.3f}")
+        if facts:
+            lines.append(f"    {facts}")
+        if hit.shared_terms:
+            lines.append(f"    shared: {', '.join(hit.shared_terms)}")
+        if hit.snippet:
+            lines.append(f"    {hit.snippet}")
+    return "\n".join(lines)
+
+
+def hits_as_table(hits: Sequence[Hit], query_terms: Callable[[str], list[str]] | None,
+                  query: str, width: int | None = None):
+    """A rich Table that fits the terminal, with the query's terms highlighted in each snippet."""
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(show_header=True, header_style="bold", expand=False, width=width, show_lines=True)
+    table.add_column("#", justify="right", no_wrap=True)
+    table.add_column("score", justify="right", no_wrap=True)
+    table.add_column("entry", ratio=3)
+    table.add_column("why it matched", ratio=4)
+    wanted = set(query_terms(query)) if query_terms and query else set()
+    for hit in hits:
+        meta = hit.document.meta
+        entry = Text(hit.document.title, style="bold")
+        entry.append(f"\n{hit.document.id}", style="cyan")
+        facts = " · ".join(str(v) for v in (meta.get("section"), meta.get("kind"), meta.get("year")) if v)
+        if facts:
+            entry.append(f"\n{facts}", style="dim")
+        if meta.get("url"):
+            entry.append(f"\n{meta['url']}", style="dim underline")
+        why = Text(hit.snippet)
+        if wanted and query_terms:
+            for match in re.finditer(r"\w[\w-]*", hit.snippet):
+                if set(query_terms(match.group())) & wanted:
+                    why.stylize("bold yellow", match.start(), match.end())
+        if hit.shared_terms:
+            why = Text("shared: ", style="dim") + Text(", ".join(hit.shared_terms), style="bold yellow") \
+                + Text("\n") + why
+        table.add_row(str(hit.rank), f"{hit.score:.3f}", entry, why)
+    return table
