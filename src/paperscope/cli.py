@@ -203,6 +203,41 @@ def ingest(
 
 
 @_command()
+def add(
+    source: str = typer.Argument(..., metavar="ARXIV_ID_OR_URL",
+                                 help="An arXiv id or arxiv.org link, or any other http(s) link."),
+    section: Optional[str] = typer.Option(None, "--section", "-s",
+                                          help="Section to add it to (created if new; default: the last)."),
+    summary: Optional[str] = typer.Option(None, "--summary", help="What search reads for a non-arXiv link."),
+    title: Optional[str] = typer.Option(None, "--title", help="Title (default: arXiv's)."),
+    kind: Optional[str] = typer.Option(None, "--kind", help="paper, blog or repo."),
+    entry_id: Optional[str] = typer.Option(None, "--id", help="The entry's id (default: from the title)."),
+    from_snapshot: Optional[Path] = typer.Option(
+        None, "--from-snapshot", metavar="FILE", dir_okay=False,
+        help="Take the metadata from an arXiv snapshot file instead of the API."),
+) -> None:
+    """Add a paper to catalogue.yaml (keeping its comments and layout) and rebuild.
+
+    Examples:
+
+      paperscope add 2203.15556 --section "Training Recipe"
+
+      paperscope add https://example.org/post --kind blog --title "A post" --summary "What it covers."
+    """
+    library = _library()
+    with _embedding_feedback("entries") as (on_encoder, _advance):
+        result = library.add(source, section=section, summary=summary, title=title, kind=kind,
+                             entry_id=entry_id, snapshot=from_snapshot, on_encoder=on_encoder)
+    if result.already:
+        _err(f"Already in the catalogue as {result.entry.id!r} ({result.entry.section}); nothing changed.")
+    else:
+        _err(f"Added {result.entry.id!r} to {result.entry.section}: {result.entry.title}")
+        if result.build is not None:
+            _report_build(result.build)
+    typer.echo(result.entry.id)
+
+
+@_command()
 def build(
     full: bool = typer.Option(False, "--full", help="Embed every entry again, reusing nothing."),
     model: Optional[str] = typer.Option(

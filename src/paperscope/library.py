@@ -62,6 +62,15 @@ class SearchOutcome:
     notices: list[str] = field(default_factory=list)
 
 
+@dataclass
+class AddResult:
+    """The entry `add` wrote (or found already there), and the rebuild it ran."""
+
+    entry: Entry
+    already: bool
+    build: BuildReport | None = None
+
+
 class Library:
     """A reading list: catalogue.yaml plus the index/ folder beside it."""
 
@@ -133,6 +142,66 @@ class Library:
             report = build_index(self.store, documents, model=model or configured_model(),
                                  full=full, progress=progress, on_encoder=on_encoder)
         return report, missing
+
+    def add(self, source: str, *, section: str | None = None, summary: str | None = None,
+            title: str | None = None, kind: str | None = None, entry_id: str | None = None,
+            snapshot: Path | None = None, api=None, build: bool = True,
+            on_encoder: Callable[[str, int], None] | None = None) -> AddResult:
+        """Append a paper (arXiv id or URL) or another link to the catalogue, keeping the
+        file's comments and layout, then rebuild the index incrementally."""
+        from .catalogue import URL_PATTERN, insert_entry, slug
+        from .errors import FetchError
+        from .store import atomic_write_text
+
+        catalogue = self.catalogue
+        arxiv_id = normalise_arxiv_id(source)
+        existing = (catalogue.by_arxiv_id().get(arxiv_id) if arxiv_id else
+                    next((e for e in catalogue.entries if e.url == source.strip()), None))
+        if existing is not None:
+            return AddResult(existing, already=True)
+        record = None
+        if arxiv_id:
+            if snapshot is not None:
+                from .sources.snapshot import read_snapshot
+
+                record = read_snapshot(snapshot, [arxiv_id]).get(arxiv_id)
+                failure = f"not in the snapshot {snapshot.name}"
+            else:
+                from .sources.arxiv_api import ArxivApiSource
+
+                result = (api or ArxivApiSource()).fetch([arxiv_id])
+                record = result.records.get(arxiv_id)
+                failure = result.failures.get(arxiv_id, "no record")
+            if record is None:
+                raise FetchError(f"Could not get arXiv {arxiv_id}: {failure}. Nothing was changed.",
+                                 {arxiv_id: failure})
+        elif not URL_PATTERN.match(source.strip()):
+            raise UsageError(f"{source!r} is neither an arXiv id nor an http(s) link.")
+        elif not (title and summary):
+            raise UsageError("An entry that is not on arXiv needs --title and --summary "
+                             "(the summary is the text search reads).")
+        taken = {e.id for e in catalogue.entries}
+        name = title or record.title
+        fields = {"id": entry_id or slug(name, taken), "title": name,
+                  "url": f"https://arxiv.org/abs/{arxiv_id}" if arxiv_id else source.strip(),
+                  "kind": kind or ("paper" if arxiv_id else "blog")}
+        if arxiv_id:
+            fields["arxiv"] = arxiv_id
+        if summary:
+            fields["summary"] = summary
+        section = section or (catalogue.sections[-1] if catalogue.sections else "Reading list")
+        text = read_text(self.paths.catalogue, "Catalogue")
+        new_text = insert_entry(text, section, fields)  # raises CatalogueError if invalid
+        with self.store.write_lock():
+            if record is not None:
+                records = self.store.read_records()
+                records[arxiv_id] = record
+                self.store.write_records(records)
+            atomic_write_text(self.paths.catalogue, new_text)
+        self._catalogue = None
+        entry = self.entry(fields["id"])
+        report = self.build(on_encoder=on_encoder)[0] if build else None
+        return AddResult(entry, already=False, build=report)
 
     # -- reading ------------------------------------------------------------------
 

@@ -1,0 +1,143 @@
+"""Everyday use: output formats, BibTeX, adding papers, filters, the Python API."""
+
+import json
+import subprocess
+import sys
+
+import bibtexparser
+import pytest
+from typer.testing import CliRunner
+
+from paperscope import Library
+from paperscope.cli import app
+
+from .arxiv_server import ArxivStub
+from .conftest import FIXTURES, SMALL_CATALOGUE
+
+runner = CliRunner()
+SNAPSHOT = str(FIXTURES / "snapshot-sample.jsonl")
+
+
+def run(library, *args):
+    return runner.invoke(app, ["--library", str(library), *args])
+
+
+def test_jsonl_and_json_agree_and_stdout_holds_only_data(library_dir):
+    as_json = json.loads(run(library_dir, "search", "code generation", "--json", "-k", "4").stdout)
+    lines = run(library_dir, "search", "code generation", "-f", "jsonl", "-k", "4").stdout.splitlines()
+    assert [json.loads(line) for line in lines] == as_json
+    assert len(json.loads(run(library_dir, "list", "-f", "json").stdout)) == 40
+
+
+def test_piped_table_output_is_plain_text(library_dir):
+    out = subprocess.run([sys.executable, "-m", "paperscope", "--library", str(library_dir), "search",
+                          "LoRA", "-k", "1"], capture_output=True, text=True, check=True).stdout
+    assert out.startswith(" 1. LoRA: Low-Rank Adaptation of Large Language Models  [lora]")
+    assert "\x1b[" not in out and "┃" not in out
+
+
+def test_unknown_format_is_a_usage_error(library_dir):
+    result = run(library_dir, "list", "-f", "xml")
+    assert result.exit_code == 2 and "Unknown format 'xml'" in result.stderr
+
+
+def test_bibtex_parses_with_a_standard_parser_and_keys_are_stable(library_dir):
+    text = run(library_dir, "cite").stdout
+    library = bibtexparser.parse_string(text)
+    assert not library.failed_blocks
+    entries = {e.key: e for e in library.entries}
+    assert len(entries) == 40
+    lora = entries["hu2021lora"]
+    assert lora["eprint"] == "2106.09685" and lora["archivePrefix"] == "arXiv"
+    assert lora["primaryClass"] == "cs.CL" and lora["year"] == "2021"
+    assert lora["author"].startswith("Edward J. Hu and Yelong Shen")
+    blog = entries["lambert2022illustrating"]
+    assert blog.entry_type == "misc" and "huggingface.co/blog/rlhf" in blog["howpublished"]
+    assert entries["deepspeed"]["note"] == "Software repository"
+    assert run(library_dir, "cite").stdout == text
+    one = bibtexparser.parse_string(run(library_dir, "cite", "qlora", "2106.09685").stdout)
+    assert [e.key for e in one.entries] == ["dettmers2023qlora", "hu2021lora"]
+    found = bibtexparser.parse_string(run(library_dir, "search", "LoRA", "-k", "2", "-f", "bibtex").stdout)
+    assert [e.key for e in found.entries][0] == "hu2021lora"
+
+
+def test_filters_narrow_before_ranking(library_dir):
+    hits = json.loads(run(library_dir, "search", "reinforcement learning from human feedback", "--json",
+                          "--section", "LLM Evaluation", "-k", "3").stdout)
+    assert len(hits) == 3 and {h["section"] for h in hits} == {"LLM Evaluation"}
+    recent = json.loads(run(library_dir, "search", "language model", "--json", "--kind", "paper",
+                            "--year-from", "2023", "-k", "20").stdout)
+    assert recent and all(h["kind"] == "paper" and h["year"] >= 2023 for h in recent)
+    assert {"qlora", "llama", "starcoder"} <= {h["id"] for h in recent}
+    old = json.loads(run(library_dir, "related", "lora", "--json", "--year-to", "2020").stdout)
+    assert old and all(h["year"] <= 2020 for h in old)
+
+
+def test_related_says_what_connects_the_entries(library_dir):
+    hits = json.loads(run(library_dir, "related", "stackllama", "--json", "-k", "3").stdout)
+    shared = {term for hit in hits for term in hit["shared_terms"]}
+    assert {"RLHF", "PPO"} <= shared
+
+
+def test_add_from_a_snapshot_keeps_comments_and_layout(small_library):
+    before = (small_library / "catalogue.yaml").read_text()
+    result = run(small_library, "add", "2305.14314", "--from-snapshot", SNAPSHOT,
+                 "--section", "Training Recipe")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == "qlora"
+    after = (small_library / "catalogue.yaml").read_text()
+    assert after.startswith(before.split("- section: Evaluation")[0].rstrip("\n"))
+    assert after.endswith(before.split("- section: Training Recipe")[1].split("- section: Evaluation")[1])
+    assert "# a small catalogue for tests" in after
+    assert '      arxiv: "2305.14314"' in after
+    hits = json.loads(run(small_library, "search", "quantized finetuning", "--json").stdout)
+    assert hits[0]["id"] == "qlora"
+    again = run(small_library, "add", "https://arxiv.org/abs/2305.14314v1", "--from-snapshot", SNAPSHOT)
+    assert again.exit_code == 0 and "Already in the catalogue as 'qlora'" in again.stderr
+    assert (small_library / "catalogue.yaml").read_text() == after
+
+
+def test_add_through_the_arxiv_api(small_library):
+    from paperscope.sources.arxiv_api import ArxivApiSource
+
+    library = Library.open(small_library)
+    library.build()
+    with ArxivStub() as stub:
+        result = library.add("2305.14314", section="New", api=ArxivApiSource(api_url=stub.url,
+                                                                            delay_seconds=0))
+    assert not result.already and result.entry.section == "New"
+    assert result.build.embedded == ["qlora"]
+    assert Library.open(small_library).records()["2305.14314"].source == "arxiv-api"
+
+
+def test_add_a_link_needs_title_and_summary(small_library):
+    result = run(small_library, "add", "https://example.org/post")
+    assert result.exit_code == 2 and "needs --title and --summary" in result.stderr
+    ok = run(small_library, "add", "https://example.org/post", "--title", "Mixture of experts explained",
+             "--summary", "A post on sparse mixture-of-experts layers and routing.")
+    assert ok.exit_code == 0 and ok.stdout.strip() == "mixture-of-experts-explained"
+    assert json.loads(run(small_library, "search", "mixture of experts routing", "--json").stdout)[0]["kind"] == "blog"
+
+
+def test_add_of_an_unknown_paper_changes_nothing(small_library):
+    before = (small_library / "catalogue.yaml").read_text()
+    result = run(small_library, "add", "2001.08361", "--from-snapshot", SNAPSHOT)
+    assert result.exit_code == 8 and "not in the snapshot" in result.stderr
+    assert (small_library / "catalogue.yaml").read_text() == before
+
+
+def test_python_api(small_library):
+    library = Library.open(small_library)
+    report, missing = library.build()
+    assert [e.id for e in missing] == ["lora"] and sorted(report.embedded) == ["alpaca", "humaneval"]
+    library.ingest(snapshot=FIXTURES / "snapshot-sample.jsonl")
+    library.build()
+    outcome = library.search("unit tests for generated Python code", k=2)
+    assert outcome.hits[0].document.id == "humaneval" and outcome.notices == []
+    assert library.related("lora", k=1).hits[0].document.id in {"alpaca", "humaneval"}
+    assert library.status()["up_to_date"] is True
+
+
+def test_version():
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0 and result.stdout.startswith("paperscope 0.")
