@@ -35,6 +35,10 @@ def test_rlhf_question_puts_an_rlhf_entry_first(library_dir):
 
 @pytest.mark.parametrize("query, expected", [
     ("LoRA", "lora"),
+    ("RLHF", "illustrating-rlhf"),
+    ("Codex", "codex"),
+    ("InstructGPT", "instructgpt"),
+    ("qlora", "qlora"),
     ("HumanEval", "humaneval"),
     ("StackLLaMA", "stackllama"),
     ("ZeRO optimizer partitioning", "deepspeed"),

@@ -190,3 +190,13 @@ def test_lexical_scores_equal_bm25s_own_scoring():
         expected = reference.get_scores(known) if known else np.zeros(len(texts))
         np.testing.assert_allclose(index.scores(query), expected, rtol=1e-6)
     assert index.scores("finetuning")[4] > 0  # the hyphenated form is indexed joined too
+
+
+def test_document_names_come_from_id_title_head_and_parentheses():
+    from paperscope.search import document_names
+
+    doc = Document(id="illustrating-rlhf", title="Illustrating Reinforcement Learning from Human Feedback (RLHF)",
+                   text="")
+    assert {"rlhf", "illustrating rlhf"} <= document_names(doc)
+    lora = Document(id="lora", title="LoRA: Low-Rank Adaptation of Large Language Models", text="")
+    assert "lora" in document_names(lora) and "low rank adaptation" not in document_names(lora)

@@ -25,6 +25,7 @@ MAX_QUERY_CHARS = 2000
 # mixed with these weights (chosen on SciFact train; see benchmarks/README.md).
 POOL = 1000
 DENSE_WEIGHT = 0.5
+NAME_BONUS = 1.0  # more than any fused score can differ by
 
 
 @dataclass
@@ -45,6 +46,15 @@ class LoadedIndex:
         if not hasattr(self, "_positions"):
             self._positions = {doc.id: i for i, doc in enumerate(self.documents)}
         return self._positions.get(doc_id)
+
+    def named(self, query: str) -> list[int]:
+        """Positions of documents that `query` names exactly (see `document_names`)."""
+        if not hasattr(self, "_names"):
+            self._names: dict[str, list[int]] = {}
+            for position, document in enumerate(self.documents):
+                for name in document_names(document):
+                    self._names.setdefault(name, []).append(position)
+        return self._names.get(_name_key(query), [])
 
     def rows(self, position: int) -> np.ndarray:
         return np.flatnonzero(self.owners == position)
@@ -108,6 +118,22 @@ def _load(store: IndexStore) -> LoadedIndex:
     return LoadedIndex(manifest, documents, vectors, lexical, owners)
 
 
+def _name_key(text: str) -> str:
+    return " ".join(re.findall(r"\w+", text.casefold()))
+
+
+def document_names(document: Document) -> set[str]:
+    """What people call a document: its id, its title, the name before a colon in its title
+    ("LoRA" in "LoRA: Low-Rank Adaptation ...") and names in parentheses ("RLHF", "Codex")."""
+    title = document.title
+    names = {document.id, title, *re.findall(r"\(([^()]{2,40})\)", title)}
+    head = title.split(":", 1)[0]
+    if ":" in title and len(head.split()) <= 4:
+        names.add(head)
+    keys = {_name_key(name) for name in names}
+    return {key for key in keys if len(key) >= 2}
+
+
 def check_query(query: str) -> str:
     """The query with control characters and surplus space removed; empty ones are refused."""
     cleaned = " ".join("".join(ch if ch.isprintable() else " " for ch in query).split())
@@ -136,6 +162,10 @@ def rank(index: LoadedIndex, *, query_text: str, query_vector: np.ndarray | None
         mask &= lexical > 0
     else:
         scores = fuse(dense, lexical, mask)
+    if mode != "dense" and exclude is None:
+        # A query that is exactly an entry's name puts that entry first.
+        for position in index.named(query_text):
+            scores[position] = scores[position] + NAME_BONUS
     scores = np.where(mask, scores, -np.inf)
     top = np.argsort(-scores, kind="stable")[:min(k, int(mask.sum()))]
     return [(int(i), float(scores[i])) for i in top]
