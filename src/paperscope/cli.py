@@ -12,7 +12,7 @@ import functools
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
@@ -32,9 +32,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-MODE_HELP = "Ranking: hybrid (BM25 fused with embeddings), dense (embeddings) or lexical (BM25)."
-K_HELP = "How many results to show."
-INDEX_DIR_HELP = "Search the index in DIR (built with `build --corpus`) instead of the catalogue's."
 
 
 class _State:
@@ -106,13 +103,21 @@ def _print_json(data) -> None:
     typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
 
 
-def _format_option():
-    return typer.Option("table", "--format", "-f", metavar="FORMAT",
-                        help="table (for people), json, jsonl (one object a line) or bibtex.")
-
-
-def _json_option():
-    return typer.Option(False, "--json", help="Shorthand for --format json.")
+# Options shared by several commands.
+TopK = Annotated[int, typer.Option("-k", "--top", metavar="N", help="How many results to show.")]
+Mode = Annotated[str, typer.Option("--mode", "-m", metavar="MODE", help="Ranking: hybrid (BM25 fused with "
+                                   "embeddings), dense (embeddings) or lexical (BM25).")]
+Sections = Annotated[Optional[list[str]], typer.Option("--section", "-s", metavar="SECTION",
+                                                       help="Only this section (repeatable).")]
+Kinds = Annotated[Optional[list[str]], typer.Option("--kind", metavar="KIND", help="Only paper, blog or repo (repeatable).")]
+YearFrom = Annotated[Optional[int], typer.Option("--year-from", metavar="YEAR", help="Only entries from this year on.")]
+YearTo = Annotated[Optional[int], typer.Option("--year-to", metavar="YEAR", help="Only entries up to this year.")]
+Format = Annotated[str, typer.Option("--format", "-f", metavar="FORMAT",
+                                     help="table (for people), json, jsonl (one object a line) or bibtex.")]
+AsJson = Annotated[bool, typer.Option("--json", help="Shorthand for --format json.")]
+IndexDir = Annotated[Optional[Path], typer.Option(
+    "--index-dir", metavar="DIR",
+    help="Search the index in DIR (built with `build --corpus`) instead of the catalogue's.")]
 
 
 def _output_format(fmt: str, as_json: bool) -> str:
@@ -206,12 +211,12 @@ def ingest(
 def add(
     source: str = typer.Argument(..., metavar="ARXIV_ID_OR_URL",
                                  help="An arXiv id or arxiv.org link, or any other http(s) link."),
-    section: Optional[str] = typer.Option(None, "--section", "-s",
+    section: Optional[str] = typer.Option(None, "--section", "-s", metavar="SECTION",
                                           help="Section to add it to (created if new; default: the last)."),
-    summary: Optional[str] = typer.Option(None, "--summary", help="What search reads for a non-arXiv link."),
-    title: Optional[str] = typer.Option(None, "--title", help="Title (default: arXiv's)."),
-    kind: Optional[str] = typer.Option(None, "--kind", help="paper, blog or repo."),
-    entry_id: Optional[str] = typer.Option(None, "--id", help="The entry's id (default: from the title)."),
+    summary: Optional[str] = typer.Option(None, "--summary", metavar="TEXT", help="What search reads for a non-arXiv link."),
+    title: Optional[str] = typer.Option(None, "--title", metavar="TEXT", help="Title (default: arXiv's)."),
+    kind: Optional[str] = typer.Option(None, "--kind", metavar="KIND", help="paper, blog or repo."),
+    entry_id: Optional[str] = typer.Option(None, "--id", metavar="ID", help="The entry's id (default: from the title)."),
     from_snapshot: Optional[Path] = typer.Option(
         None, "--from-snapshot", metavar="FILE", dir_okay=False,
         help="Take the metadata from an arXiv snapshot file instead of the API."),
@@ -241,7 +246,7 @@ def add(
 def build(
     full: bool = typer.Option(False, "--full", help="Embed every entry again, reusing nothing."),
     model: Optional[str] = typer.Option(
-        None, "--model", help="Embedding model: a sentence-transformers name or a local folder "
+        None, "--model", metavar="NAME", help="Embedding model: a sentence-transformers name or a local folder "
         "(default: $PAPERSCOPE_MODEL or the packaged all-MiniLM-L6-v2)."),
     no_wait: bool = typer.Option(False, "--no-wait", help="Fail at once if another build runs."),
     corpus: Optional[Path] = typer.Option(
@@ -332,16 +337,16 @@ def _filters(section, kind, year_from, year_to):
 
 @_command()
 def search(
-    query: str = typer.Argument(..., help="A question or keywords, in quotes."),
-    k: int = typer.Option(10, "-k", "--top", help=K_HELP),
-    mode: str = typer.Option("hybrid", "--mode", "-m", help=MODE_HELP),
-    section: Optional[list[str]] = typer.Option(None, "--section", "-s", help="Only this section (repeatable)."),
-    kind: Optional[list[str]] = typer.Option(None, "--kind", help="Only paper, blog or repo (repeatable)."),
-    year_from: Optional[int] = typer.Option(None, "--year-from", help="Only entries from this year on."),
-    year_to: Optional[int] = typer.Option(None, "--year-to", help="Only entries up to this year."),
-    fmt: str = _format_option(),
-    as_json: bool = _json_option(),
-    index_dir: Optional[Path] = typer.Option(None, "--index-dir", metavar="DIR", help=INDEX_DIR_HELP),
+    query: str = typer.Argument(..., metavar="QUERY", help="A question or keywords, in quotes."),
+    k: TopK = 10,
+    mode: Mode = "hybrid",
+    section: Sections = None,
+    kind: Kinds = None,
+    year_from: YearFrom = None,
+    year_to: YearTo = None,
+    fmt: Format = "table",
+    as_json: AsJson = False,
+    index_dir: IndexDir = None,
 ) -> None:
     """Find the entries that best answer a question.
 
@@ -368,15 +373,15 @@ def search(
 @_command()
 def related(
     entry_id: str = typer.Argument(..., metavar="ID", help="An entry id (see `paperscope list`) or arXiv id."),
-    k: int = typer.Option(5, "-k", "--top", help=K_HELP),
-    mode: str = typer.Option("hybrid", "--mode", "-m", help=MODE_HELP),
-    section: Optional[list[str]] = typer.Option(None, "--section", "-s", help="Only this section (repeatable)."),
-    kind: Optional[list[str]] = typer.Option(None, "--kind", help="Only paper, blog or repo (repeatable)."),
-    year_from: Optional[int] = typer.Option(None, "--year-from", help="Only entries from this year on."),
-    year_to: Optional[int] = typer.Option(None, "--year-to", help="Only entries up to this year."),
-    fmt: str = _format_option(),
-    as_json: bool = _json_option(),
-    index_dir: Optional[Path] = typer.Option(None, "--index-dir", metavar="DIR", help=INDEX_DIR_HELP),
+    k: TopK = 5,
+    mode: Mode = "hybrid",
+    section: Sections = None,
+    kind: Kinds = None,
+    year_from: YearFrom = None,
+    year_to: YearTo = None,
+    fmt: Format = "table",
+    as_json: AsJson = False,
+    index_dir: IndexDir = None,
 ) -> None:
     """Find the entries closest to a given one, with the terms they share.
 
@@ -465,9 +470,9 @@ def cite(
 
 @_command("list")
 def list_entries(
-    section: Optional[str] = typer.Option(None, "--section", "-s", help="Only this section."),
-    fmt: str = _format_option(),
-    as_json: bool = _json_option(),
+    section: Optional[str] = typer.Option(None, "--section", "-s", metavar="SECTION", help="Only this section."),
+    fmt: Format = "table",
+    as_json: AsJson = False,
 ) -> None:
     """List the catalogue's entries, section by section.
 
@@ -576,8 +581,8 @@ def evaluate(
     dataset: Path = typer.Argument(..., help="A folder in BEIR layout: queries.jsonl, qrels/SPLIT.tsv "
                                    "and, for a corpus, corpus.jsonl[.gz]. Without a corpus the "
                                    "catalogue's index is evaluated."),
-    split: str = typer.Option("test", "--split", help="Which qrels/SPLIT.tsv to use."),
-    mode: Optional[list[str]] = typer.Option(None, "--mode", "-m", help="Modes to evaluate "
+    split: str = typer.Option("test", "--split", metavar="NAME", help="Which qrels/SPLIT.tsv to use."),
+    mode: Optional[list[str]] = typer.Option(None, "--mode", "-m", metavar="MODE", help="Modes to evaluate "
                                              "(repeatable; default: all three)."),
     index_dir: Optional[Path] = typer.Option(None, "--index-dir", metavar="DIR",
                                              help="Where the corpus index is kept (default: the cache)."),
