@@ -28,7 +28,6 @@ app = typer.Typer(
          "Run it inside a folder holding catalogue.yaml (or pass --library). Start with:\n\n"
          '  paperscope search "parameter-efficient finetuning"',
     no_args_is_help=True,
-    rich_markup_mode=None,
     pretty_exceptions_enable=False,
 )
 
@@ -337,7 +336,7 @@ def _filters(section, kind, year_from, year_to):
 
 @_command()
 def search(
-    query: str = typer.Argument(..., metavar="QUERY", help="A question or keywords, in quotes."),
+    query: str = typer.Argument(..., help="A question or keywords, in quotes.", show_default=False),
     k: TopK = 10,
     mode: Mode = "hybrid",
     section: Sections = None,

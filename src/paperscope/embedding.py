@@ -140,7 +140,6 @@ class LightEncoder:
     as sentence-transformers, without importing torch."""
 
     def __init__(self, model_name: str, model_dir: Path, batch_size: int = 16):
-        from safetensors.numpy import load_file
         from tokenizers import Tokenizer
 
         config = json.loads((model_dir / "config.json").read_text())
@@ -150,7 +149,7 @@ class LightEncoder:
         self._layers = int(config["num_hidden_layers"])
         self._eps = float(config.get("layer_norm_eps", 1e-12))
         self._pooling, self._normalise, max_length = _sentence_transformer_setup(model_dir)
-        self._weights = load_file(str(model_dir / "model.safetensors"))
+        self._weights = map_safetensors(model_dir / "model.safetensors")
         self._prefix = "bert." if "bert.embeddings.word_embeddings.weight" in self._weights else ""
         self._tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
         self._tokenizer.enable_truncation(max_length=max_length)
@@ -235,6 +234,31 @@ class LightEncoder:
         var = ((x - mean) ** 2).mean(axis=-1, keepdims=True)
         return (x - mean) / np.sqrt(var + self._eps) * self._weights[name + ".weight"] \
             + self._weights[name + ".bias"]
+
+
+_SAFETENSORS_DTYPES = {"F32": np.float32, "F16": np.float16, "I64": np.int64, "I32": np.int32}
+
+
+def map_safetensors(path: Path) -> dict[str, np.ndarray]:
+    """The tensors of a .safetensors file as read-only memory maps: only the pages a forward
+    pass touches (a few rows of the 47 MB word-embedding table for a query) are read.
+
+    The format: an 8-byte little-endian header length, a JSON header giving each tensor's
+    dtype, shape and byte range, then the data."""
+    with open(path, "rb") as handle:
+        header_length = int.from_bytes(handle.read(8), "little")
+        header = json.loads(handle.read(header_length))
+    data = np.memmap(path, dtype=np.uint8, mode="r", offset=8 + header_length)
+    tensors = {}
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        dtype = _SAFETENSORS_DTYPES.get(info["dtype"])
+        if dtype is None:
+            raise ValueError(f"unsupported tensor type {info['dtype']} in {path}")
+        start, end = info["data_offsets"]
+        tensors[name] = data[start:end].view(dtype).reshape(info["shape"])
+    return tensors
 
 
 def _sentence_transformer_setup(model_dir: Path) -> tuple[str, bool, int]:
