@@ -122,7 +122,7 @@ class SentenceTransformerEncoder:
         # Length-sorted batches waste no compute on padding; chunks report progress.
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]), reverse=True)
         out = np.empty((len(texts), self.dimension), dtype=np.float32)
-        chunk = self.batch_size * 8
+        chunk = self.batch_size * 32  # progress every few seconds, sorting within large chunks
         for start in range(0, len(order), chunk):
             rows = order[start:start + chunk]
             vectors = self._model.encode(
