@@ -102,6 +102,14 @@ def _print_json(data) -> None:
     typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
 
 
+def _print_items(items: list[dict], fmt: str) -> None:
+    """A list of objects as one JSON document or as JSON lines."""
+    if fmt == "json":
+        _print_json(items)
+    else:
+        typer.echo("\n".join(json.dumps(item, ensure_ascii=False) for item in items))
+
+
 # Options shared by several commands.
 TopK = Annotated[int, typer.Option("-k", "--top", metavar="N", help="How many results to show.")]
 Mode = Annotated[str, typer.Option("--mode", "-m", metavar="MODE", help="Ranking: hybrid (BM25 fused with "
@@ -423,8 +431,7 @@ def _show_hits(outcome, fmt: str, query: str, library: Optional[Library]) -> Non
             raise UsageError("BibTeX needs catalogue entries; a corpus index has none.")
         _echo_bibtex(library, [hit.document.id for hit in outcome.hits])
     elif fmt in ("json", "jsonl"):
-        items = [hit.to_json() for hit in outcome.hits]
-        typer.echo(render.as_json(items) if fmt == "json" else render.as_jsonl(items))
+        _print_items([hit.to_json() for hit in outcome.hits], fmt)
     elif not outcome.hits:
         _err("No matching entries.")
     elif sys.stdout.isatty():
@@ -489,10 +496,7 @@ def list_entries(
                              f"Sections: {', '.join(library.catalogue.sections)}")
     records = library.records()
     if fmt in ("json", "jsonl"):
-        from . import render
-
-        items = [_entry_json(e, records.get(e.arxiv_id)) for e in entries]
-        typer.echo(render.as_json(items) if fmt == "json" else render.as_jsonl(items))
+        _print_items([_entry_json(e, records.get(e.arxiv_id)) for e in entries], fmt)
         return
     if fmt == "bibtex":
         _echo_bibtex(library, [e.id for e in entries])

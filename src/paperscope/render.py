@@ -1,23 +1,14 @@
-"""Turning hits and entries into text for people (tables) and programs (JSON,
-JSON lines, BibTeX). Used by the CLI only; returns strings, prints nothing."""
+"""Turning hits into text for people: a rich table for terminals, plain lines for pipes.
+Used by the CLI only; returns text or renderables, prints nothing."""
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable, Sequence
 
 from .records import Hit
 
 FORMATS = ("table", "json", "jsonl", "bibtex")
-
-
-def as_json(items: Sequence[dict]) -> str:
-    return json.dumps(list(items), indent=2, ensure_ascii=False)
-
-
-def as_jsonl(items: Sequence[dict]) -> str:
-    return "\n".join(json.dumps(item, ensure_ascii=False) for item in items)
 
 
 def hits_as_text(hits: Sequence[Hit]) -> str:
