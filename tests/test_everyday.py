@@ -5,14 +5,13 @@ import subprocess
 import sys
 
 import bibtexparser
-import pytest
 from typer.testing import CliRunner
 
 from paperscope import Library
 from paperscope.cli import app
 
 from .arxiv_server import ArxivStub
-from .conftest import FIXTURES, SMALL_CATALOGUE
+from .conftest import FIXTURES
 
 runner = CliRunner()
 SNAPSHOT = str(FIXTURES / "snapshot-sample.jsonl")

@@ -91,3 +91,23 @@ def test_documents_use_the_abstract_or_the_summary_and_list_what_is_missing(tmp_
     assert lora.meta == {"section": "Training Recipe", "kind": "paper",
                          "url": "https://arxiv.org/abs/2106.09685", "arxiv_id": "2106.09685",
                          "year": 2021, "authors": ["Edward J. Hu", "Yelong Shen"]}
+
+
+def test_ingest_command_end_to_end_through_a_local_arxiv(small_library, monkeypatch):
+    from typer.testing import CliRunner
+
+    from paperscope.cli import app
+
+    catalogue = small_library / "catalogue.yaml"
+    catalogue.write_text(TWO_PAPERS + '    - id: ghost\n      title: Ghost\n      url: https://arxiv.org/abs/2001.00001\n'
+                         '      arxiv: "2001.00001"\n')
+    with ArxivStub() as stub:
+        monkeypatch.setenv("PAPERSCOPE_ARXIV_API", stub.url)
+        stub.script = [("ok",), ("status", 400)]  # the ghost is dropped, then its retry refused
+        result = CliRunner().invoke(app, ["--library", str(small_library), "ingest"])
+    assert result.exit_code == 8, result.output
+    assert "Fetched 2 of 3 papers from arXiv" in result.stderr
+    assert "2001.00001: HTTP 400 from arXiv" in result.stderr
+    assert "Run `paperscope ingest` again later" in result.stderr
+    assert "Index built: 4 embedded" in result.stderr
+    assert set(IndexStore(small_library / "index").read_records()) == {"2106.09685", "2305.14314"}

@@ -2,12 +2,10 @@
 damaged files, arbitrary catalogue input."""
 
 import json
-import os
 import random
 import signal
 import subprocess
 import sys
-import threading
 import time
 
 import pytest

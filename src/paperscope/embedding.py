@@ -205,16 +205,12 @@ class LightEncoder:
         bias = ((1.0 - mask) * np.finfo(np.float32).min)[:, None, None, :]
         for n in range(self._layers):
             layer = f"{p}encoder.layer.{n}."
-
-            def heads(name):
-                x = self._linear(hidden, layer + f"attention.self.{name}")
-                return x.reshape(batch, width, self._heads, head_dim).transpose(0, 2, 1, 3)
-
-            scores = heads("query") @ heads("key").transpose(0, 1, 3, 2) / math.sqrt(head_dim)
-            scores = scores + bias
+            query, key, value = (self._heads_of(hidden, layer + f"attention.self.{name}", head_dim)
+                                 for name in ("query", "key", "value"))
+            scores = query @ key.transpose(0, 1, 3, 2) / math.sqrt(head_dim) + bias
             scores = np.exp(scores - scores.max(axis=-1, keepdims=True))
             scores /= scores.sum(axis=-1, keepdims=True)
-            context = (scores @ heads("value")).transpose(0, 2, 1, 3).reshape(batch, width, -1)
+            context = (scores @ value).transpose(0, 2, 1, 3).reshape(batch, width, -1)
             attended = self._layer_norm(
                 self._linear(context, layer + "attention.output.dense") + hidden,
                 layer + "attention.output.LayerNorm")
@@ -225,6 +221,12 @@ class LightEncoder:
         if self._normalise:
             pooled /= np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
         return pooled.astype(np.float32)
+
+    def _heads_of(self, hidden: np.ndarray, name: str, head_dim: int) -> np.ndarray:
+        """A projection split into attention heads: (batch, heads, width, head_dim)."""
+        batch, width, _ = hidden.shape
+        projected = self._linear(hidden, name)
+        return projected.reshape(batch, width, self._heads, head_dim).transpose(0, 2, 1, 3)
 
     def _linear(self, x: np.ndarray, name: str) -> np.ndarray:
         return x @ self._weights[name + ".weight"].T + self._weights[name + ".bias"]

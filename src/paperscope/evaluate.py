@@ -52,7 +52,7 @@ def evaluate(searcher: Searcher, queries: dict[str, str], qrels: dict[str, dict[
     judged_ids = [qid for qid in qrels if qid in queries and any(g > 0 for g in qrels[qid].values())]
     ids = [doc.id for doc in searcher.index.documents]
     if any(mode != "lexical" for mode in modes):
-        searcher.encoder  # loaded before timing starts
+        searcher.encoder.encode(["warm-up"])  # load the encoder before timing starts
     results = []
     for mode in modes:
         totals = [0.0, 0.0, 0.0]

@@ -22,7 +22,7 @@ FORMAT_VERSION = 2
 MODES = ("hybrid", "dense", "lexical")
 MAX_QUERY_CHARS = 2000
 # Fusion: each ranker's scores over the top POOL documents are min-max normalised and
-# mixed with these weights (chosen on SciFact train; see benchmarks/README.md).
+# mixed with these weights (chosen on SciFact train; see "Quality" in README.md).
 POOL = 1000
 DENSE_WEIGHT = 0.5
 NAME_BONUS = 1.0  # more than any fused score can differ by

@@ -10,6 +10,7 @@ per id, never raised half-way.
 from __future__ import annotations
 
 import email.utils
+import os
 import re
 import time
 from collections.abc import Callable, Sequence
@@ -19,6 +20,7 @@ from ..records import PaperRecord
 from . import clean_text, utc_now
 
 ARXIV_API_URL = "https://export.arxiv.org/api/query"
+API_URL_ENV = "PAPERSCOPE_ARXIV_API"  # another endpoint with the same API (a mirror, a test server)
 RETRYABLE_STATUS = {429, 500, 502, 503, 504}
 
 
@@ -39,7 +41,7 @@ class _TransientError(Exception):
 class ArxivApiSource:
     """Fetches arXiv records by id through one rate-limited `arxiv.Client`."""
 
-    def __init__(self, api_url: str = ARXIV_API_URL, batch_size: int = 50,
+    def __init__(self, api_url: str | None = None, batch_size: int = 50,
                  delay_seconds: float = 3.0, max_retries: int = 4, timeout: float = 30.0,
                  backoff_seconds: float = 3.0, max_backoff_seconds: float = 60.0,
                  sleep: Callable[[float], None] = time.sleep):
@@ -52,7 +54,7 @@ class ArxivApiSource:
         self._sleep = sleep
         # Retries are ours (with backoff and Retry-After); the client keeps the rate limit.
         self.client = arxiv.Client(page_size=batch_size, delay_seconds=delay_seconds, num_retries=0)
-        self.client.query_url_format = api_url + "?{}"
+        self.client.query_url_format = (api_url or os.environ.get(API_URL_ENV) or ARXIV_API_URL) + "?{}"
         self.client._session = _session(timeout)
 
     def fetch(self, arxiv_ids: Sequence[str],
