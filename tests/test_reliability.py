@@ -48,6 +48,31 @@ def test_kill_9_during_full_rebuilds_never_breaks_the_index(library_dir):
     assert cli(library_dir, "build").returncode == 0
 
 
+def test_kill_9_during_ingest_keeps_the_record_cache_and_index_whole(library_dir, tmp_path):
+    # A snapshot large enough to take a while to stream, with the catalogue's papers at its end.
+    snapshot = tmp_path / "snapshot.jsonl"
+    filler = json.dumps({"id": "0000.00000", "title": "filler", "abstract": "x" * 400}) + "\n"
+    records = json.loads((library_dir / "index" / "records.json").read_text())["records"]
+    with snapshot.open("w") as handle:
+        handle.write(filler * 150_000)
+        for record in records.values():
+            handle.write(json.dumps({"id": record["arxiv_id"], "title": record["title"],
+                                     "abstract": record["abstract"], "categories": "cs.CL",
+                                     "authors_parsed": [], "versions": []}) + "\n")
+    rng = random.Random(7)
+    for _ in range(4):
+        process = subprocess.Popen([sys.executable, "-m", "paperscope", "--library", str(library_dir),
+                                    "ingest", "--refresh", "--from-snapshot", str(snapshot)],
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(rng.uniform(0.1, 1.5))
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        listed = json.loads(cli(library_dir, "list", "--json").stdout)
+        assert sum(1 for entry in listed if entry["abstract"]) == 20
+        result = cli(library_dir, "search", "LoRA", "--json", "-k", "1")
+        assert result.returncode == 0 and json.loads(result.stdout)[0]["id"] == "lora"
+
+
 def test_a_second_writer_waits_or_fails_clearly(library_dir):
     lock = FileLock(str(library_dir / "index" / ".lock"))
     lock.acquire()

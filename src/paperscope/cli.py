@@ -413,10 +413,15 @@ def related(
 
 
 def _corpus_searcher(index_dir: Path):
+    from .errors import IndexMissingError
     from .search import Searcher, load_index
     from .store import IndexStore
 
-    return Searcher(load_index(IndexStore(index_dir)))
+    try:
+        return Searcher(load_index(IndexStore(index_dir)))
+    except IndexMissingError as err:
+        raise IndexMissingError(err.message, f"Build it with: paperscope build --corpus PATH "
+                                             f"--index-dir {index_dir}") from None
 
 
 def _show_hits(outcome, fmt: str, query: str, library: Optional[Library]) -> None:
