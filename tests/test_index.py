@@ -200,3 +200,15 @@ def test_document_names_come_from_id_title_head_and_parentheses():
     assert {"rlhf", "illustrating rlhf"} <= document_names(doc)
     lora = Document(id="lora", title="LoRA: Low-Rank Adaptation of Large Language Models", text="")
     assert "lora" in document_names(lora) and "low rank adaptation" not in document_names(lora)
+
+
+def test_the_lexical_index_is_the_same_bytes_in_every_process():
+    import os
+    import subprocess
+    import sys
+
+    probe = ("import hashlib; from paperscope.lexical import LexicalIndex; "
+             f"print(hashlib.sha256(LexicalIndex.build({list(CORPUS.values())!r}).to_bytes()).hexdigest())")
+    digests = {subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,
+                              env={**os.environ, "PYTHONHASHSEED": seed}).stdout for seed in ("1", "2", "3")}
+    assert len(digests) == 1

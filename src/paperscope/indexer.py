@@ -50,6 +50,9 @@ def previous_vectors(store: IndexStore, model: str) -> tuple[dict[str, np.ndarra
         return {}, f"the old index could not be read ({err.message})"
     if index.model_name != model:
         return {}, f"the model changed from {index.model_name} to {model}"
+    if index.manifest.get("passage_words") != PASSAGE_WORDS:
+        return {}, (f"the passage length changed from {index.manifest.get('passage_words')} "
+                    f"to {PASSAGE_WORDS} words")
     if index.vectors.ntotal == 0:
         return {}, ""
     matrix = index.vectors.reconstruct_n(0, index.vectors.ntotal)

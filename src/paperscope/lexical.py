@@ -47,6 +47,20 @@ def default_stopwords() -> list[str]:
     return sorted(STOPWORDS_EN)
 
 
+def _sorted_columns(vocabulary: dict[str, int], data: np.ndarray, indices: np.ndarray,
+                    indptr: np.ndarray) -> tuple[dict[str, int], list[np.ndarray]]:
+    """The same term-by-document matrix with its terms in alphabetical order, so that the same
+    texts always give the same bytes (bm25s numbers terms in set order, which varies by run)."""
+    terms = sorted(term for term, column in vocabulary.items() if column < len(indptr) - 1)
+    columns = [vocabulary[term] for term in terms]
+    pieces = [np.arange(indptr[c], indptr[c + 1]) for c in columns]
+    take = np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.int64)
+    lengths = np.array([len(p) for p in pieces], dtype=indptr.dtype)
+    new_indptr = np.concatenate([[0], np.cumsum(lengths)]).astype(indptr.dtype)
+    return ({term: i for i, term in enumerate(terms)},
+            [data[take], indices[take], new_indptr])
+
+
 class LexicalIndex:
     """BM25 scores of a query against every document."""
 
@@ -71,7 +85,8 @@ class LexicalIndex:
                 retriever.save(folder, show_progress=False)
                 saved = Path(folder)
                 arrays = [np.load(saved / f"{name}.csc.index.npy") for name in ("data", "indices", "indptr")]
-                vocabulary = json.loads((saved / "vocab.index.json").read_text())
+                vocabulary, arrays = _sorted_columns(json.loads((saved / "vocab.index.json").read_text()),
+                                                     *arrays)
             else:
                 arrays = [np.zeros(0, np.float32), np.zeros(0, np.int32), np.zeros(1, np.int32)]
                 vocabulary = {}

@@ -7,8 +7,9 @@ import re
 from .records import Document
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])")
-# all-MiniLM-L6-v2 reads 256 word pieces; passages of about 90 words stay well inside,
-# so no part of a long abstract is cut off (measured on SciFact train: +0.026 nDCG@10 dense).
+# all-MiniLM-L6-v2 reads 256 word pieces, so a long abstract embedded whole loses its tail.
+# Passages of up to 90 words lose nothing. Measured (nDCG@10, hybrid): SciFact train 0.731
+# whole, 0.744 at 90 words, 0.749 at 55; the catalogue questions 0.891, 0.898, 0.882.
 PASSAGE_WORDS = 90
 
 
