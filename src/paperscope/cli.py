@@ -305,7 +305,9 @@ def _embedding_feedback(unit: str):
     """(on_encoder, progress) callbacks: a line when an encoder starts, then a bar."""
     bar = _Progress("Embedding")
 
-    def on_encoder(kind: str, count: int) -> None:
+    def on_encoder(kind: str, count: int, reason: str) -> None:
+        if reason:
+            _err(f"Embedding everything again: {reason}.")
         _err(f"Embedding {count} {unit} ({kind} encoder)…")
         bar.start(count, unit)
 
@@ -326,8 +328,6 @@ def _build(library: Library, *, full: bool, model: Optional[str], no_wait: bool)
 
 
 def _report_build(report) -> None:
-    if report.reason:
-        _err(f"Embedding everything again: {report.reason}.")
     if report.written:
         _err(f"Index built: {len(report.embedded)} embedded, {report.reused} reused, "
              f"{len(report.removed)} removed; {report.total} entries with {report.model}.")

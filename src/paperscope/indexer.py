@@ -62,11 +62,12 @@ def previous_vectors(store: IndexStore, model: str) -> tuple[dict[str, np.ndarra
 
 def build_index(store: IndexStore, documents: Sequence[Document], *, model: str,
                 full: bool = False, encoder: Encoder | None = None,
-                on_encoder: Callable[[str, int], None] | None = None,
+                on_encoder: Callable[[str, int, str], None] | None = None,
                 progress: Callable[[int], None] | None = None) -> BuildReport:
     """Embed what changed and commit a new index of `documents` to `store`.
 
-    `on_encoder(kind, count)` is told which encoder embeds how many texts, before it loads."""
+    `on_encoder(kind, count, reason)` is told which encoder embeds how many documents, and why
+    everything is embedded again when it is, before the encoder loads."""
     import faiss
 
     report = BuildReport(total=len(documents), model=model)
@@ -95,7 +96,7 @@ def build_index(store: IndexStore, documents: Sequence[Document], *, model: str,
         if encoder is None:
             light = len(todo) <= LIGHT_ENCODER_LIMIT
             if on_encoder:
-                on_encoder("light" if light else "sentence-transformers", len(todo))
+                on_encoder("light" if light else "sentence-transformers", len(todo), reason)
             encoder = load_encoder(model, light=light)
         report.device = getattr(encoder, "device", "cpu")
         fresh = encoder.encode(flat, progress=_per_document(progress, [len(texts[i]) for i in todo]))

@@ -129,7 +129,7 @@ class Library:
 
     def build(self, *, full: bool = False, model: str | None = None,
               progress: Callable[[int], None] | None = None,
-              on_encoder: Callable[[str, int], None] | None = None,
+              on_encoder: Callable[[str, int, str], None] | None = None,
               wait: bool = True, on_wait: Callable[[], None] | None = None
               ) -> tuple[BuildReport, list[Entry]]:
         """Bring the index up to date with the catalogue; returns the report and the
@@ -146,7 +146,7 @@ class Library:
     def add(self, source: str, *, section: str | None = None, summary: str | None = None,
             title: str | None = None, kind: str | None = None, entry_id: str | None = None,
             snapshot: Path | None = None, api=None, build: bool = True,
-            on_encoder: Callable[[str, int], None] | None = None) -> AddResult:
+            on_encoder: Callable[[str, int, str], None] | None = None) -> AddResult:
         """Append a paper (arXiv id or URL) or another link to the catalogue, keeping the
         file's comments and layout, then rebuild the index incrementally."""
         from .catalogue import URL_PATTERN, insert_entry, slug
