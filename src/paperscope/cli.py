@@ -330,7 +330,8 @@ def _build(library: Library, *, full: bool, model: Optional[str], no_wait: bool)
 def _report_build(report) -> None:
     if report.written:
         _err(f"Index built: {len(report.embedded)} embedded, {report.reused} reused, "
-             f"{len(report.removed)} removed; {report.total} entries with {report.model}.")
+             f"{len(report.removed)} removed; {report.total} entries with {report.model}"
+             + (f" on {report.device}." if report.embedded else "."))
     else:
         _err(f"Index already up to date ({report.total} entries).")
 

@@ -22,7 +22,6 @@ from .store import IndexStore
 class IngestReport:
     """What an ingest did."""
 
-    source: str
     fetched: list[str] = field(default_factory=list)
     cached: int = 0
     failures: dict[str, str] = field(default_factory=dict)  # arXiv id -> reason
@@ -48,8 +47,7 @@ def ingest(catalogue: Catalogue, store: IndexStore, *, source=None, snapshot: Pa
     for arxiv_id in pruned:
         del records[arxiv_id]
     todo = ids_to_fetch(catalogue, records, refresh)
-    report = IngestReport(source="snapshot" if snapshot else "arxiv-api",
-                          cached=len(wanted) - len(todo), pruned=pruned)
+    report = IngestReport(cached=len(wanted) - len(todo), pruned=pruned)
     if snapshot is not None:
         from .sources.snapshot import read_snapshot
 
