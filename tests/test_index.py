@@ -11,6 +11,7 @@ from paperscope.indexer import build_index
 from paperscope.records import Document
 from paperscope.search import check_query, fuse, load_index, rank
 from paperscope.store import IndexStore
+from paperscope.text import passages
 
 
 def docs(**texts):
@@ -80,6 +81,27 @@ def test_a_model_change_or_full_build_embeds_everything(built, fake_encoder):
     assert len(report.embedded) == 4 and "model changed from fake-model to other-model" in report.reason
     report = build_index(store, docs(**CORPUS), model="other-model", encoder=fake_encoder, full=True)
     assert len(report.embedded) == 4
+
+
+def test_a_change_of_passage_lengths_embeds_everything(built, fake_encoder, monkeypatch):
+    store, _ = built
+    assert json.loads(store.manifest_path.read_text())["passage_words"] == [90, 55, 35]
+    monkeypatch.setattr("paperscope.indexer.PASSAGE_WORDS", (60,))
+    report = build_index(store, docs(**CORPUS), model="fake-model", encoder=fake_encoder)
+    assert len(report.embedded) == 4
+    assert report.reason == "the passage lengths changed from 90, 55 and 35 to 60 words"
+
+
+def test_passages_cover_the_text_at_every_length_once():
+    sentence = "Sentence {} has exactly eight words in it."
+    long = Document(id="a", title="Title", text=" ".join(sentence.format(i) for i in range(20)))
+    texts = passages(long)
+    assert all(text.startswith("Title. Sentence") for text in texts) and len(set(texts)) == len(texts)
+    sizes = [len(text.split()) - 1 for text in texts]  # minus the title
+    assert sizes == [88, 72] + [48] * 3 + [16] + [32] * 5
+    assert passages(long, (90,)) == texts[:2]
+    short = Document(id="b", title="Short", text="One sentence only.")
+    assert passages(short) == ["Short. One sentence only."]
 
 
 def test_a_crash_before_the_manifest_keeps_the_old_index(built, fake_encoder, monkeypatch):

@@ -15,6 +15,7 @@ from paperscope.search import Searcher
 from .conftest import REPO
 
 QUESTIONS = REPO / "evaluation" / "catalogue"
+RELATED = REPO / "evaluation" / "related"
 
 
 @pytest.fixture(scope="module")
@@ -32,6 +33,41 @@ def test_hybrid_is_at_least_as_good_as_either_ranker(scores):
     best_single = max(scores["dense"].ndcg_at_10, scores["lexical"].ndcg_at_10)
     assert scores["hybrid"].ndcg_at_10 >= best_single
     assert scores["hybrid"].ndcg_at_10 > 0.85 and scores["hybrid"].recall_at_100 == 1.0
+
+
+@pytest.fixture(scope="module")
+def related_scores():
+    index, _ = Library.open(REPO).index(update=False)
+    results = evaluate(Searcher(index), {}, read_qrels(RELATED, "test"), related=True)
+    return {s.mode: s for s in results}
+
+
+def test_related_hybrid_is_at_least_as_good_as_either_ranker(related_scores):
+    assert related_scores["hybrid"].queries >= 30
+    best_single = max(related_scores["dense"].ndcg_at_10, related_scores["lexical"].ndcg_at_10)
+    assert related_scores["hybrid"].ndcg_at_10 >= best_single > 0.7
+
+
+@pytest.mark.parametrize("entry, expected", [
+    ("lora", {"qlora"}),
+    ("qlora", {"lora"}),
+    ("codegen", {"codegen2"}),
+    ("trl", {"trlx"}),
+    ("constitutional-ai", {"helpful-harmless-assistant"}),
+    ("megatron-lm", {"deepspeed", "gpt-neox"}),
+])
+def test_related_entries_come_first(library_dir, entry, expected):
+    result = CliRunner().invoke(app, ["--library", str(library_dir), "related", entry, "--json",
+                                      "-k", str(len(expected))])
+    assert {hit["id"] for hit in json.loads(result.stdout)} == expected
+
+
+def test_eval_related_through_the_cli(library_dir):
+    result = CliRunner().invoke(app, ["--library", str(library_dir), "eval", str(RELATED), "--related",
+                                      "--mode", "lexical", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert [m["mode"] for m in report["modes"]] == ["lexical"] and report["modes"][0]["queries"] == 37
 
 
 @pytest.mark.parametrize("query, expected_first", [

@@ -595,6 +595,9 @@ def evaluate(
                                              "(repeatable; default: all three)."),
     index_dir: Optional[Path] = typer.Option(None, "--index-dir", metavar="DIR",
                                              help="Where the corpus index is kept (default: the cache)."),
+    related: bool = typer.Option(False, "--related", help="Evaluate `related` instead of `search`: "
+                                 "each query id in the qrels is an entry id, judged against the "
+                                 "entries related to it (queries.jsonl is not needed)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts."),
 ) -> None:
     """Measure retrieval quality: nDCG@10, Recall@100, MRR@10 and latency per mode.
@@ -604,6 +607,8 @@ def evaluate(
       paperscope eval ../shared/data/scifact --split train
 
       paperscope eval evaluation/catalogue
+
+      paperscope eval evaluation/related --related
     """
     from .corpus import read_qrels, read_queries
     from .evaluate import evaluate as run_evaluation
@@ -616,7 +621,8 @@ def evaluate(
             from .errors import UsageError
 
             raise UsageError(f"Unknown mode {name!r}: choose from {', '.join(MODES)}.")
-    queries, qrels = read_queries(dataset), read_qrels(dataset, split)
+    queries = {} if related else read_queries(dataset)
+    qrels = read_qrels(dataset, split)
     if any((dataset / name).is_file() for name in ("corpus.jsonl", "corpus.jsonl.gz")):
         directory = _build_corpus(dataset, index_dir, full=False, model=None, no_wait=False)
         index = load_index(IndexStore(directory))
@@ -626,9 +632,9 @@ def evaluate(
             _err(f"note: {notice}")
     searcher = Searcher(index)
     bar = _Progress("Evaluating")
-    bar.start(len(modes) * sum(1 for q in qrels if q in queries), "queries")
+    bar.start(len(modes) * (len(qrels) if related else sum(1 for q in qrels if q in queries)), "queries")
     try:
-        scores = run_evaluation(searcher, queries, qrels, modes, progress=bar.advance)
+        scores = run_evaluation(searcher, queries, qrels, modes, progress=bar.advance, related=related)
     finally:
         bar.stop()
     if as_json:

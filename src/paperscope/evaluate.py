@@ -1,6 +1,6 @@
 """Retrieval quality: nDCG@10, Recall@100 and MRR@10 of each ranking mode over
 judged queries, and per-query latency, measured through the same `Searcher`
-that answers `paperscope search`."""
+that answers `paperscope search` (or, for judged related entries, `related`)."""
 
 from __future__ import annotations
 
@@ -47,10 +47,13 @@ class ModeScores:
 
 def evaluate(searcher: Searcher, queries: dict[str, str], qrels: dict[str, dict[str, int]],
              modes: Sequence[str] = MODES,
-             progress: Callable[[int], None] | None = None) -> list[ModeScores]:
-    """Scores of each mode over the queries that have judgements."""
-    judged_ids = [qid for qid in qrels if qid in queries and any(g > 0 for g in qrels[qid].values())]
+             progress: Callable[[int], None] | None = None, *, related: bool = False) -> list[ModeScores]:
+    """Scores of each mode over the queries that have judgements. With `related`, each
+    query id is a document id and its ranking is that document's related documents."""
     ids = [doc.id for doc in searcher.index.documents]
+    positions = {doc_id: position for position, doc_id in enumerate(ids)}
+    asked = positions if related else queries
+    judged_ids = [qid for qid in qrels if qid in asked and any(g > 0 for g in qrels[qid].values())]
     if any(mode != "lexical" for mode in modes):
         searcher.encoder.encode(["warm-up"])  # load the encoder before timing starts
     results = []
@@ -59,7 +62,8 @@ def evaluate(searcher: Searcher, queries: dict[str, str], qrels: dict[str, dict[
         latencies = []
         for qid in judged_ids:
             started = time.perf_counter()
-            ranked = searcher.rank(check_query(queries[qid]), k=100, mode=mode)
+            ranked = (searcher.rank_related(positions[qid], k=100, mode=mode) if related
+                      else searcher.rank(check_query(queries[qid]), k=100, mode=mode))
             latencies.append((time.perf_counter() - started) * 1000)
             ranked_ids = [ids[position] for position, _ in ranked]
             judged = qrels[qid]

@@ -50,14 +50,15 @@ def previous_vectors(store: IndexStore, model: str) -> tuple[dict[str, np.ndarra
         return {}, f"the old index could not be read ({err.message})"
     if index.model_name != model:
         return {}, f"the model changed from {index.model_name} to {model}"
-    if index.manifest.get("passage_words") != PASSAGE_WORDS:
-        return {}, (f"the passage length changed from {index.manifest.get('passage_words')} "
-                    f"to {PASSAGE_WORDS} words")
+    stored = index.manifest.get("passage_words")
+    if stored != list(PASSAGE_WORDS):
+        return {}, (f"the passage lengths changed from {_words(stored)} to {_words(PASSAGE_WORDS)} "
+                    "words")
     if index.vectors.ntotal == 0:
         return {}, ""
     matrix = index.vectors.reconstruct_n(0, index.vectors.ntotal)
-    return {entry["hash"]: matrix[index.owners == position]
-            for position, entry in enumerate(index.manifest["documents"])}, ""
+    return {entry["hash"]: rows for entry, rows in
+            zip(index.manifest["documents"], np.split(matrix, index.bounds[1:-1]))}, ""
 
 
 def build_index(store: IndexStore, documents: Sequence[Document], *, model: str,
@@ -124,7 +125,7 @@ def build_index(store: IndexStore, documents: Sequence[Document], *, model: str,
         "count": len(documents),
         "lexical": {"library": "bm25s", "stemmer": "english", **BM25_PARAMS},
         "versions": _versions(),
-        "passage_words": PASSAGE_WORDS,
+        "passage_words": list(PASSAGE_WORDS),
         "documents": [{"id": doc.id, "hash": h, "passages": len(vectors[i])}
                       for i, (doc, h) in enumerate(zip(documents, hashes))],
     }
@@ -135,6 +136,14 @@ def build_index(store: IndexStore, documents: Sequence[Document], *, model: str,
     }, manifest)
     report.written = True
     return report
+
+
+def _words(lengths) -> str:
+    """Passage lengths as a reader would write them: "90, 55 and 35"."""
+    if not isinstance(lengths, (list, tuple)):
+        return str(lengths)
+    words = [str(n) for n in lengths]
+    return " and ".join([", ".join(words[:-1]), words[-1]]) if len(words) > 1 else "".join(words)
 
 
 def _per_document(progress: Callable[[int], None] | None, sizes: list[int]):
