@@ -90,7 +90,7 @@ def model_fingerprint(model_dir: Path) -> str:
 class SentenceTransformerEncoder:
     """The reference encoder: sentence-transformers, offline, on CUDA when available."""
 
-    def __init__(self, model_name: str, batch_size: int = 64):
+    def __init__(self, model_name: str, batch_size: int | None = None):
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
@@ -113,8 +113,9 @@ class SentenceTransformerEncoder:
         dimension = getattr(self._model, "get_embedding_dimension", None) or \
             self._model.get_sentence_embedding_dimension
         self.dimension = int(dimension())
-        self.batch_size = batch_size
         self.device = str(self._model.device)
+        # On an H100, batches of 256 ran about 7% faster than 64 (README "Speed").
+        self.batch_size = batch_size or (256 if self.device.startswith("cuda") else 64)
 
     def encode(self, texts: Sequence[str], progress: Progress | None = None) -> np.ndarray:
         if not texts:
