@@ -150,6 +150,19 @@ def test_rows_that_disagree_with_the_manifest_are_caught(built):
         load_index(store)
 
 
+def test_a_vector_file_that_is_not_a_flat_index_is_refused(built):
+    import faiss
+
+    store, _ = built
+    other = faiss.serialize_index(faiss.IndexHNSWFlat(32, 8)).tobytes()
+    _data_file(store, "vectors").write_bytes(other)
+    manifest = json.loads(store.manifest_path.read_text())
+    manifest["files"]["vectors"].update(sha256=store_module.sha256_bytes(other), bytes=len(other))
+    store.manifest_path.write_text(json.dumps(manifest))
+    with pytest.raises(IndexCorruptError, match="vector index .* cannot be read"):
+        load_index(store)
+
+
 def _data_file(store, name):
     manifest = json.loads(store.manifest_path.read_text())
     return store.directory / manifest["files"][name]["file"]

@@ -106,8 +106,10 @@ def _load(store: IndexStore) -> LoadedIndex:
     try:
         vectors = faiss.deserialize_index(np.frombuffer(vector_bytes, dtype=np.uint8))
     except RuntimeError:
+        vectors = None
+    if not isinstance(vectors, faiss.IndexFlat):
         raise IndexCorruptError(f"The vector index in {store.directory} cannot be read.",
-                                REBUILD_HINT) from None
+                                REBUILD_HINT)
     try:
         raw_docs = json.loads(store.read_file(manifest, "documents"))
         documents = [Document.from_json(d) for d in raw_docs]
