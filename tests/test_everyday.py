@@ -60,6 +60,18 @@ def test_bibtex_parses_with_a_standard_parser_and_keys_are_stable(library_dir):
     assert [e.key for e in found.entries][0] == "hu2021lora"
 
 
+def test_long_work_writes_plain_progress_lines_when_not_on_a_terminal(monkeypatch, capsys):
+    from paperscope import cli
+
+    monkeypatch.setattr(cli._Progress, "LINE_SECONDS", 0.0)
+    bar = cli._Progress("Embedding")
+    bar.start(4, "documents")
+    bar.advance(1)
+    bar.advance(3)  # done: no line, the command reports the result itself
+    bar.stop()
+    assert capsys.readouterr().err.splitlines() == ["Embedding: 1/4 documents (25%), under a minute left"]
+
+
 def test_filters_narrow_before_ranking(library_dir):
     hits = json.loads(run(library_dir, "search", "reinforcement learning from human feedback", "--json",
                           "--section", "LLM Evaluation", "-k", "3").stdout)

@@ -11,6 +11,7 @@ import contextlib
 import functools
 import json
 import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional
 
@@ -139,15 +140,23 @@ def _output_format(fmt: str, as_json: bool) -> str:
 
 
 class _Progress:
-    """A progress bar on stderr when it is a terminal; silent otherwise."""
+    """A progress bar on stderr when it is a terminal; otherwise, on long work, a plain line
+    every `LINE_SECONDS` (for logs and CI), so that long work is never silent."""
+
+    LINE_SECONDS = 30.0
 
     def __init__(self, description: str):
         self.description = description
         self._bar = None
         self._task = None
+        self._lines = None  # [done, total, unit, started, last line] when writing plain lines
 
     def start(self, total: int, unit: str = "") -> None:
-        if not sys.stderr.isatty() or total <= 0:
+        if total <= 0:
+            return
+        if not sys.stderr.isatty():
+            now = time.monotonic()
+            self._lines = [0, total, unit, now, now]
             return
         from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
@@ -161,11 +170,21 @@ class _Progress:
     def advance(self, amount: int) -> None:
         if self._bar is not None:
             self._bar.advance(self._task, amount)
+        elif self._lines is not None:
+            self._lines[0] += amount
+            done, total, unit, started, last = self._lines
+            now = time.monotonic()
+            if now - last >= self.LINE_SECONDS and done < total:
+                self._lines[4] = now
+                minutes = round((now - started) / done * (total - done) / 60)
+                left = f"about {minutes} min left" if minutes else "under a minute left"
+                _err(f"{self.description}: {done}/{total} {unit} ({done / total:.0%}), {left}")
 
     def stop(self) -> None:
         if self._bar is not None:
             self._bar.stop()
             self._bar = None
+        self._lines = None
 
 
 def _waiting() -> None:
