@@ -135,6 +135,23 @@ def test_an_edited_summary_is_picked_up_by_the_next_search(library_dir):
     assert run(library_dir, "status", "--check").exit_code == 0
 
 
+def test_an_index_built_with_other_passage_lengths_is_searched_until_a_build(library_dir):
+    manifest_path = library_dir / "index" / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["passage_words"] = 90  # as paperscope wrote it before passages had three scales
+    manifest_path.write_text(json.dumps(manifest))
+    status = run(library_dir, "status", "--check")
+    assert status.exit_code == 1
+    assert "embedded again at the next build: the passage lengths changed from 90 to 90, 55 and 35" \
+        in status.stdout
+    path = library_dir / "catalogue.yaml"
+    path.write_text(path.read_text().replace("A PyTorch library offering", "A PyTorch package offering", 1))
+    result = run(library_dir, "search", "attention", "--json", "-k", "1")
+    assert result.exit_code == 0 and json.loads(result.stdout)
+    assert "run `paperscope build` (it embeds every entry again)" in result.stderr
+    assert json.loads(manifest_path.read_text())["passage_words"] == 90  # nothing rebuilt
+
+
 def test_a_new_arxiv_entry_without_abstract_is_named_with_the_command_to_run(library_dir):
     path = library_dir / "catalogue.yaml"
     path.write_text(path.read_text() + (

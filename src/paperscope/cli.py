@@ -598,6 +598,8 @@ def status(
         for label in ("new", "stale", "removed", "missing_text"):
             if info[label]:
                 typer.echo(f"  {label.replace('_', ' ')}: {', '.join(info[label])}")
+        if info["rebuild_reason"]:
+            typer.echo(f"  every entry is embedded again at the next build: {info['rebuild_reason']}")
         if not info["up_to_date"]:
             typer.echo("Run `paperscope build` (or `paperscope ingest` for missing abstracts).")
     if check and not info["up_to_date"]:

@@ -49,17 +49,25 @@ def previous_vectors(store: IndexStore, model: str) -> tuple[dict[str, np.ndarra
         index = load_index(store)
     except PaperscopeError as err:
         return {}, f"the old index could not be read ({err.message})"
-    if index.model_name != model:
-        return {}, f"the model changed from {index.model_name} to {model}"
-    stored = index.manifest.get("passage_words")
-    if stored != list(PASSAGE_WORDS):
-        return {}, (f"the passage lengths changed from {_words(stored)} to {_words(PASSAGE_WORDS)} "
-                    "words")
+    reason = settings_change(index.manifest, model)
+    if reason:
+        return {}, reason
     if index.vectors.ntotal == 0:
         return {}, ""
     matrix = index.vectors.reconstruct_n(0, index.vectors.ntotal)
     return {entry["hash"]: rows for entry, rows in
             zip(index.manifest["documents"], np.split(matrix, index.bounds[1:-1]))}, ""
+
+
+def settings_change(manifest: dict, model: str) -> str:
+    """Why the vectors of the index described by `manifest` cannot be reused for `model` and
+    this paperscope's passage lengths ("" when they can)."""
+    if manifest.get("model") != model:
+        return f"the model changed from {manifest.get('model')} to {model}"
+    stored = manifest.get("passage_words")
+    if stored != list(PASSAGE_WORDS):
+        return f"the passage lengths changed from {_words(stored)} to {_words(PASSAGE_WORDS)} words"
+    return ""
 
 
 def build_index(store: IndexStore, documents: Sequence[Document], *, model: str,

@@ -208,14 +208,18 @@ class Library:
     def index(self, *, update: bool = True) -> tuple[LoadedIndex, list[str]]:
         """The index, brought up to date with the catalogue where that needs no network
         (when `update`); and notices about what is stale or missing."""
-        from .indexer import build_index
+        from .indexer import build_index, settings_change
         from .search import load_index
 
         index = load_index(self.store)
         documents, missing = self.documents()
         notices = []
         if [d.to_json() for d in documents] != [d.to_json() for d in index.documents]:
-            if update:
+            reason = settings_change(index.manifest, index.model_name)
+            if update and reason:  # a search never embeds the whole library on the side
+                notices.append(f"The index is out of date with the catalogue, and {reason}: run "
+                               "`paperscope build` (it embeds every entry again). Searching the last build.")
+            elif update:
                 try:
                     with self.store.write_lock(wait=False):
                         report = build_index(self.store, documents, model=index.model_name)
@@ -265,7 +269,11 @@ class Library:
                              notices)
 
     def status(self) -> dict:
-        """How the index compares with the catalogue."""
+        """How the index compares with the catalogue, and why the next build would embed
+        everything again, if it would (`rebuild_reason`)."""
+        from .embedding import configured_model
+        from .indexer import settings_change
+
         documents, missing = self.documents()
         manifest = self.store.read_manifest()
         indexed = {e["id"]: e["hash"] for e in (manifest or {}).get("documents", [])}
@@ -273,7 +281,8 @@ class Library:
         stale = sorted(i for i in current if i in indexed and indexed[i] != current[i])
         new = sorted(i for i in current if i not in indexed)
         removed = sorted(i for i in indexed if i not in current)
-        up_to_date = manifest is not None and not (stale or new or removed)
+        rebuild_reason = settings_change(manifest, configured_model()) if manifest else ""
+        up_to_date = manifest is not None and not (stale or new or removed or rebuild_reason)
         if up_to_date:
             try:
                 indexed_docs = json.loads(self.store.read_file(manifest, "documents"))
@@ -290,6 +299,7 @@ class Library:
             "removed": removed,
             "missing_text": [e.id for e in missing],
             "up_to_date": up_to_date,
+            "rebuild_reason": rebuild_reason,
             "model": (manifest or {}).get("model"),
             "dimension": (manifest or {}).get("dimension"),
             "built_at": (manifest or {}).get("built_at"),
