@@ -86,7 +86,8 @@ def test_a_model_change_or_full_build_embeds_everything(built, fake_encoder):
 def test_a_change_of_passage_lengths_embeds_everything(built, fake_encoder, monkeypatch):
     store, _ = built
     assert json.loads(store.manifest_path.read_text())["passage_words"] == [90, 55, 35]
-    monkeypatch.setattr("paperscope.indexer.PASSAGE_WORDS", (60,))
+    for module in ("paperscope.indexer", "paperscope.settings"):
+        monkeypatch.setattr(f"{module}.PASSAGE_WORDS", (60,))
     report = build_index(store, docs(**CORPUS), model="fake-model", encoder=fake_encoder)
     assert len(report.embedded) == 4
     assert report.reason == "the passage lengths changed from 90, 55 and 35 to 60 words"

@@ -303,7 +303,7 @@ def build(
 def _build_corpus(corpus: Path, index_dir: Optional[Path], *, full: bool, model: Optional[str],
                   no_wait: bool) -> Path:
     from .corpus import corpus_file, read_corpus
-    from .embedding import configured_model
+    from .settings import configured_model
     from .indexer import build_index
     from .store import IndexStore, corpus_index_dir
 

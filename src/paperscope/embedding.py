@@ -21,9 +21,8 @@ from typing import Protocol
 import numpy as np
 
 from .errors import ModelUnavailableError
+from .settings import DEFAULT_MODEL, MODEL_ENV
 
-DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
-MODEL_ENV = "PAPERSCOPE_MODEL"
 Progress = Callable[[int], None]
 
 
@@ -34,11 +33,6 @@ class Encoder(Protocol):
     dimension: int
 
     def encode(self, texts: Sequence[str], progress: Progress | None = None) -> np.ndarray: ...
-
-
-def configured_model() -> str:
-    """The model for new builds: $PAPERSCOPE_MODEL or the packaged all-MiniLM-L6-v2."""
-    return os.environ.get(MODEL_ENV) or DEFAULT_MODEL
 
 
 def resolve_model_dir(model_name: str) -> Path | None:

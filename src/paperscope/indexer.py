@@ -17,6 +17,7 @@ from .errors import IndexMismatchError, PaperscopeError
 from .lexical import BM25_PARAMS, LexicalIndex
 from .records import Document
 from .search import FORMAT_VERSION, load_index
+from .settings import settings_change
 from .store import IndexStore, sha256_bytes
 from .text import PASSAGE_WORDS, passages
 
@@ -57,17 +58,6 @@ def previous_vectors(store: IndexStore, model: str) -> tuple[dict[str, np.ndarra
     matrix = index.vectors.reconstruct_n(0, index.vectors.ntotal)
     return {entry["hash"]: rows for entry, rows in
             zip(index.manifest["documents"], np.split(matrix, index.bounds[1:-1]))}, ""
-
-
-def settings_change(manifest: dict, model: str) -> str:
-    """Why the vectors of the index described by `manifest` cannot be reused for `model` and
-    this paperscope's passage lengths ("" when they can)."""
-    if manifest.get("model") != model:
-        return f"the model changed from {manifest.get('model')} to {model}"
-    stored = manifest.get("passage_words")
-    if stored != list(PASSAGE_WORDS):
-        return f"the passage lengths changed from {_words(stored)} to {_words(PASSAGE_WORDS)} words"
-    return ""
 
 
 def build_index(store: IndexStore, documents: Sequence[Document], *, model: str,
@@ -145,14 +135,6 @@ def build_index(store: IndexStore, documents: Sequence[Document], *, model: str,
     }, manifest)
     report.written = True
     return report
-
-
-def _words(lengths) -> str:
-    """Passage lengths as a reader would write them: "90, 55 and 35"."""
-    if not isinstance(lengths, (list, tuple)):
-        return str(lengths)
-    words = [str(n) for n in lengths]
-    return " and ".join([", ".join(words[:-1]), words[-1]]) if len(words) > 1 else "".join(words)
 
 
 def _per_document(progress: Callable[[int], None] | None, sizes: list[int]):

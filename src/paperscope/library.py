@@ -134,8 +134,8 @@ class Library:
               ) -> tuple[BuildReport, list[Entry]]:
         """Bring the index up to date with the catalogue; returns the report and the
         entries left out because they still have no text."""
-        from .embedding import configured_model
         from .indexer import build_index
+        from .settings import configured_model
 
         with self.store.write_lock(wait=wait, on_wait=on_wait):
             documents, missing = self.documents()
@@ -208,8 +208,9 @@ class Library:
     def index(self, *, update: bool = True) -> tuple[LoadedIndex, list[str]]:
         """The index, brought up to date with the catalogue where that needs no network
         (when `update`); and notices about what is stale or missing."""
-        from .indexer import build_index, settings_change
+        from .indexer import build_index
         from .search import load_index
+        from .settings import settings_change
 
         index = load_index(self.store)
         documents, missing = self.documents()
@@ -271,8 +272,7 @@ class Library:
     def status(self) -> dict:
         """How the index compares with the catalogue, and why the next build would embed
         everything again, if it would (`rebuild_reason`)."""
-        from .embedding import configured_model
-        from .indexer import settings_change
+        from .settings import configured_model, settings_change
 
         documents, missing = self.documents()
         manifest = self.store.read_manifest()
