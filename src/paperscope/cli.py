@@ -149,14 +149,17 @@ class _Progress:
         self.description = description
         self._bar = None
         self._task = None
-        self._lines = None  # [done, total, unit, started, last line] when writing plain lines
+        self._plain = False  # plain lines instead of a bar (stderr is not a terminal)
+        self._done = self._total = 0
+        self._unit = ""
+        self._started = self._last_line = 0.0
 
     def start(self, total: int, unit: str = "") -> None:
         if total <= 0:
             return
         if not sys.stderr.isatty():
-            now = time.monotonic()
-            self._lines = [0, total, unit, now, now]
+            self._plain, self._done, self._total, self._unit = True, 0, total, unit
+            self._started = self._last_line = time.monotonic()
             return
         from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
@@ -170,21 +173,21 @@ class _Progress:
     def advance(self, amount: int) -> None:
         if self._bar is not None:
             self._bar.advance(self._task, amount)
-        elif self._lines is not None:
-            self._lines[0] += amount
-            done, total, unit, started, last = self._lines
+        elif self._plain:
+            self._done += amount
             now = time.monotonic()
-            if now - last >= self.LINE_SECONDS and done < total:
-                self._lines[4] = now
-                minutes = round((now - started) / done * (total - done) / 60)
+            if now - self._last_line >= self.LINE_SECONDS and self._done < self._total:
+                self._last_line = now
+                minutes = round((now - self._started) / self._done * (self._total - self._done) / 60)
                 left = f"about {minutes} min left" if minutes else "under a minute left"
-                _err(f"{self.description}: {done}/{total} {unit} ({done / total:.0%}), {left}")
+                _err(f"{self.description}: {self._done}/{self._total} {self._unit} "
+                     f"({self._done / self._total:.0%}), {left}")
 
     def stop(self) -> None:
         if self._bar is not None:
             self._bar.stop()
             self._bar = None
-        self._lines = None
+        self._plain = False
 
 
 def _waiting() -> None:
