@@ -111,6 +111,7 @@ def test_a_broken_catalogue_is_reported_with_file_and_line(library_dir):
     assert "Traceback" not in result.output
 
 
+@pytest.mark.slow
 def test_a_deleted_index_file_names_the_repair(library_dir):
     manifest = json.loads((library_dir / "index" / "manifest.json").read_text())
     (library_dir / "index" / manifest["files"]["vectors"]["file"]).unlink()
@@ -138,7 +139,7 @@ def test_an_edited_summary_is_picked_up_by_the_next_search(library_dir):
 def test_an_index_built_with_other_passage_lengths_is_searched_until_a_build(library_dir):
     manifest_path = library_dir / "index" / "manifest.json"
     manifest = json.loads(manifest_path.read_text())
-    manifest["passage_words"] = 90  # as paperscope wrote it before passages had three scales
+    manifest["passages_scheme"]["words"] = [90]  # as paperscope wrote it before three scales
     manifest_path.write_text(json.dumps(manifest))
     status = run(library_dir, "status", "--check")
     assert status.exit_code == 1
@@ -149,7 +150,7 @@ def test_an_index_built_with_other_passage_lengths_is_searched_until_a_build(lib
     result = run(library_dir, "search", "attention", "--json", "-k", "1")
     assert result.exit_code == 0 and json.loads(result.stdout)
     assert "run `paperscope build` (it embeds every entry again)" in result.stderr
-    assert json.loads(manifest_path.read_text())["passage_words"] == 90  # nothing rebuilt
+    assert json.loads(manifest_path.read_text())["passages_scheme"]["words"] == [90]  # nothing rebuilt
 
 
 def test_a_new_arxiv_entry_without_abstract_is_named_with_the_command_to_run(library_dir):

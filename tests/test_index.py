@@ -1,16 +1,19 @@
-"""Incremental builds, atomic commits and damaged files (with a fake encoder)."""
+"""Incremental builds, resumable chunks, atomic commits, damaged files and approximate search
+(with a fake encoder)."""
 
 import json
+import os
 
 import numpy as np
 import pytest
 
+from paperscope import chunks
 from paperscope import store as store_module
 from paperscope.errors import IndexCorruptError, IndexMismatchError, IndexMissingError
+from paperscope.index import IndexStore
 from paperscope.indexer import build_index
 from paperscope.records import Document
-from paperscope.search import check_query, fuse, load_index, rank
-from paperscope.store import IndexStore
+from paperscope.search import check_query, fuse, rank
 from paperscope.text import passages
 
 
@@ -25,6 +28,7 @@ CORPUS = dict(
     rlhf="reinforcement learning from human feedback with a reward model",
     codex="a language model trained on code evaluated on programming problems",
 )
+DATA_FILES = ["bm25data", "bm25docs", "bm25ptr", "bounds", "documents", "facets", "vectors"]
 
 
 @pytest.fixture
@@ -39,10 +43,13 @@ def test_first_build_embeds_everything_and_writes_a_manifest(built):
     assert report.embedded == ["lora", "qlora", "rlhf", "codex"] and report.reused == 0
     manifest = json.loads(store.manifest_path.read_text())
     assert manifest["model"] == "fake-model" and manifest["dimension"] == 32
-    assert [d["id"] for d in manifest["documents"]] == list(CORPUS)
-    assert set(manifest["files"]) == {"vectors", "documents", "lexical"}
-    index = load_index(store)
-    assert index.vectors.ntotal == 4 and index.documents[2].id == "rlhf"
+    assert manifest["count"] == 4 and manifest["search"] == {"kind": "exact"}
+    assert manifest["passages_scheme"] == {"name": "multi-scale", "words": [90, 55, 35]}
+    assert sorted(manifest["files"]) == DATA_FILES
+    index = store.open()
+    assert index.vectors.shape == (4, 32) and index.ids()[2] == "rlhf"
+    assert isinstance(index.vectors, np.memmap)  # read in place, not loaded
+    assert not store.chunks_dir.exists()  # consumed chunks are removed
 
 
 def test_editing_one_text_embeds_exactly_that_one(built, fake_encoder):
@@ -53,9 +60,11 @@ def test_editing_one_text_embeds_exactly_that_one(built, fake_encoder):
     assert report.embedded == ["rlhf"] and report.reused == 3 and report.written
     assert fake_encoder.embedded - before == 1
     assert fake_encoder.calls[-1] == ["RLHF. preference learning with human feedback"]
-    index = load_index(store)
+    index = store.open()
     fresh = fake_encoder.encode(["RLHF. preference learning with human feedback"])[0]
-    np.testing.assert_allclose(index.vector(2), fresh, atol=1e-6)
+    np.testing.assert_allclose(index.document_vector(2), fresh, atol=1e-6)
+    np.testing.assert_allclose(index.document_vector(0), fake_encoder.encode([f"LORA. {CORPUS['lora']}"])[0],
+                               atol=1e-6)
 
 
 def test_an_unchanged_catalogue_writes_nothing(built, fake_encoder):
@@ -65,14 +74,23 @@ def test_an_unchanged_catalogue_writes_nothing(built, fake_encoder):
     assert not report.written and report.embedded == [] and store.manifest_path.stat().st_mtime_ns == stamp
 
 
+def test_a_metadata_edit_rewrites_the_index_without_embedding(built, fake_encoder):
+    store, _ = built
+    moved = docs(**CORPUS)
+    moved[0] = Document(moved[0].id, moved[0].title, moved[0].text, {"section": "Other", "kind": "paper"})
+    report = build_index(store, moved, model="fake-model", encoder=fake_encoder)
+    assert report.written and report.embedded == []
+    assert store.open().document(0).meta["section"] == "Other"
+
+
 def test_removed_entries_leave_the_index_and_old_files_are_deleted(built, fake_encoder):
     store, _ = built
     smaller = {k: v for k, v in CORPUS.items() if k != "codex"}
     report = build_index(store, docs(**smaller), model="fake-model", encoder=fake_encoder)
     assert report.removed == ["codex"] and report.embedded == []
-    assert len(load_index(store).documents) == 3
+    assert store.open().count == 3
     data_files = sorted(p.name.split("-")[0] for p in store.directory.iterdir() if "-" in p.name)
-    assert data_files == ["documents", "lexical", "vectors"]
+    assert data_files == DATA_FILES
 
 
 def test_a_model_change_or_full_build_embeds_everything(built, fake_encoder):
@@ -83,14 +101,15 @@ def test_a_model_change_or_full_build_embeds_everything(built, fake_encoder):
     assert len(report.embedded) == 4
 
 
-def test_a_change_of_passage_lengths_embeds_everything(built, fake_encoder, monkeypatch):
+def test_a_change_of_passage_lengths_or_scheme_embeds_everything(built, fake_encoder, monkeypatch):
     store, _ = built
-    assert json.loads(store.manifest_path.read_text())["passage_words"] == [90, 55, 35]
-    for module in ("paperscope.indexer", "paperscope.settings"):
-        monkeypatch.setattr(f"{module}.PASSAGE_WORDS", (60,))
+    monkeypatch.setitem(__import__("paperscope.text").text.SCHEMES, "multi-scale", (60,))
     report = build_index(store, docs(**CORPUS), model="fake-model", encoder=fake_encoder)
     assert len(report.embedded) == 4
     assert report.reason == "the passage lengths changed from 90, 55 and 35 to 60 words"
+    report = build_index(store, docs(**CORPUS), model="fake-model", encoder=fake_encoder, scheme="whole")
+    assert report.reason == "the passage scheme changed from multi-scale to whole"
+    assert store.open().vectors.shape == (4, 32)  # one vector a document
 
 
 def test_passages_cover_the_text_at_every_length_once():
@@ -101,8 +120,65 @@ def test_passages_cover_the_text_at_every_length_once():
     sizes = [len(text.split()) - 1 for text in texts]  # minus the title
     assert sizes == [88, 72] + [48] * 3 + [16] + [32] * 5
     assert passages(long, (90,)) == texts[:2]
+    assert passages(long, ()) == [long.embedding_text]
     short = Document(id="b", title="Short", text="One sentence only.")
     assert passages(short) == ["Short. One sentence only."]
+
+
+class Interrupting:
+    """Wraps an encoder and raises KeyboardInterrupt on its n-th call."""
+
+    def __init__(self, encoder, calls):
+        self.inner, self.left = encoder, calls
+        self.model_name, self.dimension = encoder.model_name, encoder.dimension
+
+    def encode(self, texts, progress=None):
+        self.left -= 1
+        if self.left < 0:
+            raise KeyboardInterrupt
+        return self.inner.encode(texts, progress)
+
+
+def many_docs(count):
+    words = ["adapter", "quantized", "reward", "code", "vision", "speech", "graph", "protein"]
+    return [Document(id=f"d{i}", title=f"Paper {i}", text=f"{words[i % 8]} {words[(i * 3) % 8]} study {i}",
+                     meta={"year": 2020 + i % 5}) for i in range(count)]
+
+
+def test_an_interrupted_build_resumes_from_its_committed_chunks(tmp_path, fake_encoder):
+    store = IndexStore(tmp_path / "index")
+    corpus = many_docs(50)
+    with pytest.raises(KeyboardInterrupt):
+        build_index(store, corpus, model="fake-model", encoder=Interrupting(fake_encoder, 3),
+                    chunk_documents=10)
+    assert store.read_manifest() is None  # nothing half-written
+    assert len(list(chunks.chunk_files(store.chunks_dir))) == 3
+    before = fake_encoder.embedded
+    report = build_index(store, corpus, model="fake-model", encoder=fake_encoder, chunk_documents=10)
+    assert report.resumed == 30 and len(report.embedded) == 20 and fake_encoder.embedded - before == 20
+    index = store.open()
+    assert index.count == 50 and not store.chunks_dir.exists()
+    np.testing.assert_allclose(index.document_vector(7),
+                               fake_encoder.encode([corpus[7].embedding_text])[0], atol=1e-6)
+
+
+def test_chunks_made_elsewhere_are_used_when_they_match(tmp_path, fake_encoder):
+    store = IndexStore(tmp_path / "index")
+    corpus = many_docs(20)
+    hashes = [d.content_hash for d in corpus[:10]]
+    vectors = fake_encoder.encode([d.embedding_text for d in corpus[:10]])
+    store.chunks_dir.mkdir(parents=True)
+    for model in ("fake-model", "another-model"):
+        chunks.write_chunk(store.chunks_dir, model=model, scheme="whole", source="gpu", start=0,
+                           hashes=hashes, counts=[1] * 10, vectors=vectors.astype(np.float16),
+                           dtype="float16")
+    (store.chunks_dir / "chunk-000000000-000000010-000000000000.npz").write_bytes(b"garbage")
+    before = fake_encoder.embedded
+    report = build_index(store, corpus, model="fake-model", encoder=fake_encoder, scheme="whole")
+    assert report.resumed == 10 and fake_encoder.embedded - before == 10
+    np.testing.assert_allclose(store.open().document_vector(3), vectors[3], atol=1e-3)
+    # the chunk of another model and the damaged file stay for whoever wants them
+    assert len(list(store.chunks_dir.iterdir())) == 2
 
 
 def test_a_crash_before_the_manifest_keeps_the_old_index(built, fake_encoder, monkeypatch):
@@ -118,50 +194,83 @@ def test_a_crash_before_the_manifest_keeps_the_old_index(built, fake_encoder, mo
     with pytest.raises(KeyboardInterrupt):
         build_index(store, docs(**dict(CORPUS, lora="changed")), model="fake-model", encoder=fake_encoder)
     monkeypatch.undo()
-    index = load_index(store)
-    assert index.documents[0].text == CORPUS["lora"]
-    assert not list(store.directory.glob("*.tmp"))
+    index = store.open()
+    assert index.document(0).text == CORPUS["lora"]
+    assert not list(store.directory.glob(".*.tmp"))
+    build_index(store, docs(**dict(CORPUS, lora="changed")), model="fake-model", encoder=fake_encoder)
+    assert sorted(p.name.split("-")[0] for p in store.directory.iterdir() if "-" in p.name) == DATA_FILES
+
+
+def _truncate(path):
+    with open(path, "r+b") as handle:
+        handle.truncate(path.stat().st_size - 8)
+
+
+def _flip_middle_byte(path):
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def _symlink(path):
+    target = path.with_name("elsewhere.bin")
+    target.write_bytes(path.read_bytes())
+    path.unlink()
+    path.symlink_to(target)
+
+
+def _point_outside(store):
+    manifest = json.loads(store.manifest_path.read_text())
+    manifest["files"]["vectors"]["file"] = "../../etc/passwd"
+    store.manifest_path.write_text(json.dumps(manifest))
 
 
 @pytest.mark.parametrize("damage, error, words", [
     (lambda s: _data_file(s, "vectors").write_bytes(b"\0" * 10), IndexCorruptError, "is damaged"),
-    (lambda s: _data_file(s, "lexical").unlink(), IndexMissingError, "is missing"),
+    (lambda s: _truncate(_data_file(s, "bm25docs")), IndexCorruptError, "is damaged"),
+    (lambda s: _symlink(_data_file(s, "vectors")), IndexCorruptError, "not a plain file"),
+    (lambda s: _data_file(s, "documents").unlink(), IndexMissingError, "is missing"),
+    (_point_outside, IndexCorruptError, "names no valid vectors file"),
     (lambda s: s.manifest_path.write_text("{not json"), IndexCorruptError, "manifest"),
+    (lambda s: s.manifest_path.write_text("[" * 100_000), IndexCorruptError, "manifest"),
     (lambda s: s.manifest_path.unlink(), IndexMissingError, "No index"),
 ])
 def test_damaged_files_are_named_with_the_repair_command(built, damage, error, words):
     store, _ = built
     damage(store)
     with pytest.raises(error) as caught:
-        load_index(store)
+        store.open()
     assert words in caught.value.message
     assert "paperscope build" in caught.value.hint
 
 
-def test_rows_that_disagree_with_the_manifest_are_caught(built):
+def test_a_changed_byte_in_the_middle_is_found_by_verify(tmp_path, fake_encoder):
+    store = IndexStore(tmp_path / "index")
+    build_index(store, many_docs(2000), model="fake-model", encoder=fake_encoder)
+    _flip_middle_byte(_data_file(store, "vectors"))  # past the quick check's first and last 64 KiB
+    store.open()  # the everyday check reads sizes and each file's ends only
+    with pytest.raises(IndexCorruptError, match="is damaged"):
+        store.verify()
+
+
+def test_manifest_values_of_the_wrong_type_are_caught(built):
     store, _ = built
     manifest = json.loads(store.manifest_path.read_text())
-    manifest["documents"] = manifest["documents"][:3]
-    store.manifest_path.write_text(json.dumps(manifest))
-    with pytest.raises(IndexCorruptError, match="disagree with its manifest"):
-        load_index(store)
-    manifest["format"] = 99
-    store.manifest_path.write_text(json.dumps(manifest))
+    for key, value in (("count", "4"), ("count", 3), ("dimension", "32"), ("passages", None)):
+        store.manifest_path.write_text(json.dumps({**manifest, key: value}))
+        with pytest.raises(IndexCorruptError):
+            store.open()
+    store.manifest_path.write_text(json.dumps({**manifest, "format": 99}))
     with pytest.raises(IndexMismatchError, match="format 99"):
-        load_index(store)
+        store.open()
 
 
-def test_a_vector_file_that_is_not_a_flat_index_is_refused(built):
-    import faiss
-
+def test_an_index_of_format_2_asks_for_a_rebuild(built):
     store, _ = built
-    other = faiss.serialize_index(faiss.IndexHNSWFlat(32, 8)).tobytes()
-    _data_file(store, "vectors").write_bytes(other)
     manifest = json.loads(store.manifest_path.read_text())
-    manifest["files"]["vectors"].update(sha256=store_module.sha256_bytes(other), bytes=len(other))
-    store.manifest_path.write_text(json.dumps(manifest))
-    with pytest.raises(IndexCorruptError, match="vector index .* cannot be read"):
-        load_index(store)
+    store.manifest_path.write_text(json.dumps({**manifest, "format": 2}))
+    with pytest.raises(IndexMismatchError, match="format 2"):
+        store.open()
 
 
 def _data_file(store, name):
@@ -169,18 +278,42 @@ def _data_file(store, name):
     return store.directory / manifest["files"][name]["file"]
 
 
+def test_approximate_search_finds_what_exact_search_finds(tmp_path, fake_encoder):
+    corpus = many_docs(3000)
+    exact, approximate = IndexStore(tmp_path / "exact"), IndexStore(tmp_path / "ann")
+    build_index(exact, corpus, model="fake-model", encoder=fake_encoder, search="exact")
+    report = build_index(approximate, corpus, model="fake-model", encoder=fake_encoder,
+                         search="approximate")
+    assert report.search == "ivf-sq8"
+    method = json.loads(approximate.manifest_path.read_text())["search"]
+    assert method["kind"] == "ivf-sq8" and method["lists"] >= 1 and method["probe"] >= 1
+    a, b = exact.open(), approximate.open()
+    assert b.ann is not None and a.ann is None
+    overlap = []
+    for query in ["adapter study", "quantized reward", "protein graph study 17", "speech vision"]:
+        vector = fake_encoder.encode([query])[0]
+        top_a = {i for i, _ in rank(a, query_text=query, query_vector=vector, mode="dense", k=10)}
+        top_b = {i for i, _ in rank(b, query_text=query, query_vector=vector, mode="dense", k=10)}
+        overlap.append(len(top_a & top_b) / 10)
+        hybrid = rank(b, query_text=query, query_vector=vector, mode="hybrid", k=10)
+        assert len(hybrid) == 10
+    assert np.mean(overlap) >= 0.9
+    years = np.asarray(b.facets)[:, 0]
+    assert set(years) == {2020, 2021, 2022, 2023, 2024}
+
+
 def test_ranking_modes_and_filters(built, fake_encoder):
     store, _ = built
-    index = load_index(store)
+    index = store.open()
     query = "low rank finetuning"
     vector = fake_encoder.encode([query])[0]
     lexical = rank(index, query_text=query, query_vector=None, mode="lexical", k=10)
-    assert [index.documents[i].id for i, _ in lexical] == ["qlora", "lora"]  # no other matches
+    assert [index.ids()[i] for i, _ in lexical] == ["qlora", "lora"]  # no other matches
     hybrid = rank(index, query_text=query, query_vector=vector, mode="hybrid", k=2)
-    assert {index.documents[i].id for i, _ in hybrid} == {"lora", "qlora"}
+    assert {index.ids()[i] for i, _ in hybrid} == {"lora", "qlora"}
     only_rlhf = np.array([False, False, True, False])
     filtered = rank(index, query_text=query, query_vector=vector, mode="dense", k=5, allowed=only_rlhf)
-    assert [index.documents[i].id for i, _ in filtered] == ["rlhf"]
+    assert [index.ids()[i] for i, _ in filtered] == ["rlhf"]
     excluded = rank(index, query_text=query, query_vector=vector, mode="dense", k=5, exclude=0)
     assert 0 not in [i for i, _ in excluded] and len(excluded) == 3
 
@@ -213,11 +346,10 @@ def test_empty_queries_are_refused(raw):
 def test_lexical_scores_equal_bm25s_own_scoring():
     import bm25s
 
-    from paperscope.lexical import LexicalIndex, Tokenizer, default_stopwords
+    from paperscope.lexical import LexicalIndex, Tokenizer, build_lexical, default_stopwords
 
     texts = [f"{key} {text}" for key, text in CORPUS.items()] + ["fine-tuning of a model", ""]
-    index = LexicalIndex.build(texts)
-    index = LexicalIndex.from_bytes(index.to_bytes())
+    index = LexicalIndex.from_arrays(build_lexical(texts, default_stopwords()), default_stopwords())
     tokenize = Tokenizer(default_stopwords())
     reference = bm25s.BM25(k1=1.2, b=0.75, method="lucene")
     reference.index([tokenize(t) for t in texts], show_progress=False)
@@ -229,7 +361,7 @@ def test_lexical_scores_equal_bm25s_own_scoring():
 
 
 def test_document_names_come_from_id_title_head_and_parentheses():
-    from paperscope.search import document_names
+    from paperscope.text import document_names
 
     doc = Document(id="illustrating-rlhf", title="Illustrating Reinforcement Learning from Human Feedback (RLHF)",
                    text="")
@@ -243,8 +375,10 @@ def test_the_lexical_index_is_the_same_bytes_in_every_process():
     import subprocess
     import sys
 
-    probe = ("import hashlib; from paperscope.lexical import LexicalIndex; "
-             f"print(hashlib.sha256(LexicalIndex.build({list(CORPUS.values())!r}).to_bytes()).hexdigest())")
+    probe = ("import hashlib; from paperscope.lexical import build_lexical, default_stopwords; "
+             f"a = build_lexical({list(CORPUS.values())!r}, default_stopwords()); "
+             "print(hashlib.sha256(repr(a.terms).encode() + a.data.tobytes() + a.indices.tobytes()"
+             " + a.indptr.tobytes()).hexdigest())")
     digests = {subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,
                               env={**os.environ, "PYTHONHASHSEED": seed}).stdout for seed in ("1", "2", "3")}
     assert len(digests) == 1

@@ -27,6 +27,7 @@ def cli(library, *args, **kwargs):
                           capture_output=True, text=True, **kwargs)
 
 
+@pytest.mark.slow
 def test_kill_9_during_full_rebuilds_never_breaks_the_index(library_dir):
     rng = random.Random(20261126)
     started = time.monotonic()
@@ -90,6 +91,7 @@ def test_a_second_writer_waits_or_fails_clearly(library_dir):
     assert waiting.returncode == 0 and "waiting for it to finish" in stderr
 
 
+@pytest.mark.slow
 def test_searches_during_a_rebuild_see_a_complete_index(library_dir):
     builder = subprocess.Popen([sys.executable, "-m", "paperscope", "--library", str(library_dir),
                                 "build", "--full"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -111,7 +113,7 @@ def _manifest(library):
 
 @pytest.mark.parametrize("damage, code, words", [
     (lambda lib: (lib / "index" / _manifest(lib)["files"]["vectors"]["file"]).write_bytes(b"x"), 5, "is damaged"),
-    (lambda lib: (lib / "index" / _manifest(lib)["files"]["lexical"]["file"]).unlink(), 4, "is missing"),
+    (lambda lib: (lib / "index" / _manifest(lib)["files"]["bm25data"]["file"]).unlink(), 4, "is missing"),
     (lambda lib: (lib / "index" / "manifest.json").write_text('{"files": '), 5, "manifest"),
     (lambda lib: (lib / "index" / "records.json").write_text("[1, 2"), 5, "record cache"),
     (lambda lib: (lib / "index" / "manifest.json").write_text(

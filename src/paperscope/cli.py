@@ -126,6 +126,9 @@ AsJson = Annotated[bool, typer.Option("--json", help="Shorthand for --format jso
 IndexDir = Annotated[Optional[Path], typer.Option(
     "--index-dir", metavar="DIR",
     help="Search the index in DIR (built with `build --corpus`) instead of the catalogue's.")]
+CorpusName = Annotated[Optional[str], typer.Option(
+    "--corpus", "-c", metavar="NAME",
+    help="Search the named corpus (see `paperscope corpus list`) instead of the catalogue.")]
 
 
 def _output_format(fmt: str, as_json: bool) -> str:
@@ -249,6 +252,9 @@ def add(
     from_snapshot: Optional[Path] = typer.Option(
         None, "--from-snapshot", metavar="FILE", dir_okay=False,
         help="Take the metadata from an arXiv snapshot file instead of the API."),
+    corpus: Optional[str] = typer.Option(
+        None, "--corpus", "-c", metavar="NAME",
+        help="Take the metadata from an imported corpus (see `paperscope discover`), offline."),
 ) -> None:
     """Add a paper to catalogue.yaml (keeping its comments and layout) and rebuild.
 
@@ -256,12 +262,15 @@ def add(
 
       paperscope add 2203.15556 --section "Training Recipe"
 
+      paperscope add 2501.00001 --corpus arxiv-cl --section "Training Recipe"
+
       paperscope add https://example.org/post --kind blog --title "A post" --summary "What it covers."
     """
     library = _library()
     with _embedding_feedback("entries") as (on_encoder, _advance):
         result = library.add(source, section=section, summary=summary, title=title, kind=kind,
-                             entry_id=entry_id, snapshot=from_snapshot, on_encoder=on_encoder)
+                             entry_id=entry_id, snapshot=from_snapshot, corpus=corpus,
+                             on_encoder=on_encoder)
     if result.already:
         _err(f"Already in the catalogue as {result.entry.id!r} ({result.entry.section}); nothing changed.")
     else:
@@ -306,9 +315,10 @@ def build(
 def _build_corpus(corpus: Path, index_dir: Optional[Path], *, full: bool, model: Optional[str],
                   no_wait: bool) -> Path:
     from .corpus import corpus_file, read_corpus
-    from .settings import configured_model
+    from .index import IndexStore
     from .indexer import build_index
-    from .store import IndexStore, corpus_index_dir
+    from .settings import configured_model
+    from .store import corpus_index_dir
 
     source = corpus_file(corpus)
     store = IndexStore(index_dir or corpus_index_dir(source))
@@ -316,7 +326,7 @@ def _build_corpus(corpus: Path, index_dir: Optional[Path], *, full: bool, model:
     with _embedding_feedback("documents") as (on_encoder, advance), \
             store.write_lock(wait=not no_wait, on_wait=_waiting):
         report = build_index(store, documents, model=model or configured_model(), full=full,
-                             progress=advance, on_encoder=on_encoder)
+                             progress=advance, on_encoder=on_encoder, source=str(source))
     _report_build(report)
     _err(f"Index of {source} is in {store.directory}")
     return store.directory
@@ -351,9 +361,11 @@ def _build(library: Library, *, full: bool, model: Optional[str], no_wait: bool)
 
 def _report_build(report) -> None:
     if report.written:
-        _err(f"Index built: {len(report.embedded)} embedded, {report.reused} reused, "
+        resumed = f", {report.resumed} from earlier chunks" if report.resumed else ""
+        _err(f"Index built: {len(report.embedded)} embedded, {report.reused} reused{resumed}, "
              f"{len(report.removed)} removed; {report.total} entries with {report.model}"
-             + (f" on {report.device}." if report.embedded else "."))
+             + (f" on {report.device}" if report.embedded else "")
+             + (f"; {report.search} search." if report.search != "exact" else "."))
     else:
         _err(f"Index already up to date ({report.total} entries).")
 
@@ -376,6 +388,7 @@ def search(
     year_to: YearTo = None,
     fmt: Format = "table",
     as_json: AsJson = False,
+    corpus: CorpusName = None,
     index_dir: IndexDir = None,
 ) -> None:
     """Find the entries that best answer a question.
@@ -385,16 +398,14 @@ def search(
       paperscope search "parameter-efficient finetuning" -k 5
 
       paperscope search "quantization" --section "Inference Optimization" --json
+
+      paperscope search "speculative decoding" --corpus arxiv-cl --year-from 2025
     """
     fmt = _output_format(fmt, as_json)
     filters = _filters(section, kind, year_from, year_to)
-    if index_dir is not None:
-        from .library import SearchOutcome
-
-        searcher = _corpus_searcher(index_dir)
-        _show_hits(SearchOutcome(searcher.search(query, k=k, mode=mode,
-                                                 allowed=filters.mask(searcher.index.documents))),
-                   fmt, query, None)
+    collection = _collection(corpus, index_dir)
+    if collection is not None:
+        _show_hits(collection.search(query, k=k, mode=mode, filters=filters), fmt, query, None)
         return
     library = _library()
     _show_hits(library.search(query, k=k, mode=mode, filters=filters), fmt, query, library)
@@ -411,40 +422,44 @@ def related(
     year_to: YearTo = None,
     fmt: Format = "table",
     as_json: AsJson = False,
+    corpus: CorpusName = None,
     index_dir: IndexDir = None,
 ) -> None:
     """Find the entries closest to a given one, with the terms they share.
 
-    Example: paperscope related lora -k 3
+    Examples:
+
+      paperscope related lora -k 3
+
+      paperscope related 2501.00001 --corpus arxiv-cl
     """
     fmt = _output_format(fmt, as_json)
     filters = _filters(section, kind, year_from, year_to)
-    if index_dir is not None:
-        from .errors import UnknownEntryError
-        from .library import SearchOutcome
-
-        searcher = _corpus_searcher(index_dir)
-        position = searcher.index.position(entry_id)
-        if position is None:
-            raise UnknownEntryError(f"No document with id {entry_id!r} in {index_dir}.")
-        _show_hits(SearchOutcome(searcher.related(position, k=k, mode=mode,
-                                                  allowed=filters.mask(searcher.index.documents))),
-                   fmt, "", None)
+    collection = _collection(corpus, index_dir)
+    if collection is not None:
+        _show_hits(collection.related(entry_id, k=k, mode=mode, filters=filters), fmt, "", None)
         return
     library = _library()
     _show_hits(library.related(entry_id, k=k, mode=mode, filters=filters), fmt, "", library)
 
 
-def _corpus_searcher(index_dir: Path):
-    from .errors import IndexMissingError
-    from .search import Searcher, load_index
-    from .store import IndexStore
+def _collection(corpus: Optional[str], index_dir: Optional[Path]):
+    """The index that --corpus or --index-dir names, or None for the catalogue's."""
+    from .errors import UsageError
+    from .index import IndexStore
+    from .library import Collection
 
-    try:
-        return Searcher(load_index(IndexStore(index_dir)))
-    except IndexMissingError as err:
-        raise IndexMissingError(err.message, f"Build it with: paperscope build --corpus PATH "
-                                             f"--index-dir {index_dir}") from None
+    if corpus and index_dir:
+        raise UsageError("Give --corpus or --index-dir, not both.")
+    if index_dir is not None:
+        return Collection(IndexStore(index_dir), missing_hint=(
+            f"Build it with: paperscope build --corpus PATH --index-dir {index_dir}"))
+    if corpus:
+        from .corpora import Corpus
+
+        named = Corpus.open(corpus)
+        return Collection(named.store, missing_hint=f"Build it with: paperscope corpus build {corpus}")
+    return None
 
 
 def _show_hits(outcome, fmt: str, query: str, library: Optional[Library]) -> None:
@@ -582,14 +597,17 @@ def show(
 
 @_command()
 def status(
-    check: bool = typer.Option(False, "--check", help="Exit 1 when the index is out of date (for CI)."),
+    check: bool = typer.Option(False, "--check", help="Exit 1 when the index is out of date or "
+                               "damaged (for CI)."),
+    verify: bool = typer.Option(False, "--verify", help="Also hash every byte of the index files "
+                                "(the everyday check reads sizes and each file's ends)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts."),
 ) -> None:
     """Say whether the index matches the catalogue, and what it holds.
 
-    Example: paperscope status --check
+    Example: paperscope status --check --verify
     """
-    info = _library().status()
+    info = _library().status(verify=verify)
     if as_json:
         _print_json(info)
     else:
@@ -603,6 +621,8 @@ def status(
                 typer.echo(f"  {label.replace('_', ' ')}: {', '.join(info[label])}")
         if info["rebuild_reason"]:
             typer.echo(f"  every entry is embedded again at the next build: {info['rebuild_reason']}")
+        if info["problem"]:
+            typer.echo(f"  the index cannot be used: {info['problem']}")
         if not info["up_to_date"]:
             typer.echo("Run `paperscope build` (or `paperscope ingest` for missing abstracts).")
     if check and not info["up_to_date"]:
@@ -636,8 +656,8 @@ def evaluate(
     """
     from .corpus import read_qrels, read_queries
     from .evaluate import evaluate as run_evaluation
-    from .search import MODES, Searcher, load_index
-    from .store import IndexStore
+    from .index import IndexStore
+    from .search import MODES, Searcher
 
     modes = mode or list(MODES)
     for name in modes:
@@ -649,7 +669,7 @@ def evaluate(
     qrels = read_qrels(dataset, split)
     if any((dataset / name).is_file() for name in ("corpus.jsonl", "corpus.jsonl.gz")):
         directory = _build_corpus(dataset, index_dir, full=False, model=None, no_wait=False)
-        index = load_index(IndexStore(directory))
+        index = IndexStore(directory).open()
     else:
         index, notices = _library().index()
         for notice in notices:
@@ -662,15 +682,235 @@ def evaluate(
     finally:
         bar.stop()
     if as_json:
-        _print_json({"dataset": str(dataset), "split": split, "documents": len(index.documents),
+        _print_json({"dataset": str(dataset), "split": split, "documents": index.count,
                      "model": index.model_name, "modes": [s.to_json() for s in scores]})
         return
-    typer.echo(f"{dataset} ({split}): {scores[0].queries} queries, {len(index.documents)} documents, "
+    typer.echo(f"{dataset} ({split}): {scores[0].queries} queries, {index.count} documents, "
                f"{index.model_name}")
     typer.echo(f"{'mode':<8} {'nDCG@10':>8} {'R@100':>7} {'MRR@10':>7} {'ms/query':>9} {'p95':>7}")
     for s in scores:
         typer.echo(f"{s.mode:<8} {s.ndcg_at_10:>8.4f} {s.recall_at_100:>7.4f} {s.mrr_at_10:>7.4f} "
                    f"{s.latency_ms_median:>9.1f} {s.latency_ms_p95:>7.1f}")
+
+
+# -- corpora and discovery ----------------------------------------------------------
+
+corpus_app = typer.Typer(
+    name="corpus", no_args_is_help=True,
+    help="Import slices of arXiv's metadata snapshot as named corpora, to search them and to "
+         "discover papers for the catalogue.\n\nExample:\n\n"
+         "  paperscope corpus import arxiv-metadata-oai-snapshot.json --category cs.CL "
+         "--since 2025-01 --name arxiv-cl")
+app.add_typer(corpus_app)
+
+
+def _corpus_command(*args, **kwargs):
+    def register(function):
+        return corpus_app.command(*args, **kwargs)(_errors_to_exit_codes(function))
+
+    return register
+
+
+SearchMethod = Annotated[str, typer.Option(
+    "--search", metavar="METHOD", help="exact, approximate (a FAISS IVF index, for large corpora) "
+    "or auto (approximate above 100,000 passages).")]
+
+
+@_corpus_command("import")
+def corpus_import(
+    snapshot: Path = typer.Argument(..., metavar="SNAPSHOT", help="arXiv's metadata snapshot "
+                                    "(arxiv-metadata-oai-snapshot.json, or a slice of it; .gz works).",
+                                    dir_okay=False),
+    name: str = typer.Option(..., "--name", "-n", metavar="NAME", help="The corpus's name."),
+    category: Optional[list[str]] = typer.Option(
+        None, "--category", metavar="CAT", help="Only papers in this category (repeatable; "
+        "cs.CL, or a prefix such as cs or astro-ph)."),
+    since: Optional[str] = typer.Option(None, "--since", metavar="DATE",
+                                        help="Only papers first posted on or after YYYY[-MM[-DD]]."),
+    until: Optional[str] = typer.Option(None, "--until", metavar="DATE",
+                                        help="Only papers first posted up to YYYY[-MM[-DD]]."),
+    limit: Optional[int] = typer.Option(None, "--limit", metavar="N", min=1,
+                                        help="Stop after N papers."),
+    no_build: bool = typer.Option(False, "--no-build", help="Only import; embed later with "
+                                  "`paperscope corpus build NAME`."),
+    search: SearchMethod = "auto",
+) -> None:
+    """Import papers from an arXiv metadata snapshot into a named corpus, then index it.
+
+    The snapshot is streamed, so memory stays small whatever its size. Embedding takes about
+    an hour per 100,000 abstracts on a laptop CPU (minutes on a GPU); it is committed in
+    chunks, so Ctrl-C and `paperscope corpus build NAME` later resume where it stopped.
+
+    Examples:
+
+      paperscope corpus import arxiv-metadata-oai-snapshot.json --category cs.CL --since 2025-01 --name arxiv-cl
+
+      paperscope corpus import snapshot.jsonl.gz --category cs --limit 20000 --name cs-sample --no-build
+    """
+    from .corpora import Corpus, SnapshotFilter
+
+    selection = SnapshotFilter(tuple(category or ()), since, until)
+    corpus = Corpus(name)
+    bar = _Progress("Reading snapshot")
+    bar.start(_file_size(snapshot), "bytes")
+    try:
+        report = corpus.import_snapshot(snapshot, selection, limit=limit, progress=bar.advance)
+    finally:
+        bar.stop()
+    skipped = sum(report.skipped.values())
+    _err(f"Imported {report.kept:,} papers into corpus {name!r} from {report.read:,} records"
+         + (f"; skipped {skipped:,} unusable ({_reasons(report.skipped)})" if skipped else "")
+         + (f"; {report.duplicates:,} repeated ids ignored" if report.duplicates else "") + ".")
+    if report.kept == 0:
+        from .errors import UsageError
+
+        raise UsageError("No paper matched: check --category and --since/--until.")
+    if no_build:
+        _err(f"Index it with: paperscope corpus build {name}")
+        return
+    _build_named_corpus(corpus, full=False, model=None, search=search, no_wait=False)
+
+
+def _reasons(skipped: dict[str, int]) -> str:
+    return ", ".join(f"{count:,} {reason}" for reason, count in sorted(skipped.items()))
+
+
+def _file_size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def _build_named_corpus(corpus, *, full: bool, model: Optional[str], search: str, no_wait: bool) -> None:
+    with _embedding_feedback("papers") as (on_encoder, advance):
+        report = corpus.build(model=model, full=full, search=search, progress=advance,
+                              on_encoder=on_encoder, wait=not no_wait, on_wait=_waiting)
+    _report_build(report)
+    _err(f'Search it with: paperscope search "QUESTION" --corpus {corpus.name}')
+
+
+@_corpus_command("build")
+def corpus_build(
+    name: str = typer.Argument(..., metavar="NAME", help="The corpus (see `paperscope corpus list`)."),
+    full: bool = typer.Option(False, "--full", help="Embed every paper again, reusing nothing."),
+    model: Optional[str] = typer.Option(None, "--model", metavar="NAME", help="Embedding model "
+                                        "(default: $PAPERSCOPE_MODEL or the packaged one)."),
+    search: SearchMethod = "auto",
+    no_wait: bool = typer.Option(False, "--no-wait", help="Fail at once if another build runs."),
+) -> None:
+    """Index a corpus, or finish an interrupted build without embedding again what was done.
+
+    Example: paperscope corpus build arxiv-cl
+    """
+    from .corpora import Corpus
+
+    _build_named_corpus(Corpus.open(name), full=full, model=model, search=search, no_wait=no_wait)
+
+
+@_corpus_command("list")
+def corpus_list(as_json: AsJson = False) -> None:
+    """List the corpora, with their size, selection and index.
+
+    Example: paperscope corpus list
+    """
+    from .corpora import Corpus, corpora_dir, list_corpora
+
+    rows = []
+    for name in list_corpora():
+        corpus = Corpus(name)
+        about = corpus.about()
+        manifest = corpus.store.read_manifest() or {}
+        rows.append({"name": name, "documents": about.get("documents"), "filter": about.get("filter"),
+                     "snapshot": about.get("snapshot"), "indexed": manifest.get("count"),
+                     "model": manifest.get("model"), "search": (manifest.get("search") or {}).get("kind"),
+                     "built_at": manifest.get("built_at"), "path": str(corpus.directory)})
+    if as_json:
+        _print_json(rows)
+        return
+    if not rows:
+        _err(f"No corpora yet (they live in {corpora_dir()}). Create one with: "
+             "paperscope corpus import SNAPSHOT --name NAME")
+        return
+    for row in rows:
+        selection = row["filter"] or {}
+        what = ", ".join(selection.get("categories") or ["all categories"])
+        if selection.get("since") or selection.get("until"):
+            what += f", {selection.get('since') or '…'} to {selection.get('until') or '…'}"
+        indexed = (f"{row['indexed']:,} indexed ({row['search']} search)" if row["indexed"] is not None
+                   else f"not indexed: paperscope corpus build {row['name']}")
+        typer.echo(f"{row['name']}: {row['documents']:,} papers ({what}); {indexed}")
+
+
+@_corpus_command("remove")
+def corpus_remove(name: str = typer.Argument(..., metavar="NAME", help="The corpus to delete.")) -> None:
+    """Delete a corpus and its index (the snapshot file is not touched).
+
+    Example: paperscope corpus remove arxiv-cl
+    """
+    from .corpora import Corpus
+
+    Corpus.open(name).remove()
+    _err(f"Removed corpus {name!r}.")
+
+
+@_command()
+def discover(
+    corpus: str = typer.Option(..., "--corpus", "-c", metavar="NAME", help="The corpus to look in."),
+    entry: Optional[list[str]] = typer.Option(None, "--entry", "-e", metavar="ID",
+                                              help="Papers close to this entry (repeatable)."),
+    section: Sections = None,
+    k: TopK = 20,
+    fmt: Format = "table",
+    as_json: AsJson = False,
+) -> None:
+    """Find papers in a corpus that belong near catalogue entries but are not in the catalogue.
+
+    Without --entry or --section, the whole catalogue is the starting point. Each paper comes
+    with the entries it is closest to and the words they share; add one with
+    `paperscope add ARXIV_ID --corpus NAME` (no network needed).
+
+    Examples:
+
+      paperscope discover --corpus arxiv-cl --entry lora -k 5
+
+      paperscope discover --corpus arxiv-cl --section "Training Recipe"
+    """
+    from .corpora import Corpus
+    from .discover import discover as find
+
+    fmt = _output_format(fmt, as_json)
+    if fmt == "bibtex":
+        from .errors import UsageError
+
+        raise UsageError("Discovered papers are not in the catalogue yet: use table, json or jsonl.")
+    library = _library()
+    entries = [library.entry(key) for key in entry or ()]
+    if section:
+        wanted = {s.casefold() for s in section}
+        entries += [e for e in library.catalogue.entries if e.section.casefold() in wanted]
+        if not entries:
+            from .errors import UsageError
+
+            raise UsageError(f"No section {', '.join(section)!r}.",
+                             f"Sections: {', '.join(library.catalogue.sections)}")
+    catalogue_index, notices = library.index()
+    for notice in notices:
+        _err(f"note: {notice}")
+    found = find(catalogue_index, Corpus.open(corpus).store.open(), entries or library.catalogue.entries,
+                 known=library.catalogue.entries, k=k)
+    if fmt in ("json", "jsonl"):
+        _print_items([d.to_json() for d in found], fmt)
+        return
+    if not found:
+        _err("Nothing found.")
+    for d in found:
+        year = d.document.meta.get("year") or ""
+        typer.echo(f"{d.rank:>2}. {d.document.title} ({year}) [{d.score:.3f}]")
+        typer.echo(f"    {d.document.meta.get('url')}")
+        for c in d.closest:
+            shared = f": {', '.join(c.shared_terms)}" if c.shared_terms else ""
+            typer.echo(f"    close to {c.entry_id} ({c.score:.2f}){shared}")
 
 
 def main() -> None:

@@ -50,7 +50,7 @@ def evaluate(searcher: Searcher, queries: dict[str, str], qrels: dict[str, dict[
              progress: Callable[[int], None] | None = None, *, related: bool = False) -> list[ModeScores]:
     """Scores of each mode over the queries that have judgements. With `related`, each
     query id is a document id and its ranking is that document's related documents."""
-    ids = [doc.id for doc in searcher.index.documents]
+    ids = searcher.index.ids()
     positions = {doc_id: position for position, doc_id in enumerate(ids)}
     asked = positions if related else queries
     judged_ids = [qid for qid in qrels if qid in asked and any(g > 0 for g in qrels[qid].values())]

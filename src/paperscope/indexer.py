@@ -1,30 +1,38 @@
-"""Building an index incrementally: documents whose text is unchanged keep their
-vectors; only new or edited ones are embedded. The result is written through
-the store's atomic commit."""
+"""Building an index: documents whose text is unchanged keep their vectors; the rest are
+embedded in chunks that are committed as they are made, so that an interrupted build resumes
+where it stopped; the index is then assembled from the old index and the chunks and written
+through the index format's atomic commit (see index.py and chunks.py)."""
 
 from __future__ import annotations
 
-import json
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from typing import Any
 
 import numpy as np
 
-from . import __version__
+from . import __version__, chunks
 from .embedding import Encoder, load_encoder, model_fingerprint, resolve_model_dir
-from .errors import IndexMismatchError, PaperscopeError
-from .lexical import BM25_PARAMS, LexicalIndex
+from .errors import IndexMismatchError, PaperscopeError, UsageError
+from .index import FORMAT_VERSION, IndexStore, OpenIndex, documents_digest, write_document_table
+from .lexical import BM25_PARAMS, build_lexical, default_stopwords
 from .records import Document
-from .search import FORMAT_VERSION, load_index
-from .settings import settings_change
-from .store import IndexStore, sha256_bytes
-from .text import PASSAGE_WORDS, passages
+from .settings import scheme_record, settings_change
+from .text import DEFAULT_SCHEME, SCHEMES, document_names, passages
 
 # Up to this many new passages are embedded by the light NumPy encoder (instant start, 24
 # passages/s here); more go through sentence-transformers (7 s to start, then 55 passages/s
 # here, and CUDA where there is one). The two take the same time at about 300 passages.
 LIGHT_ENCODER_LIMIT = 300
+# Corpora of more documents than this are embedded whole, one vector a document (text.SCHEMES).
+WHOLE_SCHEME_FROM = 20_000
+# Indexes of more passages than this get an approximate FAISS index (README "Scale").
+ANN_FROM_PASSAGES = 100_000
+SEARCH_METHODS = ("auto", "exact", "approximate")
+# Documents embedded per committed chunk: a few minutes of work on a laptop CPU at most.
+CHUNK_DOCUMENTS = 2000
 
 
 @dataclass
@@ -33,108 +41,283 @@ class BuildReport:
 
     embedded: list[str] = field(default_factory=list)
     reused: int = 0
+    resumed: int = 0  # documents whose vectors came from chunk files
     removed: list[str] = field(default_factory=list)
     total: int = 0
     model: str = ""
+    scheme: str = ""
+    search: str = "exact"
     reason: str = ""  # why everything was embedded again, when it was
     device: str = "cpu"
     written: bool = False  # False when the index was already up to date
 
 
-def previous_vectors(store: IndexStore, model: str) -> tuple[dict[str, np.ndarray], str]:
-    """Vectors of the current index by content hash, if they can be reused with `model`;
-    else ({}, the reason they cannot)."""
+def choose_scheme(count: int) -> str:
+    return "whole" if count > WHOLE_SCHEME_FROM else DEFAULT_SCHEME
+
+
+def _open_previous(store: IndexStore) -> tuple[OpenIndex | None, str]:
     if store.read_manifest() is None:
-        return {}, ""
+        return None, ""
     try:
-        index = load_index(store)
+        return store.open(), ""
     except PaperscopeError as err:
-        return {}, f"the old index could not be read ({err.message})"
-    reason = settings_change(index.manifest, model)
-    if reason:
-        return {}, reason
-    if index.vectors.ntotal == 0:
-        return {}, ""
-    matrix = index.vectors.reconstruct_n(0, index.vectors.ntotal)
-    return {entry["hash"]: rows for entry, rows in
-            zip(index.manifest["documents"], np.split(matrix, index.bounds[1:-1]))}, ""
+        return None, f"the old index could not be read ({err.message})"
+
+
+@dataclass
+class _VectorSource:
+    """Where one document's vectors are: rows of the old index, or of a chunk file."""
+
+    chunk: Any  # a chunk file Path, or None for the old index
+    first: int
+    count: int
 
 
 def build_index(store: IndexStore, documents: Sequence[Document], *, model: str,
-                full: bool = False, encoder: Encoder | None = None,
+                full: bool = False, encoder: Encoder | None = None, scheme: str | None = None,
+                search: str = "auto", source: str = "",
                 on_encoder: Callable[[str, int, str], None] | None = None,
-                progress: Callable[[int], None] | None = None) -> BuildReport:
+                progress: Callable[[int], None] | None = None,
+                chunk_documents: int = CHUNK_DOCUMENTS) -> BuildReport:
     """Embed what changed and commit a new index of `documents` to `store`.
 
-    `on_encoder(kind, count, reason)` is told which encoder embeds how many documents, and why
-    everything is embedded again when it is, before the encoder loads."""
-    import faiss
-
-    report = BuildReport(total=len(documents), model=model)
-    reusable, reason = ({}, "--full was asked for") if full else previous_vectors(store, model)
+    `scheme` is a passage scheme of text.SCHEMES (by default chosen by the number of
+    documents); `search` is auto, exact or approximate. `on_encoder(kind, count, reason)` is
+    told which encoder embeds how many documents, and why everything is embedded again when it
+    is, before the encoder loads; `progress(n)` counts documents embedded."""
+    if search not in SEARCH_METHODS:
+        raise UsageError(f"Unknown search method {search!r}: choose one of {', '.join(SEARCH_METHODS)}.")
+    scheme = scheme or choose_scheme(len(documents))
+    if scheme not in SCHEMES:
+        raise UsageError(f"Unknown passage scheme {scheme!r}: choose one of {', '.join(SCHEMES)}.")
+    report = BuildReport(total=len(documents), model=model, scheme=scheme)
+    old, reason = _open_previous(store)
+    reason = "--full was asked for" if full else reason or (
+        settings_change(old.manifest, model, scheme) if old else "")
     report.reason = reason
-    old_manifest = store.read_manifest() or {}
-    old_ids = [entry["id"] for entry in old_manifest.get("documents", [])]
+    try:
+        return _build(store, documents, old, report, encoder=encoder, search=search,
+                      source=source, on_encoder=on_encoder, progress=progress,
+                      chunk_documents=chunk_documents)
+    finally:
+        if old is not None:
+            old.close()
+
+
+def _build(store: IndexStore, documents: Sequence[Document], old: OpenIndex | None,
+           report: BuildReport, *, encoder: Encoder | None, search: str, source: str,
+           on_encoder, progress, chunk_documents: int) -> BuildReport:
+    model, scheme = report.model, report.scheme
+    old_ids = old.ids() if old else []
+    hashes = [doc.content_hash for doc in documents]
     new_ids = {doc.id for doc in documents}
     report.removed = [doc_id for doc_id in old_ids if doc_id not in new_ids]
-
-    hashes = [doc.content_hash for doc in documents]
-    todo = [i for i, h in enumerate(hashes) if h not in reusable]
-    report.embedded = [documents[i].id for i in todo]
-    report.reused = len(documents) - len(todo)
-    documents_json = json.dumps([doc.to_json() for doc in documents], ensure_ascii=False,
-                                separators=(",", ":")).encode("utf-8")
-    unchanged = (not todo and not reason and old_manifest
-                 and old_manifest["files"].get("documents", {}).get("sha256") == sha256_bytes(documents_json))
-    if unchanged:
+    digest = documents_digest(documents)
+    if old and not report.reason and old.manifest.get("documents_digest") == digest and \
+            old.manifest.get("search_requested", "auto") == search:
+        report.search = old.search_method.get("kind", "exact")
         return report
 
-    vectors: dict[int, np.ndarray] = {i: reusable[h] for i, h in enumerate(hashes) if h in reusable}
+    pool: dict[str, _VectorSource] = {}
+    if old and not report.reason:
+        pool = {h: _VectorSource(None, first, count) for h, (first, count) in old.content_rows().items()}
+    wanted = set(hashes)
+    for path in chunks.chunk_files(store.chunks_dir):
+        info = chunks.read_chunk_info(path)
+        if info is None or info.model != model or info.scheme != scheme:
+            continue
+        offset = 0
+        for h, count in zip(info.hashes, info.counts):
+            if h in wanted and h not in pool:
+                pool[h] = _VectorSource(path, offset, count)
+                report.resumed += 1
+            offset += count
+    todo = [i for i, h in enumerate(hashes) if h not in pool]
+    report.embedded = [documents[i].id for i in todo]
+    report.reused = len(documents) - len(todo) - report.resumed
+
     if todo:
-        texts = {i: passages(documents[i]) for i in todo}
-        flat = [text for i in todo for text in texts[i]]
-        if encoder is None:
-            light = len(flat) <= LIGHT_ENCODER_LIMIT
-            if on_encoder:
-                on_encoder("light" if light else "sentence-transformers", len(todo), reason)
-            encoder = load_encoder(model, light=light)
-        report.device = getattr(encoder, "device", "cpu")
-        fresh = encoder.encode(flat, progress=_per_document(progress, [len(texts[i]) for i in todo]))
-        start = 0
-        for i in todo:
-            vectors[i] = fresh[start:start + len(texts[i])]
-            start += len(texts[i])
-    dimension = encoder.dimension if encoder else (
-        next(iter(vectors.values())).shape[1] if vectors else old_manifest.get("dimension", 0))
-    matrix = np.vstack([vectors[i] for i in range(len(documents))]).astype(np.float32) \
-        if documents else np.zeros((0, dimension), dtype=np.float32)
-    if matrix.shape[1] != dimension:
-        raise IndexMismatchError(f"The model {model} gives vectors of dimension {matrix.shape[1]}, "
-                                 f"expected {dimension}.")
-    flat_index = faiss.IndexFlatIP(dimension)
-    flat_index.add(matrix)
-    lexical = LexicalIndex.build([doc.embedding_text for doc in documents])
-    model_dir = resolve_model_dir(model)
-    manifest = {
-        "format": FORMAT_VERSION,
-        "model": model,
-        "model_fingerprint": model_fingerprint(model_dir) if model_dir else None,
-        "dimension": dimension,
-        "built_at": datetime.now(timezone.utc).replace(microsecond=0).isoformat(),
-        "count": len(documents),
-        "lexical": {"library": "bm25s", "stemmer": "english", **BM25_PARAMS},
-        "versions": _versions(),
-        "passage_words": list(PASSAGE_WORDS),
-        "documents": [{"id": doc.id, "hash": h, "passages": len(vectors[i])}
-                      for i, (doc, h) in enumerate(zip(documents, hashes))],
-    }
-    store.commit({
-        "vectors": ("faiss", faiss.serialize_index(flat_index).tobytes()),
-        "documents": ("json", documents_json),
-        "lexical": ("npz", lexical.to_bytes()),
-    }, manifest)
+        encoder = _embed(store, documents, hashes, todo, pool, encoder, report, source=source,
+                         on_encoder=on_encoder, progress=progress, chunk_documents=chunk_documents)
+    dimension = encoder.dimension if encoder else (old.dimension if old else _chunk_dimension(pool))
+    writer = store.writer()
+    try:
+        report.search = _write(writer, documents, hashes, pool, old, dimension, search)
+        model_dir = resolve_model_dir(model)
+        stopwords = default_stopwords()
+        writer.commit({
+            "format": FORMAT_VERSION,
+            "model": model,
+            "model_fingerprint": model_fingerprint(model_dir) if model_dir else None,
+            "dimension": dimension,
+            "built_at": datetime.now(timezone.utc).replace(microsecond=0).isoformat(),
+            "count": len(documents),
+            "passages": int(sum(pool[h].count for h in hashes)),
+            "passages_scheme": scheme_record(scheme),
+            "search": _search_record(report.search, writer),
+            "search_requested": search,
+            "documents_digest": digest,
+            "facets": _facet_names(documents),
+            "lexical": {"library": "paperscope", "stemmer": "english", **BM25_PARAMS,
+                        "stopwords": stopwords},
+            "versions": _versions(),
+        })
+    except BaseException:
+        writer.discard()
+        raise
+    _remove_consumed_chunks(store, set(hashes), model, scheme)
     report.written = True
     return report
+
+
+def _embed(store: IndexStore, documents: Sequence[Document], hashes: list[str], todo: list[int],
+           pool: dict[str, _VectorSource], encoder: Encoder | None, report: BuildReport, *,
+           source: str, on_encoder, progress, chunk_documents: int) -> Encoder:
+    """Embed the documents at `todo` chunk by chunk, committing each chunk as a file."""
+    lengths = SCHEMES[report.scheme]
+    if encoder is None:
+        few = len(todo) <= LIGHT_ENCODER_LIMIT and \
+            sum(len(passages(documents[i], lengths)) for i in todo) <= LIGHT_ENCODER_LIMIT
+        if on_encoder:
+            on_encoder("light" if few else "sentence-transformers", len(todo), report.reason)
+        encoder = load_encoder(report.model, light=few)
+    report.device = getattr(encoder, "device", "cpu")
+    store.chunks_dir.mkdir(parents=True, exist_ok=True)
+    for start in range(0, len(todo), chunk_documents):
+        batch = todo[start:start + chunk_documents]
+        texts = [passages(documents[i], lengths) for i in batch]
+        flat = [text for group in texts for text in group]
+        vectors = encoder.encode(flat, progress=_per_document(progress, [len(t) for t in texts]))
+        if vectors.shape[1:] != (encoder.dimension,):
+            raise IndexMismatchError(f"The model {report.model} gave vectors of shape {vectors.shape}.")
+        batch_hashes = [hashes[i] for i in batch]
+        path = chunks.write_chunk(store.chunks_dir, model=report.model, scheme=report.scheme,
+                                  source=source, start=batch[0], hashes=batch_hashes,
+                                  counts=[len(t) for t in texts], vectors=vectors)
+        offset = 0
+        for h, group in zip(batch_hashes, texts):
+            pool.setdefault(h, _VectorSource(path, offset, len(group)))
+            offset += len(group)
+    return encoder
+
+
+def _chunk_dimension(pool: dict[str, _VectorSource]) -> int:
+    for entry in pool.values():
+        if entry.chunk is not None:
+            info = chunks.read_chunk_info(entry.chunk)
+            if info is not None:
+                return info.dimension
+    return 0
+
+
+def _write(writer, documents: Sequence[Document], hashes: list[str], pool: dict[str, _VectorSource],
+           old: OpenIndex | None, dimension: int, search: str) -> str:
+    """Stage every data file of the new index; returns the search method written."""
+    counts = np.array([pool[h].count for h in hashes], dtype=np.int64)
+    bounds = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    total = int(bounds[-1])
+    vectors = writer.new_array("vectors", (total, dimension), np.float32)
+    loaded: tuple[Any, np.ndarray | None] = (None, None)
+    for position, h in enumerate(hashes):
+        entry = pool[h]
+        if entry.chunk is None:
+            rows = old.vectors[entry.first:entry.first + entry.count]
+        else:
+            if loaded[0] != entry.chunk:
+                loaded = (entry.chunk, chunks.read_vectors(entry.chunk))
+            rows = loaded[1][entry.first:entry.first + entry.count]
+        if rows.shape != (entry.count, dimension):
+            raise IndexMismatchError(f"Vectors of dimension {rows.shape[-1]} cannot join an "
+                                     f"index of dimension {dimension}.", "Rebuild with --full.")
+        vectors[bounds[position]:bounds[position + 1]] = rows
+    writer.finish_array("vectors", vectors)
+    writer.array("bounds", bounds)
+    writer.array("facets", _facets(documents))
+    lexical = build_lexical((doc.embedding_text for doc in documents), default_stopwords())
+    writer.array("bm25data", lexical.data)
+    writer.array("bm25docs", lexical.indices)
+    writer.array("bm25ptr", lexical.indptr)
+    with writer.sqlite("documents") as connection:
+        write_document_table(connection, zip(documents, hashes), document_names, lexical.terms)
+    approximate = search == "approximate" or (search == "auto" and total > ANN_FROM_PASSAGES)
+    if approximate and total:
+        writer.faiss("ann", _approximate_index(writer, dimension))
+        return "ivf-sq8"
+    return "exact"
+
+
+def _approximate_index(writer, dimension: int):
+    """An IVF index with 8-bit scalar quantisation over the staged vectors (inner product)."""
+    import faiss
+
+    vectors = np.load(writer.store.directory / writer.files["vectors"]["file"], mmap_mode="r")
+    total = len(vectors)
+    lists = int(min(65536, max(1, min(total // 39, 2 * math.sqrt(total)))))
+    quantizer = faiss.IndexFlatIP(dimension)
+    index = faiss.IndexIVFScalarQuantizer(quantizer, dimension, lists,
+                                          faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT)
+    rng = np.random.default_rng(0)
+    sample = np.sort(rng.choice(total, size=min(total, 64 * lists), replace=False))
+    index.cp.niter = 15
+    index.train(np.ascontiguousarray(vectors[sample]))
+    for start in range(0, total, 65536):
+        index.add(np.ascontiguousarray(vectors[start:start + 65536]))
+    return index
+
+
+# Probing this share of the lists, then re-scoring the candidates exactly, gave recall@10
+# above 0.95 against exact search (benchmarks/scale.py; README "Scale").
+PROBE_SHARE = 0.02
+CANDIDATES = 200
+
+
+def _search_record(kind: str, writer) -> dict[str, Any]:
+    if kind == "exact":
+        return {"kind": "exact"}
+    import faiss
+
+    index = faiss.read_index(str(writer.store.directory / writer.files["ann"]["file"]),
+                             faiss.IO_FLAG_MMAP_IFC)
+    lists = faiss.extract_index_ivf(index).nlist
+    return {"kind": kind, "lists": lists, "probe": max(8, math.ceil(lists * PROBE_SHARE)),
+            "candidates": CANDIDATES}
+
+
+def _year(meta: dict) -> int:
+    year = meta.get("year")
+    if isinstance(year, str) and year.isdigit():
+        year = int(year)
+    return year if isinstance(year, int) and not isinstance(year, bool) and 0 < year < 10000 else 0
+
+
+def _facet_names(documents: Sequence[Document]) -> dict[str, list[str]]:
+    sections = sorted({str(d.meta["section"]) for d in documents if d.meta.get("section")})
+    kinds = sorted({str(d.meta["kind"]) for d in documents if d.meta.get("kind")})
+    return {"sections": sections, "kinds": kinds}
+
+
+def _facets(documents: Sequence[Document]) -> np.ndarray:
+    names = _facet_names(documents)
+    sections = {name: i for i, name in enumerate(names["sections"])}
+    kinds = {name: i for i, name in enumerate(names["kinds"])}
+    out = np.empty((len(documents), 3), dtype=np.int32)
+    for position, doc in enumerate(documents):
+        out[position] = (_year(doc.meta), sections.get(str(doc.meta.get("section")), -1),
+                         kinds.get(str(doc.meta.get("kind")), -1))
+    return out
+
+
+def _remove_consumed_chunks(store: IndexStore, indexed: set[str], model: str, scheme: str) -> None:
+    """Delete chunk files of this model and scheme whose every document is now in the index."""
+    for path in chunks.chunk_files(store.chunks_dir):
+        info = chunks.read_chunk_info(path)
+        if info is not None and (info.model, info.scheme) == (model, scheme) and set(info.hashes) <= indexed:
+            path.unlink(missing_ok=True)
+    try:
+        store.chunks_dir.rmdir()
+    except OSError:
+        pass
 
 
 def _per_document(progress: Callable[[int], None] | None, sizes: list[int]):
@@ -158,7 +341,7 @@ def _versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
     found = {"paperscope": __version__}
-    for package in ("faiss-cpu", "bm25s", "numpy"):
+    for package in ("faiss-cpu", "numpy"):
         try:
             found[package] = version(package)
         except PackageNotFoundError:

@@ -1,22 +1,21 @@
 """The lexical ranker: BM25 over stemmed English tokens.
 
-bm25s builds the index: it computes every (term, document) BM25 weight once and
-stores them as a sparse term-by-document matrix. A query's score for a document
-is then the sum of its terms' stored weights, which `LexicalIndex.scores` reads
-straight from the saved arrays with NumPy, so queries never import bm25s (or
-the SciPy it loads). Tokenisation is ours and shared by both sides: lower-case
-words of two or more characters, stop words removed, Snowball-stemmed, and
-hyphenated words indexed both split and joined ("fine-tuning" meets "finetuning").
+The index is a term-by-document matrix of BM25 weights in compressed sparse column form
+(terms in alphabetical order, so the same texts always give the same arrays), computed once at
+build time with Lucene's formula. A query's score for a document is the sum of its terms'
+stored weights, read straight from the arrays (memory-mapped by the index), so a query touches
+only the posting lists of its own terms. Tokenisation is shared by both sides: lower-case words
+of two or more characters, stop words removed, Snowball-stemmed, and hyphenated words indexed
+both split and joined ("fine-tuning" meets "finetuning").
 """
 
 from __future__ import annotations
 
-import io
-import json
 import re
-import tempfile
-from collections.abc import Iterable, Sequence
-from pathlib import Path
+from array import array
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -47,95 +46,121 @@ def default_stopwords() -> list[str]:
     return sorted(STOPWORDS_EN)
 
 
-def _sorted_columns(vocabulary: dict[str, int], data: np.ndarray, indices: np.ndarray,
-                    indptr: np.ndarray) -> tuple[dict[str, int], list[np.ndarray]]:
-    """The same term-by-document matrix with its terms in alphabetical order, so that the same
-    texts always give the same bytes (bm25s numbers terms in set order, which varies by run)."""
-    terms = sorted(term for term, column in vocabulary.items() if column < len(indptr) - 1)
-    columns = [vocabulary[term] for term in terms]
-    pieces = [np.arange(indptr[c], indptr[c + 1]) for c in columns]
-    take = np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.int64)
-    lengths = np.array([len(p) for p in pieces], dtype=indptr.dtype)
-    new_indptr = np.concatenate([[0], np.cumsum(lengths)]).astype(indptr.dtype)
-    return ({term: i for i, term in enumerate(terms)},
-            [data[take], indices[take], new_indptr])
+@dataclass
+class LexicalArrays:
+    """A built BM25 matrix: `terms` in column order, and the CSC arrays."""
+
+    terms: list[str]
+    data: np.ndarray  # float32 weights
+    indices: np.ndarray  # int32 document positions
+    indptr: np.ndarray  # int64, len(terms) + 1
+    num_docs: int
+
+
+def build_lexical(texts: Iterable[str], stopwords: Iterable[str]) -> LexicalArrays:
+    """BM25 weights (Lucene's idf and saturation, BM25_PARAMS) of every (term, document) pair,
+    streaming over `texts` with postings kept in compact arrays."""
+    tokenize = Tokenizer(stopwords)
+    term_ids: dict[str, int] = {}
+    post_terms, post_docs, post_tfs, lengths = array("i"), array("i"), array("i"), array("i")
+    for position, text in enumerate(texts):
+        tokens = tokenize(text)
+        lengths.append(len(tokens))
+        for term, tf in Counter(tokens).items():
+            post_terms.append(term_ids.setdefault(term, len(term_ids)))
+            post_docs.append(position)
+            post_tfs.append(tf)
+    num_docs = len(lengths)
+    terms = sorted(term_ids)
+    rank = np.empty(len(term_ids), dtype=np.int64)
+    rank[[term_ids[t] for t in terms]] = np.arange(len(terms))
+    columns = rank[np.frombuffer(post_terms, dtype=np.int32)] if post_terms else np.zeros(0, np.int64)
+    docs = np.frombuffer(post_docs, dtype=np.int32)
+    tfs = np.frombuffer(post_tfs, dtype=np.int32).astype(np.float32)
+    order = np.lexsort((docs, columns))
+    columns, docs, tfs = columns[order], docs[order], tfs[order]
+    df = np.bincount(columns, minlength=len(terms)).astype(np.float64)
+    indptr = np.concatenate([[0], np.cumsum(df)]).astype(np.int64)
+    doc_lengths = np.frombuffer(lengths, dtype=np.int32).astype(np.float32)
+    k1, b = BM25_PARAMS["k1"], BM25_PARAMS["b"]
+    average = float(doc_lengths.mean()) if num_docs and doc_lengths.sum() else 1.0
+    idf = np.log(1.0 + (num_docs - df + 0.5) / (df + 0.5)).astype(np.float32)
+    saturation = tfs / (tfs + k1 * (1 - b + b * doc_lengths[docs] / average)) if len(docs) else tfs
+    data = (idf[columns] * saturation).astype(np.float32) if len(docs) else np.zeros(0, np.float32)
+    return LexicalArrays(terms, data, docs.astype(np.int32), indptr, num_docs)
 
 
 class LexicalIndex:
-    """BM25 scores of a query against every document."""
+    """BM25 scores of a query against every document. `column(term)` gives a term's column
+    (None when the term is not in the vocabulary)."""
 
-    def __init__(self, vocabulary: dict[str, int], data: np.ndarray, indices: np.ndarray,
+    def __init__(self, column: Callable[[str], int | None], data: np.ndarray, indices: np.ndarray,
                  indptr: np.ndarray, num_docs: int, stopwords: Iterable[str]):
-        self.vocabulary = vocabulary
+        self.column = column
         self._data, self._indices, self._indptr = data, indices, indptr
         self.num_docs = num_docs
         self.tokenize = Tokenizer(stopwords)
 
     @classmethod
-    def build(cls, texts: Sequence[str]) -> LexicalIndex:
-        import bm25s
+    def from_arrays(cls, arrays: LexicalArrays, stopwords: Iterable[str]) -> LexicalIndex:
+        columns = {term: i for i, term in enumerate(arrays.terms)}
+        return cls(columns.get, arrays.data, arrays.indices, arrays.indptr, arrays.num_docs, stopwords)
 
-        stopwords = default_stopwords()
-        tokenize = Tokenizer(stopwords)
-        corpus = [tokenize(text) for text in texts]
-        retriever = bm25s.BM25(**BM25_PARAMS)
-        with tempfile.TemporaryDirectory(prefix="paperscope-bm25-") as folder:
-            if texts:
-                retriever.index(corpus, show_progress=False)
-                retriever.save(folder, show_progress=False)
-                saved = Path(folder)
-                arrays = [np.load(saved / f"{name}.csc.index.npy") for name in ("data", "indices", "indptr")]
-                vocabulary, arrays = _sorted_columns(json.loads((saved / "vocab.index.json").read_text()),
-                                                     *arrays)
-            else:
-                arrays = [np.zeros(0, np.float32), np.zeros(0, np.int32), np.zeros(1, np.int32)]
-                vocabulary = {}
-        return cls(vocabulary, *arrays, num_docs=len(texts), stopwords=stopwords)
+    def _postings(self, term: str) -> tuple[np.ndarray, np.ndarray] | None:
+        column = self.column(term) if term else None
+        if column is None:
+            return None
+        start, end = int(self._indptr[column]), int(self._indptr[column + 1])
+        return self._indices[start:end], self._data[start:end]
 
     def scores(self, query: str) -> np.ndarray:
         """One BM25 score per document (zeros when no query term is in the vocabulary)."""
         out = np.zeros(self.num_docs, dtype=np.float32)
         for term in self.tokenize(query):
-            column = self.vocabulary.get(term)
-            if column is None or not term:
-                continue
-            start, end = self._indptr[column], self._indptr[column + 1]
-            np.add.at(out, self._indices[start:end], self._data[start:end])
+            postings = self._postings(term)
+            if postings is not None:
+                np.add.at(out, *postings)
         return out
+
+    def weight(self, term: str, position: int) -> float:
+        """The BM25 weight of `term` in the document at `position` (0 when absent): a binary
+        search in the term's posting list, which is sorted by document."""
+        postings = self._postings(term)
+        if postings is None:
+            return 0.0
+        docs, data = postings
+        i = int(np.searchsorted(docs, position))
+        return float(data[i]) if i < len(docs) and docs[i] == position else 0.0
 
     def shared_terms(self, a: int, b: int, text_a: str, text_b: str, limit: int = 5) -> list[str]:
         """The words documents `a` and `b` share that weigh most in both (the product of
         their BM25 weights), as written in `text_b`."""
-        common = (set(self.tokenize(text_a)) & set(self.tokenize(text_b))) - {""}
         weights = {}
-        for term in common:
-            column = self.vocabulary.get(term)
-            if column is None or term.isdigit():
-                continue
-            docs = self._indices[self._indptr[column]:self._indptr[column + 1]]
-            data = self._data[self._indptr[column]:self._indptr[column + 1]]
-            found = {int(d): float(w) for d, w in zip(docs, data) if d in (a, b)}
-            if len(found) == 2:
-                weights[term] = found[a] * found[b]
-        surface: dict[str, str] = {}
-        for word in _WORD.findall(text_b):
-            stem = self.tokenize(word)
-            if stem and stem[0] in weights:
-                surface.setdefault(stem[0], word)
-        ranked = sorted(surface, key=lambda term: -weights[term])
-        return [surface[term] for term in ranked][:limit]
+        for term in (set(self.tokenize(text_a)) & set(self.tokenize(text_b))) - {""}:
+            if not term.isdigit():
+                weight = self.weight(term, a) * self.weight(term, b)
+                if weight > 0:
+                    weights[term] = weight
+        return surface_words(weights, text_b, self.tokenize, limit)
 
-    def to_bytes(self) -> bytes:
-        buffer = io.BytesIO()
-        meta = {"vocabulary": self.vocabulary, "stopwords": sorted(self.tokenize.stopwords),
-                "num_docs": self.num_docs}
-        np.savez(buffer, data=self._data, indices=self._indices, indptr=self._indptr,
-                 meta=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8))
-        return buffer.getvalue()
+    def matching_terms(self, text: str, position: int, limit: int = 5) -> list[str]:
+        """The words of `text` that weigh most in the document at `position` (for saying why
+        an outside text and a document meet)."""
+        weights = {}
+        for term in set(self.tokenize(text)) - {""}:
+            if not term.isdigit():
+                weight = self.weight(term, position)
+                if weight > 0:
+                    weights[term] = weight
+        return surface_words(weights, text, self.tokenize, limit)
 
-    @classmethod
-    def from_bytes(cls, blob: bytes) -> LexicalIndex:
-        with np.load(io.BytesIO(blob), allow_pickle=False) as arrays:
-            meta = json.loads(arrays["meta"].tobytes().decode())
-            return cls(meta["vocabulary"], arrays["data"], arrays["indices"], arrays["indptr"],
-                       num_docs=int(meta["num_docs"]), stopwords=meta["stopwords"])
+
+def surface_words(weights: dict[str, float], text: str, tokenize: Callable[[str], list[str]],
+                  limit: int) -> list[str]:
+    """The heaviest terms of `weights`, each as first written in `text`."""
+    surface: dict[str, str] = {}
+    for word in _WORD.findall(text):
+        stem = tokenize(word)
+        if stem and stem[0] in weights:
+            surface.setdefault(stem[0], word)
+    return [surface[term] for term in sorted(surface, key=lambda term: -weights[term])][:limit]

@@ -9,7 +9,6 @@
 from __future__ import annotations
 
 import difflib
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,13 +18,15 @@ from .catalogue import Catalogue, normalise_arxiv_id, parse_catalogue
 from .errors import PaperscopeError, UnknownEntryError, UsageError
 from .ingest import IngestReport, catalogue_documents, ingest
 from .records import Document, Entry, Hit, PaperRecord
-from .store import IndexStore, LibraryPaths, find_library, read_text
+from .index import IndexStore
+from .store import LibraryPaths, find_library, read_text
 
 if TYPE_CHECKING:  # numpy, FAISS and the encoders load only when a command needs them
     import numpy as np
 
+    from .embedding import Encoder
+    from .index import OpenIndex
     from .indexer import BuildReport
-    from .search import LoadedIndex
 
 
 @dataclass(frozen=True)
@@ -37,21 +38,29 @@ class Filters:
     year_from: int | None = None
     year_to: int | None = None
 
-    def mask(self, documents: list[Document]) -> np.ndarray | None:
+    def mask(self, index: OpenIndex) -> np.ndarray | None:
+        """Which documents of `index` pass (None when there is no condition), read from the
+        per-document facets the build wrote."""
         import numpy as np
 
         if not (self.sections or self.kinds or self.year_from or self.year_to):
             return None
-        sections = {s.casefold() for s in self.sections}
-        keep = []
-        for doc in documents:
-            meta, year = doc.meta, doc.meta.get("year")
-            keep.append(
-                (not sections or str(meta.get("section", "")).casefold() in sections)
-                and (not self.kinds or meta.get("kind") in self.kinds)
-                and (self.year_from is None or (year is not None and year >= self.year_from))
-                and (self.year_to is None or (year is not None and year <= self.year_to)))
-        return np.array(keep, dtype=bool)
+        facets = np.asarray(index.facets)
+        names = index.manifest.get("facets") or {}
+        keep = np.ones(index.count, dtype=bool)
+        if self.sections:
+            wanted = {s.casefold() for s in self.sections}
+            codes = [i for i, name in enumerate(names.get("sections", [])) if name.casefold() in wanted]
+            keep &= np.isin(facets[:, 1], codes)
+        if self.kinds:
+            codes = [i for i, name in enumerate(names.get("kinds", [])) if name in self.kinds]
+            keep &= np.isin(facets[:, 2], codes)
+        years = facets[:, 0]
+        if self.year_from is not None:
+            keep &= (years > 0) & (years >= self.year_from)
+        if self.year_to is not None:
+            keep &= (years > 0) & (years <= self.year_to)
+        return keep
 
 
 @dataclass
@@ -74,15 +83,17 @@ class AddResult:
 class Library:
     """A reading list: catalogue.yaml plus the index/ folder beside it."""
 
-    def __init__(self, paths: LibraryPaths):
+    def __init__(self, paths: LibraryPaths, encoder: Encoder | None = None):
         self.paths = paths
         self.store = IndexStore(paths.index_dir)
+        self.encoder = encoder  # None: the configured model, loaded when first needed
         self._catalogue: Catalogue | None = None
 
     @classmethod
-    def open(cls, path: str | Path | None = None) -> Library:
-        """The library at `path` (a folder with catalogue.yaml), else around the current folder."""
-        return cls(find_library(Path(path) if path else None))
+    def open(cls, path: str | Path | None = None, encoder: Encoder | None = None) -> Library:
+        """The library at `path` (a folder with catalogue.yaml), else around the current folder.
+        `encoder` replaces the configured model (tests pass a fake one)."""
+        return cls(find_library(Path(path) if path else None), encoder)
 
     # -- the catalogue ------------------------------------------------------------
 
@@ -135,17 +146,18 @@ class Library:
         """Bring the index up to date with the catalogue; returns the report and the
         entries left out because they still have no text."""
         from .indexer import build_index
-        from .settings import configured_model
+        from .text import DEFAULT_SCHEME
 
         with self.store.write_lock(wait=wait, on_wait=on_wait):
             documents, missing = self.documents()
-            report = build_index(self.store, documents, model=model or configured_model(),
-                                 full=full, progress=progress, on_encoder=on_encoder)
+            report = build_index(self.store, documents, model=model or self._model(),
+                                 full=full, progress=progress, on_encoder=on_encoder,
+                                 encoder=self.encoder, scheme=DEFAULT_SCHEME)
         return report, missing
 
     def add(self, source: str, *, section: str | None = None, summary: str | None = None,
             title: str | None = None, kind: str | None = None, entry_id: str | None = None,
-            snapshot: Path | None = None, api=None, build: bool = True,
+            snapshot: Path | None = None, corpus: str | None = None, api=None, build: bool = True,
             on_encoder: Callable[[str, int, str], None] | None = None) -> AddResult:
         """Append a paper (arXiv id or URL) or another link to the catalogue, keeping the
         file's comments and layout, then rebuild the index incrementally."""
@@ -161,7 +173,15 @@ class Library:
             return AddResult(existing, already=True)
         record = None
         if arxiv_id:
-            if snapshot is not None:
+            if corpus is not None:
+                from .corpora import Corpus, document_record
+
+                found = Corpus.open(corpus).store.open()
+                position = found.position(arxiv_id)
+                record = None if position is None else \
+                    document_record(found.document(position), f"corpus:{corpus}")
+                failure = f"not in the corpus {corpus}"
+            elif snapshot is not None:
                 from .sources.snapshot import read_snapshot
 
                 record = read_snapshot(snapshot, [arxiv_id]).get(arxiv_id)
@@ -205,26 +225,34 @@ class Library:
 
     # -- reading ------------------------------------------------------------------
 
-    def index(self, *, update: bool = True) -> tuple[LoadedIndex, list[str]]:
+    def _model(self) -> str:
+        from .settings import configured_model
+
+        return self.encoder.model_name if self.encoder else configured_model()
+
+    def index(self, *, update: bool = True) -> tuple[OpenIndex, list[str]]:
         """The index, brought up to date with the catalogue where that needs no network
         (when `update`); and notices about what is stale or missing."""
+        from .index import documents_digest
         from .indexer import build_index
-        from .search import load_index
         from .settings import settings_change
+        from .text import DEFAULT_SCHEME
 
-        index = load_index(self.store)
+        index = self.store.open()
         documents, missing = self.documents()
         notices = []
-        if [d.to_json() for d in documents] != [d.to_json() for d in index.documents]:
-            reason = settings_change(index.manifest, index.model_name)
+        if documents_digest(documents) != index.manifest.get("documents_digest"):
+            reason = settings_change(index.manifest, index.model_name, DEFAULT_SCHEME)
             if update and reason:  # a search never embeds the whole library on the side
                 notices.append(f"The index is out of date with the catalogue, and {reason}: run "
                                "`paperscope build` (it embeds every entry again). Searching the last build.")
             elif update:
                 try:
                     with self.store.write_lock(wait=False):
-                        report = build_index(self.store, documents, model=index.model_name)
-                    index = load_index(self.store)
+                        report = build_index(self.store, documents, model=index.model_name,
+                                             encoder=self.encoder, scheme=DEFAULT_SCHEME)
+                    index.close()
+                    index = self.store.open()
                     changed = report.embedded + report.removed
                     notices.append("The catalogue changed since the last build; the index was "
                                    f"updated ({len(report.embedded)} embedded, "
@@ -245,50 +273,51 @@ class Library:
     def search(self, query: str, *, k: int = 10, mode: str = "hybrid",
                filters: Filters | None = None, update: bool = True) -> SearchOutcome:
         """The `k` entries that best answer `query`."""
-        from .search import Searcher, check_query
+        from .search import check_query
 
         query = check_query(query)
         _check_k(k)
         index, notices = self.index(update=update)
-        allowed = (filters or Filters()).mask(index.documents)
-        return SearchOutcome(Searcher(index).search(query, k=k, mode=mode, allowed=allowed), notices)
+        return search_index(index, self.encoder, query, k=k, mode=mode, filters=filters,
+                            notices=notices)
 
     def related(self, entry_id: str, *, k: int = 5, mode: str = "hybrid",
                 filters: Filters | None = None, update: bool = True) -> SearchOutcome:
         """The `k` entries closest to the entry `entry_id`, itself excluded."""
-        from .search import Searcher
-
         _check_k(k)
         entry = self.entry(entry_id)
         index, notices = self.index(update=update)
-        position = index.position(entry.id)
-        if position is None:
+        if index.position(entry.id) is None:
             raise UsageError(f"The entry {entry.id!r} is not in the index yet (it has no abstract).",
                              "Fetch it with: paperscope ingest")
-        allowed = (filters or Filters()).mask(index.documents)
-        return SearchOutcome(Searcher(index).related(position, k=k, mode=mode, allowed=allowed),
-                             notices)
+        return related_in_index(index, self.encoder, entry.id, k=k, mode=mode, filters=filters,
+                                notices=notices)
 
-    def status(self) -> dict:
+    def status(self, verify: bool = False) -> dict:
         """How the index compares with the catalogue, and why the next build would embed
         everything again, if it would (`rebuild_reason`)."""
-        from .settings import configured_model, settings_change
+        from .index import documents_digest
+        from .settings import settings_change
+        from .text import DEFAULT_SCHEME
 
         documents, missing = self.documents()
         manifest = self.store.read_manifest()
-        indexed = {e["id"]: e["hash"] for e in (manifest or {}).get("documents", [])}
+        problem = ""
+        try:
+            indexed = self.store.indexed_hashes(manifest) if manifest else {}
+            if manifest and verify:
+                self.store.verify()
+            elif manifest:
+                self.store.open().close()  # whatever `search` would refuse, status reports
+        except PaperscopeError as err:
+            indexed, problem = {}, err.message
         current = {d.id: d.content_hash for d in documents}
         stale = sorted(i for i in current if i in indexed and indexed[i] != current[i])
         new = sorted(i for i in current if i not in indexed)
         removed = sorted(i for i in indexed if i not in current)
-        rebuild_reason = settings_change(manifest, configured_model()) if manifest else ""
-        up_to_date = manifest is not None and not (stale or new or removed or rebuild_reason)
-        if up_to_date:
-            try:
-                indexed_docs = json.loads(self.store.read_file(manifest, "documents"))
-                up_to_date = [d.to_json() for d in documents] == indexed_docs
-            except (PaperscopeError, ValueError):
-                up_to_date = False
+        rebuild_reason = settings_change(manifest, self._model(), DEFAULT_SCHEME) if manifest else ""
+        up_to_date = manifest is not None and not (stale or new or removed or rebuild_reason) \
+            and manifest.get("documents_digest") == documents_digest(documents) and not problem
         return {
             "library": str(self.paths.root),
             "entries": len(self.catalogue.entries),
@@ -299,12 +328,71 @@ class Library:
             "removed": removed,
             "missing_text": [e.id for e in missing],
             "up_to_date": up_to_date,
+            "problem": problem,
             "rebuild_reason": rebuild_reason,
             "model": (manifest or {}).get("model"),
             "dimension": (manifest or {}).get("dimension"),
             "built_at": (manifest or {}).get("built_at"),
             "index_bytes": self.store.size_bytes() if manifest else 0,
         }
+
+
+class Collection:
+    """Search and related documents over an index that is not a catalogue's: a named corpus
+    (`paperscope corpus`) or a BEIR corpus built with `build --corpus`. Same options, same
+    results as `Library`."""
+
+    def __init__(self, store: IndexStore, encoder: Encoder | None = None, *, missing_hint: str = ""):
+        self.store = store
+        self.encoder = encoder
+        self.missing_hint = missing_hint
+        self._index: OpenIndex | None = None
+
+    def index(self) -> OpenIndex:
+        from .errors import IndexMissingError
+
+        if self._index is None:
+            try:
+                self._index = self.store.open()
+            except IndexMissingError as err:
+                raise IndexMissingError(err.message, self.missing_hint or err.hint) from None
+        return self._index
+
+    def search(self, query: str, *, k: int = 10, mode: str = "hybrid",
+               filters: Filters | None = None) -> SearchOutcome:
+        from .search import check_query
+
+        query = check_query(query)
+        _check_k(k)
+        return search_index(self.index(), self.encoder, query, k=k, mode=mode, filters=filters)
+
+    def related(self, doc_id: str, *, k: int = 5, mode: str = "hybrid",
+                filters: Filters | None = None) -> SearchOutcome:
+        _check_k(k)
+        return related_in_index(self.index(), self.encoder, doc_id, k=k, mode=mode, filters=filters)
+
+
+def search_index(index: OpenIndex, encoder: Encoder | None, query: str, *, k: int, mode: str,
+                 filters: Filters | None, notices: list[str] | None = None) -> SearchOutcome:
+    """Rank the documents of an open index for a cleaned query."""
+    from .search import Searcher
+
+    allowed = (filters or Filters()).mask(index)
+    return SearchOutcome(Searcher(index, encoder).search(query, k=k, mode=mode, allowed=allowed),
+                         notices or [])
+
+
+def related_in_index(index: OpenIndex, encoder: Encoder | None, doc_id: str, *, k: int, mode: str,
+                     filters: Filters | None, notices: list[str] | None = None) -> SearchOutcome:
+    """The documents of an open index closest to the one with id `doc_id`."""
+    from .search import Searcher
+
+    position = index.position(doc_id)
+    if position is None:
+        raise UnknownEntryError(f"No document with id {doc_id!r} in {index.store.directory}.")
+    allowed = (filters or Filters()).mask(index)
+    return SearchOutcome(Searcher(index, encoder).related(position, k=k, mode=mode, allowed=allowed),
+                         notices or [])
 
 
 def _check_k(k: int) -> None:

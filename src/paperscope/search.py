@@ -1,25 +1,21 @@
-"""Loading an index and ranking its documents: dense (inner product with the normalised
-passage vectors of a FAISS flat index, best passage per document), lexical (BM25) and
-hybrid (a convex fusion of both)."""
+"""Ranking the documents of an open index: dense (inner product of the query with the
+normalised passage vectors, best passage per document), lexical (BM25) and hybrid (a convex
+fusion of both). Exact indexes score every passage with one product; approximate ones ask the
+FAISS IVF index for candidates and score those exactly. Reading files is index.py's work."""
 
 from __future__ import annotations
 
 import dataclasses
-import json
-import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 import numpy as np
 
 from .embedding import Encoder
-from .errors import IndexCorruptError, IndexMismatchError, IndexMissingError, UsageError
-from .lexical import LexicalIndex
-from .records import Document, Hit
-from .store import REBUILD_HINT, IndexStore
-from .text import sentences
+from .errors import IndexMismatchError, UsageError
+from .index import REBUILD_HINT, OpenIndex
+from .records import Hit
+from .text import name_key, sentences
 
-FORMAT_VERSION = 2
 MODES = ("hybrid", "dense", "lexical")
 MAX_QUERY_CHARS = 2000
 # Fusion: each ranker's scores over the top POOL documents are min-max normalised and
@@ -27,128 +23,8 @@ MAX_QUERY_CHARS = 2000
 POOL = 1000
 DENSE_WEIGHT = 0.5
 NAME_BONUS = 1.0  # more than any fused score can differ by
-
-
-@dataclass
-class LoadedIndex:
-    """An index in memory: documents, their vectors and their BM25 index."""
-
-    manifest: dict
-    documents: list[Document]
-    vectors: object  # faiss.IndexFlatIP: one row per passage, documents' passages in order
-    lexical: LexicalIndex
-    bounds: np.ndarray  # document i's passages are rows bounds[i] to bounds[i + 1] - 1
-
-    @property
-    def model_name(self) -> str:
-        return self.manifest["model"]
-
-    def position(self, doc_id: str) -> int | None:
-        if not hasattr(self, "_positions"):
-            self._positions = {doc.id: i for i, doc in enumerate(self.documents)}
-        return self._positions.get(doc_id)
-
-    def named(self, query: str) -> list[int]:
-        """Positions of documents that `query` names exactly (see `document_names`)."""
-        if not hasattr(self, "_names"):
-            self._names: dict[str, list[int]] = {}
-            for position, document in enumerate(self.documents):
-                for name in document_names(document):
-                    self._names.setdefault(name, []).append(position)
-        return self._names.get(_name_key(query), [])
-
-    def vector(self, position: int) -> np.ndarray:
-        """One vector for a document: the normalised mean of its passages' vectors."""
-        mean = self._passages()[self.bounds[position]:self.bounds[position + 1]].mean(axis=0)
-        return (mean / max(float(np.linalg.norm(mean)), 1e-12)).astype(np.float32)
-
-    def best_passage_scores(self, query_vector: np.ndarray) -> np.ndarray:
-        """Each document's best passage similarity to `query_vector` (MaxP): one product with
-        every passage vector, then the maximum over each document's rows. (A FAISS search for
-        all rows would return the same numbers, sorted, at ten times the cost.)"""
-        similarities = self._passages() @ np.asarray(query_vector, dtype=np.float32)
-        return np.maximum.reduceat(similarities, self.bounds[:-1])  # every document has a row
-
-    def _passages(self) -> np.ndarray:
-        """The flat index's vectors, read in place (no copy). The array points into
-        `self.vectors`' memory, so it never leaves this object."""
-        if not hasattr(self, "_matrix"):
-            import faiss
-
-            rows, dimension = self.vectors.ntotal, self.vectors.d
-            self._matrix = (faiss.rev_swig_ptr(self.vectors.get_xb(), rows * dimension)
-                            .reshape(rows, dimension) if rows else np.zeros((0, dimension), np.float32))
-        return self._matrix
-
-
-def load_index(store: IndexStore) -> LoadedIndex:
-    """Read and check the index in `store`; a file removed by a concurrent
-    build is retried once against the new manifest."""
-    try:
-        return _load(store)
-    except IndexMissingError:
-        if store.read_manifest() is None:
-            raise
-        return _load(store)
-
-
-def _load(store: IndexStore) -> LoadedIndex:
-    import faiss
-
-    manifest = store.require_manifest()
-    if manifest.get("format") != FORMAT_VERSION:
-        raise IndexMismatchError(
-            f"The index in {store.directory} has format {manifest.get('format')!r}; this "
-            f"paperscope reads format {FORMAT_VERSION}.", REBUILD_HINT)
-    vector_bytes = store.read_file(manifest, "vectors")
-    try:
-        vectors = faiss.deserialize_index(np.frombuffer(vector_bytes, dtype=np.uint8))
-    except RuntimeError:
-        vectors = None
-    if not isinstance(vectors, faiss.IndexFlat):
-        raise IndexCorruptError(f"The vector index in {store.directory} cannot be read.",
-                                REBUILD_HINT)
-    try:
-        raw_docs = json.loads(store.read_file(manifest, "documents"))
-        documents = [Document.from_json(d) for d in raw_docs]
-    except (ValueError, KeyError, TypeError):
-        raise IndexCorruptError(f"The document table in {store.directory} cannot be read.",
-                                REBUILD_HINT) from None
-    try:
-        lexical = LexicalIndex.from_bytes(store.read_file(manifest, "lexical"))
-    except (ValueError, OSError, KeyError):
-        raise IndexCorruptError(f"The lexical index in {store.directory} cannot be read.",
-                                REBUILD_HINT) from None
-    listed = manifest.get("documents", [])
-    counts = [int(entry.get("passages", 0)) for entry in listed]
-    if (vectors.ntotal != sum(counts) or lexical.num_docs != len(documents) or min(counts, default=1) < 1
-            or [d.id for d in documents] != [entry["id"] for entry in listed]):
-        raise IndexCorruptError(
-            f"The index files in {store.directory} disagree with its manifest "
-            f"({vectors.ntotal} vectors, {len(documents)} documents, {len(listed)} in the manifest).",
-            REBUILD_HINT)
-    if vectors.d != manifest.get("dimension"):
-        raise IndexMismatchError(
-            f"The vectors in {store.directory} have dimension {vectors.d}, the manifest says "
-            f"{manifest.get('dimension')}.", REBUILD_HINT)
-    bounds = np.concatenate([[0], np.cumsum(counts, dtype=np.int64)])
-    return LoadedIndex(manifest, documents, vectors, lexical, bounds)
-
-
-def _name_key(text: str) -> str:
-    return " ".join(re.findall(r"\w+", text.casefold()))
-
-
-def document_names(document: Document) -> set[str]:
-    """What people call a document: its id, its title, the name before a colon in its title
-    ("LoRA" in "LoRA: Low-Rank Adaptation ...") and names in parentheses ("RLHF", "Codex")."""
-    title = document.title
-    names = {document.id, title, *re.findall(r"\(([^()]{2,40})\)", title)}
-    head = title.split(":", 1)[0]
-    if ":" in title and len(head.split()) <= 4:
-        names.add(head)
-    keys = {_name_key(name) for name in names}
-    return {key for key in keys if len(key) >= 2}
+# With filters on an approximate index, up to this many allowed documents are scored exactly.
+EXACT_FILTERED = 20_000
 
 
 def check_query(query: str) -> str:
@@ -159,19 +35,56 @@ def check_query(query: str) -> str:
     return cleaned[:MAX_QUERY_CHARS]
 
 
-def rank(index: LoadedIndex, *, query_text: str, query_vector: np.ndarray | None, mode: str,
+def best_passage_scores(index: OpenIndex, query_vector: np.ndarray,
+                        positions: np.ndarray | None = None) -> np.ndarray:
+    """Each document's best passage similarity to `query_vector` (MaxP), for every document
+    or for the sorted `positions` only. (A FAISS search over all rows would return the same
+    numbers, sorted, at ten times the cost.)"""
+    query = np.asarray(query_vector, dtype=np.float32)
+    bounds = np.asarray(index.bounds)
+    if positions is None:
+        return np.maximum.reduceat(index.vectors @ query, bounds[:-1]) if index.count else \
+            np.zeros(0, np.float32)
+    if len(positions) == 0:
+        return np.zeros(0, np.float32)
+    starts, ends = bounds[positions], bounds[positions + 1]
+    lengths = ends - starts
+    offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    rows = np.repeat(starts - offsets, lengths) + np.arange(int(lengths.sum()))
+    return np.maximum.reduceat(index.vectors[rows] @ query, offsets)
+
+
+def approximate_candidates(index: OpenIndex, query_vector: np.ndarray, wanted: int) -> np.ndarray:
+    """Positions of the documents whose passages the approximate index finds nearest."""
+    import faiss
+
+    faiss.omp_set_num_threads(1)  # one query: threads would only fight over busy cores
+    method = index.search_method
+    ann = index.ann
+    faiss.extract_index_ivf(ann).nprobe = int(method.get("probe", 16))
+    _, rows = ann.search(np.asarray(query_vector, dtype=np.float32)[None],
+                         max(int(method.get("candidates", 200)), wanted))
+    rows = rows[0][rows[0] >= 0]
+    return np.unique(np.searchsorted(np.asarray(index.bounds), rows, side="right") - 1)
+
+
+def rank(index: OpenIndex, *, query_text: str, query_vector: np.ndarray | None, mode: str,
          k: int, allowed: np.ndarray | None = None, exclude: int | None = None) -> list[tuple[int, float]]:
     """The top `k` (position, score) pairs among `allowed` documents (a boolean mask)."""
     if mode not in MODES:
         raise UsageError(f"Unknown mode {mode!r}: choose one of {', '.join(MODES)}.")
-    n = len(index.documents)
+    n = index.count
     mask = np.ones(n, dtype=bool) if allowed is None else allowed.copy()
     if exclude is not None:
         mask[exclude] = False
     if n == 0 or not mask.any():
         return []
-    dense = index.best_passage_scores(query_vector) if mode != "lexical" else None
+    named = index.named(name_key(query_text)) if mode != "dense" and exclude is None else []
     lexical = index.lexical.scores(query_text) if mode != "dense" else None
+    dense = None
+    if mode != "lexical":
+        dense = _dense(index, query_vector, mask, lexical, named, k)
+        mask &= np.isfinite(dense)
     if mode == "dense":
         scores = dense
     elif mode == "lexical":
@@ -179,13 +92,41 @@ def rank(index: LoadedIndex, *, query_text: str, query_vector: np.ndarray | None
         mask &= lexical > 0
     else:
         scores = fuse(dense, lexical, mask)
-    if mode != "dense" and exclude is None:
-        # A query that is exactly an entry's name puts that entry first.
-        for position in index.named(query_text):
-            scores[position] = scores[position] + NAME_BONUS
+    for position in named:  # a query that is exactly an entry's name puts that entry first
+        scores[position] = scores[position] + NAME_BONUS
     scores = np.where(mask, scores, -np.inf)
-    top = np.argsort(-scores, kind="stable")[:min(k, int(mask.sum()))]
+    count = min(k, int(mask.sum()))
+    if count == 0:
+        return []
+    if n > 50_000:  # select before sorting; ties broken by position, as a stable sort does
+        top = np.argpartition(-scores, count - 1)[:count]
+        top = top[np.lexsort((top, -scores[top]))]
+    else:
+        top = np.argsort(-scores, kind="stable")[:count]
     return [(int(i), float(scores[i])) for i in top]
+
+
+def _dense(index: OpenIndex, query_vector, mask: np.ndarray, lexical: np.ndarray | None,
+           named: list[int], k: int) -> np.ndarray:
+    """Dense scores: exact for every document of an exact index; for an approximate one,
+    exact for its candidates (and the lexical top and named documents), -inf elsewhere."""
+    if index.ann is None:
+        return best_passage_scores(index, query_vector)
+    allowed = np.flatnonzero(mask)
+    if len(allowed) <= EXACT_FILTERED:
+        candidates = allowed
+    else:
+        found = approximate_candidates(index, query_vector, wanted=k * (1 if len(allowed) == len(mask) else 8))
+        extra = [found, np.asarray(named, dtype=np.int64)]
+        if lexical is not None:
+            masked = np.where(mask, lexical, -np.inf)
+            pool = min(POOL, len(allowed))
+            top = np.argpartition(-masked, pool - 1)[:pool]
+            extra.append(top[masked[top] > 0])
+        candidates = np.unique(np.concatenate(extra)).astype(np.int64)
+    dense = np.full(index.count, -np.inf, dtype=np.float32)
+    dense[candidates] = best_passage_scores(index, query_vector, candidates)
+    return dense
 
 
 def fuse(dense: np.ndarray, lexical: np.ndarray, mask: np.ndarray,
@@ -209,11 +150,11 @@ def _normalise(scores: np.ndarray, mask: np.ndarray, pool: int) -> np.ndarray:
     return out
 
 
-def hits(index: LoadedIndex, ranked: Sequence[tuple[int, float]], query_text: str) -> list[Hit]:
-    return [Hit(rank=n, score=score, document=index.documents[position],
-                snippet=best_sentence(index.documents[position].text, query_text,
-                                      index.lexical.tokenize))
-            for n, (position, score) in enumerate(ranked, start=1)]
+def hits(index: OpenIndex, ranked: Sequence[tuple[int, float]], query_text: str) -> list[Hit]:
+    documents = index.documents([position for position, _ in ranked])
+    return [Hit(rank=n, score=score, document=document,
+                snippet=best_sentence(document.text, query_text, index.lexical.tokenize))
+            for n, ((_, score), document) in enumerate(zip(ranked, documents), start=1)]
 
 
 def best_sentence(text: str, query: str, tokenize: Callable[[str], list[str]],
@@ -233,7 +174,7 @@ class Searcher:
 
     The catalogue, arbitrary corpora and `eval` all rank through this class."""
 
-    def __init__(self, index: LoadedIndex, encoder: Encoder | None = None):
+    def __init__(self, index: OpenIndex, encoder: Encoder | None = None):
         self.index = index
         self._encoder = encoder
 
@@ -243,10 +184,10 @@ class Searcher:
             from .embedding import load_encoder
 
             self._encoder = load_encoder(self.index.model_name, light=True)
-            if self._encoder.dimension != self.index.vectors.d:
+            if self._encoder.dimension != self.index.dimension:
                 raise IndexMismatchError(
                     f"The model {self.index.model_name} gives vectors of dimension "
-                    f"{self._encoder.dimension}; the index holds {self.index.vectors.d}.", REBUILD_HINT)
+                    f"{self._encoder.dimension}; the index holds {self.index.dimension}.", REBUILD_HINT)
         return self._encoder
 
     def rank(self, query: str, *, k: int, mode: str = "hybrid", allowed: np.ndarray | None = None,
@@ -266,14 +207,14 @@ class Searcher:
                      allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
         """Top `k` (position, score) pairs of the documents closest to the one at `position`:
         its text is the lexical query and the mean of its passage vectors the dense one."""
-        return rank(self.index, query_text=self.index.documents[position].embedding_text,
-                    query_vector=self.index.vector(position), mode=mode, k=k,
+        return rank(self.index, query_text=self.index.document(position).embedding_text,
+                    query_vector=self.index.document_vector(position), mode=mode, k=k,
                     allowed=allowed, exclude=position)
 
     def related(self, position: int, *, k: int, mode: str = "hybrid",
                 allowed: np.ndarray | None = None) -> list[Hit]:
         """The `k` documents closest to the one at `position`, itself excluded."""
-        document = self.index.documents[position]
+        document = self.index.document(position)
         ranked = self.rank_related(position, k=k, mode=mode, allowed=allowed)
         shared = self.index.lexical.shared_terms
         return [dataclasses.replace(hit, shared_terms=tuple(shared(

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 
-from .text import PASSAGE_WORDS
+from .text import SCHEMES
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 MODEL_ENV = "PAPERSCOPE_MODEL"
@@ -17,14 +17,22 @@ def configured_model() -> str:
     return os.environ.get(MODEL_ENV) or DEFAULT_MODEL
 
 
-def settings_change(manifest: dict, model: str) -> str:
+def scheme_record(scheme: str) -> dict:
+    """How a manifest records a passage scheme."""
+    return {"name": scheme, "words": list(SCHEMES[scheme])}
+
+
+def settings_change(manifest: dict, model: str, scheme: str) -> str:
     """Why the vectors of the index described by `manifest` cannot be reused for `model` and
-    this paperscope's passage lengths ("" when they can)."""
+    the passage scheme `scheme` ("" when they can)."""
     if manifest.get("model") != model:
         return f"the model changed from {manifest.get('model')} to {model}"
-    stored = manifest.get("passage_words")
-    if stored != list(PASSAGE_WORDS):
-        return f"the passage lengths changed from {_words(stored)} to {_words(PASSAGE_WORDS)} words"
+    stored = manifest.get("passages_scheme") or {}
+    if stored != scheme_record(scheme):
+        if stored.get("name") == scheme or not stored.get("name"):
+            return (f"the passage lengths changed from {_words(stored.get('words'))} to "
+                    f"{_words(SCHEMES[scheme])} words")
+        return f"the passage scheme changed from {stored.get('name')} to {scheme}"
     return ""
 
 

@@ -13,6 +13,12 @@ _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])")
 # hybrid; README "Quality"): SciFact train 0.731 whole, 0.744 at 90 words, 0.752 at these three;
 # the 54 catalogue questions 0.908 and 0.901; related entries 0.815 and 0.834.
 PASSAGE_WORDS = (90, 55, 35)
+# Passage schemes by name. "whole" embeds title and text as one passage (the model reads its
+# first 256 word pieces): one vector a document instead of about thirteen, for large corpora
+# (README "Scale": SciFact train nDCG@10 0.731 against 0.752, at a thirteenth of the vectors
+# and of the embedding time).
+SCHEMES = {"multi-scale": PASSAGE_WORDS, "whole": ()}
+DEFAULT_SCHEME = "multi-scale"
 
 
 def sentences(text: str) -> list[str]:
@@ -21,7 +27,10 @@ def sentences(text: str) -> list[str]:
 
 def passages(document: Document, lengths: tuple[int, ...] = PASSAGE_WORDS) -> list[str]:
     """The texts embedded for a document: its title with consecutive sentences of its text,
-    packed up to each of `lengths` words (one passage when the text is short), without repeats."""
+    packed up to each of `lengths` words (one passage when the text is short), without repeats;
+    no lengths means the whole text as one passage."""
+    if not lengths:
+        return [document.embedding_text]
     found = dict.fromkeys(text for max_words in lengths for text in _packed(document, max_words))
     return list(found)
 
@@ -38,3 +47,20 @@ def _packed(document: Document, max_words: int) -> list[str]:
     if current:
         parts.append(" ".join(current))
     return [f"{document.title}. {part}" for part in parts] or [document.embedding_text]
+
+
+def name_key(text: str) -> str:
+    """A name as compared: lower-case words joined by single spaces."""
+    return " ".join(re.findall(r"\w+", text.casefold()))
+
+
+def document_names(document: Document) -> set[str]:
+    """What people call a document: its id, its title, the name before a colon in its title
+    ("LoRA" in "LoRA: Low-Rank Adaptation ...") and names in parentheses ("RLHF", "Codex")."""
+    title = document.title
+    names = {document.id, title, *re.findall(r"\(([^()]{2,40})\)", title)}
+    head = title.split(":", 1)[0]
+    if ":" in title and len(head.split()) <= 4:
+        names.add(head)
+    keys = {name_key(name) for name in names}
+    return {key for key in keys if len(key) >= 2}

@@ -1,0 +1,318 @@
+"""Named corpora: slices of arXiv's metadata snapshot imported for search and discovery.
+
+A corpus lives in a folder of paperscope's cache (`paperscope corpus list` shows where):
+  documents.sqlite   the imported records, in import order (written whole, then renamed)
+  index/             its index (see index.py), built in committed chunks that survive
+                     interruption (see indexer.py)
+
+Import streams the snapshot line by line, so memory stays bounded whatever its size; a line
+that is not a usable record is counted and skipped, never fatal.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import json
+import os
+import re
+import shutil
+import sqlite3
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .errors import SnapshotError, UnknownEntryError, UsageError
+from .index import IndexStore
+from .records import Document, PaperRecord
+from .store import cache_dir
+
+if TYPE_CHECKING:
+    from .embedding import Encoder
+    from .indexer import BuildReport
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_MONTH = re.compile(r"^\d{4}(-\d{2}(-\d{2})?)?$")
+STAGED_NAME = "documents.sqlite"
+MAX_TEXT_CHARS = 20_000  # longer abstracts are cut: no real one comes near
+MAX_LINE_BYTES = 1 << 20  # longer snapshot lines are skipped as damaged
+
+
+def corpora_dir() -> Path:
+    return cache_dir() / "corpora"
+
+
+def check_name(name: str) -> str:
+    if not _NAME.match(name or ""):
+        raise UsageError(f"{name!r} is not a corpus name: use letters, digits, '.', '_' and '-' "
+                         "(up to 64, starting with a letter or digit).")
+    return name
+
+
+@dataclass
+class ImportReport:
+    """What an import kept and skipped."""
+
+    read: int = 0
+    kept: int = 0
+    duplicates: int = 0
+    skipped: dict[str, int] = field(default_factory=dict)  # reason -> lines
+
+    def skip(self, reason: str) -> None:
+        self.skipped[reason] = self.skipped.get(reason, 0) + 1
+
+
+@dataclass(frozen=True)
+class SnapshotFilter:
+    """Which snapshot records a corpus takes: categories (a prefix such as "cs" or "astro-ph"
+    matches its subcategories) and first-version dates, as YYYY, YYYY-MM or YYYY-MM-DD."""
+
+    categories: tuple[str, ...] = ()
+    since: str | None = None
+    until: str | None = None
+
+    def __post_init__(self) -> None:
+        for value in (self.since, self.until):
+            if value is not None and not _MONTH.match(value):
+                raise UsageError(f"{value!r} is not a date: write YYYY, YYYY-MM or YYYY-MM-DD.")
+
+    def accepts(self, categories: Sequence[str], date: str) -> bool:
+        if self.categories and not any(c == want or c.startswith(want + ".") or c.startswith(want + "-")
+                                       for c in categories for want in self.categories):
+            return False
+        if self.since and (not date or date[:len(self.since)] < self.since):
+            return False
+        return not (self.until and (not date or date[:len(self.until)] > self.until))
+
+    def to_json(self) -> dict[str, Any]:
+        return {"categories": list(self.categories), "since": self.since, "until": self.until}
+
+
+def _record_date(data: dict[str, Any], arxiv_id: str) -> str:
+    """The date a record first appeared, as YYYY-MM-DD (or YYYY-MM from a new-style id)."""
+    from email.utils import parsedate_to_datetime
+
+    versions = data.get("versions")
+    if isinstance(versions, list) and versions and isinstance(versions[0], dict):
+        with contextlib.suppress(TypeError, ValueError):
+            return parsedate_to_datetime(str(versions[0].get("created"))).date().isoformat()
+    updated = data.get("update_date")
+    if isinstance(updated, str) and re.match(r"^\d{4}-\d{2}-\d{2}$", updated):
+        return updated
+    match = re.match(r"^(\d{2})(\d{2})\.\d{4,5}", arxiv_id)
+    return f"20{match.group(1)}-{match.group(2)}" if match else ""
+
+
+def _snapshot_lines(path: Path) -> Iterator[bytes]:
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as handle:
+            yield from handle
+    except FileNotFoundError:
+        raise SnapshotError(f"Snapshot file not found: {path}") from None
+    except IsADirectoryError:
+        raise SnapshotError(f"{path} is a folder, not a snapshot file.") from None
+    except (OSError, EOFError) as err:
+        raise SnapshotError(f"Cannot read the snapshot {path}: {err}") from None
+
+
+def parse_snapshot_line(line: bytes, report: ImportReport) -> tuple[PaperRecord, str] | None:
+    """A record and its date from one snapshot line, or None (counted in `report`)."""
+    from .sources.snapshot import record_from_snapshot
+
+    if len(line) > MAX_LINE_BYTES:
+        report.skip("line over 1 MiB")
+        return None
+    try:
+        data = json.loads(line)
+    except (ValueError, RecursionError):
+        report.skip("not JSON")
+        return None
+    if not isinstance(data, dict) or not isinstance(data.get("id"), str) or not data["id"].strip():
+        report.skip("no arXiv id")
+        return None
+    if not isinstance(data.get("title"), str) or not isinstance(data.get("abstract"), str):
+        report.skip("title or abstract missing or not text")
+        return None
+    try:
+        record = record_from_snapshot(data, source="snapshot", fetched_at="")
+    except (TypeError, ValueError, AttributeError):
+        report.skip("malformed fields")
+        return None
+    if not record.title or not record.abstract:
+        report.skip("empty title or abstract")
+        return None
+    if len(record.abstract) > MAX_TEXT_CHARS:
+        record = PaperRecord(**{**record.__dict__, "abstract": record.abstract[:MAX_TEXT_CHARS]})
+    return record, _record_date(data, record.arxiv_id)
+
+
+def record_document(record: PaperRecord, date: str) -> Document:
+    """How an imported record is indexed and shown."""
+    return Document(record.arxiv_id, record.title, record.abstract, {
+        "url": f"https://arxiv.org/abs/{record.arxiv_id}", "kind": "paper", "year": record.year,
+        "arxiv_id": record.arxiv_id, "date": date, "authors": list(record.authors),
+        "categories": list(record.categories), "primary_category": record.primary_category})
+
+
+def document_record(document: Document, source: str) -> PaperRecord:
+    """The arXiv record behind a corpus document (for adding it to a catalogue offline)."""
+    from .sources import utc_now
+
+    meta = document.meta
+    return PaperRecord(arxiv_id=document.id, title=document.title, abstract=document.text,
+                       authors=tuple(meta.get("authors") or ()), year=meta.get("year"),
+                       categories=tuple(meta.get("categories") or ()),
+                       primary_category=meta.get("primary_category"), source=source,
+                       fetched_at=utc_now())
+
+
+class StagedDocuments(Sequence[Document]):
+    """The imported documents of a corpus, read from its SQLite file in order, a batch at a time."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        self._count = self._db.execute("SELECT count(*) FROM documents").fetchone()[0]
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __getitem__(self, position):  # type: ignore[override]
+        if isinstance(position, slice):
+            return [self[i] for i in range(*position.indices(self._count))]
+        row = self._db.execute("SELECT id, title, text, meta FROM documents WHERE position = ?",
+                               (int(position),)).fetchone()
+        if row is None:
+            raise IndexError(position)
+        return Document(row[0], row[1], row[2], json.loads(row[3]))
+
+    def __iter__(self) -> Iterator[Document]:
+        cursor = self._db.execute("SELECT id, title, text, meta FROM documents ORDER BY position")
+        for doc_id, title, text, meta in cursor:
+            yield Document(doc_id, title, text, json.loads(meta))
+
+    def close(self) -> None:
+        self._db.close()
+
+
+class Corpus:
+    """A named corpus: its imported documents and its index."""
+
+    def __init__(self, name: str, encoder: Encoder | None = None):
+        self.name = check_name(name)
+        self.directory = corpora_dir() / name
+        self.store = IndexStore(self.directory / "index")
+        self.encoder = encoder
+
+    @property
+    def staged_path(self) -> Path:
+        return self.directory / STAGED_NAME
+
+    @classmethod
+    def open(cls, name: str, encoder: Encoder | None = None) -> Corpus:
+        """An existing corpus; an unknown name lists the known ones."""
+        corpus = cls(name, encoder)
+        if not corpus.staged_path.is_file():
+            known = ", ".join(list_corpora()) or "none yet"
+            raise UnknownEntryError(f"No corpus named {name!r} (known: {known}).",
+                                    "Create one with: paperscope corpus import SNAPSHOT --name NAME")
+        return corpus
+
+    def import_snapshot(self, snapshot: Path, selection: SnapshotFilter, *, limit: int | None = None,
+                        progress: Callable[[int], None] | None = None) -> ImportReport:
+        """Stream the records of `snapshot` that `selection` accepts into this corpus (replacing
+        what an earlier import put there; its index is rebuilt by the next build, reusing the
+        vectors of records that did not change). `progress` is told bytes read."""
+        report = ImportReport()
+        self.directory.mkdir(parents=True, exist_ok=True)
+        temp = self.directory / f".{STAGED_NAME}.{os.getpid()}.tmp"
+        temp.unlink(missing_ok=True)
+        seen: set[str] = set()
+        db = sqlite3.connect(temp)
+        try:
+            db.execute("PRAGMA journal_mode=OFF")
+            db.execute("CREATE TABLE documents (position INTEGER PRIMARY KEY, id TEXT UNIQUE NOT NULL, "
+                       "title TEXT NOT NULL, text TEXT NOT NULL, meta TEXT NOT NULL)")
+            db.execute("CREATE TABLE about (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+            rows: list[tuple] = []
+            for line in _snapshot_lines(snapshot):
+                if progress:
+                    progress(len(line))
+                if not line.strip():
+                    continue
+                report.read += 1
+                parsed = parse_snapshot_line(line, report)
+                if parsed is None:
+                    if report.read == 1 and not report.kept:
+                        _refuse_if_not_snapshot(snapshot, line)
+                    continue
+                record, date = parsed
+                if not selection.accepts(record.categories, date):
+                    continue
+                if record.arxiv_id in seen:
+                    report.duplicates += 1
+                    continue
+                seen.add(record.arxiv_id)
+                document = record_document(record, date)
+                rows.append((report.kept, document.id, document.title, document.text,
+                             json.dumps(document.meta, ensure_ascii=False)))
+                report.kept += 1
+                if len(rows) >= 5000:
+                    db.executemany("INSERT INTO documents VALUES (?, ?, ?, ?, ?)", rows)
+                    rows = []
+                if limit is not None and report.kept >= limit:
+                    break
+            db.executemany("INSERT INTO documents VALUES (?, ?, ?, ?, ?)", rows)
+            about = {"snapshot": str(snapshot), "filter": selection.to_json(), "limit": limit,
+                     "documents": report.kept}
+            db.executemany("INSERT INTO about VALUES (?, ?)",
+                           [(key, json.dumps(value)) for key, value in about.items()])
+            db.commit()
+            db.close()
+            os.replace(temp, self.staged_path)
+        except BaseException:
+            db.close()
+            temp.unlink(missing_ok=True)
+            raise
+        return report
+
+    def about(self) -> dict[str, Any]:
+        with contextlib.closing(sqlite3.connect(f"file:{self.staged_path}?mode=ro", uri=True)) as db:
+            return {key: json.loads(value) for key, value in db.execute("SELECT key, value FROM about")}
+
+    def build(self, *, model: str | None = None, full: bool = False, search: str = "auto",
+              scheme: str | None = None, progress: Callable[[int], None] | None = None,
+              on_encoder: Callable[[str, int, str], None] | None = None,
+              wait: bool = True, on_wait: Callable[[], None] | None = None) -> BuildReport:
+        """Embed what is not embedded yet (resuming an interrupted build) and commit the index."""
+        from .indexer import build_index
+        from .settings import configured_model
+
+        documents = StagedDocuments(self.staged_path)
+        try:
+            with self.store.write_lock(wait=wait, on_wait=on_wait):
+                return build_index(self.store, documents,
+                                   model=model or (self.encoder.model_name if self.encoder else configured_model()),
+                                   full=full, encoder=self.encoder, scheme=scheme, search=search,
+                                   source=f"corpus:{self.name}", progress=progress,
+                                   on_encoder=on_encoder)
+        finally:
+            documents.close()
+
+    def remove(self) -> None:
+        with self.store.write_lock(wait=False):
+            shutil.rmtree(self.directory / "index", ignore_errors=True)
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def list_corpora() -> list[str]:
+    folder = corpora_dir()
+    return sorted(p.name for p in folder.iterdir() if (p / STAGED_NAME).is_file()) if folder.is_dir() else []
+
+
+def _refuse_if_not_snapshot(path: Path, first: bytes) -> None:
+    if not first.lstrip().startswith(b"{"):
+        raise SnapshotError(f"{path}:1: not an arXiv metadata snapshot "
+                            "(expected one JSON object with an \"id\" per line).")

@@ -1,0 +1,92 @@
+"""Discovery: papers of a corpus that belong near catalogue entries but are not in the catalogue.
+
+Each chosen entry asks the corpus for its nearest papers, exactly as `related` does inside one
+index (its text is the lexical query, the mean of its passage vectors the dense one). A paper's
+score is its best fused score over the entries plus DEPTH_BONUS for every other entry that also
+found it, so papers close to several entries rise. Papers the catalogue already holds (by
+arXiv id or by exact title) are left out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .errors import IndexMismatchError, UsageError
+from .records import Document, Entry
+from .text import name_key
+
+if TYPE_CHECKING:
+    from .index import OpenIndex
+
+PER_ENTRY = 50  # candidates each entry asks the corpus for
+DEPTH_BONUS = 0.05
+
+
+@dataclass
+class Closeness:
+    """One catalogue entry a discovered paper is close to, and the words they share."""
+
+    entry_id: str
+    score: float
+    shared_terms: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Discovery:
+    """A corpus paper not in the catalogue, ranked, with the entries it is closest to."""
+
+    rank: int
+    score: float
+    document: Document
+    closest: list[Closeness]
+
+    def to_json(self) -> dict[str, Any]:
+        meta = self.document.meta
+        return {"rank": self.rank, "score": round(self.score, 6), "id": self.document.id,
+                "title": self.document.title, "year": meta.get("year"), "url": meta.get("url"),
+                "arxiv_id": meta.get("arxiv_id"), "categories": meta.get("categories"),
+                "closest": [{"entry": c.entry_id, "score": round(c.score, 6),
+                             "shared_terms": c.shared_terms} for c in self.closest]}
+
+
+def discover(catalogue_index: OpenIndex, corpus: OpenIndex, entries: list[Entry], *,
+             known: list[Entry], k: int = 20) -> list[Discovery]:
+    """The `k` corpus papers closest to `entries` that are not among `known` entries."""
+    from .search import rank
+
+    if catalogue_index.model_name != corpus.model_name or catalogue_index.dimension != corpus.dimension:
+        raise IndexMismatchError(
+            f"The corpus was embedded with {corpus.model_name} and the catalogue with "
+            f"{catalogue_index.model_name}; their vectors cannot be compared.",
+            "Build both with the same model (--model, or $PAPERSCOPE_MODEL).")
+    seeds = [(entry, catalogue_index.position(entry.id)) for entry in entries]
+    seeds = [(entry, position) for entry, position in seeds if position is not None]
+    if not seeds:
+        raise UsageError("None of the chosen entries is in the catalogue's index yet.",
+                         "Run: paperscope build")
+    excluded = set()
+    for entry in known:
+        if entry.arxiv_id and (position := corpus.position(entry.arxiv_id)) is not None:
+            excluded.add(position)
+        excluded.update(corpus.named(name_key(entry.title)))
+    found: dict[int, list[tuple[float, int]]] = {}
+    texts = []
+    for number, (_, position) in enumerate(seeds):
+        text = catalogue_index.document(position).embedding_text
+        texts.append(text)
+        ranked = rank(corpus, query_text=text, query_vector=catalogue_index.document_vector(position),
+                      mode="hybrid", k=PER_ENTRY + len(excluded))
+        for found_position, score in ranked:
+            if found_position not in excluded:
+                found.setdefault(found_position, []).append((score, number))
+    scored = sorted(((max(s for s, _ in hits) + DEPTH_BONUS * (len(hits) - 1), position)
+                     for position, hits in found.items()), key=lambda item: (-item[0], item[1]))[:k]
+    documents = corpus.documents([position for _, position in scored])
+    results = []
+    for rank_number, ((score, position), document) in enumerate(zip(scored, documents), start=1):
+        closest = sorted(found[position], reverse=True)[:3]
+        results.append(Discovery(rank_number, score, document, [
+            Closeness(seeds[n][0].id, s, corpus.lexical.matching_terms(texts[n], position, limit=4))
+            for s, n in closest]))
+    return results

@@ -1,0 +1,541 @@
+"""The index format: the one module that lays out, writes, checks and opens index folders.
+
+An index folder holds
+  manifest.json           the commit point: format, model, passage scheme, search method,
+                          counts, and every data file with its size, SHA-256 and quick check
+  records.json            arXiv metadata fetched for a catalogue (a cache, committed with it)
+  vectors-<h>.npy         passage vectors, float32, one row per passage, documents in order
+  bounds-<h>.npy          document i's passages are rows bounds[i] to bounds[i + 1] - 1
+  facets-<h>.npy          per document: year (0 unknown), section code, kind code (-1 none)
+  documents-<h>.sqlite    documents (id, title, text, display metadata, content hash), the
+                          exact-name table and the BM25 vocabulary, read for the hits only
+  bm25data-<h>.npy, bm25docs-<h>.npy, bm25ptr-<h>.npy   the BM25 matrix (see lexical.py)
+  ann-<h>.faiss           for large indexes: a FAISS IVF index with 8-bit scalar quantisation
+  chunks/                 embedded chunks of a build in progress (see chunks.py)
+  .lock                   held while a build writes (not committed)
+
+Data files are named by their content hash and written before the manifest that names them,
+so a crash at any moment leaves the previous manifest and its files intact: readers see the old
+index or the new one, never a mix. Opening an index memory-maps its arrays and reads nothing
+whole: each file is checked by its size and a hash of its first and last 64 KiB against the
+manifest; `IndexStore.verify` hashes every byte.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import re
+import secrets
+import sqlite3
+import stat
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .errors import IndexCorruptError, IndexMismatchError, IndexMissingError, LockedError
+from .records import Document, PaperRecord
+from .store import atomic_write_json
+
+if TYPE_CHECKING:  # NumPy loads when an index is opened or written, so `status` stays quick
+    import numpy as np
+
+FORMAT_VERSION = 3
+MANIFEST_NAME = "manifest.json"
+RECORDS_NAME = "records.json"
+LOCK_NAME = ".lock"
+CHUNKS_DIR = "chunks"
+CHECK_BYTES = 1 << 16
+REBUILD_HINT = "Rebuild it with: paperscope build --full"
+REQUIRED_FILES = ("vectors", "bounds", "facets", "documents", "bm25data", "bm25docs", "bm25ptr")
+_DATA_FILE = re.compile(r"^([a-z0-9]+)-[0-9a-f]{16}\.(npy|sqlite|faiss)$")
+_OLD_DATA_FILE = re.compile(r"^[a-z0-9]+-[0-9a-f]{16}\.(npy|sqlite|faiss|json|npz)$")  # format 2 too
+
+
+def quick_check(path: Path, size: int) -> str:
+    """A cheap fingerprint of a file: its size and the hash of its first and last 64 KiB."""
+    digest = hashlib.sha256(str(size).encode())
+    with open(path, "rb") as handle:
+        digest.update(handle.read(CHECK_BYTES))
+        if size > CHECK_BYTES:
+            handle.seek(max(CHECK_BYTES, size - CHECK_BYTES))
+            digest.update(handle.read(CHECK_BYTES))
+    return digest.hexdigest()[:32]
+
+
+def _hash_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class IndexStore:
+    """One index folder: its manifest, record cache, lock, writer and reader."""
+
+    def __init__(self, directory: Path):
+        self.directory = Path(directory)
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.directory / MANIFEST_NAME
+
+    @property
+    def records_path(self) -> Path:
+        return self.directory / RECORDS_NAME
+
+    @property
+    def chunks_dir(self) -> Path:
+        return self.directory / CHUNKS_DIR
+
+    # -- manifest -----------------------------------------------------------------
+
+    def read_manifest(self) -> dict[str, Any] | None:
+        """The manifest, or None when no index was ever built here."""
+        try:
+            raw = self.manifest_path.read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as err:
+            raise IndexCorruptError(f"Cannot read the index manifest {self.manifest_path}: "
+                                    f"{err.strerror}.", REBUILD_HINT) from None
+        try:
+            manifest = json.loads(raw)
+            if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), dict):
+                raise ValueError("not an index manifest")
+        except (ValueError, UnicodeDecodeError, RecursionError) as err:
+            raise IndexCorruptError(
+                f"The index manifest {self.manifest_path} is damaged ({err}).", REBUILD_HINT
+            ) from None
+        return manifest
+
+    def require_manifest(self) -> dict[str, Any]:
+        manifest = self.read_manifest()
+        if manifest is None:
+            raise IndexMissingError(f"No index in {self.directory}.", "Build it with: paperscope build")
+        return manifest
+
+    def size_bytes(self) -> int:
+        return sum(p.stat().st_size for p in self.directory.glob("*") if p.is_file())
+
+    # -- reading ------------------------------------------------------------------
+
+    def open(self) -> OpenIndex:
+        """The index, checked cheaply and memory-mapped; a file removed by a concurrent
+        build is retried once against the new manifest."""
+        try:
+            return OpenIndex(self, self.require_manifest())
+        except IndexMissingError:
+            if self.read_manifest() is None:
+                raise
+            return OpenIndex(self, self.require_manifest())
+
+    def verify(self) -> None:
+        """Hash every data file against the manifest (raises what `open` would, and
+        IndexCorruptError for any byte that differs)."""
+        index = self.open()
+        for name, info in index.manifest["files"].items():
+            if _hash_file(self.directory / info["file"]) != info.get("sha256"):
+                raise IndexCorruptError(f"The index file {self.directory / info['file']} is "
+                                        "damaged: its content does not match the manifest.",
+                                        REBUILD_HINT)
+        index.close()
+
+    def data_path(self, manifest: dict[str, Any], name: str) -> Path:
+        """The checked path of one data file the manifest names: a plain file inside this
+        folder whose size and quick check match."""
+        info = manifest["files"].get(name)
+        filename = info.get("file") if isinstance(info, dict) else None
+        if not isinstance(filename, str) or not _DATA_FILE.match(filename) \
+                or not isinstance(info.get("bytes"), int):
+            raise IndexCorruptError(
+                f"The index manifest {self.manifest_path} names no valid {name} file.", REBUILD_HINT)
+        path = self.directory / filename
+        try:
+            mode = os.lstat(path)
+        except FileNotFoundError:
+            raise IndexMissingError(f"The index file {path} is missing.", REBUILD_HINT) from None
+        except OSError as err:
+            raise IndexCorruptError(f"Cannot read the index file {path}: {err.strerror}.",
+                                    REBUILD_HINT) from None
+        if not stat.S_ISREG(mode.st_mode):
+            raise IndexCorruptError(f"The index file {path} is not a plain file.", REBUILD_HINT)
+        try:
+            matches = mode.st_size == info["bytes"] and quick_check(path, mode.st_size) == info.get("check")
+        except OSError as err:
+            raise IndexCorruptError(f"Cannot read the index file {path}: {err.strerror}.",
+                                    REBUILD_HINT) from None
+        if not matches:
+            raise IndexCorruptError(
+                f"The index file {path} is damaged: its content does not match the manifest.",
+                REBUILD_HINT)
+        return path
+
+    def indexed_hashes(self, manifest: dict[str, Any]) -> dict[str, str]:
+        """Document id -> content hash in the index `manifest` describes (reads no arrays)."""
+        path = self.data_path(manifest, "documents")
+        try:
+            with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro&immutable=1", uri=True)) as db:
+                return dict(db.execute("SELECT id, hash FROM documents").fetchall())
+        except sqlite3.DatabaseError:
+            raise IndexCorruptError(f"The document table {path} cannot be read.", REBUILD_HINT) from None
+
+    # -- writing ------------------------------------------------------------------
+
+    def writer(self) -> IndexWriter:
+        return IndexWriter(self)
+
+    # -- records cache ------------------------------------------------------------
+
+    def read_records(self) -> dict[str, PaperRecord]:
+        """Fetched arXiv metadata by arXiv id ({} when nothing was fetched yet)."""
+        try:
+            raw = self.records_path.read_bytes()
+        except FileNotFoundError:
+            return {}
+        try:
+            data = json.loads(raw)
+            return {key: PaperRecord.from_json(value) for key, value in data["records"].items()}
+        except (ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError) as err:
+            raise IndexCorruptError(
+                f"The record cache {self.records_path} is damaged ({type(err).__name__}: {err}).",
+                "Restore it with `git checkout index/records.json`, or delete it and run: "
+                "paperscope ingest",
+            ) from None
+
+    def write_records(self, records: dict[str, PaperRecord]) -> None:
+        ordered = {key: records[key].to_json() for key in sorted(records)}
+        atomic_write_json(self.records_path, {"format": 1, "records": ordered})
+
+    # -- lock ---------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def write_lock(self, wait: bool = True,
+                   on_wait: Callable[[], None] | None = None) -> Iterator[None]:
+        """Hold the index's lock file; one writer at a time."""
+        from filelock import FileLock, Timeout
+
+        self.directory.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(str(self.directory / LOCK_NAME))
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            if not wait:
+                raise LockedError(
+                    f"Another paperscope process is writing {self.directory}.",
+                    "Wait for it to finish, or run again without --no-wait to queue behind it.",
+                ) from None
+            if on_wait:
+                on_wait()
+            lock.acquire()
+        try:
+            yield
+        finally:
+            lock.release()
+
+
+class IndexWriter:
+    """Stages the data files of a new index in its folder, then commits them with a manifest.
+    Until `commit`, nothing a reader opens has changed; `discard` removes what was staged."""
+
+    def __init__(self, store: IndexStore):
+        self.store = store
+        self.files: dict[str, dict[str, Any]] = {}
+        self._open: dict[str, tuple[Path, str]] = {}
+        store.directory.mkdir(parents=True, exist_ok=True)
+
+    def _temp(self, name: str) -> Path:
+        path = self.store.directory / f".{name}.{secrets.token_hex(6)}.tmp"
+        self._open[name] = (path, "")
+        return path
+
+    def array(self, name: str, values: np.ndarray) -> None:
+        import numpy as np
+
+        path = self._temp(name)
+        with open(path, "wb") as handle:
+            np.save(handle, np.ascontiguousarray(values), allow_pickle=False)
+        self._finish(name, path, "npy")
+
+    def new_array(self, name: str, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
+        """A writable memory-mapped array file, filled by the caller, then `finish_array`."""
+        import numpy as np
+
+        path = self._temp(name)
+        if 0 in shape:  # an empty file cannot be memory-mapped
+            return np.zeros(shape, dtype=dtype)
+        return np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=shape)
+
+    def finish_array(self, name: str, values: np.ndarray) -> None:
+        import numpy as np
+
+        if isinstance(values, np.memmap):
+            values.flush()
+            del values
+            self._finish(name, self._open[name][0], "npy")
+        else:
+            self.array(name, values)
+
+    @contextlib.contextmanager
+    def sqlite(self, name: str) -> Iterator[sqlite3.Connection]:
+        """A new SQLite file to fill in one transaction."""
+        path = self._temp(name)
+        connection = sqlite3.connect(path)
+        try:
+            connection.execute("PRAGMA journal_mode=OFF")
+            connection.execute("PRAGMA synchronous=OFF")
+            with connection:
+                yield connection
+            connection.execute("VACUUM")
+        finally:
+            connection.close()
+        self._finish(name, path, "sqlite")
+
+    def faiss(self, name: str, index: Any) -> None:
+        import faiss
+
+        path = self._temp(name)
+        faiss.write_index(index, str(path))
+        self._finish(name, path, "faiss")
+
+    def _finish(self, name: str, temp: Path, extension: str) -> None:
+        with open(temp, "rb+") as handle:
+            os.fsync(handle.fileno())
+        digest, size = _hash_file(temp), temp.stat().st_size
+        final = self.store.directory / f"{name}-{digest[:16]}.{extension}"
+        os.replace(temp, final)
+        del self._open[name]
+        self.files[name] = {"file": final.name, "sha256": digest, "bytes": size,
+                            "check": quick_check(final, size)}
+
+    def commit(self, manifest: dict[str, Any]) -> None:
+        """Write the manifest naming the staged files, then remove files and leftovers
+        (temporary files of killed writers, consumed chunks) that no manifest needs."""
+        atomic_write_json(self.store.manifest_path, {**manifest, "files": self.files})
+        keep = {info["file"] for info in self.files.values()}
+        for path in self.store.directory.iterdir():
+            stale = (_OLD_DATA_FILE.match(path.name) and path.name not in keep) or \
+                (path.name.startswith(".") and path.name.endswith(".tmp"))
+            if stale:
+                with contextlib.suppress(OSError):
+                    path.unlink()
+
+    def discard(self) -> None:
+        for path, _ in self._open.values():
+            with contextlib.suppress(OSError):
+                path.unlink()
+        self._open.clear()
+
+
+def documents_digest(documents: Sequence[Document] | Iterator[Document]) -> str:
+    """One hash over what a list of documents shows and embeds, in order."""
+    digest = hashlib.sha256()
+    for document in documents:
+        digest.update(json.dumps(document.to_json(), ensure_ascii=False, sort_keys=True).encode())
+        digest.update(b"\n")
+    return digest.hexdigest()
+
+
+class OpenIndex:
+    """An index opened for reading: arrays memory-mapped, documents read on demand."""
+
+    def __init__(self, store: IndexStore, manifest: dict[str, Any]):
+        import numpy as np
+
+        self.store = store
+        self.manifest = manifest
+        directory = store.directory
+        if manifest.get("format") != FORMAT_VERSION:
+            raise IndexMismatchError(
+                f"The index in {directory} has format {manifest.get('format')!r}; this "
+                f"paperscope reads format {FORMAT_VERSION}.", REBUILD_HINT)
+        try:
+            self.count = _natural(manifest.get("count"))
+            self.dimension = _natural(manifest.get("dimension"))
+            passages = _natural(manifest.get("passages"))
+            self.model_name = str(manifest["model"])
+        except (KeyError, TypeError, ValueError):
+            raise IndexCorruptError(f"The index manifest {store.manifest_path} is damaged "
+                                    "(counts or model missing).", REBUILD_HINT) from None
+        paths = {name: store.data_path(manifest, name) for name in REQUIRED_FILES}
+        self.vectors = self._array(paths["vectors"], (passages, self.dimension), np.float32)
+        self.bounds = self._array(paths["bounds"], (self.count + 1,), np.int64)
+        self.facets = self._array(paths["facets"], (self.count, 3), np.int32)
+        if self.count and (self.bounds[0] != 0 or self.bounds[-1] != passages):
+            raise self._disagree("the document bounds do not cover the vectors")
+        bm25ptr = self._array(paths["bm25ptr"], None, np.int64)
+        bm25docs = self._array(paths["bm25docs"], None, np.int32)
+        bm25data = self._array(paths["bm25data"], (len(bm25docs),), np.float32)
+        if len(bm25ptr) < 1 or bm25ptr[-1] != len(bm25data):
+            raise self._disagree("the BM25 arrays are inconsistent")
+        self._db_path = paths["documents"]
+        try:
+            self._db = sqlite3.connect(f"file:{self._db_path}?mode=ro&immutable=1", uri=True,
+                                       check_same_thread=False)
+            last = self._db.execute("SELECT max(position) FROM documents").fetchone()[0]
+        except sqlite3.DatabaseError:
+            raise IndexCorruptError(f"The document table {self._db_path} cannot be read.",
+                                    REBUILD_HINT) from None
+        if (last if last is not None else -1) != self.count - 1:
+            raise self._disagree(f"the document table holds {0 if last is None else last + 1} "
+                                 f"documents, the manifest {self.count}")
+        from .lexical import LexicalIndex
+
+        lexical = manifest.get("lexical") or {}
+        self.lexical = LexicalIndex(self._term_column, bm25data, bm25docs, bm25ptr, self.count,
+                                    lexical.get("stopwords") or [])
+        self._ann = None
+
+    def _array(self, path: Path, shape: tuple[int, ...] | None, dtype: Any) -> np.ndarray:
+        import numpy as np
+
+        try:
+            values = np.load(path, mmap_mode="r", allow_pickle=False)
+        except (ValueError, OSError, EOFError):
+            raise IndexCorruptError(f"The index file {path} cannot be read.", REBUILD_HINT) from None
+        if values.dtype != dtype or (shape is not None and values.shape != shape) or \
+                (shape is None and values.ndim != 1):
+            if shape and values.ndim == 2 and path.name.startswith("vectors") and \
+                    values.shape[1] != shape[1]:
+                raise IndexMismatchError(
+                    f"The vectors in {self.store.directory} have dimension {values.shape[1]}, "
+                    f"the manifest says {shape[1]}.", REBUILD_HINT)
+            raise self._disagree(f"{path.name} has shape {values.shape} and type {values.dtype}")
+        return values
+
+    def _disagree(self, what: str) -> IndexCorruptError:
+        return IndexCorruptError(f"The index files in {self.store.directory} disagree with its "
+                                 f"manifest ({what}).", REBUILD_HINT)
+
+    def close(self) -> None:
+        self._db.close()
+
+    # -- what the manifest says ---------------------------------------------------
+
+    @property
+    def scheme(self) -> str:
+        return str((self.manifest.get("passages_scheme") or {}).get("name", ""))
+
+    @property
+    def search_method(self) -> dict[str, Any]:
+        return self.manifest.get("search") or {"kind": "exact"}
+
+    @property
+    def ann(self) -> Any:
+        """The approximate (FAISS IVF) index over the passage vectors, memory-mapped; None
+        for an exact index."""
+        if self._ann is None and self.search_method.get("kind") != "exact":
+            import faiss
+
+            path = self.store.data_path(self.manifest, "ann")
+            try:
+                self._ann = faiss.read_index(str(path), faiss.IO_FLAG_MMAP_IFC)
+            except RuntimeError:
+                raise IndexCorruptError(f"The index file {path} cannot be read.", REBUILD_HINT) from None
+            if self._ann.ntotal != len(self.vectors) or self._ann.d != self.dimension:
+                raise self._disagree("the approximate index does not hold the vectors")
+        return self._ann
+
+    # -- documents ----------------------------------------------------------------
+
+    def documents(self, positions: Sequence[int]) -> list[Document]:
+        """The documents at these positions, in that order."""
+        wanted = [int(p) for p in positions]
+        found: dict[int, Document] = {}
+        for start in range(0, len(wanted), 500):
+            batch = wanted[start:start + 500]
+            rows = self._query(f"SELECT position, id, title, text, meta FROM documents WHERE position IN "
+                               f"({','.join('?' * len(batch))})", batch)
+            for position, doc_id, title, text, meta in rows:
+                found[position] = Document(doc_id, title, text, json.loads(meta))
+        if len(found) != len(set(wanted)):
+            raise self._disagree("a document is missing from the document table")
+        return [found[p] for p in wanted]
+
+    def document(self, position: int) -> Document:
+        return self.documents([position])[0]
+
+    def all_documents(self) -> Iterator[Document]:
+        for doc_id, title, text, meta in self._query(
+                "SELECT id, title, text, meta FROM documents ORDER BY position", ()):
+            yield Document(doc_id, title, text, json.loads(meta))
+
+    def ids(self) -> list[str]:
+        return [row[0] for row in self._query("SELECT id FROM documents ORDER BY position", ())]
+
+    def position(self, doc_id: str) -> int | None:
+        row = self._query("SELECT position FROM documents WHERE id = ?", (doc_id,))
+        return row[0][0] if row else None
+
+    def named(self, key: str) -> list[int]:
+        """Positions of the documents called `key` (see text.document_names)."""
+        return [row[0] for row in self._query(
+            "SELECT position FROM names WHERE key = ? ORDER BY position", (key,))]
+
+    def content_rows(self) -> dict[str, tuple[int, int]]:
+        """Content hash -> (first passage row, passage count), for reusing vectors."""
+        import numpy as np
+
+        bounds = np.asarray(self.bounds)
+        return {h: (int(bounds[p]), int(bounds[p + 1] - bounds[p]))
+                for p, h in self._query("SELECT position, hash FROM documents", ())}
+
+    def _term_column(self, term: str) -> int | None:
+        row = self._query("SELECT col FROM terms WHERE term = ?", (term,))
+        return row[0][0] if row else None
+
+    def _query(self, sql: str, args: Sequence[Any]) -> list[tuple]:
+        try:
+            return self._db.execute(sql, tuple(args)).fetchall()
+        except sqlite3.DatabaseError:
+            raise IndexCorruptError(f"The document table {self._db_path} cannot be read.",
+                                    REBUILD_HINT) from None
+
+    # -- vectors ------------------------------------------------------------------
+
+    def passage_vectors(self, position: int) -> np.ndarray:
+        import numpy as np
+
+        return np.asarray(self.vectors[self.bounds[position]:self.bounds[position + 1]])
+
+    def document_vector(self, position: int) -> np.ndarray:
+        """One vector for a document: the normalised mean of its passages' vectors."""
+        import numpy as np
+
+        mean = self.passage_vectors(position).mean(axis=0)
+        return (mean / max(float(np.linalg.norm(mean)), 1e-12)).astype(np.float32)
+
+
+def _natural(value: Any) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ValueError(value)
+    return value
+
+
+def write_document_table(connection: sqlite3.Connection, documents: Iterator[tuple[Document, str]],
+                         names: Callable[[Document], set[str]], terms: Sequence[str]) -> None:
+    """Fill a new document table: documents with their content hashes, names, BM25 terms."""
+    connection.executescript("""
+        CREATE TABLE documents (position INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE,
+                                title TEXT NOT NULL, text TEXT NOT NULL, meta TEXT NOT NULL,
+                                hash TEXT NOT NULL);
+        CREATE TABLE names (key TEXT NOT NULL, position INTEGER NOT NULL);
+        CREATE TABLE terms (term TEXT PRIMARY KEY, col INTEGER NOT NULL) WITHOUT ROWID;
+    """)
+    batch: list[tuple] = []
+    name_rows: list[tuple] = []
+    for position, (document, content_hash) in enumerate(documents):
+        batch.append((position, document.id, document.title, document.text,
+                      json.dumps(document.meta, ensure_ascii=False, sort_keys=True), content_hash))
+        name_rows.extend((key, position) for key in sorted(names(document)))
+        if len(batch) >= 5000:
+            connection.executemany("INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?)", batch)
+            connection.executemany("INSERT INTO names VALUES (?, ?)", name_rows)
+            batch, name_rows = [], []
+    connection.executemany("INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?)", batch)
+    connection.executemany("INSERT INTO names VALUES (?, ?)", name_rows)
+    connection.executemany("INSERT INTO terms VALUES (?, ?)", ((t, i) for i, t in enumerate(terms)))
+    connection.execute("CREATE INDEX names_by_key ON names (key)")
