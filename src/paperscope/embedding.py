@@ -63,11 +63,17 @@ def resolve_model_dir(model_name: str) -> Path | None:
 
 
 def _hub_cache_dir(model_name: str) -> Path | None:
+    """The snapshot of `model_name` that the Hugging Face cache's refs/main names; the newest
+    snapshot only when the cache has no refs/main."""
     hub = Path(os.environ.get("HF_HUB_CACHE") or Path(
         os.environ.get("HF_HOME", Path.home() / ".cache" / "huggingface")) / "hub")
-    snapshots = hub / f"models--{model_name.replace('/', '--')}" / "snapshots"
-    found = sorted(snapshots.glob("*/config.json")) if snapshots.is_dir() else []
-    return found[-1].parent if found else None
+    repo = hub / f"models--{model_name.replace('/', '--')}"
+    ref = repo / "refs" / "main"
+    if ref.is_file():
+        snapshot = repo / "snapshots" / ref.read_text().strip()
+        return snapshot if (snapshot / "config.json").is_file() else None
+    found = [path.parent for path in (repo / "snapshots").glob("*/config.json")]
+    return max(found, key=lambda path: path.stat().st_mtime) if found else None
 
 
 def model_fingerprint(model_dir: Path) -> str:
