@@ -271,7 +271,7 @@ def _light_spec(model_dir: Path) -> _LightSpec:
     except _Declined:
         raise
     except (OSError, ValueError, TypeError, KeyError, AttributeError, IndexError) as err:
-        raise _Declined(f"unreadable model files ({type(err).__name__}: {err})") from None
+        raise _Declined(f"unreadable model files: {type(err).__name__}") from None
 
 
 def _read_light_spec(model_dir: Path) -> _LightSpec:
@@ -402,7 +402,7 @@ def _tokenizer(transformer_dir: Path, lower_case: bool, max_length: int) -> Toke
     try:
         tokenizer = Tokenizer.from_file(str(transformer_dir / "tokenizer.json"))
     except Exception as err:  # the Rust library raises a bare Exception for a bad file
-        raise _Declined(f"unreadable tokenizer.json ({err})") from None
+        raise _Declined("unreadable tokenizer.json") from None
     bert_normalizer = normalizers.BertNormalizer(clean_text=True, **options)
     tokenizer.normalizer = normalizers.Sequence([normalizers.Lowercase(), bert_normalizer]) \
         if lower_case else bert_normalizer
