@@ -1,38 +1,11 @@
-"""The fast paths: the NumPy encoder matches sentence-transformers, and everyday
-commands run in a fresh process without importing torch."""
+"""The fast paths: everyday commands run in a fresh process without importing torch.
+(The NumPy encoder's own tests are in test_light_encoder.py.)"""
 
 import json
 import subprocess
 import sys
 
-import numpy as np
 import pytest
-
-from paperscope.embedding import DEFAULT_MODEL, LightEncoder, load_encoder, resolve_model_dir
-
-TEXTS = [
-    "parameter-efficient finetuning",
-    "RLHF",
-    "We propose Low-Rank Adaptation, or LoRA, which freezes the pre-trained model weights. " * 30,
-    "注意力机制 and Ünïcödé",
-]
-
-
-def test_light_encoder_matches_sentence_transformers():
-    light = load_encoder(DEFAULT_MODEL, light=True)
-    assert isinstance(light, LightEncoder)
-    reference = load_encoder(DEFAULT_MODEL, light=False)
-    a, b = light.encode(TEXTS), reference.encode(TEXTS)
-    assert a.shape == b.shape == (4, 384)
-    assert np.abs(a - b).max() < 1e-4
-    np.testing.assert_allclose(np.linalg.norm(a, axis=1), 1.0, atol=1e-5)
-
-
-def test_light_encoder_declines_models_it_cannot_reproduce(tmp_path):
-    assert LightEncoder.supports(resolve_model_dir(DEFAULT_MODEL))
-    assert not LightEncoder.supports(tmp_path)
-    assert not LightEncoder.supports(None)
-
 
 HEAVY = ("torch", "transformers", "sentence_transformers")
 PROBE = """

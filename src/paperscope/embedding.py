@@ -12,16 +12,23 @@ Two encoders give the same vectors (to about 1e-6):
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
 from .errors import ModelUnavailableError
 from .settings import DEFAULT_MODEL, MODEL_ENV
+
+if TYPE_CHECKING:
+    from tokenizers import Tokenizer
+
+log = logging.getLogger(__name__)
 
 Progress = Callable[[int], None]
 
@@ -63,11 +70,17 @@ def resolve_model_dir(model_name: str) -> Path | None:
 
 
 def _hub_cache_dir(model_name: str) -> Path | None:
+    """The snapshot of `model_name` that the Hugging Face cache's refs/main names; the newest
+    snapshot only when the cache has no refs/main."""
     hub = Path(os.environ.get("HF_HUB_CACHE") or Path(
         os.environ.get("HF_HOME", Path.home() / ".cache" / "huggingface")) / "hub")
-    snapshots = hub / f"models--{model_name.replace('/', '--')}" / "snapshots"
-    found = sorted(snapshots.glob("*/config.json")) if snapshots.is_dir() else []
-    return found[-1].parent if found else None
+    repo = hub / f"models--{model_name.replace('/', '--')}"
+    ref = repo / "refs" / "main"
+    if ref.is_file():
+        snapshot = repo / "snapshots" / ref.read_text().strip()
+        return snapshot if (snapshot / "config.json").is_file() else None
+    found = [path.parent for path in (repo / "snapshots").glob("*/config.json")]
+    return max(found, key=lambda path: path.stat().st_mtime) if found else None
 
 
 def model_fingerprint(model_dir: Path) -> str:
@@ -96,7 +109,10 @@ class SentenceTransformerEncoder:
             from transformers.utils import logging as transformers_logging
 
             transformers_logging.disable_progress_bar()
-            self._model = SentenceTransformer(str(model_dir or model_name))
+            # float32 whatever the stored weights, as the light encoder computes: sentence-
+            # transformers would otherwise run float16 or bfloat16 weights in that precision.
+            self._model = SentenceTransformer(str(model_dir or model_name),
+                                              model_kwargs={"torch_dtype": "float32"})
         except Exception as err:  # the library raises many kinds for a missing model
             raise ModelUnavailableError(
                 f"Cannot load the embedding model {model_name!r} offline: {err}",
@@ -131,47 +147,27 @@ class SentenceTransformerEncoder:
 
 
 class LightEncoder:
-    """A BERT sentence encoder in NumPy: same tokenizer, weights, pooling and normalisation
-    as sentence-transformers, without importing torch."""
+    """A BERT sentence encoder in NumPy: same tokenizer, weights, prompt and pooling as
+    sentence-transformers, without importing torch; vectors L2-normalised like every Encoder's."""
 
     def __init__(self, model_name: str, model_dir: Path, batch_size: int = 16):
-        from tokenizers import Tokenizer
-
-        config = json.loads((model_dir / "config.json").read_text())
+        spec = _light_spec(model_dir)
         self.model_name = model_name
-        self.dimension = int(config["hidden_size"])
-        self._heads = int(config["num_attention_heads"])
-        self._layers = int(config["num_hidden_layers"])
-        self._eps = float(config.get("layer_norm_eps", 1e-12))
-        self._pooling, self._normalise, max_length = _sentence_transformer_setup(model_dir)
-        self._weights = map_safetensors(model_dir / "model.safetensors")
-        self._prefix = "bert." if "bert.embeddings.word_embeddings.weight" in self._weights else ""
-        self._tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
-        self._tokenizer.enable_truncation(max_length=max_length)
-        self._tokenizer.no_padding()
+        self.dimension = spec.hidden_size
         self.batch_size = batch_size
+        self._spec = spec
+        self._weights = {name: tensor if name.endswith("word_embeddings.weight") else _as_float32(tensor)
+                         for name, tensor in spec.tensors.items()}
+        self._prefix = spec.prefix
 
     @staticmethod
     def supports(model_dir: Path | None) -> bool:
-        """Whether the folder holds a model this encoder reproduces exactly."""
-        if model_dir is None:
-            return False
-        try:
-            config = json.loads((model_dir / "config.json").read_text())
-            _sentence_transformer_setup(model_dir)
-        except (OSError, ValueError, KeyError):
-            return False
-        return (
-            config.get("model_type") == "bert"
-            and config.get("hidden_act") == "gelu"
-            and config.get("position_embedding_type", "absolute") == "absolute"
-            and (model_dir / "model.safetensors").is_file()
-            and (model_dir / "tokenizer.json").is_file()
-        )
+        """Whether the folder holds a model this encoder reproduces exactly; never raises."""
+        return _decline_reason(model_dir) is None
 
     def encode(self, texts: Sequence[str], progress: Progress | None = None) -> np.ndarray:
         out = np.empty((len(texts), self.dimension), dtype=np.float32)
-        encodings = self._tokenizer.encode_batch(list(texts))
+        encodings = self._spec.tokenizer.encode_batch([self._spec.prompt + text for text in texts])
         order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))
         for start in range(0, len(order), self.batch_size):
             rows = order[start:start + self.batch_size]
@@ -191,16 +187,17 @@ class LightEncoder:
         w, p = self._weights, self._prefix
         batch, width = ids.shape
         hidden = (
-            w[f"{p}embeddings.word_embeddings.weight"][ids]
+            _as_float32(w[f"{p}embeddings.word_embeddings.weight"][ids])
             + w[f"{p}embeddings.position_embeddings.weight"][:width][None]
             + w[f"{p}embeddings.token_type_embeddings.weight"][0]
         )
         hidden = self._layer_norm(hidden, f"{p}embeddings.LayerNorm")
-        head_dim = self.dimension // self._heads
+        heads = self._spec.heads
+        head_dim = self.dimension // heads
         bias = ((1.0 - mask) * np.finfo(np.float32).min)[:, None, None, :]
-        for n in range(self._layers):
+        for n in range(self._spec.layers):
             layer = f"{p}encoder.layer.{n}."
-            query, key, value = (self._heads_of(hidden, layer + f"attention.self.{name}", head_dim)
+            query, key, value = (self._heads_of(hidden, layer + f"attention.self.{name}", heads)
                                  for name in ("query", "key", "value"))
             scores = query @ key.transpose(0, 1, 3, 2) / math.sqrt(head_dim) + bias
             scores = np.exp(scores - scores.max(axis=-1, keepdims=True))
@@ -212,16 +209,15 @@ class LightEncoder:
             inner = _gelu(self._linear(attended, layer + "intermediate.dense"))
             hidden = self._layer_norm(
                 self._linear(inner, layer + "output.dense") + attended, layer + "output.LayerNorm")
-        pooled = _pool(hidden, mask, self._pooling)
-        if self._normalise:
-            pooled /= np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
-        return pooled.astype(np.float32)
+        pooled = _pool(hidden, mask, self._spec.pooling)
+        return (pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)).astype(
+            np.float32)
 
-    def _heads_of(self, hidden: np.ndarray, name: str, head_dim: int) -> np.ndarray:
+    def _heads_of(self, hidden: np.ndarray, name: str, heads: int) -> np.ndarray:
         """A projection split into attention heads: (batch, heads, width, head_dim)."""
         batch, width, _ = hidden.shape
         projected = self._linear(hidden, name)
-        return projected.reshape(batch, width, self._heads, head_dim).transpose(0, 2, 1, 3)
+        return projected.reshape(batch, width, heads, -1).transpose(0, 2, 1, 3)
 
     def _linear(self, x: np.ndarray, name: str) -> np.ndarray:
         return x @ self._weights[name + ".weight"].T + self._weights[name + ".bias"]
@@ -229,58 +225,321 @@ class LightEncoder:
     def _layer_norm(self, x: np.ndarray, name: str) -> np.ndarray:
         mean = x.mean(axis=-1, keepdims=True)
         var = ((x - mean) ** 2).mean(axis=-1, keepdims=True)
-        return (x - mean) / np.sqrt(var + self._eps) * self._weights[name + ".weight"] \
+        return (x - mean) / np.sqrt(var + self._spec.eps) * self._weights[name + ".weight"] \
             + self._weights[name + ".bias"]
 
 
-_SAFETENSORS_DTYPES = {"F32": np.float32, "F16": np.float16, "I64": np.int64, "I32": np.int32}
+class _Declined(ModelUnavailableError):
+    """The light encoder cannot reproduce this model folder; `reason` says why, in a few words."""
+
+    def __init__(self, reason: str):
+        super().__init__(f"The NumPy encoder cannot reproduce this model: {reason}.")
+        self.reason = reason
 
 
-def map_safetensors(path: Path) -> dict[str, np.ndarray]:
-    """The tensors of a .safetensors file as read-only memory maps: only the pages a forward
-    pass touches (a few rows of the 47 MB word-embedding table for a query) are read.
+@dataclass(frozen=True)
+class _LightSpec:
+    """Everything the NumPy forward pass needs, read and checked from a model folder."""
+
+    hidden_size: int
+    heads: int
+    layers: int
+    eps: float
+    pooling: str
+    prompt: str
+    tokenizer: Tokenizer
+    tensors: dict[str, np.ndarray]
+    prefix: str
+
+
+def _decline_reason(model_dir: Path | None) -> str | None:
+    """Why the light encoder does not reproduce the model in `model_dir` (None if it does)."""
+    if model_dir is None:
+        return "no local model folder"
+    try:
+        _light_spec(model_dir)
+    except _Declined as declined:
+        return declined.reason
+    return None
+
+
+def _light_spec(model_dir: Path) -> _LightSpec:
+    """Read and check a sentence-transformers BERT folder; raise `_Declined` for anything the
+    NumPy forward pass would not reproduce to float32 precision."""
+    try:
+        return _read_light_spec(model_dir)
+    except _Declined:
+        raise
+    except (OSError, ValueError, TypeError, KeyError, AttributeError, IndexError) as err:
+        raise _Declined(f"unreadable model files: {type(err).__name__}") from None
+
+
+def _read_light_spec(model_dir: Path) -> _LightSpec:
+    modules = _read_json(model_dir / "modules.json", list)
+    types = [module["type"].rsplit(".", 1)[-1] for module in modules]
+    if types[:2] != ["Transformer", "Pooling"] or types[2:] not in ([], ["Normalize"]):
+        raise _Declined(f"module stack {'+'.join(types)}")
+    transformer_dir = _inside(model_dir, modules[0]["path"])
+    config = _read_json(transformer_dir / "config.json")
+    hidden_size, heads, layers = (int(config[key]) for key in (
+        "hidden_size", "num_attention_heads", "num_hidden_layers"))
+    _check_architecture(config, hidden_size, heads)
+    lower_case, max_length = _transformer_settings(transformer_dir, config)
+    pooling, include_prompt = _pooling_mode(_read_json(
+        _inside(model_dir, modules[1]["path"]) / "config.json"), hidden_size)
+    if types[2:] == ["Normalize"]:  # encode() normalises anyway, as SentenceTransformerEncoder does
+        _check_normalize(_inside(model_dir, modules[2]["path"]) / "config.json")
+    prompt = _default_prompt(model_dir / "config_sentence_transformers.json")
+    if prompt and not include_prompt:
+        raise _Declined("the pooling leaves out the prompt's tokens")
+    tokenizer = _tokenizer(transformer_dir, lower_case, max_length)
+    tensors, prefix = _checked_tensors(transformer_dir / "model.safetensors", config, hidden_size,
+                                       layers, max_length, tokenizer.get_vocab_size())
+    return _LightSpec(hidden_size, heads, layers, float(config.get("layer_norm_eps", 1e-12)),
+                      pooling, prompt, tokenizer, tensors, prefix)
+
+
+def _read_json(path: Path, kind: type = dict):
+    value = json.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(value, kind):
+        raise _Declined(f"{path.name} is not a JSON {kind.__name__}")
+    return value
+
+
+def _inside(model_dir: Path, relative: str) -> Path:
+    """A module folder named in modules.json, which must lie inside the model folder."""
+    path = (model_dir / relative).resolve()
+    if not path.is_relative_to(model_dir.resolve()):
+        raise _Declined(f"module path {relative!r} leaves the model folder")
+    return path
+
+
+def _check_architecture(config: dict, hidden_size: int, heads: int) -> None:
+    if config.get("model_type") != "bert":
+        raise _Declined(f"model type {config.get('model_type')!r}, not bert")
+    if config.get("hidden_act") != "gelu":
+        raise _Declined(f"activation {config.get('hidden_act')!r}, not gelu")
+    # transformers 5 writes null (or nothing) for the usual absolute positions.
+    if config.get("position_embedding_type") not in (None, "absolute"):
+        raise _Declined(f"{config['position_embedding_type']} position embeddings")
+    if config.get("is_decoder") or config.get("add_cross_attention"):
+        raise _Declined("a decoder configuration")
+    if hidden_size <= 0 or heads <= 0 or hidden_size % heads:
+        raise _Declined(f"{heads} heads do not divide a hidden size of {hidden_size}")
+
+
+# sentence_bert_config.json keys and the values under which the Transformer module is a plain
+# BERT forward pass over text; anything else changes its output.
+_PLAIN_TRANSFORMER = {
+    "transformer_task": ("feature-extraction",),
+    "modality_config": ({"text": {"method": "forward", "method_output_name": "last_hidden_state"}},),
+    "module_output_name": ("token_embeddings",),
+    "backend": ("torch",),
+}
+_EMPTY_WHEN_PLAIN = ("model_args", "model_kwargs", "tokenizer_args", "processor_kwargs",
+                     "config_args", "config_kwargs", "processing_kwargs", "query_length",
+                     "document_length", "query_expansion", "tokenizer_name_or_path")
+
+
+def _transformer_settings(transformer_dir: Path, config: dict) -> tuple[bool, int]:
+    """(lower-case the input?, max tokens) as sentence-transformers' Transformer module sets them."""
+    path = transformer_dir / "sentence_bert_config.json"
+    settings = _read_json(path) if path.is_file() else {}
+    for key, allowed in _PLAIN_TRANSFORMER.items():
+        if key in settings and settings[key] not in allowed:
+            raise _Declined(f"sentence_bert_config {key}={settings[key]!r}")
+    for key in _EMPTY_WHEN_PLAIN:
+        if settings.get(key):
+            raise _Declined(f"sentence_bert_config sets {key}")
+    lower_case = settings.get("do_lower_case", False)
+    if not isinstance(lower_case, bool):
+        raise _Declined(f"do_lower_case={lower_case!r}")
+    positions = int(config.get("max_position_embeddings", 512))
+    max_length = settings.get("max_seq_length")
+    if max_length is None:  # the tokenizer's limit, capped at the model's positions
+        tokenizer_config = _tokenizer_config(transformer_dir)
+        max_length = min(int(tokenizer_config.get("model_max_length", positions)), positions)
+    if not 0 < int(max_length) <= positions:
+        raise _Declined(f"max_seq_length {max_length} beyond {positions} positions")
+    return lower_case, int(max_length)
+
+
+def _tokenizer_config(transformer_dir: Path) -> dict:
+    path = transformer_dir / "tokenizer_config.json"
+    return _read_json(path) if path.is_file() else {}
+
+
+def _tokenizer(transformer_dir: Path, lower_case: bool, max_length: int) -> Tokenizer:
+    """tokenizer.json with the normaliser transformers gives a BertTokenizer: built from
+    tokenizer_config.json (do_lower_case defaults to true there), not from tokenizer.json;
+    sentence-transformers' do_lower_case puts a Lowercase step in front."""
+    from tokenizers import Tokenizer, normalizers
+
+    settings = _tokenizer_config(transformer_dir)
+    if settings.get("tokenizer_class") not in (None, "BertTokenizer", "BertTokenizerFast"):
+        raise _Declined(f"tokenizer class {settings['tokenizer_class']}")
+    saved = _read_json(transformer_dir / "tokenizer.json")
+    model, normalizer, pre_tokenizer = (saved.get(key) or {} for key in (
+        "model", "normalizer", "pre_tokenizer"))
+    unk = settings.get("unk_token", "[UNK]")
+    unk = unk.get("content") if isinstance(unk, dict) else unk
+    if (model.get("type") != "WordPiece" or model.get("unk_token") != unk
+            or model.get("continuing_subword_prefix") != "##"
+            or model.get("max_input_chars_per_word") != 100):
+        raise _Declined("a tokenizer other than BERT's WordPiece")
+    # transformers 5 rebuilds a BertTokenizer's normaliser from tokenizer_config.json, while
+    # transformers 4 keeps any other normaliser in tokenizer.json (such as the Lowercase step
+    # sentence-transformers 6 saves for do_lower_case): only a plain BertNormalizer is certain.
+    if normalizer.get("type") != "BertNormalizer" or normalizer.get("clean_text") is not True \
+            or pre_tokenizer.get("type") != "BertPreTokenizer" or not saved.get("post_processor"):
+        raise _Declined("a tokenizer pipeline other than BERT's")
+    options = {"lowercase": settings.get("do_lower_case", True),
+               "strip_accents": settings.get("strip_accents"),
+               "handle_chinese_chars": settings.get("tokenize_chinese_chars", True)}
+    if not all(isinstance(value, bool) or (key == "strip_accents" and value is None)
+               for key, value in options.items()):
+        raise _Declined(f"tokenizer options {options}")
+    try:
+        tokenizer = Tokenizer.from_file(str(transformer_dir / "tokenizer.json"))
+    except Exception as err:  # the Rust library raises a bare Exception for a bad file
+        raise _Declined("unreadable tokenizer.json") from None
+    bert_normalizer = normalizers.BertNormalizer(clean_text=True, **options)
+    tokenizer.normalizer = normalizers.Sequence([normalizers.Lowercase(), bert_normalizer]) \
+        if lower_case else bert_normalizer
+    tokenizer.enable_truncation(max_length=max_length)
+    tokenizer.no_padding()
+    return tokenizer
+
+
+# Legacy pooling flags in the order sentence-transformers reads them (the first set one wins).
+_LEGACY_POOLING = {"pooling_mode_cls_token": "cls", "pooling_mode_max_tokens": "max",
+                   "pooling_mode_mean_tokens": "mean",
+                   "pooling_mode_mean_sqrt_len_tokens": "mean_sqrt_len_tokens",
+                   "pooling_mode_weightedmean_tokens": "weightedmean",
+                   "pooling_mode_lasttoken": "lasttoken"}
+
+
+def _pooling_mode(config: dict, hidden_size: int) -> tuple[str, bool]:
+    """(pooling mode, pool the prompt's tokens too?) from a Pooling module's config, written
+    either by sentence-transformers 6 ("pooling_mode": "mean") or earlier (boolean flags)."""
+    modes = config.get("pooling_mode")
+    if modes is None:
+        modes = [mode for key, mode in _LEGACY_POOLING.items() if config.get(key)] or ["mean"]
+    modes = [modes] if isinstance(modes, str) else list(modes)
+    if len(modes) != 1 or modes[0] not in ("cls", "max", "mean"):
+        raise _Declined(f"pooling {'+'.join(map(str, modes))}")
+    dimension = config.get("embedding_dimension", config.get("word_embedding_dimension", hidden_size))
+    if dimension != hidden_size:
+        raise _Declined(f"a pooling dimension of {dimension} for a hidden size of {hidden_size}")
+    return modes[0], bool(config.get("include_prompt", True))
+
+
+def _check_normalize(config_path: Path) -> None:
+    config = _read_json(config_path) if config_path.is_file() else {}
+    names = {config.get("module_input_name", "sentence_embedding"),
+             config.get("module_output_name") or "sentence_embedding"}
+    if names != {"sentence_embedding"}:
+        raise _Declined("a Normalize module on another output")
+
+
+def _default_prompt(config_path: Path) -> str:
+    """The prompt sentence-transformers' encode() puts before every text: the default one."""
+    config = _read_json(config_path) if config_path.is_file() else {}
+    name = config.get("default_prompt_name")
+    if name is None:
+        return ""
+    prompts = config.get("prompts") or {}
+    if name not in prompts:
+        raise _Declined(f"default prompt {name!r} is not among the prompts")
+    prompt = prompts[name] or ""
+    if not isinstance(prompt, str):
+        raise _Declined(f"prompt {name!r} is not text")
+    return prompt
+
+
+def _checked_tensors(path: Path, config: dict, hidden_size: int, layers: int, max_length: int,
+                     vocab_size: int) -> tuple[dict[str, np.ndarray], str]:
+    """The weights of a BERT encoder, each with the shape the forward pass expects, and the
+    prefix of their names ("bert." or "")."""
+    if not path.is_file():
+        raise _Declined("no single model.safetensors file")
+    tensors = _map_safetensors(path)
+    prefix = "bert." if "bert.embeddings.word_embeddings.weight" in tensors else ""
+    intermediate = int(config.get("intermediate_size", 4 * hidden_size))
+    expected = {"embeddings.LayerNorm.weight": (hidden_size,),
+                "embeddings.LayerNorm.bias": (hidden_size,)}
+    for n in range(layers):
+        layer = f"encoder.layer.{n}."
+        for name in ("attention.self.query", "attention.self.key", "attention.self.value",
+                     "attention.output.dense"):
+            expected[layer + name + ".weight"] = (hidden_size, hidden_size)
+            expected[layer + name + ".bias"] = (hidden_size,)
+        expected[layer + "intermediate.dense.weight"] = (intermediate, hidden_size)
+        expected[layer + "intermediate.dense.bias"] = (intermediate,)
+        expected[layer + "output.dense.weight"] = (hidden_size, intermediate)
+        expected[layer + "output.dense.bias"] = (hidden_size,)
+        for norm in ("attention.output.LayerNorm", "output.LayerNorm"):
+            expected[layer + norm + ".weight"] = (hidden_size,)
+            expected[layer + norm + ".bias"] = (hidden_size,)
+    for name, shape in expected.items():
+        if tensors.get(prefix + name, np.empty(0)).shape != shape:
+            raise _Declined(f"weight {prefix + name} missing or misshapen")
+    for name, rows in (("word_embeddings", vocab_size), ("position_embeddings", max_length),
+                       ("token_type_embeddings", 1)):
+        table = tensors.get(f"{prefix}embeddings.{name}.weight", np.empty(0))
+        if table.ndim != 2 or table.shape[0] < rows or table.shape[1] != hidden_size:
+            raise _Declined(f"weight {prefix}embeddings.{name}.weight missing or misshapen")
+    return tensors, prefix
+
+
+# Safetensors dtypes the forward pass reads; BF16 is kept as raw uint16 words until `_as_float32`.
+_SAFETENSORS_DTYPES = {"F32": np.dtype("<f4"), "F16": np.dtype("<f2"), "BF16": np.dtype("<u2")}
+
+
+def _map_safetensors(path: Path) -> dict[str, np.ndarray]:
+    """The floating-point tensors of a .safetensors file as read-only memory maps: only the
+    pages a forward pass touches (a few rows of the 47 MB word-embedding table for a query)
+    are read. BF16 tensors come back as uint16 views, for `_as_float32` to widen.
 
     The format: an 8-byte little-endian header length, a JSON header giving each tensor's
-    dtype, shape and byte range, then the data."""
+    dtype, shape and byte range, then the data. A header that does not fit the file, or a
+    byte range that does not fit its shape, declines the model."""
+    size = path.stat().st_size
     with open(path, "rb") as handle:
         header_length = int.from_bytes(handle.read(8), "little")
+        if size < 8 or not 0 < header_length <= size - 8:
+            raise _Declined("a truncated or malformed model.safetensors")
         header = json.loads(handle.read(header_length))
-    data = np.memmap(path, dtype=np.uint8, mode="r", offset=8 + header_length)
+    if not isinstance(header, dict):
+        raise _Declined("a malformed model.safetensors header")
+    data_length = size - 8 - header_length
+    data = np.memmap(path, dtype=np.uint8, mode="r", offset=8 + header_length) \
+        if data_length else np.empty(0, dtype=np.uint8)
     tensors = {}
     for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        dtype = _SAFETENSORS_DTYPES.get(info["dtype"])
-        if dtype is None:
-            raise ValueError(f"unsupported tensor type {info['dtype']} in {path}")
-        start, end = info["data_offsets"]
-        tensors[name] = data[start:end].view(dtype).reshape(info["shape"])
+        if name == "__metadata__" or info.get("dtype") not in _SAFETENSORS_DTYPES:
+            continue  # the checked shapes decline a model whose needed weights are skipped here
+        dtype = _SAFETENSORS_DTYPES[info["dtype"]]
+        start, end = (int(offset) for offset in info["data_offsets"])
+        shape = tuple(int(dim) for dim in info["shape"])
+        if not 0 <= start <= end <= data_length or end - start != math.prod(shape) * dtype.itemsize:
+            raise _Declined(f"tensor {name} does not fit model.safetensors")
+        tensors[name] = data[start:end].view(dtype).reshape(shape)
     return tensors
 
 
-def _sentence_transformer_setup(model_dir: Path) -> tuple[str, bool, int]:
-    """(pooling mode, normalise?, max tokens) from a sentence-transformers model folder."""
-    modules = json.loads((model_dir / "modules.json").read_text())
-    types = [m["type"].rsplit(".", 1)[-1] for m in modules]
-    if types[:2] != ["Transformer", "Pooling"] or not set(types[2:]) <= {"Normalize"}:
-        raise ValueError(f"unsupported module stack {types}")
-    pooling_config = json.loads((model_dir / modules[1]["path"] / "config.json").read_text())
-    modes = [key for key in ("cls_token", "mean_tokens", "max_tokens")
-             if pooling_config.get(f"pooling_mode_{key}")]
-    if len(modes) != 1 or any(pooling_config.get(key) for key in (
-            "pooling_mode_mean_sqrt_len_tokens", "pooling_mode_weightedmean_tokens",
-            "pooling_mode_lasttoken")):
-        raise ValueError(f"unsupported pooling {pooling_config}")
-    st_config_path = model_dir / "sentence_bert_config.json"
-    st_config = json.loads(st_config_path.read_text()) if st_config_path.is_file() else {}
-    max_length = int(st_config.get("max_seq_length") or 512)
-    return modes[0], "Normalize" in types, max_length
+def _as_float32(tensor: np.ndarray) -> np.ndarray:
+    """A weight as float32: F16 widened, BF16 words shifted into the high half of a float32
+    (exact, since BF16 is a float32 with the low 16 bits of the mantissa dropped)."""
+    if tensor.dtype == np.uint16:
+        return (tensor.astype(np.uint32) << 16).view(np.float32)
+    return np.asarray(tensor, dtype=np.float32)
 
 
 def _pool(hidden: np.ndarray, mask: np.ndarray, mode: str) -> np.ndarray:
-    if mode == "cls_token":
+    if mode == "cls":
         return hidden[:, 0].copy()
-    if mode == "max_tokens":
+    if mode == "max":
         return np.where(mask[..., None] > 0, hidden, -1e9).max(axis=1)
     summed = (hidden * mask[..., None]).sum(axis=1)
     return summed / np.maximum(mask.sum(axis=1, keepdims=True), 1e-9)
@@ -297,9 +556,23 @@ def _gelu(x: np.ndarray) -> np.ndarray:
 
 
 def load_encoder(model_name: str, *, light: bool = True) -> Encoder:
-    """The encoder for `model_name`: the light NumPy one where it applies and
-    `light` is True, else sentence-transformers."""
+    """The encoder for `model_name`: the light NumPy one where it reproduces the model and
+    `light` is True, else sentence-transformers. Falling back from light to torch is
+    explained once, as a logging warning."""
     model_dir = resolve_model_dir(model_name)
-    if light and LightEncoder.supports(model_dir):
-        return LightEncoder(model_name, model_dir)
+    if light and model_dir is not None:
+        try:
+            return LightEncoder(model_name, model_dir)
+        except _Declined as declined:
+            _explain_once(model_name, declined.reason)
     return SentenceTransformerEncoder(model_name)
+
+
+_explained: set[str] = set()
+
+
+def _explain_once(model_name: str, reason: str) -> None:
+    if model_name not in _explained:
+        _explained.add(model_name)
+        log.warning("%s: the fast NumPy encoder does not reproduce this model (%s); "
+                    "using torch, so queries start several seconds slower.", model_name, reason)
