@@ -228,7 +228,7 @@ def render_entry(fields: dict) -> str:
     from ruamel.yaml.scalarstring import DoubleQuotedScalarString, FoldedScalarString
 
     yaml_writer = YAML()
-    yaml_writer.width = 92
+    yaml_writer.width = 4096  # a title or link stays on its line; summaries fold by fold_pos
     yaml_writer.indent(mapping=2, sequence=2, offset=0)
     item = CommentedMap()
     for key, value in fields.items():
