@@ -1,8 +1,10 @@
 """The reading list as Markdown, both ways: export, init --from-markdown and the round trip."""
 
 import pytest
+from typer.testing import CliRunner
 
 from paperscope.catalogue import parse_catalogue
+from paperscope.cli import app
 from paperscope.errors import CatalogueError, UsageError
 from paperscope.indexer import build_index
 from paperscope.ingest import catalogue_documents
@@ -13,6 +15,7 @@ from paperscope.store import IndexStore
 
 from .conftest import FIXTURES, SMALL_CATALOGUE
 
+runner = CliRunner()
 SEED = FIXTURES / "seed-reading-list.md"
 SEED_TITLE = "Reading materials for Large Language Model (LLM)"
 
@@ -167,3 +170,61 @@ def test_an_entry_that_needs_a_summary_is_searched_by_its_title(tmp_path, fake_e
     for mode in ("hybrid", "lexical"):
         assert searcher.search("Megatron-LM", k=1, mode=mode)[0].document.id == "megatron-lm"
 
+
+# -- the commands ---------------------------------------------------------------------
+
+
+def test_init_writes_the_catalogue_reports_it_and_refuses_to_overwrite(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ["init", "--from-markdown", str(SEED)])
+    assert result.exit_code == 0, result.output
+    written = (tmp_path / "catalogue.yaml").read_text(encoding="utf-8")
+    assert len(parse_catalogue(written).entries) == 40
+    assert "40 entries in 8 sections, 19 with an arXiv id" in result.stderr
+    assert "21 entries need a summary" in result.stderr and "megatron-lm" in result.stderr
+    assert "1. paperscope ingest" in result.stderr and "then: paperscope build" in result.stderr
+    assert f"export markdown --title '{SEED_TITLE}'" in result.stderr
+
+    (tmp_path / "catalogue.yaml").write_text("# mine\n")
+    again = runner.invoke(app, ["init", "--from-markdown", str(SEED)])
+    assert again.exit_code == 2 and "already exists" in again.stderr and "--force" in again.stderr
+    assert (tmp_path / "catalogue.yaml").read_text() == "# mine\n"
+    forced = runner.invoke(app, ["init", "--from-markdown", str(SEED), "--force"])
+    assert forced.exit_code == 0 and (tmp_path / "catalogue.yaml").read_text(encoding="utf-8") == written
+
+
+def test_init_then_export_gives_back_the_seed_list(tmp_path):
+    library = tmp_path / "new-library"
+    made = runner.invoke(app, ["--library", str(library), "init", "--from-markdown", str(SEED)])
+    assert made.exit_code == 0 and f"paperscope --library {library} ingest" in made.stderr
+    exported = runner.invoke(app, ["--library", str(library), "export", "markdown"])
+    assert exported.exit_code == 0
+    assert links_by_section(exported.stdout) == links_by_section(SEED.read_text(encoding="utf-8"))
+    readme = tmp_path / "README.md"
+    written = runner.invoke(app, ["--library", str(library), "export", "markdown", "--title", SEED_TITLE,
+                                  "--output", str(readme)])
+    assert written.exit_code == 0 and written.stdout == ""
+    assert "Wrote 40 entries in 8 sections" in written.stderr
+    assert readme.read_text(encoding="utf-8") == f"# {SEED_TITLE}\n\n" + exported.stdout
+
+
+def test_init_rejects_a_file_that_is_not_utf8_or_holds_no_links(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    latin = tmp_path / "list.md"
+    latin.write_bytes("## Lectures\n1. [Café](https://example.com)\n".encode("latin-1"))
+    result = runner.invoke(app, ["init", "--from-markdown", str(latin)])
+    assert result.exit_code == 2 and "not UTF-8 text" in result.stderr
+    prose = tmp_path / "prose.md"
+    prose.write_text("# Notes\n\nNothing to read yet.\n")
+    result = runner.invoke(app, ["init", "--from-markdown", str(prose)])
+    assert result.exit_code == 2 and "prose.md: no list item with an http(s) link" in result.stderr
+    missing = runner.invoke(app, ["init", "--from-markdown", str(tmp_path / "nope.md")])
+    assert missing.exit_code == 2 and "not found" in missing.stderr
+    assert not (tmp_path / "catalogue.yaml").exists()
+
+
+def test_export_with_years_reads_the_record_cache(library_dir):
+    result = runner.invoke(app, ["--library", str(library_dir), "export", "markdown", "--years"])
+    assert result.exit_code == 0
+    assert "1. [Attention Is All You Need (Transformers)](https://arxiv.org/pdf/1706.03762.pdf) (2017)" \
+        in result.stdout.splitlines()
