@@ -124,6 +124,17 @@ def test_a_list_with_one_level_of_headings_and_entries_before_them():
     assert catalogue.sections == ["Reading list", "Papers", "Posts"]
 
 
+def test_brackets_quotes_and_odd_section_names_survive_the_round_trip():
+    text = ('## LLM\'s "Evaluation": 🚀 ##\n- [A [2023] survey](https://e.org/a)\n'
+            "- [Unbalanced \\[ bracket](https://e.org/b)\n")
+    made = read_markdown_list(text, "list.md")
+    assert made.catalogue.sections == ['LLM\'s "Evaluation": 🚀']
+    assert [e.title for e in made.catalogue.entries] == ["A [2023] survey", "Unbalanced [ bracket"]
+    exported = catalogue_to_markdown(made.catalogue)
+    assert "1. [A \\[2023\\] survey](https://e.org/a)\n" in exported
+    assert links_by_section(exported) == links_by_section(text)
+
+
 @pytest.mark.parametrize("text", ["", "# Title\n\nJust prose, [a link](https://example.com).\n",
                                   "## Contents\n- [Papers](#papers)\n- ![badge](https://x.org/b.svg)\n"])
 def test_a_list_without_entries_is_a_clear_usage_error(text):

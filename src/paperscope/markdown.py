@@ -24,8 +24,10 @@ DEFAULT_SECTION = "Reading list"
 _HEADING = re.compile(r"^ {0,3}(#{1,6})\s+(.*?)(?:\s+#+)?\s*$")
 _LIST_ITEM = re.compile(r"^\s*(?:[-*+]|\d{1,9}[.)])\s+(.*)$")
 _FENCE = re.compile(r"^\s*(```|~~~)")
-# [text](url "optional title"): the text may hold one level of brackets, the url one of parentheses.
-_LINK = re.compile(r"(!?)\[((?:[^\[\]]|\[[^\[\]]*\])*)\]\(\s*<?((?:[^()\s<>]|\([^()\s]*\))+)>?"
+# [text](url "optional title"): the text may hold escapes and one level of brackets, the url one
+# of parentheses.
+_LINK = re.compile(r"(!?)\[((?:\\.|[^\[\]\\]|\[(?:\\.|[^\[\]\\])*\])*)\]"
+                   r"\(\s*<?((?:[^()\s<>]|\([^()\s]*\))+)>?"
                    r"(?:\s+\"[^\"]*\")?\s*\)")
 _BARE_URL = re.compile(r"<?(https?://[^\s<>]+?)>?(?=[.,;:!?)\]]*(?:\s|$))")
 _YEAR = re.compile(r"\((\d{4})\)")
@@ -60,13 +62,18 @@ def catalogue_to_markdown(catalogue: Catalogue, *, years: bool = False, title: s
         lines = [f"## {section}"]
         entries = [entry for entry in catalogue.entries if entry.section == section]
         for number, entry in enumerate(entries, start=1):
-            line = f"{number}. [{entry.title}]({entry.url})"
+            line = f"{number}. [{_escape_brackets(entry.title)}]({entry.url})"
             year = entry.year or _record_year(entry, records)
             if years and year:
                 line += f" ({year})"
             lines.append(line)
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks) + "\n" if blocks else ""
+
+
+def _escape_brackets(title: str) -> str:
+    """A title as link text: brackets and backslashes escaped, so any title stays one link."""
+    return re.sub(r"([\\\[\]])", r"\\\1", title)
 
 
 def _record_year(entry: Entry, records: Mapping[str, PaperRecord] | None) -> int | None:
