@@ -86,10 +86,9 @@ def read_markdown_list(text: str, source_name: str) -> MarkdownList:
     list item with an http(s) link. Links listed twice (same URL or arXiv id) are kept once."""
     lines = text.lstrip("\ufeff").splitlines()
     headings = _headings(lines)
-    top = [text for level, text, _ in headings if level == 1]
-    title = top[0] if len(top) == 1 and headings[0][0] == 1 else None
-    levels = [level for level, text, _ in headings if not (level == 1 and title)]
-    base = min(levels, default=1)
+    top = [(name, number) for level, name, number in headings if level == 1]
+    # A single `# ` heading above all others is the list's title, not a section.
+    title, title_line = top[0] if len(top) == 1 and headings[0][0] == 1 else (None, None)
 
     sections: dict[str, list[dict]] = {}
     skipped: list[str] = []
@@ -106,8 +105,8 @@ def read_markdown_list(text: str, source_name: str) -> MarkdownList:
             continue
         if number in by_line:
             level, name = by_line[number]
-            if level >= base:
-                path = [(lvl, text) for lvl, text in path if lvl < level] + [(level, name)]
+            if number != title_line:
+                path = [(above, text) for above, text in path if above < level] + [(level, name)]
             continue
         item = _LIST_ITEM.match(line)
         found = _link(item.group(1)) if item else None
@@ -121,9 +120,9 @@ def read_markdown_list(text: str, source_name: str) -> MarkdownList:
             skipped.append(f"{link_title} ({url}): listed before in {seen[key]}")
             continue
         seen[key] = section
-        name = link_title if link_title not in (url, f"arXiv:{arxiv_id}") else \
+        slug_source = link_title if link_title not in (url, f"arXiv:{arxiv_id}") else \
             re.sub(r"^\w+://|[:/.]", " ", link_title)  # a bare link: "arxiv-2106-09685"
-        fields = {"id": slug(name, taken), "title": link_title, "url": url,
+        fields = {"id": slug(slug_source, taken), "title": link_title, "url": url,
                   "kind": _kind(url, arxiv_id)}
         taken.add(fields["id"])
         if arxiv_id:
