@@ -22,7 +22,7 @@ ARXIV_ID_PATTERN = re.compile(r"^(?:\d{4}\.\d{4,5}|[a-z-]+(?:\.[A-Z]{2})?/\d{7})
 URL_PATTERN = re.compile(r"^https?://[^\s/$.?#][^\s]*$", re.IGNORECASE)
 # libyaml's safe loader when PyYAML was built with it (5x faster), else the pure-Python one.
 _SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-ENTRY_FIELDS = {"id", "title", "url", "kind", "arxiv", "summary", "authors", "year"}
+ENTRY_FIELDS = {"id", "title", "url", "kind", "arxiv", "summary", "needs_summary", "authors", "year"}
 SECTION_FIELDS = {"section", "entries"}
 
 
@@ -173,9 +173,18 @@ def _entry(node, section: str, fail) -> Entry:
             fail(f"arxiv {raw_arxiv!r} of {entry_id!r} is not an arXiv identifier "
                  "(like 2106.09685 or hep-th/9901001; quote it in YAML)", fields["arxiv"][1])
     summary = _string(fields, "summary", node, fail)
-    if arxiv_id is None and not summary:
+    needs_summary = False
+    if "needs_summary" in fields:
+        flag_node = fields["needs_summary"][1]
+        if not (isinstance(flag_node, yaml.ScalarNode) and flag_node.tag == "tag:yaml.org,2002:bool"):
+            fail(f"`needs_summary` of {entry_id!r} must be true or false", flag_node)
+        needs_summary = flag_node.value.lower() in ("true", "yes", "on")
+        if needs_summary and arxiv_id is not None:
+            fail(f"entry {entry_id!r} is on arXiv: search reads its abstract, so it needs no "
+                 "summary (remove `needs_summary`)", flag_node)
+    if arxiv_id is None and not summary and not needs_summary:
         fail(f"entry {entry_id!r} needs an `arxiv` id or a `summary`: search has no text for it",
-             node)
+             node, hint="Or mark it `needs_summary: true` to search it by its title until then.")
     authors: tuple[str, ...] = ()
     if "authors" in fields:
         authors_node = fields["authors"][1]
@@ -192,7 +201,8 @@ def _entry(node, section: str, fail) -> Entry:
         year = int(year_node.value)
     return Entry(
         id=entry_id, title=title, url=url, kind=kind, section=section, arxiv_id=arxiv_id,
-        summary=summary, authors=authors, year=year, line=node.start_mark.line + 1,
+        summary=summary, needs_summary=needs_summary, authors=authors, year=year,
+        line=node.start_mark.line + 1,
     )
 
 
@@ -218,7 +228,7 @@ def render_entry(fields: dict) -> str:
     from ruamel.yaml.scalarstring import DoubleQuotedScalarString, FoldedScalarString
 
     yaml_writer = YAML()
-    yaml_writer.width = 92
+    yaml_writer.width = 4096  # a title or link stays on its line; summaries fold by fold_pos
     yaml_writer.indent(mapping=2, sequence=2, offset=0)
     item = CommentedMap()
     for key, value in fields.items():

@@ -913,5 +913,80 @@ def discover(
             typer.echo(f"    close to {c.entry_id} ({c.score:.2f}){shared}")
 
 
+# -- the reading list as Markdown -------------------------------------------------------
+
+export_app = typer.Typer(help="Write the catalogue in another format.", no_args_is_help=True)
+app.add_typer(export_app, name="export")
+
+
+@export_app.command("markdown")
+@_errors_to_exit_codes
+def export_markdown(
+    output: Optional[Path] = typer.Option(None, "--output", "-o", metavar="FILE", dir_okay=False,
+                                          help="Write to FILE (replaced whole) instead of stdout."),
+    years: bool = typer.Option(False, "--years", help="Add each entry's year, as ` (2021)`."),
+    title: Optional[str] = typer.Option(None, "--title", metavar="TEXT",
+                                        help="Start with a `# TEXT` heading."),
+) -> None:
+    """Write the reading list as Markdown: a heading per section, numbered links.
+
+    Examples:
+
+      paperscope export markdown --title "Reading list" --output README.md
+
+      paperscope export markdown --years | less
+    """
+    from .markdown import catalogue_to_markdown
+    from .store import atomic_write_text
+
+    library = _library()
+    text = catalogue_to_markdown(library.catalogue, years=years, title=title,
+                                 records=library.records() if years else None)
+    if output is None:
+        typer.echo(text, nl=False)
+        return
+    atomic_write_text(output, text)
+    _err(f"Wrote {len(library.catalogue.entries)} entries in {len(library.catalogue.sections)} "
+         f"sections to {output}.")
+
+
+@_command()
+def init(
+    from_markdown: Path = typer.Option(..., "--from-markdown", metavar="FILE", dir_okay=False,
+                                       help="A Markdown reading list: `1. [Title](url)` items "
+                                       "under `## Section` headings."),
+    force: bool = typer.Option(False, "--force", help="Replace an existing catalogue.yaml."),
+) -> None:
+    """Create catalogue.yaml (here, or in --library DIR) from a Markdown reading list.
+
+    arXiv links become arXiv entries; every other link is marked `needs_summary` and is
+    searched by its title until you write its summary.
+
+    Example: paperscope init --from-markdown README.md
+    """
+    import shlex
+
+    from .markdown import write_catalogue_from_markdown
+
+    folder = _State.library_path or Path.cwd()
+    target, made = write_catalogue_from_markdown(from_markdown, folder, force=force)
+    catalogue = made.catalogue
+    arxiv = sum(1 for entry in catalogue.entries if entry.arxiv_id)
+    _err(f"Wrote {target}: {len(catalogue.entries)} entries in {len(catalogue.sections)} sections, "
+         f"{arxiv} with an arXiv id.")
+    for reason in made.skipped:
+        _err(f"  left out {reason}")
+    if made.needs_summary:
+        _err(f"{len(made.needs_summary)} entries need a summary (search reads their titles until "
+             f"then): {', '.join(entry.id for entry in made.needs_summary)}")
+    prefix = f"paperscope --library {shlex.quote(str(folder))}" if _State.library_path else "paperscope"
+    _err(f"Next:\n  1. {prefix} ingest   fetches the arXiv abstracts, then builds the index\n"
+         f"     (offline: {prefix} ingest --from-snapshot FILE)")
+    if made.needs_summary:
+        _err(f"  2. write a summary for each entry marked `needs_summary: true`, then: {prefix} build")
+    if made.title:
+        _err(f"Regenerate the list with: {prefix} export markdown --title {shlex.quote(made.title)}")
+
+
 def main() -> None:
     app()

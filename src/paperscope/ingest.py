@@ -90,11 +90,12 @@ def _size(path: Path) -> int:
 
 
 def entry_document(entry: Entry, record: PaperRecord | None) -> Document | None:
-    """The document search sees for an entry, or None while it has no text."""
+    """The document search sees for an entry, or None while it has no text. An entry marked
+    `needs_summary` is searched by its title alone until it has a summary."""
     text = record.abstract if record and record.abstract else entry.summary
-    if not text:
+    if not text and not entry.needs_summary:
         return None
-    return Document(id=entry.id, title=entry.title, text=text, meta=entry_meta(entry, record))
+    return Document(id=entry.id, title=entry.title, text=text or "", meta=entry_meta(entry, record))
 
 
 def entry_meta(entry: Entry, record: PaperRecord | None) -> dict:

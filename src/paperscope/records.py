@@ -21,6 +21,7 @@ class Entry:
     section: str
     arxiv_id: str | None = None
     summary: str | None = None
+    needs_summary: bool = False  # no summary written yet: search reads the title alone
     authors: tuple[str, ...] = ()
     year: int | None = None
     line: int | None = None  # where it stands in catalogue.yaml, for messages
