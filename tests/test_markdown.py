@@ -10,8 +10,8 @@ from paperscope.indexer import build_index
 from paperscope.ingest import catalogue_documents
 from paperscope.markdown import catalogue_to_markdown, markdown_to_catalogue_yaml, read_markdown_list
 from paperscope.records import PaperRecord
-from paperscope.search import Searcher, load_index
-from paperscope.store import IndexStore
+from paperscope.search import Searcher
+from paperscope.index import IndexStore
 
 from .conftest import FIXTURES, SMALL_CATALOGUE
 
@@ -177,7 +177,7 @@ def test_an_entry_that_needs_a_summary_is_searched_by_its_title(tmp_path, fake_e
     assert len(documents) == 21 and len(missing) == 19  # arXiv entries wait for their abstract
     store = IndexStore(tmp_path / "index")
     build_index(store, documents, model="fake-model", encoder=fake_encoder)
-    searcher = Searcher(load_index(store), encoder=fake_encoder)
+    searcher = Searcher(store.open(), encoder=fake_encoder)
     for mode in ("hybrid", "lexical"):
         assert searcher.search("Megatron-LM", k=1, mode=mode)[0].document.id == "megatron-lm"
 
