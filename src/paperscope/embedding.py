@@ -126,10 +126,25 @@ class SentenceTransformerEncoder:
         self.device = str(self._model.device)
         # On an H100, batches of 256 ran about 7% faster than 64 (README "Speed").
         self.batch_size = batch_size or (256 if self.device.startswith("cuda") else 64)
+        self.precision = "float32"
+        if self.device.startswith("cuda") and not self._model.default_prompt_name:
+            self._try_half_precision()
+
+    def _try_half_precision(self) -> None:
+        """Run in float16 when that keeps vectors within HALF_TOLERANCE of float32 ones."""
+        full = self._encode_cuda(_PRECISION_PROBES, None)
+        self._model.half()
+        half = self._encode_cuda(_PRECISION_PROBES, None)
+        if float(np.abs(full - half).max()) <= HALF_TOLERANCE:
+            self.precision = "float16"
+        else:
+            self._model.float()
 
     def encode(self, texts: Sequence[str], progress: Progress | None = None) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
+        if self.device.startswith("cuda") and not self._model.default_prompt_name:
+            return self._encode_cuda(texts, progress)
         # Length-sorted batches waste no compute on padding; chunks report progress.
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]), reverse=True)
         out = np.empty((len(texts), self.dimension), dtype=np.float32)
@@ -144,6 +159,60 @@ class SentenceTransformerEncoder:
             if progress:
                 progress(len(rows))
         return out
+
+    def _encode_cuda(self, texts: Sequence[str], progress: Progress | None) -> np.ndarray:
+        """Length-sorted batches on the GPU, tokenised ahead by a pool of CPU threads (the
+        tokenizer releases the GIL), so the GPU never waits for the tokenizer; vectors are
+        copied back a group of batches at a time."""
+        from collections import deque
+        from concurrent.futures import ThreadPoolExecutor
+
+        import torch
+
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]), reverse=True)
+        batches = [order[s:s + self.batch_size] for s in range(0, len(order), self.batch_size)]
+        out = np.empty((len(texts), self.dimension), dtype=np.float32)
+        threads = max(1, min(8, (os.cpu_count() or 2) - 1))
+
+        def tokenize(rows: list[int]) -> dict:
+            features = self._model.tokenize([texts[i] for i in rows])
+            return {key: value.pin_memory() for key, value in features.items()
+                    if isinstance(value, torch.Tensor)}
+
+        done: list[tuple[list[int], torch.Tensor]] = []
+
+        def copy_back() -> None:
+            for rows, vectors in done:
+                out[rows] = torch.nn.functional.normalize(vectors.float(), dim=1).cpu().numpy()
+                if progress:
+                    progress(len(rows))
+            done.clear()
+
+        with ThreadPoolExecutor(max_workers=threads) as pool, torch.inference_mode():
+            pending = deque(pool.submit(tokenize, rows) for rows in batches[:2 * threads])
+            for number, rows in enumerate(batches):
+                features = pending.popleft().result()
+                if number + 2 * threads < len(batches):
+                    pending.append(pool.submit(tokenize, batches[number + 2 * threads]))
+                features = {key: value.to(self._model.device, non_blocking=True)
+                            for key, value in features.items()}
+                done.append((rows, self._model(features)["sentence_embedding"]))
+                if len(done) >= 16:
+                    copy_back()
+            copy_back()
+        return out
+
+
+# Half precision is used on a GPU when it keeps every component of these texts' vectors within
+# HALF_TOLERANCE of full precision (all-MiniLM-L6-v2: about 3e-4; README "Scale").
+HALF_TOLERANCE = 1e-3
+_PRECISION_PROBES = [
+    "Low-rank adaptation freezes the pre-trained weights and trains small rank decomposition "
+    "matrices in each layer.",
+    "We measure the cosmic microwave background anisotropy with a new ground-based telescope.",
+    "A",
+    " ".join(["Scaling laws relate loss to compute, data and parameters."] * 30),
+]
 
 
 class LightEncoder:
