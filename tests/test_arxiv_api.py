@@ -5,7 +5,10 @@ import tracemalloc
 
 import pytest
 
+from typer.testing import CliRunner
+
 from paperscope.catalogue import parse_catalogue
+from paperscope.cli import app
 from paperscope.ingest import ingest
 from paperscope.sources.arxiv_api import ArxivApiSource
 from paperscope.store import IndexStore
@@ -241,3 +244,43 @@ def test_ingest_stops_at_an_unreachable_arxiv(tmp_path):
     report = ingest(catalogue, IndexStore(tmp_path / "index"), source=api)
     assert report.unreachable == "arXiv cannot be reached (connection refused)"
     assert report.failures == {LORA: report.unreachable, QLORA: report.unreachable}
+
+
+
+def test_cli_ingest_offline_fails_within_seconds_and_suggests_a_snapshot(small_library, monkeypatch):
+    monkeypatch.setenv("PAPERSCOPE_ARXIV_API", closed_port_url())
+    started = time.monotonic()
+    result = CliRunner().invoke(app, ["--library", str(small_library), "ingest", "--no-build"])
+    assert time.monotonic() - started < 5 and result.exit_code == 8
+    assert "error: arXiv cannot be reached (connection refused): 1 papers were not fetched" in result.stderr
+    assert "paperscope ingest --from-snapshot FILE" in result.stderr
+    assert "Run `paperscope ingest` again" not in result.stderr
+
+
+def test_cli_add_offline_suggests_a_snapshot_or_a_summary_and_takes_one(small_library, monkeypatch):
+    monkeypatch.setenv("PAPERSCOPE_ARXIV_API", closed_port_url())
+    cli = ["--library", str(small_library), "add", "2203.15556", "--section", "Scaling"]
+    before = (small_library / "catalogue.yaml").read_text()
+    started = time.monotonic()
+    result = CliRunner().invoke(app, cli)
+    assert time.monotonic() - started < 5 and result.exit_code == 8
+    assert "arXiv cannot be reached (connection refused)" in result.stderr
+    assert "--from-snapshot FILE" in result.stderr and "--title and --summary" in result.stderr
+    assert (small_library / "catalogue.yaml").read_text() == before
+    result = CliRunner().invoke(app, [*cli, "--title", "Chinchilla", "--summary", "Compute-optimal training."])
+    assert result.exit_code == 0, result.stderr
+    assert 'arxiv: "2203.15556"' in (small_library / "catalogue.yaml").read_text()
+
+
+def test_cli_reports_each_retry_on_stderr(small_library, monkeypatch, stub):
+    monkeypatch.setenv("PAPERSCOPE_ARXIV_API", stub.url)
+
+    class Quick(ArxivApiSource):
+        def __init__(self, **options):
+            super().__init__(**{**options, "delay_seconds": 0, "backoff_seconds": 0})
+
+    monkeypatch.setattr("paperscope.sources.arxiv_api.ArxivApiSource", Quick)
+    stub.script = [("status", 503)]
+    result = CliRunner().invoke(app, ["--library", str(small_library), "ingest", "--no-build"])
+    assert result.exit_code == 0, result.stderr
+    assert "arXiv: HTTP 503 from arXiv; trying again in 0 s" in result.stderr
