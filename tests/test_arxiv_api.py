@@ -1,10 +1,20 @@
 """The arXiv client against a local HTTP server with recorded responses and faults."""
 
+import time
+import tracemalloc
+
 import pytest
 
-from paperscope.sources.arxiv_api import ArxivApiSource
+from typer.testing import CliRunner
 
-from .arxiv_server import EMPTY_FEED, RECORDED, ArxivStub
+from paperscope.catalogue import parse_catalogue
+from paperscope.cli import app
+from paperscope.ingest import ingest
+from paperscope.sources.arxiv_api import ArxivApiSource
+from paperscope.store import IndexStore
+
+from .arxiv_server import EMPTY_FEED, RECORDED, ArxivStub, closed_port_url
+from .conftest import SMALL_CATALOGUE
 
 LORA, QLORA = "2106.09685", "2305.14314"
 
@@ -99,5 +109,178 @@ def test_a_record_for_another_id_is_not_stored_under_the_asked_one(stub):
 
 def test_default_client_keeps_arxivs_rate_limit():
     api = ArxivApiSource()
-    assert api.client.delay_seconds == 3.0 and api.client.num_retries == 0
-    assert api.client.query_url_format.startswith("https://export.arxiv.org/api/query?")
+    assert api.delay_seconds == 3.0 and api.api_url == "https://export.arxiv.org/api/query"
+
+
+def test_requests_are_spaced_by_the_rate_limit(stub):
+    sleeps = []
+    source(stub, sleeps, batch_size=1, delay_seconds=60).fetch([LORA, QLORA])
+    assert len(sleeps) == 1 and 59 < sleeps[0] <= 60
+
+
+def test_the_api_address_comes_from_the_environment(stub, monkeypatch):
+    monkeypatch.setenv("PAPERSCOPE_ARXIV_API", stub.url)
+    assert LORA in ArxivApiSource(delay_seconds=0).fetch([LORA]).records
+
+
+def timed_fetch(stub, ids=(LORA,), **options):
+    started = time.monotonic()
+    result = source(stub, **{"max_retries": 0, **options}).fetch(list(ids))
+    return result, time.monotonic() - started
+
+
+@pytest.mark.parametrize("where", ["body", "headers"])
+def test_a_slow_drip_ends_at_the_whole_request_deadline(stub, where):
+    stub.script = [("drip", 0.05, where)]
+    result, elapsed = timed_fetch(stub, deadline=1)
+    assert result.failures == {LORA: "arXiv did not answer within 1 s (after 1 tries)"}
+    assert elapsed < 2
+
+
+def test_a_gzip_bomb_stops_at_the_size_cap_in_little_memory(stub):
+    stub.script = [("gzip_bomb", 64 << 20)]
+    tracemalloc.start()
+    try:
+        result, elapsed = timed_fetch(stub, max_bytes=1 << 20)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert result.failures == {LORA: "arXiv's answer is larger than 1,048,576 bytes"}
+    assert peak < 16 << 20 and elapsed < 5
+
+
+def test_an_endless_body_stops_at_the_size_cap(stub):
+    stub.script = [("endless",)]
+    result, elapsed = timed_fetch(stub, max_bytes=1 << 20)
+    assert result.failures == {LORA: "arXiv's answer is larger than 1,048,576 bytes"}
+    assert elapsed < 5
+
+
+def test_an_oversized_plain_body_is_refused(stub):
+    stub.script = [("body", RECORDED + " " * 5000)]
+    result, _ = timed_fetch(stub, max_bytes=4096)
+    assert result.failures == {LORA: "arXiv's answer is larger than 4,096 bytes"}
+
+
+def test_a_redirect_loop_is_a_typed_failure_without_retries(stub):
+    stub.script = [("redirect",)] * 20
+    result, _ = timed_fetch(stub, max_redirects=3, max_retries=2)
+    assert result.failures == {LORA: "arXiv redirected more than 3 times"}
+    assert len(stub.requests) == 4
+
+
+def test_one_redirect_is_followed(stub):
+    stub.script = [("redirect",)]
+    assert LORA in source(stub).fetch([LORA]).records
+
+
+def test_a_server_that_ignores_start_costs_one_request_per_try(stub):
+    stub.default = ("ignore_start",)
+    result, _ = timed_fetch(stub, ids=(LORA, QLORA), max_retries=2)
+    assert LORA in result.records and QLORA in result.records
+    assert len(stub.requests) == 2 and all(r.get("start", ["0"]) == ["0"] for r in stub.requests)
+    stub.requests.clear()
+    result, _ = timed_fetch(stub, ids=(LORA, QLORA, "2001.08361"), max_retries=2)
+    assert "2001.08361" in result.failures and len(stub.requests) == 3
+
+
+@pytest.mark.parametrize("summary, reason", [
+    ("&nbsp;", "arXiv sent a page that cannot be read (undefined entity"),
+    ("  ", "arXiv's record has no abstract"),
+    ("x" * 30_000, "arXiv's record has an abstract of 30,000 characters"),
+])
+def test_a_record_without_usable_text_is_a_failure_for_its_id(stub, summary, reason):
+    stub.script = [("summary", summary)]
+    result = source(stub, max_retries=0).fetch([LORA])
+    assert result.records == {} and result.failures[LORA].startswith(reason)
+
+
+def test_a_record_without_a_title_is_a_failure_and_not_retried(stub):
+    stub.script = [("body", RECORDED.replace("<title>QLoRA: Efficient Finetuning of Quantized LLMs</title>",
+                                             "<title/>"))]
+    result = source(stub, max_retries=3).fetch([LORA, QLORA])
+    assert LORA in result.records and result.failures == {QLORA: "arXiv's record has no title"}
+    assert len(stub.requests) == 1
+
+
+def test_refresh_against_empty_abstracts_keeps_the_good_ones(stub, tmp_path):
+    catalogue, store = parse_catalogue(SMALL_CATALOGUE), IndexStore(tmp_path / "index")
+    ingest(catalogue, store, source=source(stub))
+    good = store.read_records()[LORA].abstract
+    stub.default = ("summary", "&nbsp;")
+    report = ingest(catalogue, store, source=source(stub), refresh=True)
+    assert report.fetched == [] and LORA in report.failures
+    stub.default = ("summary", "")
+    ingest(catalogue, store, source=source(stub), refresh=True)
+    assert store.read_records()[LORA].abstract == good
+
+
+def test_each_retry_is_reported_through_on_retry(stub):
+    stub.script = [("status", 503), ("status", 429, {"Retry-After": "2"})]
+    retries = []
+    result = source(stub, on_retry=lambda reason, delay: retries.append((reason, delay))).fetch([LORA])
+    assert LORA in result.records
+    assert retries == [("HTTP 503 from arXiv", 1), ("HTTP 429 from arXiv", 2.0)]
+
+
+def test_an_unreachable_arxiv_fails_fast_without_retries():
+    sleeps, retries = [], []
+    api = ArxivApiSource(api_url=closed_port_url(), batch_size=1, delay_seconds=0, sleep=sleeps.append,
+                         on_retry=lambda *args: retries.append(args))
+    started = time.monotonic()
+    result = api.fetch([LORA, QLORA])
+    assert time.monotonic() - started < 2 and sleeps == [] and retries == []
+    assert result.unreachable == "arXiv cannot be reached (connection refused)"
+    assert result.failures == {LORA: result.unreachable, QLORA: result.unreachable}
+
+
+def test_ingest_stops_at_an_unreachable_arxiv(tmp_path):
+    catalogue = parse_catalogue(SMALL_CATALOGUE + """    - id: qlora
+      title: QLoRA
+      url: https://arxiv.org/abs/2305.14314
+      arxiv: "2305.14314"
+""")
+    api = ArxivApiSource(api_url=closed_port_url(), batch_size=1, delay_seconds=0)
+    report = ingest(catalogue, IndexStore(tmp_path / "index"), source=api)
+    assert report.unreachable == "arXiv cannot be reached (connection refused)"
+    assert report.failures == {LORA: report.unreachable, QLORA: report.unreachable}
+
+
+
+def test_cli_ingest_offline_fails_within_seconds_and_suggests_a_snapshot(small_library, monkeypatch):
+    monkeypatch.setenv("PAPERSCOPE_ARXIV_API", closed_port_url())
+    started = time.monotonic()
+    result = CliRunner().invoke(app, ["--library", str(small_library), "ingest", "--no-build"])
+    assert time.monotonic() - started < 5 and result.exit_code == 8
+    assert "error: arXiv cannot be reached (connection refused): 1 papers were not fetched" in result.stderr
+    assert "paperscope ingest --from-snapshot FILE" in result.stderr
+    assert "Run `paperscope ingest` again" not in result.stderr
+
+
+def test_cli_add_offline_suggests_a_snapshot_or_a_summary_and_takes_one(small_library, monkeypatch):
+    monkeypatch.setenv("PAPERSCOPE_ARXIV_API", closed_port_url())
+    cli = ["--library", str(small_library), "add", "2203.15556", "--section", "Scaling"]
+    before = (small_library / "catalogue.yaml").read_text()
+    started = time.monotonic()
+    result = CliRunner().invoke(app, cli)
+    assert time.monotonic() - started < 5 and result.exit_code == 8
+    assert "arXiv cannot be reached (connection refused)" in result.stderr
+    assert "--from-snapshot FILE" in result.stderr and "--title and --summary" in result.stderr
+    assert (small_library / "catalogue.yaml").read_text() == before
+    result = CliRunner().invoke(app, [*cli, "--title", "Chinchilla", "--summary", "Compute-optimal training."])
+    assert result.exit_code == 0, result.stderr
+    assert 'arxiv: "2203.15556"' in (small_library / "catalogue.yaml").read_text()
+
+
+def test_cli_reports_each_retry_on_stderr(small_library, monkeypatch, stub):
+    monkeypatch.setenv("PAPERSCOPE_ARXIV_API", stub.url)
+
+    class Quick(ArxivApiSource):
+        def __init__(self, **options):
+            super().__init__(**{**options, "delay_seconds": 0, "backoff_seconds": 0})
+
+    monkeypatch.setattr("paperscope.sources.arxiv_api.ArxivApiSource", Quick)
+    stub.script = [("status", 503)]
+    result = CliRunner().invoke(app, ["--library", str(small_library), "ingest", "--no-build"])
+    assert result.exit_code == 0, result.stderr
+    assert "arXiv: HTTP 503 from arXiv; trying again in 0 s" in result.stderr

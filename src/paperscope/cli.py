@@ -193,6 +193,16 @@ class _Progress:
         self._plain = False
 
 
+def _arxiv_source():
+    """The arXiv client, saying on stderr when it waits to try again."""
+    from .sources.arxiv_api import ArxivApiSource
+
+    def on_retry(reason: str, delay: float) -> None:
+        _err(f"arXiv: {reason}; trying again in {delay:.0f} s")
+
+    return ArxivApiSource(on_retry=on_retry)
+
+
 def _waiting() -> None:
     _err("Another paperscope process is writing the index; waiting for it to finish…")
 
@@ -224,6 +234,7 @@ def ingest(
     bar = _Progress("Reading snapshot" if from_snapshot else "Fetching")
     try:
         report = library.ingest(snapshot=from_snapshot, refresh=refresh, progress=bar.advance,
+                                source=None if from_snapshot else _arxiv_source(),
                                 on_plan=bar.start, wait=not no_wait, on_wait=_waiting)
     finally:
         bar.stop()
@@ -232,6 +243,12 @@ def ingest(
          f"from {source}; {report.cached} were already cached.")
     if not no_build:
         _build(library, full=False, model=None, no_wait=no_wait)
+    if report.unreachable:
+        raise FetchError(
+            f"{report.unreachable}: {len(report.failures)} papers were not fetched "
+            "(everything else was kept).", report.failures,
+            hint="Check the network, or read an arXiv metadata snapshot instead: "
+                 "paperscope ingest --from-snapshot FILE")
     if report.failures:
         lines = "\n".join(f"  {arxiv_id}: {why}" for arxiv_id, why in sorted(report.failures.items()))
         raise FetchError(
@@ -245,7 +262,7 @@ def add(
                                  help="An arXiv id or arxiv.org link, or any other http(s) link."),
     section: Optional[str] = typer.Option(None, "--section", "-s", metavar="SECTION",
                                           help="Section to add it to (created if new; default: the last)."),
-    summary: Optional[str] = typer.Option(None, "--summary", metavar="TEXT", help="What search reads for a non-arXiv link."),
+    summary: Optional[str] = typer.Option(None, "--summary", metavar="TEXT", help="What search reads for a non-arXiv link (or an arXiv paper while offline)."),
     title: Optional[str] = typer.Option(None, "--title", metavar="TEXT", help="Title (default: arXiv's)."),
     kind: Optional[str] = typer.Option(None, "--kind", metavar="KIND", help="paper, blog or repo."),
     entry_id: Optional[str] = typer.Option(None, "--id", metavar="ID", help="The entry's id (default: from the title)."),
@@ -270,7 +287,8 @@ def add(
     with _embedding_feedback("entries") as (on_encoder, _advance):
         result = library.add(source, section=section, summary=summary, title=title, kind=kind,
                              entry_id=entry_id, snapshot=from_snapshot, corpus=corpus,
-                             on_encoder=on_encoder)
+                             on_encoder=on_encoder,
+                             api=None if (from_snapshot or corpus) else _arxiv_source())
     if result.already:
         _err(f"Already in the catalogue as {result.entry.id!r} ({result.entry.section}); nothing changed.")
     else:

@@ -4,7 +4,7 @@ arXiv entries take their abstract from the record cache (index/records.json),
 filled from the arXiv API or from a metadata snapshot; other entries carry a
 summary in the catalogue. Only ids missing from the cache are fetched (all of
 them with `refresh`), the cache is saved after every batch, and failures are
-collected per id rather than stopping the run.
+collected per id rather than stopping the run, unless arXiv cannot be reached at all.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ class IngestReport:
     cached: int = 0
     failures: dict[str, str] = field(default_factory=dict)  # arXiv id -> reason
     pruned: list[str] = field(default_factory=list)
+    unreachable: str | None = None  # why arXiv could not be reached; then nothing more was asked
 
 
 def ids_to_fetch(catalogue: Catalogue, records: dict[str, PaperRecord], refresh: bool) -> list[str]:
@@ -79,6 +80,10 @@ def ingest(catalogue: Catalogue, store: IndexStore, *, source=None, snapshot: Pa
             store.write_records(records)  # after every batch: a crash keeps what was fetched
         if progress:
             progress(len(batch))
+        if result.unreachable:
+            report.unreachable = result.unreachable
+            report.failures.update(dict.fromkeys(todo[start + len(batch):], result.unreachable))
+            break
     return report
 
 

@@ -160,7 +160,8 @@ class Library:
             snapshot: Path | None = None, corpus: str | None = None, api=None, build: bool = True,
             on_encoder: Callable[[str, int, str], None] | None = None) -> AddResult:
         """Append a paper (arXiv id or URL) or another link to the catalogue, keeping the
-        file's comments and layout, then rebuild the index incrementally."""
+        file's comments and layout, then rebuild the index incrementally. While arXiv cannot
+        be reached, an arXiv id given with `title` and `summary` is added without its record."""
         from .catalogue import URL_PATTERN, insert_entry, slug
         from .errors import FetchError
         from .store import atomic_write_text
@@ -171,7 +172,7 @@ class Library:
                     next((e for e in catalogue.entries if e.url == source.strip()), None))
         if existing is not None:
             return AddResult(existing, already=True)
-        record = None
+        record, unreachable = None, False
         if arxiv_id:
             if corpus is not None:
                 from .corpora import Corpus, document_record
@@ -192,9 +193,13 @@ class Library:
                 result = (api or ArxivApiSource()).fetch([arxiv_id])
                 record = result.records.get(arxiv_id)
                 failure = result.failures.get(arxiv_id, "no record")
-            if record is None:
+                unreachable = result.unreachable is not None
+            if record is None and not (unreachable and title and summary):
+                hint = ("Add it offline with --from-snapshot FILE (an arXiv metadata snapshot), or with "
+                        "--title and --summary (`paperscope ingest` fetches its abstract later)."
+                        if unreachable else None)
                 raise FetchError(f"Could not get arXiv {arxiv_id}: {failure}. Nothing was changed.",
-                                 {arxiv_id: failure})
+                                 {arxiv_id: failure}, hint=hint)
         elif not URL_PATTERN.match(source.strip()):
             raise UsageError(f"{source!r} is neither an arXiv id nor an http(s) link.")
         elif not (title and summary):

@@ -1,10 +1,13 @@
-"""Fetching paper metadata from the arXiv API with the `arxiv` package.
+"""Fetching paper metadata from the arXiv API.
 
-One shared `arxiv.Client` sends batched `id_list` requests, at most one every
-`delay_seconds` (arXiv asks for 3 s). Transient failures (HTTP 429/5xx,
-timeouts, dropped connections, unparseable pages) are retried with bounded
-exponential backoff that honours Retry-After; what still fails is reported
-per id, never raised half-way.
+Batched `id_list` requests go through one requests.Session, at most one every
+`delay_seconds` (arXiv asks for 3 s). Every request is bounded: a deadline for
+the whole exchange (not only per read), a cap on the body before and after
+decompression, and a redirect limit. Transient failures (HTTP 429/5xx, time-outs,
+dropped connections, unreadable pages) are retried with bounded exponential
+backoff that honours Retry-After, each retry announced through `on_retry`. When
+arXiv cannot be reached at all (refused, no route, no DNS) nothing is retried
+and nothing more is asked. What fails is reported per id, never raised.
 """
 
 from __future__ import annotations
@@ -12,9 +15,13 @@ from __future__ import annotations
 import email.utils
 import os
 import re
+import threading
 import time
+import xml.etree.ElementTree as ET
+import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from urllib.parse import urljoin
 
 from ..records import PaperRecord
 from . import clean_text, utc_now
@@ -22,14 +29,20 @@ from . import clean_text, utc_now
 ARXIV_API_URL = "https://export.arxiv.org/api/query"
 API_URL_ENV = "PAPERSCOPE_ARXIV_API"  # another endpoint with the same API (a mirror, a test server)
 RETRYABLE_STATUS = {429, 500, 502, 503, 504}
+REDIRECT_STATUS = {301, 302, 303, 307, 308}
+MAX_ABSTRACT_CHARS = 20_000  # arXiv allows 1,920; more is not an abstract
+_ATOM, _ARXIV = "{http://www.w3.org/2005/Atom}", "{http://arxiv.org/schemas/atom}"
+_CHUNK = 64 * 1024
 
 
 @dataclass
 class FetchResult:
-    """What a fetch got: records by arXiv id, and a reason for each id it could not get."""
+    """What a fetch got: records by arXiv id, a reason for each id it could not get, and
+    `unreachable`, why arXiv could not be reached at all (then nothing more was asked)."""
 
     records: dict[str, PaperRecord] = field(default_factory=dict)
     failures: dict[str, str] = field(default_factory=dict)
+    unreachable: str | None = None
 
 
 class _TransientError(Exception):
@@ -38,24 +51,44 @@ class _TransientError(Exception):
         self.retry_after = retry_after
 
 
+class _PermanentError(Exception):
+    pass
+
+
+class _UnreachableError(Exception):
+    pass
+
+
 class ArxivApiSource:
-    """Fetches arXiv records by id through one rate-limited `arxiv.Client`."""
+    """Fetches arXiv records by id, rate-limited, with every request bounded in time and size.
+
+    `on_retry(reason, delay_seconds)` is called before each backoff wait."""
 
     def __init__(self, api_url: str | None = None, batch_size: int = 50,
                  delay_seconds: float = 3.0, max_retries: int = 4, timeout: float = 30.0,
+                 connect_timeout: float = 5.0, deadline: float = 60.0,
+                 max_bytes: int = 20_000_000, max_redirects: int = 5,
                  backoff_seconds: float = 3.0, max_backoff_seconds: float = 60.0,
-                 sleep: Callable[[float], None] = time.sleep):
-        import arxiv
+                 sleep: Callable[[float], None] = time.sleep,
+                 on_retry: Callable[[str, float], None] | None = None):
+        import requests
 
+        self.api_url = api_url or os.environ.get(API_URL_ENV) or ARXIV_API_URL
         self.batch_size = batch_size
+        self.delay_seconds = delay_seconds
         self.max_retries = max_retries
+        self.timeout = timeout
+        self.connect_timeout = connect_timeout
+        self.deadline = deadline
+        self.max_bytes = max_bytes
+        self.max_redirects = max_redirects
         self.backoff_seconds = backoff_seconds
         self.max_backoff_seconds = max_backoff_seconds
+        self.on_retry = on_retry
         self._sleep = sleep
-        # Retries are ours (with backoff and Retry-After); the client keeps the rate limit.
-        self.client = arxiv.Client(page_size=batch_size, delay_seconds=delay_seconds, num_retries=0)
-        self.client.query_url_format = (api_url or os.environ.get(API_URL_ENV) or ARXIV_API_URL) + "?{}"
-        self.client._session = _session(timeout)
+        self._session = requests.Session()
+        self._session.headers.update({"User-Agent": "paperscope", "Accept-Encoding": "gzip"})
+        self._last_request = float("-inf")
 
     def fetch(self, arxiv_ids: Sequence[str],
               progress: Callable[[int], None] | None = None) -> FetchResult:
@@ -63,7 +96,10 @@ class ArxivApiSource:
         result = FetchResult()
         for start in range(0, len(arxiv_ids), self.batch_size):
             batch = list(arxiv_ids[start:start + self.batch_size])
-            self._fetch_batch(batch, result)
+            if result.unreachable:
+                result.failures.update(dict.fromkeys(batch, result.unreachable))
+            else:
+                self._fetch_batch(batch, result)
             if progress:
                 progress(len(batch))
         return result
@@ -72,10 +108,13 @@ class ArxivApiSource:
         pending = list(batch)
         for attempt in range(self.max_retries + 1):
             try:
-                for record in self._request(pending):
-                    if record.arxiv_id in pending:
-                        result.records[record.arxiv_id] = record
-                        pending.remove(record.arxiv_id)
+                for arxiv_id, record in self._request(pending).items():
+                    if arxiv_id in pending:
+                        pending.remove(arxiv_id)
+                        if isinstance(record, str):
+                            result.failures[arxiv_id] = record
+                        else:
+                            result.records[arxiv_id] = record
                 if not pending:
                     return
                 reason = "arXiv returned no record for this id"
@@ -83,58 +122,116 @@ class ArxivApiSource:
             except _TransientError as err:
                 reason, retry_after = str(err), err.retry_after
             except _PermanentError as err:
-                for arxiv_id in pending:
-                    result.failures[arxiv_id] = str(err)
+                result.failures.update(dict.fromkeys(pending, str(err)))
+                return
+            except _UnreachableError as err:
+                result.unreachable = str(err)
+                result.failures.update(dict.fromkeys(pending, str(err)))
                 return
             if attempt < self.max_retries:
                 delay = min(self.backoff_seconds * 2 ** attempt, self.max_backoff_seconds)
                 if retry_after is not None:
                     delay = min(max(delay, retry_after), self.max_backoff_seconds)
+                if self.on_retry:
+                    self.on_retry(reason, delay)
                 self._sleep(delay)
         for arxiv_id in pending:
             result.failures[arxiv_id] = f"{reason} (after {self.max_retries + 1} tries)"
 
-    def _request(self, ids: list[str]) -> list[PaperRecord]:
-        import arxiv
-        import requests
+    def _request(self, ids: list[str]) -> dict[str, PaperRecord | str]:
+        """One request for `ids` (never paged: a server that ignores `start` costs nothing more)."""
+        wait = self._last_request + self.delay_seconds - time.monotonic()
+        if wait > 0:
+            self._sleep(wait)
+        self._last_request = time.monotonic()
+        query = {"id_list": ",".join(ids), "start": 0, "max_results": len(ids)}
+        return _parse(self._get(query))
 
-        search = arxiv.Search(id_list=ids, max_results=len(ids))
-        session = self.client._session
-        try:
-            results = list(self.client.results(search))
-        except arxiv.HTTPError as err:
-            if err.status in RETRYABLE_STATUS:
-                raise _TransientError(f"HTTP {err.status} from arXiv", session.retry_after) from None
-            raise _PermanentError(f"HTTP {err.status} from arXiv") from None
-        except requests.exceptions.Timeout:
-            raise _TransientError("arXiv did not answer in time") from None
-        except requests.exceptions.ConnectionError as err:
-            raise _TransientError(f"connection to arXiv failed ({type(err).__name__})") from None
-        except arxiv.ArxivError as err:
-            raise _TransientError(f"arXiv answered badly: {err.message}") from None
-        except (ValueError, KeyError, AttributeError, arxiv.Result.MissingFieldError) as err:
-            raise _TransientError(f"arXiv sent a page that cannot be read ({err})") from None
-        return [_record(r) for r in results]
+    def _get(self, query: dict) -> bytes:
+        """The body of one exchange, redirects included, within `deadline` seconds in all.
+
+        The exchange runs on a daemon thread so that nothing (a drip of headers, a DNS
+        lookup) can hold the caller past the deadline; the thread stops reading at it too."""
+        deadline = time.monotonic() + self.deadline
+        outcome: dict = {}
+
+        def exchange():
+            try:
+                outcome["body"] = self._download(query, deadline)
+            except Exception as err:  # handed to the caller below
+                outcome["error"] = err
+
+        worker = threading.Thread(target=exchange, daemon=True)
+        worker.start()
+        worker.join(self.deadline)
+        if "body" in outcome:
+            return outcome["body"]
+        raise _classify(outcome.get("error"), self.deadline)
+
+    def _download(self, query: dict | None, deadline: float) -> bytes:
+        url = self.api_url
+        for _ in range(self.max_redirects + 1):
+            with self._session.get(url, params=query, stream=True, allow_redirects=False,
+                                   timeout=(self.connect_timeout, self.timeout)) as response:
+                status = response.status_code
+                if status in REDIRECT_STATUS and response.headers.get("Location"):
+                    url, query = urljoin(response.url, response.headers["Location"]), None
+                    continue
+                if status in RETRYABLE_STATUS:
+                    raise _TransientError(f"HTTP {status} from arXiv",
+                                          _parse_retry_after(response.headers.get("Retry-After")))
+                if status != 200:
+                    raise _PermanentError(f"HTTP {status} from arXiv")
+                return self._read(response, deadline)
+        raise _PermanentError(f"arXiv redirected more than {self.max_redirects} times")
+
+    def _read(self, response, deadline: float) -> bytes:
+        """The body, inflated if gzip or deflate; stops past `max_bytes` (either way) or the deadline."""
+        encoding = response.headers.get("Content-Encoding", "identity").strip().lower()
+        if encoding not in ("identity", "gzip", "x-gzip", "deflate"):
+            raise _PermanentError(f"arXiv sent an unsupported content encoding {encoding!r}")
+        inflate = zlib.decompressobj(47) if encoding != "identity" else None  # gzip or zlib header
+        body, received = bytearray(), 0
+        too_large = _PermanentError(f"arXiv's answer is larger than {self.max_bytes:,} bytes")
+        while chunk := response.raw.read1(_CHUNK, decode_content=False):
+            received += len(chunk)
+            if received > self.max_bytes:
+                raise too_large
+            body += inflate.decompress(chunk, self.max_bytes + 1 - len(body)) if inflate else chunk
+            if len(body) > self.max_bytes:
+                raise too_large
+            if time.monotonic() > deadline:
+                raise _TransientError(f"arXiv did not answer within {self.deadline:g} s")
+        if inflate and not inflate.eof:
+            raise _TransientError("arXiv sent a page that cannot be read (truncated compressed data)")
+        return bytes(body)
 
 
-class _PermanentError(Exception):
-    pass
-
-
-def _session(timeout: float):
-    """A requests session with a default timeout that remembers the last Retry-After."""
+def _classify(error: Exception | None, deadline: float) -> Exception:
+    """The error of a failed exchange as one of this module's errors."""
     import requests
+    import urllib3
 
-    class TimeoutSession(requests.Session):
-        retry_after: float | None = None
-
-        def request(self, *args, **kwargs):
-            kwargs.setdefault("timeout", timeout)
-            response = super().request(*args, **kwargs)
-            self.retry_after = _parse_retry_after(response.headers.get("Retry-After"))
-            return response
-
-    return TimeoutSession()
+    if error is None:
+        return _TransientError(f"arXiv did not answer within {deadline:g} s")
+    if isinstance(error, (_TransientError, _PermanentError)):
+        return error
+    if isinstance(error, requests.exceptions.ConnectTimeout):
+        return _UnreachableError("arXiv cannot be reached (no answer to connect)")
+    reason = getattr(error.args[0], "reason", None) if error.args else None
+    if isinstance(error, requests.exceptions.ConnectionError) and isinstance(
+            reason, urllib3.exceptions.NewConnectionError):
+        if isinstance(reason, urllib3.exceptions.NameResolutionError):
+            return _UnreachableError("arXiv cannot be reached (its name does not resolve)")
+        cause = getattr(reason.__cause__, "strerror", None) or "no connection"
+        return _UnreachableError(f"arXiv cannot be reached ({cause.lower()})")
+    if isinstance(error, (requests.exceptions.Timeout, urllib3.exceptions.ReadTimeoutError)):
+        return _TransientError("arXiv did not answer in time")
+    if isinstance(error, (requests.exceptions.ConnectionError, urllib3.exceptions.HTTPError, OSError)):
+        return _TransientError(f"connection to arXiv failed ({type(error).__name__})")
+    if isinstance(error, requests.exceptions.RequestException):
+        return _PermanentError(f"cannot ask arXiv at this address ({error})")
+    return error
 
 
 def _parse_retry_after(value: str | None) -> float | None:
@@ -151,18 +248,50 @@ def _parse_retry_after(value: str | None) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
-def _record(result) -> PaperRecord:
-    arxiv_id = re.sub(r"v\d+$", "", result.get_short_id())
+def _parse(body: bytes) -> dict[str, PaperRecord | str]:
+    """Each entry of an Atom page by arXiv id: its record, or why it is unusable."""
+    if b"<!DOCTYPE" in body:  # arXiv never sends one; refusing it rules out entity tricks
+        raise _TransientError("arXiv sent a page that is not an Atom feed")
+    try:
+        root = ET.fromstring(body)
+    except ET.ParseError as err:
+        raise _TransientError(f"arXiv sent a page that cannot be read ({err})") from None
+    if root.tag != f"{_ATOM}feed":
+        raise _TransientError("arXiv sent a page that is not an Atom feed")
+    entries = {}
+    for entry in root.findall(f"{_ATOM}entry"):
+        arxiv_id = re.sub(r"v\d+$", "", _text(entry, f"{_ATOM}id").split("arxiv.org/abs/")[-1])
+        if arxiv_id:
+            entries[arxiv_id] = _record(arxiv_id, entry)
+    return entries
+
+
+def _record(arxiv_id: str, entry: ET.Element) -> PaperRecord | str:
+    title, abstract = _text(entry, f"{_ATOM}title"), _text(entry, f"{_ATOM}summary")
+    if not title:
+        return "arXiv's record has no title"
+    if not abstract:
+        return "arXiv's record has no abstract"
+    if len(abstract) > MAX_ABSTRACT_CHARS:
+        return f"arXiv's record has an abstract of {len(abstract):,} characters"
+    published = _text(entry, f"{_ATOM}published")[:4]
+    primary = entry.find(f"{_ARXIV}primary_category")
     return PaperRecord(
         arxiv_id=arxiv_id,
-        title=clean_text(result.title),
-        abstract=clean_text(result.summary),
-        authors=tuple(clean_text(a.name) for a in result.authors),
-        year=result.published.year if result.published and result.published.year > 1 else None,
-        categories=tuple(result.categories),
-        primary_category=result.primary_category or None,
+        title=title,
+        abstract=abstract,
+        authors=tuple(name for a in entry.findall(f"{_ATOM}author") if (name := _text(a, f"{_ATOM}name"))),
+        year=int(published) if published.isdigit() and int(published) > 1 else None,
+        categories=tuple(c.get("term") for c in entry.findall(f"{_ATOM}category") if c.get("term")),
+        primary_category=(primary.get("term") if primary is not None else None) or None,
         source="arxiv-api",
         fetched_at=utc_now(),
-        doi=result.doi or None,
-        journal_ref=result.journal_ref or None,
+        doi=_text(entry, f"{_ARXIV}doi") or None,
+        journal_ref=_text(entry, f"{_ARXIV}journal_ref") or None,
     )
+
+
+def _text(element: ET.Element, tag: str) -> str:
+    """The cleaned text of the first `tag` child (nested markup included), or ""."""
+    child = element.find(tag)
+    return clean_text("".join(child.itertext())) if child is not None else ""
