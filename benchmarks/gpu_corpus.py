@@ -96,12 +96,13 @@ def embed(args: argparse.Namespace) -> None:
               f"{np.abs(full - half).max():.2e}, min cosine {(full * half).sum(1).min():.6f}")
     args.out.mkdir(parents=True, exist_ok=True)
     total = 0.0
+    sync = torch.cuda.synchronize if torch.cuda.is_available() else (lambda: None)
     for offset in range(0, len(texts), args.chunk):
         rows = slice(offset, offset + args.chunk)
-        torch.cuda.synchronize()
+        sync()
         begun = time.perf_counter()
         vectors = encoder.encode(texts[rows])
-        torch.cuda.synchronize()
+        sync()
         seconds = time.perf_counter() - begun
         total += seconds
         path = chunks.write_chunk(args.out, model=args.model_name, scheme="whole", source=args.source,
