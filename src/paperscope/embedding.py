@@ -174,15 +174,13 @@ class SentenceTransformerEncoder:
         out = np.empty((len(texts), self.dimension), dtype=np.float32)
         threads = max(1, min(8, (os.cpu_count() or 2) - 1))
 
-        pin = torch.cuda.is_available()  # page-locked memory lets copies overlap computation
 
         # sentence-transformers 6.2 renamed `tokenize` to `preprocess`
         prepare = getattr(self._model, "preprocess", None) or self._model.tokenize
 
         def tokenize(rows: list[int]) -> dict:
             features = prepare([texts[i] for i in rows])
-            return {key: value.pin_memory() if pin else value for key, value in features.items()
-                    if isinstance(value, torch.Tensor)}
+            return {key: value for key, value in features.items() if isinstance(value, torch.Tensor)}
 
         done: list[tuple[list[int], torch.Tensor]] = []
 
