@@ -160,10 +160,41 @@ class SentenceTransformerEncoder:
                 progress(len(rows))
         return out
 
+    def _batch_tokenizer(self) -> Callable[[Sequence[str]], dict]:
+        """Texts to the model's input tensors. The Rust tokenizer's own `encode_batch` runs on
+        every core without the GIL: on an H100 machine it tokenised 2,600 abstracts/s through
+        sentence-transformers' `tokenize`, with 1 thread or 8 alike (README "Scale")."""
+        import torch
+
+        module = self._model[0]
+        backend = getattr(getattr(module, "tokenizer", None), "backend_tokenizer", None)
+        if backend is None or getattr(module, "do_lower_case", False):
+            prepare = getattr(self._model, "preprocess", None) or self._model.tokenize  # 6.2 renamed it
+            return lambda batch: {key: value for key, value in prepare(list(batch)).items()
+                                  if isinstance(value, torch.Tensor)}
+        fast = backend.__class__.from_str(backend.to_str())  # a copy: padding and truncation are ours
+        fast.no_padding()
+        fast.enable_truncation(max_length=self._model.max_seq_length)
+        pad = fast.token_to_id(module.tokenizer.pad_token) or 0
+
+        def tokenize(batch: Sequence[str]) -> dict:
+            encodings = fast.encode_batch(list(batch))
+            width = max(len(e.ids) for e in encodings)
+            ids = np.full((len(encodings), width), pad, dtype=np.int64)
+            mask = np.zeros((len(encodings), width), dtype=np.int64)
+            types = np.zeros((len(encodings), width), dtype=np.int64)
+            for row, encoding in enumerate(encodings):
+                ids[row, :len(encoding.ids)] = encoding.ids
+                mask[row, :len(encoding.ids)] = 1
+                types[row, :len(encoding.ids)] = encoding.type_ids
+            return {"input_ids": torch.from_numpy(ids), "attention_mask": torch.from_numpy(mask),
+                    "token_type_ids": torch.from_numpy(types)}
+
+        return tokenize
+
     def _encode_cuda(self, texts: Sequence[str], progress: Progress | None) -> np.ndarray:
-        """Length-sorted batches on the GPU, tokenised ahead by a pool of CPU threads (the
-        tokenizer releases the GIL), so the GPU never waits for the tokenizer; vectors are
-        copied back a group of batches at a time."""
+        """Length-sorted batches on the GPU, tokenised ahead on CPU threads, so that the GPU
+        never waits for the tokenizer; vectors are copied back a group of batches at a time."""
         from collections import deque
         from concurrent.futures import ThreadPoolExecutor
 
@@ -172,15 +203,10 @@ class SentenceTransformerEncoder:
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]), reverse=True)
         batches = [order[s:s + self.batch_size] for s in range(0, len(order), self.batch_size)]
         out = np.empty((len(texts), self.dimension), dtype=np.float32)
-        threads = max(1, min(8, (os.cpu_count() or 2) - 1))
+        threads = 2  # each `encode_batch` already uses every core
 
 
-        # sentence-transformers 6.2 renamed `tokenize` to `preprocess`
-        prepare = getattr(self._model, "preprocess", None) or self._model.tokenize
-
-        def tokenize(rows: list[int]) -> dict:
-            features = prepare([texts[i] for i in rows])
-            return {key: value for key, value in features.items() if isinstance(value, torch.Tensor)}
+        tokenize = self._batch_tokenizer()
 
         done: list[tuple[list[int], torch.Tensor]] = []
 
@@ -192,11 +218,12 @@ class SentenceTransformerEncoder:
             done.clear()
 
         with ThreadPoolExecutor(max_workers=threads) as pool, torch.inference_mode():
-            pending = deque(pool.submit(tokenize, rows) for rows in batches[:2 * threads])
+            ahead = 4 * threads
+            pending = deque(pool.submit(tokenize, [texts[i] for i in rows]) for rows in batches[:ahead])
             for number, rows in enumerate(batches):
                 features = pending.popleft().result()
-                if number + 2 * threads < len(batches):
-                    pending.append(pool.submit(tokenize, batches[number + 2 * threads]))
+                if number + ahead < len(batches):
+                    pending.append(pool.submit(tokenize, [texts[i] for i in batches[number + ahead]]))
                 features = {key: value.to(self._model.device, non_blocking=True)
                             for key, value in features.items()}
                 done.append((rows, self._model(features)["sentence_embedding"]))
