@@ -732,6 +732,10 @@ def _corpus_command(*args, **kwargs):
 SearchMethod = Annotated[str, typer.Option(
     "--search", metavar="METHOD", help="exact, approximate (a FAISS IVF index, for large corpora) "
     "or auto (approximate above 100,000 passages).")]
+PassageScheme = Annotated[Optional[str], typer.Option(
+    "--passages", metavar="SCHEME", help="multi-scale (passages of 90, 55 and 35 words: best "
+    "quality) or whole (one vector per abstract: a thirteenth of the embedding time). "
+    "Default: multi-scale up to 20,000 papers, whole above.")]
 
 
 @_corpus_command("import")
@@ -752,6 +756,7 @@ def corpus_import(
     no_build: bool = typer.Option(False, "--no-build", help="Only import; embed later with "
                                   "`paperscope corpus build NAME`."),
     search: SearchMethod = "auto",
+    scheme: PassageScheme = None,
 ) -> None:
     """Import papers from an arXiv metadata snapshot into a named corpus, then index it.
 
@@ -786,7 +791,7 @@ def corpus_import(
     if no_build:
         _err(f"Index it with: paperscope corpus build {name}")
         return
-    _build_named_corpus(corpus, full=False, model=None, search=search, no_wait=False)
+    _build_named_corpus(corpus, full=False, model=None, search=search, scheme=scheme, no_wait=False)
 
 
 def _reasons(skipped: dict[str, int]) -> str:
@@ -800,9 +805,10 @@ def _file_size(path: Path) -> int:
         return 0
 
 
-def _build_named_corpus(corpus, *, full: bool, model: Optional[str], search: str, no_wait: bool) -> None:
+def _build_named_corpus(corpus, *, full: bool, model: Optional[str], search: str,
+                        scheme: Optional[str], no_wait: bool) -> None:
     with _embedding_feedback("papers") as (on_encoder, advance):
-        report = corpus.build(model=model, full=full, search=search, progress=advance,
+        report = corpus.build(model=model, full=full, search=search, scheme=scheme, progress=advance,
                               on_encoder=on_encoder, wait=not no_wait, on_wait=_waiting)
     _report_build(report)
     _err(f'Search it with: paperscope search "QUESTION" --corpus {corpus.name}')
@@ -815,15 +821,21 @@ def corpus_build(
     model: Optional[str] = typer.Option(None, "--model", metavar="NAME", help="Embedding model "
                                         "(default: $PAPERSCOPE_MODEL or the packaged one)."),
     search: SearchMethod = "auto",
+    scheme: PassageScheme = None,
     no_wait: bool = typer.Option(False, "--no-wait", help="Fail at once if another build runs."),
 ) -> None:
     """Index a corpus, or finish an interrupted build without embedding again what was done.
+
+    Chunk files made elsewhere (benchmarks/gpu_corpus.py on a GPU machine, other processes) and
+    copied into the corpus's index/chunks/ folder are used when their model, passage scheme and
+    texts match.
 
     Example: paperscope corpus build arxiv-cl
     """
     from .corpora import Corpus
 
-    _build_named_corpus(Corpus.open(name), full=full, model=model, search=search, no_wait=no_wait)
+    _build_named_corpus(Corpus.open(name), full=full, model=model, search=search, scheme=scheme,
+                        no_wait=no_wait)
 
 
 @_corpus_command("list")

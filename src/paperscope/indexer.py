@@ -82,17 +82,17 @@ def build_index(store: IndexStore, documents: Sequence[Document], *, model: str,
                 chunk_documents: int = CHUNK_DOCUMENTS) -> BuildReport:
     """Embed what changed and commit a new index of `documents` to `store`.
 
-    `scheme` is a passage scheme of text.SCHEMES (by default chosen by the number of
-    documents); `search` is auto, exact or approximate. `on_encoder(kind, count, reason)` is
+    `scheme` is a passage scheme of text.SCHEMES (by default the old index's, else chosen by
+    the number of documents); `search` is auto, exact or approximate. `on_encoder(kind, count, reason)` is
     told which encoder embeds how many documents, and why everything is embedded again when it
     is, before the encoder loads; `progress(n)` counts documents embedded."""
     if search not in SEARCH_METHODS:
         raise UsageError(f"Unknown search method {search!r}: choose one of {', '.join(SEARCH_METHODS)}.")
-    scheme = scheme or choose_scheme(len(documents))
-    if scheme not in SCHEMES:
+    if scheme is not None and scheme not in SCHEMES:
         raise UsageError(f"Unknown passage scheme {scheme!r}: choose one of {', '.join(SCHEMES)}.")
-    report = BuildReport(total=len(documents), model=model, scheme=scheme)
     old, reason = _open_previous(store)
+    scheme = scheme or (old.scheme if old and old.scheme in SCHEMES else choose_scheme(len(documents)))
+    report = BuildReport(total=len(documents), model=model, scheme=scheme)
     reason = "--full was asked for" if full else reason or (
         settings_change(old.manifest, model, scheme) if old else "")
     report.reason = reason
@@ -131,10 +131,10 @@ def _build(store: IndexStore, documents: Sequence[Document], old: OpenIndex | No
         for h, count in zip(info.hashes, info.counts):
             if h in wanted and h not in pool:
                 pool[h] = _VectorSource(path, offset, count)
-                report.resumed += 1
             offset += count
     todo = [i for i, h in enumerate(hashes) if h not in pool]
     report.embedded = [documents[i].id for i in todo]
+    report.resumed = sum(1 for h in hashes if h in pool and pool[h].chunk is not None)
     report.reused = len(documents) - len(todo) - report.resumed
 
     if todo:
