@@ -1,4 +1,10 @@
-"""Shared fixtures: per-test library folders and a deterministic fake encoder."""
+"""Shared fixtures: per-test library folders and a deterministic fake encoder.
+
+Tests read the frozen library in tests/fixtures/library/ (a copy of the reading list and its
+built index), not the repository's live catalogue.yaml, so adding a paper to the reading list
+does not change what they see. Refresh it with scripts/refresh-test-fixture. Counts and entries
+are read from the fixture (FIXTURE_CATALOGUE), never written into tests as numbers.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +15,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from paperscope.catalogue import parse_catalogue
+
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
+FIXTURE_LIBRARY = FIXTURES / "library"
+FIXTURE_CATALOGUE = parse_catalogue((FIXTURE_LIBRARY / "catalogue.yaml").read_text(encoding="utf-8"),
+                                    Path("catalogue.yaml"))
+FIXTURE_ENTRIES = len(FIXTURE_CATALOGUE.entries)
+FIXTURE_ARXIV_ENTRIES = len([entry for entry in FIXTURE_CATALOGUE.entries if entry.arxiv_id])
 
 
 class FakeEncoder:
@@ -41,15 +54,19 @@ def fake_encoder():
     return FakeEncoder()
 
 
+def copy_fixture_library(target: Path) -> Path:
+    """Copy the frozen test library (catalogue and built index) into `target`."""
+    target.mkdir()
+    shutil.copy(FIXTURE_LIBRARY / "catalogue.yaml", target / "catalogue.yaml")
+    shutil.copytree(FIXTURE_LIBRARY / "index", target / "index",
+                    ignore=shutil.ignore_patterns(".lock", "*.tmp", "chunks"))
+    return target
+
+
 @pytest.fixture
 def library_dir(tmp_path) -> Path:
-    """A copy of this repository's library (catalogue and committed index)."""
-    target = tmp_path / "library"
-    target.mkdir()
-    shutil.copy(REPO / "catalogue.yaml", target / "catalogue.yaml")
-    shutil.copytree(REPO / "index", target / "index",
-                    ignore=shutil.ignore_patterns(".lock", "*.tmp"))
-    return target
+    """A copy of the frozen test library, tests/fixtures/library/ (catalogue and built index)."""
+    return copy_fixture_library(tmp_path / "library")
 
 
 SMALL_CATALOGUE = """\

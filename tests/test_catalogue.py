@@ -10,9 +10,11 @@ from .conftest import REPO, SMALL_CATALOGUE
 
 
 def test_the_repository_catalogue_holds_the_whole_reading_list():
+    # The one test of the live catalogue.yaml; every other test reads tests/fixtures/library/.
+    # Papers may be added: the counts are the reading list's floor, not its size.
     catalogue = parse_catalogue((REPO / "catalogue.yaml").read_text(), Path("catalogue.yaml"))
-    assert len(catalogue.entries) == 40
-    assert len([e for e in catalogue.entries if e.arxiv_id]) == 20
+    assert len(catalogue.entries) >= 40
+    assert len([e for e in catalogue.entries if e.arxiv_id]) >= 20
     assert catalogue.sections == [
         "Model Architecture", "Inference Optimization", "Training Recipe", "Training Dataset",
         "Training Framework", "LLM for Coding", "RLHF for LLM", "LLM Evaluation"]

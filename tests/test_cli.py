@@ -1,5 +1,5 @@
-"""The command line end to end, with the real packaged model, on a copy of this
-repository's catalogue and committed index."""
+"""The command line end to end, with the real packaged model, on a copy of the frozen test
+library (tests/fixtures/library/: the reading list and its built index)."""
 
 import json
 import re
@@ -8,6 +8,8 @@ import pytest
 from typer.testing import CliRunner
 
 from paperscope.cli import app
+
+from .conftest import FIXTURE_ARXIV_ENTRIES, FIXTURE_ENTRIES
 
 runner = CliRunner()
 
@@ -86,8 +88,8 @@ def test_unknown_id_suggests_close_ones(library_dir):
 
 def test_list_json_has_every_entry(library_dir):
     entries = json.loads(run(library_dir, "list", "--json").stdout)
-    assert len(entries) == 40
-    assert len([e for e in entries if e["arxiv_id"]]) == 20
+    assert len(entries) == FIXTURE_ENTRIES
+    assert len([e for e in entries if e["arxiv_id"]]) == FIXTURE_ARXIV_ENTRIES
     assert all(e["abstract"] for e in entries if e["arxiv_id"])
     section = json.loads(run(library_dir, "list", "--section", "rlhf for llm", "--json").stdout)
     assert [e["id"] for e in section] == ["illustrating-rlhf", "stackllama"]
@@ -166,16 +168,16 @@ def test_a_new_arxiv_entry_without_abstract_is_named_with_the_command_to_run(lib
 
 def test_build_is_incremental_and_says_so(library_dir):
     result = run(library_dir, "build")
-    assert result.exit_code == 0 and "already up to date (40 entries)" in result.stderr
+    assert result.exit_code == 0 and f"already up to date ({FIXTURE_ENTRIES} entries)" in result.stderr
     path = library_dir / "catalogue.yaml"
     path.write_text(path.read_text().replace("A PyTorch library offering", "A PyTorch package offering", 1))
     result = run(library_dir, "build")
-    assert "1 embedded, 39 reused, 0 removed" in result.stderr
+    assert f"1 embedded, {FIXTURE_ENTRIES - 1} reused, 0 removed" in result.stderr
 
 
 def test_status_reports_the_index(library_dir):
     info = json.loads(run(library_dir, "status", "--json").stdout)
-    assert info["up_to_date"] and info["entries"] == 40 and info["indexed"] == 40
+    assert info["up_to_date"] and info["entries"] == FIXTURE_ENTRIES and info["indexed"] == FIXTURE_ENTRIES
     assert info["model"] == "sentence-transformers/all-MiniLM-L6-v2" and info["dimension"] == 384
 
 

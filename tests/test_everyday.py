@@ -11,7 +11,7 @@ from paperscope import Library
 from paperscope.cli import app
 
 from .arxiv_server import ArxivStub
-from .conftest import FIXTURES
+from .conftest import FIXTURE_ENTRIES, FIXTURES
 
 runner = CliRunner()
 SNAPSHOT = str(FIXTURES / "snapshot-sample.jsonl")
@@ -25,7 +25,7 @@ def test_jsonl_and_json_agree_and_stdout_holds_only_data(library_dir):
     as_json = json.loads(run(library_dir, "search", "code generation", "--json", "-k", "4").stdout)
     lines = run(library_dir, "search", "code generation", "-f", "jsonl", "-k", "4").stdout.splitlines()
     assert [json.loads(line) for line in lines] == as_json
-    assert len(json.loads(run(library_dir, "list", "-f", "json").stdout)) == 40
+    assert len(json.loads(run(library_dir, "list", "-f", "json").stdout)) == FIXTURE_ENTRIES
 
 
 def test_piped_table_output_is_plain_text(library_dir):
@@ -45,7 +45,7 @@ def test_bibtex_parses_with_a_standard_parser_and_keys_are_stable(library_dir):
     library = bibtexparser.parse_string(text)
     assert not library.failed_blocks
     entries = {e.key: e for e in library.entries}
-    assert len(entries) == 40
+    assert len(entries) == FIXTURE_ENTRIES
     lora = entries["hu2021lora"]
     assert lora["eprint"] == "2106.09685" and lora["archivePrefix"] == "arXiv"
     assert lora["primaryClass"] == "cs.CL" and lora["year"] == "2021"
