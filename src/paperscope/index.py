@@ -196,15 +196,28 @@ class IndexStore:
             raw = self.records_path.read_bytes()
         except FileNotFoundError:
             return {}
+        except OSError as err:
+            raise self._records_damaged(err.strerror) from None
         try:
             data = json.loads(raw)
-            return {key: PaperRecord.from_json(value) for key, value in data["records"].items()}
-        except (ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError) as err:
-            raise IndexCorruptError(
-                f"The record cache {self.records_path} is damaged ({type(err).__name__}: {err}).",
-                "Restore it with `git checkout index/records.json`, or delete it and run: "
-                "paperscope ingest",
-            ) from None
+            if not isinstance(data, dict) or not isinstance(data.get("records"), dict):
+                raise ValueError("no `records` object")
+        except (ValueError, RecursionError) as err:
+            raise self._records_damaged(err) from None
+        records = {}
+        for key, value in data["records"].items():
+            try:
+                records[key] = PaperRecord.from_json(value)
+            except ValueError as err:
+                raise self._records_damaged(f"the record {key!r}: {err}") from None
+            if records[key].arxiv_id != key:
+                raise self._records_damaged(f"the record {key!r} holds arXiv {records[key].arxiv_id}")
+        return records
+
+    def _records_damaged(self, why: object) -> IndexCorruptError:
+        return IndexCorruptError(
+            f"The record cache {self.records_path} is damaged ({why}).",
+            "Restore it with `git checkout index/records.json`, or delete it and run: paperscope ingest")
 
     def write_records(self, records: dict[str, PaperRecord]) -> None:
         ordered = {key: records[key].to_json() for key in sorted(records)}
