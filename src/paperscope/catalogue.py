@@ -116,15 +116,15 @@ def _refuse_tags(root: yaml.Node, fail) -> None:
     seen, stack = set(), [root]
     while stack:
         node = stack.pop()
-        if id(node) in seen:
-            continue
-        seen.add(id(node))
         if node.tag not in _PLAIN_TAGS:
             tag = node.tag.replace("tag:yaml.org,2002:", "!!")
             fail(f"the YAML tag {tag} is not allowed (write plain text, numbers and lists)", node)
+        if isinstance(node, yaml.ScalarNode) or id(node) in seen:
+            continue
+        seen.add(id(node))
         if isinstance(node, yaml.SequenceNode):
             stack.extend(node.value)
-        elif isinstance(node, yaml.MappingNode):
+        else:
             stack.extend(item for pair in node.value for item in pair)
 
 
