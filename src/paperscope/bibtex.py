@@ -51,23 +51,31 @@ def citation_keys(entries: Sequence[Entry], records: dict[str, PaperRecord]) -> 
 
 
 def bibtex_entry(entry: Entry, record: PaperRecord | None, key: str) -> str:
-    """One BibTeX entry."""
+    """One BibTeX entry. Every value is escaped (links percent-encode braces and
+    backslashes instead), so no field can end early or run a command."""
     authors = entry.authors or (record.authors if record else ())
     year = entry.year or (record.year if record else None)
+    url = link(entry.url)
     fields: list[tuple[str, str]] = [("title", "{" + escape(entry.title) + "}")]
     if authors:
         fields.append(("author", " and ".join(escape(a) for a in authors)))
     if year:
-        fields.append(("year", str(year)))
+        fields.append(("year", escape(str(year))))
     if entry.arxiv_id:
-        fields += [("eprint", entry.arxiv_id), ("archivePrefix", "arXiv")]
+        fields += [("eprint", escape(entry.arxiv_id)), ("archivePrefix", "arXiv")]
         if record and record.primary_category:
-            fields.append(("primaryClass", record.primary_category))
+            fields.append(("primaryClass", escape(record.primary_category)))
         if record and record.doi:
             fields.append(("doi", escape(record.doi)))
     else:
-        fields.append(("howpublished", "\\url{" + entry.url + "}"))
+        fields.append(("howpublished", "\\url{" + url + "}"))
         fields.append(("note", {"blog": "Blog post", "repo": "Software repository"}.get(entry.kind, "")))
-    fields.append(("url", entry.url))
+    fields.append(("url", url))
     body = ",\n".join(f"  {name} = {{{value}}}" for name, value in fields if value)
     return f"@misc{{{key},\n{body}\n}}\n"
+
+
+def link(url: str) -> str:
+    """A URL as a BibTeX value: braces and backslashes percent-encoded (they never belong
+    in a link, and would end the field)."""
+    return url.replace("\\", "%5C").replace("{", "%7B").replace("}", "%7D")

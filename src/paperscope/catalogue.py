@@ -22,8 +22,11 @@ ARXIV_ID_PATTERN = re.compile(r"^(?:\d{4}\.\d{4,5}|[a-z-]+(?:\.[A-Z]{2})?/\d{7})
 URL_PATTERN = re.compile(r"^https?://[^\s/$.?#][^\s]*$", re.IGNORECASE)
 # libyaml's safe loader when PyYAML was built with it (5x faster), else the pure-Python one.
 _SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_CONTROL = re.compile("[\x00-\x1f]")
 ENTRY_FIELDS = {"id", "title", "url", "kind", "arxiv", "summary", "needs_summary", "authors", "year"}
 SECTION_FIELDS = {"section", "entries"}
+_PLAIN_TAGS = {f"tag:yaml.org,2002:{name}" for name in
+               ("str", "int", "float", "bool", "null", "timestamp", "seq", "map")}
 
 
 @dataclass(frozen=True)
@@ -75,6 +78,7 @@ def parse_catalogue(text: str, path: Path | None = None) -> Catalogue:
 
     if root is None:
         return Catalogue(entries=(), path=path)
+    _refuse_tags(root, fail)
     if not isinstance(root, yaml.SequenceNode):
         fail("the catalogue must be a list of sections (- section: NAME / entries: [...])", root)
 
@@ -104,6 +108,24 @@ def parse_catalogue(text: str, path: Path | None = None) -> Catalogue:
                 seen_arxiv[entry.arxiv_id] = entry.id
             entries.append(entry)
     return Catalogue(entries=tuple(entries), path=path)
+
+
+def _refuse_tags(root: yaml.Node, fail) -> None:
+    """Fail on a node whose tag is not plain YAML data (`!!binary`, `!foo`,
+    `!!python/...`); aliases are visited once, so shared and recursive ones stay cheap."""
+    seen, stack = set(), [root]
+    while stack:
+        node = stack.pop()
+        if node.tag not in _PLAIN_TAGS:
+            tag = node.tag.replace("tag:yaml.org,2002:", "!!")
+            fail(f"the YAML tag {tag} is not allowed (write plain text, numbers and lists)", node)
+        if isinstance(node, yaml.ScalarNode) or id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, yaml.SequenceNode):
+            stack.extend(node.value)
+        else:
+            stack.extend(item for pair in node.value for item in pair)
 
 
 def _mapping(node, what, fail) -> dict[str, tuple[yaml.Node, yaml.Node]]:
@@ -146,7 +168,7 @@ def _string(fields, key, owner, fail, required=False) -> str | None:
     value = " ".join(str(node.value).split())
     if required and not value:
         fail(f"`{key}` must not be empty", node)
-    if any(ord(ch) < 32 for ch in value):
+    if _CONTROL.search(value):
         fail(f"`{key}` contains control characters", node)
     return value or None
 

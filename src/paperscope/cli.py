@@ -90,7 +90,17 @@ def _command(*args, **kwargs):
 
 
 def _err(message: str) -> None:
-    typer.echo(message, err=True)
+    from .render import printable
+
+    typer.echo(printable(message), err=True)
+
+
+def _echo(text: str = "", nl: bool = True) -> None:
+    """Plain text on stdout, its control and bidi characters made harmless (JSON output goes
+    through json.dumps instead, which escapes them)."""
+    from .render import printable
+
+    typer.echo(printable(text), nl=nl)
 
 
 def _library() -> Library:
@@ -502,7 +512,7 @@ def _show_hits(outcome, fmt: str, query: str, library: Optional[Library]) -> Non
 
         Console().print(render.hits_as_table(outcome.hits, Tokenizer(()), query))
     else:
-        typer.echo(render.hits_as_text(outcome.hits))
+        _echo(render.hits_as_text(outcome.hits))
 
 
 def _echo_bibtex(library: Library, ids: list[str]) -> None:
@@ -512,7 +522,7 @@ def _echo_bibtex(library: Library, ids: list[str]) -> None:
     keys = citation_keys(library.catalogue.entries, records)
     for entry_id in ids:
         entry = library.entry(entry_id)
-        typer.echo(bibtex_entry(entry, records.get(entry.arxiv_id) if entry.arxiv_id else None,
+        _echo(bibtex_entry(entry, records.get(entry.arxiv_id) if entry.arxiv_id else None,
                                 keys[entry.id]))
 
 
@@ -566,9 +576,9 @@ def list_entries(
     for entry in entries:
         if entry.section != current:
             current = entry.section
-            typer.echo(f"\n{current}" if entry is not entries[0] else current)
+            _echo(f"\n{current}" if entry is not entries[0] else current)
         arxiv = f"  arXiv:{entry.arxiv_id}" if entry.arxiv_id else ""
-        typer.echo(f"  {entry.id:<34} {entry.kind:<5} {entry.title}{arxiv}")
+        _echo(f"  {entry.id:<34} {entry.kind:<5} {entry.title}{arxiv}")
 
 
 def _entry_json(entry, record) -> dict:
@@ -595,20 +605,20 @@ def show(
     if as_json:
         _print_json(data)
         return
-    typer.echo(entry.title)
+    _echo(entry.title)
     if data["authors"]:
-        typer.echo(", ".join(data["authors"]))
+        _echo(", ".join(data["authors"]))
     facts = [entry.section, entry.kind, str(data["year"] or "")]
     if entry.arxiv_id:
         facts.append(f"arXiv:{entry.arxiv_id}")
-    typer.echo(" · ".join(f for f in facts if f))
-    typer.echo(entry.url)
-    typer.echo("")
+    _echo(" · ".join(f for f in facts if f))
+    _echo(entry.url)
+    _echo("")
     text = data["abstract"] or entry.summary
     if text:
         import textwrap
 
-        typer.echo(textwrap.fill(text, width=88))
+        _echo(textwrap.fill(text, width=88))
     else:
         _err("No abstract yet: fetch it with `paperscope ingest`.")
 
@@ -630,19 +640,22 @@ def status(
         _print_json(info)
     else:
         state = "up to date" if info["up_to_date"] else "OUT OF DATE"
-        typer.echo(f"Library:   {info['library']}")
-        typer.echo(f"Catalogue: {info['entries']} entries ({info['arxiv_entries']} on arXiv)")
-        typer.echo(f"Index:     {info['indexed']} entries, {state}; model {info['model']}, "
+        _echo(f"Library:   {info['library']}")
+        _echo(f"Catalogue: {info['entries']} entries ({info['arxiv_entries']} on arXiv)")
+        _echo(f"Index:     {info['indexed']} entries, {state}; model {info['model']}, "
                    f"built {info['built_at']}, {info['index_bytes'] / 1024:.0f} KiB")
         for label in ("new", "stale", "removed", "missing_text"):
             if info[label]:
-                typer.echo(f"  {label.replace('_', ' ')}: {', '.join(info[label])}")
+                _echo(f"  {label.replace('_', ' ')}: {', '.join(info[label])}")
         if info["rebuild_reason"]:
-            typer.echo(f"  every entry is embedded again at the next build: {info['rebuild_reason']}")
+            _echo(f"  every entry is embedded again at the next build: {info['rebuild_reason']}")
         if info["problem"]:
-            typer.echo(f"  the index cannot be used: {info['problem']}")
-        if not info["up_to_date"]:
-            typer.echo("Run `paperscope build` (or `paperscope ingest` for missing abstracts).")
+            _echo(f"  the index cannot be used: {info['problem']}")
+        if info["missing_text"]:
+            _echo("Fetch the missing abstracts with `paperscope ingest` (offline: "
+                       "`paperscope ingest --from-snapshot FILE`); it rebuilds the index too.")
+        elif not info["up_to_date"]:
+            _echo("Run `paperscope build`.")
     if check and not info["up_to_date"]:
         raise typer.Exit(1)
 
@@ -703,11 +716,11 @@ def evaluate(
         _print_json({"dataset": str(dataset), "split": split, "documents": index.count,
                      "model": index.model_name, "modes": [s.to_json() for s in scores]})
         return
-    typer.echo(f"{dataset} ({split}): {scores[0].queries} queries, {index.count} documents, "
+    _echo(f"{dataset} ({split}): {scores[0].queries} queries, {index.count} documents, "
                f"{index.model_name}")
-    typer.echo(f"{'mode':<8} {'nDCG@10':>8} {'R@100':>7} {'MRR@10':>7} {'ms/query':>9} {'p95':>7}")
+    _echo(f"{'mode':<8} {'nDCG@10':>8} {'R@100':>7} {'MRR@10':>7} {'ms/query':>9} {'p95':>7}")
     for s in scores:
-        typer.echo(f"{s.mode:<8} {s.ndcg_at_10:>8.4f} {s.recall_at_100:>7.4f} {s.mrr_at_10:>7.4f} "
+        _echo(f"{s.mode:<8} {s.ndcg_at_10:>8.4f} {s.recall_at_100:>7.4f} {s.mrr_at_10:>7.4f} "
                    f"{s.latency_ms_median:>9.1f} {s.latency_ms_p95:>7.1f}")
 
 
@@ -869,7 +882,7 @@ def corpus_list(as_json: AsJson = False) -> None:
             what += f", {selection.get('since') or '…'} to {selection.get('until') or '…'}"
         indexed = (f"{row['indexed']:,} indexed ({row['search']} search)" if row["indexed"] is not None
                    else f"not indexed: paperscope corpus build {row['name']}")
-        typer.echo(f"{row['name']}: {row['documents']:,} papers ({what}); {indexed}")
+        _echo(f"{row['name']}: {row['documents']:,} papers ({what}); {indexed}")
 
 
 @_corpus_command("remove")
@@ -936,11 +949,11 @@ def discover(
         _err("Nothing found.")
     for d in found:
         year = d.document.meta.get("year") or ""
-        typer.echo(f"{d.rank:>2}. {d.document.title} ({year}) [{d.score:.3f}]")
-        typer.echo(f"    {d.document.meta.get('url')}")
+        _echo(f"{d.rank:>2}. {d.document.title} ({year}) [{d.score:.3f}]")
+        _echo(f"    {d.document.meta.get('url')}")
         for c in d.closest:
             shared = f": {', '.join(c.shared_terms)}" if c.shared_terms else ""
-            typer.echo(f"    close to {c.entry_id} ({c.score:.2f}){shared}")
+            _echo(f"    close to {c.entry_id} ({c.score:.2f}){shared}")
 
 
 # -- the reading list as Markdown -------------------------------------------------------
@@ -973,7 +986,7 @@ def export_markdown(
     text = catalogue_to_markdown(library.catalogue, years=years, title=title,
                                  records=library.records() if years else None)
     if output is None:
-        typer.echo(text, nl=False)
+        _echo(text, nl=False)
         return
     atomic_write_text(output, text)
     _err(f"Wrote {len(library.catalogue.entries)} entries in {len(library.catalogue.sections)} "

@@ -12,7 +12,6 @@ that is not a usable record is counted and skipped, never fatal.
 from __future__ import annotations
 
 import contextlib
-import gzip
 import json
 import os
 import re
@@ -23,9 +22,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import SnapshotError, UnknownEntryError, UsageError
+from .errors import UnknownEntryError, UsageError
 from .index import IndexStore
 from .records import Document, PaperRecord
+from .sources.snapshot import refuse_unless_snapshot, snapshot_lines
 from .store import cache_dir
 
 if TYPE_CHECKING:
@@ -35,8 +35,6 @@ if TYPE_CHECKING:
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _MONTH = re.compile(r"^\d{4}(-\d{2}(-\d{2})?)?$")
 STAGED_NAME = "documents.sqlite"
-MAX_TEXT_CHARS = 20_000  # longer abstracts are cut: no real one comes near
-MAX_LINE_BYTES = 1 << 20  # longer snapshot lines are skipped as damaged
 
 
 def corpora_dir() -> Path:
@@ -104,47 +102,15 @@ def _record_date(data: dict[str, Any], arxiv_id: str) -> str:
     return f"20{match.group(1)}-{match.group(2)}" if match else ""
 
 
-def _snapshot_lines(path: Path) -> Iterator[bytes]:
-    opener = gzip.open if path.suffix == ".gz" else open
-    try:
-        with opener(path, "rb") as handle:
-            yield from handle
-    except FileNotFoundError:
-        raise SnapshotError(f"Snapshot file not found: {path}") from None
-    except IsADirectoryError:
-        raise SnapshotError(f"{path} is a folder, not a snapshot file.") from None
-    except (OSError, EOFError) as err:
-        raise SnapshotError(f"Cannot read the snapshot {path}: {err}") from None
-
-
 def parse_snapshot_line(line: bytes, report: ImportReport) -> tuple[PaperRecord, str] | None:
     """A record and its date from one snapshot line, or None (counted in `report`)."""
-    from .sources.snapshot import record_from_snapshot
+    from .sources.snapshot import UnusableLine, parse_line
 
-    if len(line) > MAX_LINE_BYTES:
-        report.skip("line over 1 MiB")
-        return None
     try:
-        data = json.loads(line)
-    except (ValueError, RecursionError):
-        report.skip("not JSON")
+        record, data = parse_line(line)
+    except UnusableLine as why:
+        report.skip(str(why))
         return None
-    if not isinstance(data, dict) or not isinstance(data.get("id"), str) or not data["id"].strip():
-        report.skip("no arXiv id")
-        return None
-    if not isinstance(data.get("title"), str) or not isinstance(data.get("abstract"), str):
-        report.skip("title or abstract missing or not text")
-        return None
-    try:
-        record = record_from_snapshot(data, source="snapshot", fetched_at="")
-    except (TypeError, ValueError, AttributeError):
-        report.skip("malformed fields")
-        return None
-    if not record.title or not record.abstract:
-        report.skip("empty title or abstract")
-        return None
-    if len(record.abstract) > MAX_TEXT_CHARS:
-        record = PaperRecord(**{**record.__dict__, "abstract": record.abstract[:MAX_TEXT_CHARS]})
     return record, _record_date(data, record.arxiv_id)
 
 
@@ -237,16 +203,12 @@ class Corpus:
                        "title TEXT NOT NULL, text TEXT NOT NULL, meta TEXT NOT NULL)")
             db.execute("CREATE TABLE about (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
             rows: list[tuple] = []
-            for line in _snapshot_lines(snapshot):
-                if progress:
-                    progress(len(line))
-                if not line.strip():
-                    continue
+            for line in snapshot_lines(snapshot, progress):
                 report.read += 1
                 parsed = parse_snapshot_line(line, report)
                 if parsed is None:
                     if report.read == 1 and not report.kept:
-                        _refuse_if_not_snapshot(snapshot, line)
+                        refuse_unless_snapshot(snapshot, line)
                     continue
                 record, date = parsed
                 if not selection.accepts(record.categories, date):
@@ -311,8 +273,3 @@ def list_corpora() -> list[str]:
     folder = corpora_dir()
     return sorted(p.name for p in folder.iterdir() if (p / STAGED_NAME).is_file()) if folder.is_dir() else []
 
-
-def _refuse_if_not_snapshot(path: Path, first: bytes) -> None:
-    if not first.lstrip().startswith(b"{"):
-        raise SnapshotError(f"{path}:1: not an arXiv metadata snapshot "
-                            "(expected one JSON object with an \"id\" per line).")

@@ -3,7 +3,6 @@ queries.jsonl (`_id, text`) and qrels/<split>.tsv (query-id, corpus-id, score)."
 
 from __future__ import annotations
 
-import csv
 import gzip
 import json
 from collections.abc import Iterator
@@ -30,7 +29,7 @@ def _json_lines(path: Path) -> Iterator[dict]:
     for number, line in _lines(path):
         try:
             data = json.loads(line)
-        except ValueError as err:
+        except (ValueError, RecursionError) as err:
             raise UsageError(f"{path}:{number}: not a JSON object ({err}).") from None
         if not isinstance(data, dict) or "_id" not in data:
             raise UsageError(f"{path}:{number}: expected an object with an `_id`.")
@@ -72,12 +71,14 @@ def read_qrels(dataset: Path, split: str) -> dict[str, dict[str, int]]:
         raise UsageError(f"No qrels for split {split!r} in {dataset}.",
                          f"Splits there: {', '.join(available) or 'none'}")
     judged: dict[str, dict[str, int]] = {}
-    with open(path, encoding="utf-8", newline="") as handle:
-        rows = csv.reader(handle, delimiter="\t")
-        for number, row in enumerate(rows, start=1):
-            if number == 1 and row and not row[-1].lstrip("-").isdigit():
-                continue  # header
-            if len(row) < 3:
-                continue
+    for number, line in _lines(path):
+        row = line.rstrip("\r\n").split("\t")
+        if number == 1 and not row[-1].strip().lstrip("-").isdigit():
+            continue  # header
+        if len(row) < 3:
+            continue
+        try:
             judged.setdefault(row[0], {})[row[1]] = int(row[2])
+        except ValueError:
+            raise UsageError(f"{path}:{number}: the score {row[2]!r} is not a whole number.") from None
     return judged

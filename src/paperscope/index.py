@@ -138,10 +138,10 @@ class IndexStore:
         IndexCorruptError for any byte that differs)."""
         index = self.open()
         for name, info in index.manifest["files"].items():
-            if _hash_file(self.directory / info["file"]) != info.get("sha256"):
-                raise IndexCorruptError(f"The index file {self.directory / info['file']} is "
-                                        "damaged: its content does not match the manifest.",
-                                        REBUILD_HINT)
+            path = self.data_path(index.manifest, name)
+            if _hash_file(path) != info.get("sha256"):
+                raise IndexCorruptError(f"The index file {path} is damaged: its content does not "
+                                        "match the manifest.", REBUILD_HINT)
         index.close()
 
     def data_path(self, manifest: dict[str, Any], name: str) -> Path:
@@ -196,15 +196,28 @@ class IndexStore:
             raw = self.records_path.read_bytes()
         except FileNotFoundError:
             return {}
+        except OSError as err:
+            raise self._records_damaged(err.strerror) from None
         try:
             data = json.loads(raw)
-            return {key: PaperRecord.from_json(value) for key, value in data["records"].items()}
-        except (ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError) as err:
-            raise IndexCorruptError(
-                f"The record cache {self.records_path} is damaged ({type(err).__name__}: {err}).",
-                "Restore it with `git checkout index/records.json`, or delete it and run: "
-                "paperscope ingest",
-            ) from None
+            if not isinstance(data, dict) or not isinstance(data.get("records"), dict):
+                raise ValueError("no `records` object")
+        except (ValueError, RecursionError) as err:
+            raise self._records_damaged(err) from None
+        records = {}
+        for key, value in data["records"].items():
+            try:
+                records[key] = PaperRecord.from_json(value)
+            except ValueError as err:
+                raise self._records_damaged(f"the record {key!r}: {err}") from None
+            if records[key].arxiv_id != key:
+                raise self._records_damaged(f"the record {key!r} holds arXiv {records[key].arxiv_id}")
+        return records
+
+    def _records_damaged(self, why: object) -> IndexCorruptError:
+        return IndexCorruptError(
+            f"The record cache {self.records_path} is damaged ({why}).",
+            "Restore it with `git checkout index/records.json`, or delete it and run: paperscope ingest")
 
     def write_records(self, records: dict[str, PaperRecord]) -> None:
         ordered = {key: records[key].to_json() for key in sorted(records)}
@@ -356,10 +369,12 @@ class OpenIndex:
             self.count = _natural(manifest.get("count"))
             self.dimension = _natural(manifest.get("dimension"))
             passages = _natural(manifest.get("passages"))
-            self.model_name = str(manifest["model"])
+            self.model_name = manifest["model"]
+            _check_types(manifest)
         except (KeyError, TypeError, ValueError):
             raise IndexCorruptError(f"The index manifest {store.manifest_path} is damaged "
-                                    "(counts or model missing).", REBUILD_HINT) from None
+                                    "(counts or model missing, or a value of the wrong type).",
+                                    REBUILD_HINT) from None
         paths = {name: store.data_path(manifest, name) for name in REQUIRED_FILES}
         self.vectors = self._array(paths["vectors"], (passages, self.dimension), np.float32)
         self.bounds = self._array(paths["bounds"], (self.count + 1,), np.int64)
@@ -507,6 +522,21 @@ class OpenIndex:
 
         mean = self.passage_vectors(position).mean(axis=0)
         return (mean / max(float(np.linalg.norm(mean)), 1e-12)).astype(np.float32)
+
+
+def _check_types(manifest: dict[str, Any]) -> None:
+    """ValueError unless what readers take from the manifest has the type they expect."""
+    sections = [manifest.get(key) or {} for key in ("passages_scheme", "search", "facets", "lexical")]
+    if not isinstance(manifest["model"], str) or not all(isinstance(s, dict) for s in sections):
+        raise ValueError("not an object")
+    scheme, search, facets, lexical = sections
+    lists = [facets.get("sections") or [], facets.get("kinds") or [], lexical.get("stopwords") or []]
+    if not all(isinstance(values, list) for values in lists):
+        raise ValueError("not a list")
+    texts = [scheme.get("name", ""), search.get("kind", "exact"), *(t for values in lists for t in values)]
+    numbers = [search.get("probe", 16), search.get("candidates", 200)]
+    if not all(isinstance(t, str) for t in texts) or not all(type(n) is int for n in numbers):
+        raise ValueError("a value of the wrong type")
 
 
 def _natural(value: Any) -> int:

@@ -2,8 +2,9 @@
 
 arXiv entries take their abstract from the record cache (index/records.json),
 filled from the arXiv API or from a metadata snapshot; other entries carry a
-summary in the catalogue. Only ids missing from the cache are fetched (all of
-them with `refresh`), the cache is saved after every batch, and failures are
+summary in the catalogue. Only ids without a cached record with text are fetched
+(all of them with `refresh`); a source never yields a record without text, so none
+replaces a good one; the cache is saved after every batch, and failures are
 collected per id rather than stopping the run, unless arXiv cannot be reached at all.
 """
 
@@ -30,8 +31,13 @@ class IngestReport:
 
 
 def ids_to_fetch(catalogue: Catalogue, records: dict[str, PaperRecord], refresh: bool) -> list[str]:
+    """The arXiv ids to fetch: those without a cached record with text (all with `refresh`)."""
     wanted = [entry.arxiv_id for entry in catalogue.entries if entry.arxiv_id]
-    return wanted if refresh else [arxiv_id for arxiv_id in wanted if arxiv_id not in records]
+    return wanted if refresh else [i for i in wanted if not (i in records and _has_text(records[i]))]
+
+
+def _has_text(record: PaperRecord) -> bool:
+    return bool(record.title.strip() and record.abstract.strip())
 
 
 def ingest(catalogue: Catalogue, store: IndexStore, *, source=None, snapshot: Path | None = None,
@@ -57,7 +63,8 @@ def ingest(catalogue: Catalogue, store: IndexStore, *, source=None, snapshot: Pa
         found = read_snapshot(snapshot, todo, progress=progress) if todo else {}
         records.update(found)
         report.fetched = sorted(found)
-        report.failures = {i: f"not in the snapshot {snapshot.name}" for i in todo if i not in found}
+        report.failures = {i: f"no record with title and abstract in {snapshot.name}"
+                           for i in todo if i not in found}
         if found or pruned:
             store.write_records(records)
         return report

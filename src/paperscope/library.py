@@ -300,7 +300,8 @@ class Library:
 
     def status(self, verify: bool = False) -> dict:
         """How the index compares with the catalogue, and why the next build would embed
-        everything again, if it would (`rebuild_reason`)."""
+        everything again, if it would (`rebuild_reason`). Entries without text (`missing_text`)
+        make it out of date: `paperscope ingest` repairs them."""
         from .index import documents_digest
         from .settings import settings_change
         from .text import DEFAULT_SCHEME
@@ -322,7 +323,8 @@ class Library:
         removed = sorted(i for i in indexed if i not in current)
         rebuild_reason = settings_change(manifest, self._model(), DEFAULT_SCHEME) if manifest else ""
         up_to_date = manifest is not None and not (stale or new or removed or rebuild_reason) \
-            and manifest.get("documents_digest") == documents_digest(documents) and not problem
+            and manifest.get("documents_digest") == documents_digest(documents) and not problem \
+            and not missing
         return {
             "library": str(self.paths.root),
             "entries": len(self.catalogue.entries),

@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 KINDS = ("paper", "blog", "repo")
+MAX_TEXT_CHARS = 20_000  # one record's abstract; longer ones are cut (no real one comes near)
 
 
 @dataclass(frozen=True)
@@ -51,19 +52,44 @@ class PaperRecord:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> PaperRecord:
+        """A record read back from records.json; a field of the wrong type raises ValueError
+        (a year written as text is read as a number; an abstract of null as no abstract)."""
+        if not isinstance(data, dict):
+            raise ValueError(f"a record must be an object, not {type(data).__name__}")
+        year = data.get("year")
+        if isinstance(year, str) and year.strip().isdigit():
+            year = int(year)
+        if year is not None and (not isinstance(year, int) or isinstance(year, bool)):
+            raise ValueError(f"year {year!r} is not a number")
         return cls(
-            arxiv_id=str(data["arxiv_id"]),
-            title=str(data["title"]),
-            abstract=str(data["abstract"]),
-            authors=tuple(data.get("authors") or ()),
-            year=data.get("year"),
-            categories=tuple(data.get("categories") or ()),
-            primary_category=data.get("primary_category"),
-            source=str(data.get("source", "")),
-            fetched_at=str(data.get("fetched_at", "")),
-            doi=data.get("doi"),
-            journal_ref=data.get("journal_ref"),
+            arxiv_id=_text(data, "arxiv_id", required=True),
+            title=_text(data, "title", required=True),
+            abstract=_text(data, "abstract")[:MAX_TEXT_CHARS],
+            authors=_texts(data, "authors"),
+            year=year,
+            categories=_texts(data, "categories"),
+            primary_category=_text(data, "primary_category") or None,
+            source=_text(data, "source"),
+            fetched_at=_text(data, "fetched_at"),
+            doi=_text(data, "doi") or None,
+            journal_ref=_text(data, "journal_ref") or None,
         )
+
+
+def _text(data: dict[str, Any], key: str, required: bool = False) -> str:
+    value = data.get(key)
+    if value is None and not required:
+        return ""
+    if not isinstance(value, str) or (required and not value.strip()):
+        raise ValueError(f"{key} {value!r} is not text")
+    return value
+
+
+def _texts(data: dict[str, Any], key: str) -> tuple[str, ...]:
+    values = data.get(key) or []
+    if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+        raise ValueError(f"{key} must be a list of texts")
+    return tuple(values)
 
 
 @dataclass(frozen=True)

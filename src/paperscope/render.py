@@ -1,5 +1,6 @@
 """Turning hits into text for people: a rich table for terminals, plain lines for pipes.
-Used by the CLI only; returns text or renderables, prints nothing."""
+Used by the CLI only; returns text or renderables, prints nothing. Text from files or the
+network passes through `printable` before it reaches a terminal."""
 
 from __future__ import annotations
 
@@ -9,6 +10,14 @@ from collections.abc import Callable, Sequence
 from .records import Hit
 
 FORMATS = ("table", "json", "jsonl", "bibtex")
+# C0 controls but tab and newline, DEL, C1 controls, and the bidirectional controls that
+# reorder what follows (U+202E writes it backwards).
+_UNPRINTABLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(text: str) -> str:
+    """`text` with every escape sequence, control and bidi character made harmless (U+FFFD)."""
+    return _UNPRINTABLE.sub("\ufffd", text)
 
 
 def hits_as_text(hits: Sequence[Hit]) -> str:
@@ -42,20 +51,21 @@ def hits_as_table(hits: Sequence[Hit], query_terms: Callable[[str], list[str]] |
     wanted = set(query_terms(query)) if query_terms and query else set()
     for hit in hits:
         meta = hit.document.meta
-        entry = Text(hit.document.title, style="bold")
-        entry.append(f"\n{hit.document.id}", style="cyan")
+        entry = Text(printable(hit.document.title), style="bold")
+        entry.append(f"\n{printable(hit.document.id)}", style="cyan")
         facts = " · ".join(str(v) for v in (meta.get("section"), meta.get("kind"), meta.get("year")) if v)
         if facts:
-            entry.append(f"\n{facts}", style="dim")
+            entry.append(f"\n{printable(facts)}", style="dim")
         if meta.get("url"):
-            entry.append(f"\n{meta['url']}", style="dim underline")
-        why = Text(hit.snippet)
+            entry.append(f"\n{printable(str(meta['url']))}", style="dim underline")
+        snippet = printable(hit.snippet)
+        why = Text(snippet)
         if wanted and query_terms:
-            for match in re.finditer(r"\w[\w-]*", hit.snippet):
+            for match in re.finditer(r"\w[\w-]*", snippet):
                 if set(query_terms(match.group())) & wanted:
                     why.stylize("bold yellow", match.start(), match.end())
         if hit.shared_terms:
-            why = Text("shared: ", style="dim") + Text(", ".join(hit.shared_terms), style="bold yellow") \
+            why = Text("shared: ", style="dim") + Text(printable(", ".join(hit.shared_terms)), style="bold yellow") \
                 + Text("\n") + why
         table.add_row(str(hit.rank), f"{hit.score:.3f}", entry, why)
     return table

@@ -103,14 +103,21 @@ class LibraryPaths:
 
 
 def find_library(start: Path | None = None) -> LibraryPaths:
-    """The library around `start`: $PAPERSCOPE_LIBRARY, else the nearest
-    folder at or above the current one that holds a catalogue.yaml."""
+    """The library in `start` (--library: that folder itself), else $PAPERSCOPE_LIBRARY, else
+    the nearest folder at or above the current one that holds a catalogue.yaml. Only the
+    current folder's search climbs: a mistyped folder never leads to its parent's catalogue."""
     if start is None and os.environ.get(LIBRARY_ENV):
         start = Path(os.environ[LIBRARY_ENV])
         if not (start / CATALOGUE_NAME).is_file():
             raise UsageError(f"{LIBRARY_ENV}={start} holds no {CATALOGUE_NAME}.")
         return LibraryPaths(start.resolve())
-    here = (start or Path.cwd()).resolve()
+    if start is not None:
+        if not (start / CATALOGUE_NAME).is_file():
+            raise UsageError(f"{start} holds no {CATALOGUE_NAME}.",
+                             hint="Pass the folder that holds it, or create one with: "
+                                  "paperscope init --from-markdown FILE")
+        return LibraryPaths(start.resolve())
+    here = Path.cwd().resolve()
     for folder in (here, *here.parents):
         if (folder / CATALOGUE_NAME).is_file():
             return LibraryPaths(folder)

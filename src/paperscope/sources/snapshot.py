@@ -1,7 +1,9 @@
 """Import from arXiv's bulk metadata snapshot (arxiv-metadata-oai-snapshot.json).
 
-The snapshot is JSON lines, several gigabytes: it is streamed line by line and
-only the lines of wanted ids are parsed. Plain or gzip-compressed files work.
+The snapshot is JSON lines, several gigabytes: it is streamed line by line, at most
+`MAX_LINE_BYTES` of a line held at once, and only the lines of wanted ids are parsed. Plain
+or gzip-compressed files work. One parser, `parse_line`, turns a line into a record for both
+`ingest --from-snapshot` and the corpus importer; a line it cannot use is skipped with a reason.
 """
 
 from __future__ import annotations
@@ -9,93 +11,153 @@ from __future__ import annotations
 import gzip
 import json
 import re
-from collections.abc import Callable, Iterable
+import zlib
+from collections.abc import Callable, Iterable, Iterator
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 
 from ..errors import SnapshotError
-from ..records import PaperRecord
+from ..records import MAX_TEXT_CHARS, PaperRecord
 from . import clean_text, utc_now, year_from_arxiv_id
 
 _ID_FIELD = re.compile(rb'"id"\s*:\s*"([^"]+)"')
+MAX_LINE_BYTES = 1 << 20  # longer snapshot lines are skipped as damaged (real ones are a few KiB)
+MAX_TITLE_CHARS = 1_000
+
+
+class UnusableLine(ValueError):
+    """A snapshot line that holds no usable record; the message says why."""
+
+
+def snapshot_lines(path: Path, progress: Callable[[int], None] | None = None) -> Iterator[bytes]:
+    """The non-blank lines of a snapshot file; a line over MAX_LINE_BYTES comes cut to
+    MAX_LINE_BYTES + 1 bytes (so `parse_line` skips it) and the rest of it is read past.
+    `progress` is told the bytes read."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as handle:
+            while line := handle.readline(MAX_LINE_BYTES + 1):
+                read = len(line)
+                if len(line) > MAX_LINE_BYTES and not line.endswith(b"\n"):
+                    while (rest := handle.readline(1 << 16)) and not rest.endswith(b"\n"):
+                        read += len(rest)
+                    read += len(rest)
+                if progress:
+                    progress(read)
+                if line.strip():
+                    yield line
+    except FileNotFoundError:
+        raise SnapshotError(f"Snapshot file not found: {path}") from None
+    except IsADirectoryError:
+        raise SnapshotError(f"{path} is a folder, not a snapshot file.") from None
+    except (OSError, EOFError, zlib.error) as err:
+        raise SnapshotError(f"Cannot read the snapshot {path}: {err}") from None
+
+
+def refuse_unless_snapshot(path: Path, first: bytes) -> None:
+    """Raise SnapshotError when the first line of a file is not a snapshot record."""
+    if not first.lstrip().startswith(b"{") or _ID_FIELD.search(first) is None:
+        raise SnapshotError(f"{path}:1: not an arXiv metadata snapshot "
+                            "(expected one JSON object with an \"id\" per line).")
+
+
+def line_id(line: bytes) -> str | None:
+    """The arXiv id a line seems to hold, found without parsing it (None if none)."""
+    match = _ID_FIELD.search(line)
+    try:
+        return match.group(1).decode() if match else None
+    except UnicodeDecodeError:
+        return None
 
 
 def read_snapshot(path: Path, wanted: Iterable[str],
                   progress: Callable[[int], None] | None = None) -> dict[str, PaperRecord]:
-    """The records of the `wanted` arXiv ids found in the snapshot at `path`.
+    """The usable records of the `wanted` arXiv ids found in the snapshot at `path` (a record
+    without title or abstract, or one that is damaged, counts as not found).
 
     `progress` is called with the number of bytes read since its last call."""
     wanted = set(wanted)
     found: dict[str, PaperRecord] = {}
-    fetched_at = utc_now()
-    try:
-        opener = gzip.open if path.suffix == ".gz" else open
-        with opener(path, "rb") as handle:
-            for number, line in enumerate(handle, start=1):
-                if progress:
-                    progress(len(line))
-                if not line.strip():
-                    continue
-                match = _ID_FIELD.search(line)
-                if match is None:
-                    if number == 1:
-                        raise SnapshotError(f"{path}:1: not an arXiv metadata snapshot "
-                                            "(expected one JSON object with an \"id\" per line).")
-                    continue
-                arxiv_id = match.group(1).decode()
-                if arxiv_id not in wanted:
-                    continue
-                try:
-                    data = json.loads(line)
-                except ValueError as err:
-                    raise SnapshotError(f"{path}:{number}: the record of {arxiv_id} is not valid "
-                                        f"JSON ({err}).") from None
-                found[arxiv_id] = record_from_snapshot(data, source=f"snapshot:{path.name}",
-                                                       fetched_at=fetched_at)
-                if len(found) == len(wanted):
-                    break
-    except FileNotFoundError:
-        raise SnapshotError(f"Snapshot file not found: {path}") from None
-    except (OSError, EOFError) as err:
-        raise SnapshotError(f"Cannot read the snapshot {path}: {err}") from None
+    source, fetched_at = f"snapshot:{path.name}", utc_now()
+    for number, line in enumerate(snapshot_lines(path, progress), start=1):
+        if number == 1:
+            refuse_unless_snapshot(path, line)
+        arxiv_id = line_id(line)
+        if arxiv_id not in wanted:
+            continue
+        try:
+            record, _ = parse_line(line, source=source, fetched_at=fetched_at, expected_id=arxiv_id)
+        except UnusableLine:
+            continue
+        found[arxiv_id] = record
+        if len(found) == len(wanted):
+            break
     return found
 
 
+def parse_line(line: bytes, source: str = "snapshot", fetched_at: str = "",
+               expected_id: str | None = None) -> tuple[PaperRecord, dict[str, Any]]:
+    """The record on one snapshot line and the parsed object, or UnusableLine saying why.
+    With `expected_id`, a line whose parsed id differs (a nested or repeated "id") is refused."""
+    if len(line) > MAX_LINE_BYTES:
+        raise UnusableLine("line over 1 MiB")
+    try:
+        data = json.loads(line)
+    except (ValueError, RecursionError):
+        raise UnusableLine("not JSON") from None
+    if not isinstance(data, dict) or not isinstance(data.get("id"), str) or not data["id"].strip():
+        raise UnusableLine("no arXiv id")
+    if expected_id is not None and data["id"] != expected_id:
+        raise UnusableLine("id given twice")
+    if not isinstance(data.get("title"), str) or not isinstance(data.get("abstract"), str):
+        raise UnusableLine("title or abstract missing or not text")
+    record = record_from_snapshot(data, source=source, fetched_at=fetched_at)
+    if not record.title or not record.abstract:
+        raise UnusableLine("empty title or abstract")
+    return record, data
+
+
 def record_from_snapshot(data: dict[str, Any], source: str, fetched_at: str) -> PaperRecord:
-    """A PaperRecord from one snapshot line."""
-    arxiv_id = str(data["id"])
-    categories = tuple(str(data.get("categories") or "").split())
+    """A PaperRecord from one parsed snapshot line (fields of the wrong type are left out,
+    title and abstract are cut to their caps)."""
+    arxiv_id = str(data["id"]).strip()
+    categories = tuple(_str(data.get("categories")).split())
     return PaperRecord(
         arxiv_id=arxiv_id,
-        title=clean_text(data.get("title")),
-        abstract=clean_text(data.get("abstract")),
+        title=clean_text(_str(data.get("title"))[:MAX_TITLE_CHARS * 2])[:MAX_TITLE_CHARS],
+        abstract=clean_text(_str(data.get("abstract"))[:MAX_TEXT_CHARS * 2])[:MAX_TEXT_CHARS],
         authors=_authors(data),
         year=_first_version_year(data) or year_from_arxiv_id(arxiv_id),
         categories=categories,
         primary_category=categories[0] if categories else None,
         source=source,
         fetched_at=fetched_at,
-        doi=data.get("doi") or None,
-        journal_ref=data.get("journal-ref") or None,
+        doi=_str(data.get("doi")) or None,
+        journal_ref=_str(data.get("journal-ref")) or None,
     )
 
 
+def _str(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
 def _authors(data: dict[str, Any]) -> tuple[str, ...]:
-    parsed = data.get("authors_parsed") or []
-    if parsed:
+    parsed = data.get("authors_parsed")
+    if isinstance(parsed, list) and parsed:
         names = []
         for parts in parsed:
-            last, first, suffix = (list(parts) + ["", "", ""])[:3]
+            parts = [_str(p) for p in parts] if isinstance(parts, list) else []
+            last, first, suffix = (parts + ["", "", ""])[:3]
             names.append(clean_text(" ".join(p for p in (first, last, suffix) if p)))
         return tuple(n for n in names if n)
-    raw = clean_text(data.get("authors"))
+    raw = clean_text(_str(data.get("authors")))
     return tuple(n.strip() for n in re.split(r",\s*|\s+and\s+", raw) if n.strip())
 
 
 def _first_version_year(data: dict[str, Any]) -> int | None:
-    versions = data.get("versions") or []
+    versions = data.get("versions")
     try:
         return parsedate_to_datetime(versions[0]["created"]).year
-    except (IndexError, KeyError, TypeError, ValueError):
+    except (IndexError, KeyError, TypeError, ValueError, AttributeError):
         return None
