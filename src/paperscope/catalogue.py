@@ -87,7 +87,7 @@ class CatalogueFile:
     def write(self, text: str) -> None:
         """Replace the file with `text` after validating it, unless the file changed since it
         was read; a symlink is written through (it stays a link), mode and owner are kept."""
-        from .store import atomic_write_text
+        from .store import atomic_write_bytes
 
         parse_catalogue(text, self.path)
         target = self.path.resolve()
@@ -99,7 +99,7 @@ class CatalogueFile:
             raise CatalogueChangedError(
                 f"{self.path} changed since paperscope read it; nothing was written.",
                 "Run the command again: it reads the file anew.")
-        atomic_write_text(target, text, like=info)
+        atomic_write_bytes(target, text.encode("utf-8"), like=info)
 
 
 def _digest(data: bytes) -> str:

@@ -422,8 +422,10 @@ def edit(
         return path.read_text(encoding="utf-8")
 
     def again(error) -> bool:
+        if not sys.stdin.isatty():
+            return False
         _err(f"error: {error.message}")
-        return sys.stdin.isatty() and typer.confirm("Edit it again?", default=True, err=True)
+        return typer.confirm("Edit it again?", default=True, err=True)
 
     try:
         result = library.edit(entry.id, editor, again, **_edit_options(no_build, no_wait))

@@ -65,8 +65,8 @@ def atomic_write_bytes(path: Path, data: bytes, like: os.stat_result | None = No
     _fsync_dir(path.parent)
 
 
-def atomic_write_text(path: Path, text: str, like: os.stat_result | None = None) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"), like)
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def atomic_write_json(path: Path, data: Any) -> None:
