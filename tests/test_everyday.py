@@ -124,7 +124,7 @@ def test_add_through_the_arxiv_api(small_library):
 def test_add_a_link_needs_title_and_summary(small_library):
     result = run(small_library, "add", "https://example.org/post")
     assert result.exit_code == 2 and "needs --title and --summary" in result.stderr
-    ok = run(small_library, "add", "https://example.org/post", "--title", "Mixture of experts explained",
+    ok = run(small_library, "add", "https://example.org/post", "-s", "evaluation", "--title", "Mixture of experts explained",
              "--summary", "A post on sparse mixture-of-experts layers and routing.")
     assert ok.exit_code == 0 and ok.stdout.strip() == "mixture-of-experts-explained"
     assert json.loads(run(small_library, "search", "mixture of experts routing", "--json").stdout)[0]["kind"] == "blog"
@@ -132,7 +132,7 @@ def test_add_a_link_needs_title_and_summary(small_library):
 
 def test_add_of_an_unknown_paper_changes_nothing(small_library):
     before = (small_library / "catalogue.yaml").read_text()
-    result = run(small_library, "add", "2001.08361", "--from-snapshot", SNAPSHOT)
+    result = run(small_library, "add", "2001.08361", "--from-snapshot", SNAPSHOT, "-s", "Evaluation")
     assert result.exit_code == 8 and "not in the snapshot" in result.stderr
     assert (small_library / "catalogue.yaml").read_text() == before
 

@@ -1,19 +1,23 @@
-"""Reading and validating catalogue.yaml.
+"""Reading, validating, editing and writing catalogue.yaml.
 
 The file is a list of sections; each has a `section` name and `entries`. See
 the README for the fields of an entry. Every problem is reported as a
-CatalogueError with the file and line it concerns.
+CatalogueError with the file and line it concerns. Edits change the text of one
+entry and keep every other byte; `CatalogueFile.write` is the one place that
+writes the file.
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
-from .errors import CatalogueError
+from .errors import CatalogueChangedError, CatalogueError, UsageError
 from .records import KINDS, Entry
 
 ID_PATTERN = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,78}[a-z0-9])?$")
@@ -23,7 +27,8 @@ URL_PATTERN = re.compile(r"^https?://[^\s/$.?#][^\s]*$", re.IGNORECASE)
 # libyaml's safe loader when PyYAML was built with it (5x faster), else the pure-Python one.
 _SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _CONTROL = re.compile("[\x00-\x1f]")
-ENTRY_FIELDS = {"id", "title", "url", "kind", "arxiv", "summary", "needs_summary", "authors", "year"}
+ENTRY_FIELDS = {"id", "title", "url", "kind", "arxiv", "summary", "needs_summary", "authors", "year",
+                "tags", "note"}
 SECTION_FIELDS = {"section", "entries"}
 _PLAIN_TAGS = {f"tag:yaml.org,2002:{name}" for name in
                ("str", "int", "float", "bool", "null", "timestamp", "seq", "map")}
@@ -46,6 +51,63 @@ class Catalogue:
     def by_arxiv_id(self) -> dict[str, Entry]:
         return {entry.arxiv_id: entry for entry in self.entries if entry.arxiv_id}
 
+    def section_named(self, name: str) -> str | None:
+        """The section called `name`, compared without case; None if there is none."""
+        return next((s for s in self.sections if s.casefold() == name.strip().casefold()), None)
+
+    @property
+    def tags(self) -> list[str]:
+        return sorted({tag.casefold() for entry in self.entries for tag in entry.tags})
+
+
+@dataclass(frozen=True)
+class CatalogueFile:
+    """The text of catalogue.yaml as read, with the hash that a later write checks."""
+
+    path: Path
+    text: str
+    digest: str | None  # None: there was no file
+
+    @classmethod
+    def read(cls, path: Path) -> CatalogueFile:
+        from .store import read_text
+
+        text = read_text(path, "Catalogue")
+        return cls(path, text, _digest(text.encode("utf-8")))
+
+    @classmethod
+    def to_replace(cls, path: Path) -> CatalogueFile:
+        """The file as it is now, to be replaced whole, whatever it holds (or when absent)."""
+        try:
+            return cls(path, "", _digest(path.read_bytes()))
+        except FileNotFoundError:
+            return cls(path, "", None)
+
+    @property
+    def catalogue(self) -> Catalogue:
+        return parse_catalogue(self.text, self.path)
+
+    def write(self, text: str) -> None:
+        """Replace the file with `text` after validating it, unless the file changed since it
+        was read; a symlink is written through (it stays a link), mode and owner are kept."""
+        from .store import atomic_write_bytes
+
+        parse_catalogue(text, self.path)
+        target = self.path.resolve()
+        try:
+            current, info = target.read_bytes(), os.stat(target)
+        except FileNotFoundError:
+            current, info = None, None
+        if (None if current is None else _digest(current)) != self.digest:
+            raise CatalogueChangedError(
+                f"{self.path} changed since paperscope read it; nothing was written.",
+                "Run the command again: it reads the file anew.")
+        atomic_write_bytes(target, text.encode("utf-8"), like=info)
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
 
 def normalise_arxiv_id(value: str) -> str | None:
     """The bare identifier in an arXiv id or abs/pdf URL, without version; None if it is not one."""
@@ -61,21 +123,8 @@ def normalise_arxiv_id(value: str) -> str | None:
 def parse_catalogue(text: str, path: Path | None = None) -> Catalogue:
     """Parse and validate catalogue text; raise CatalogueError on the first problem."""
     where = str(path) if path else "catalogue.yaml"
-
-    def fail(message: str, node: yaml.Node | None = None, hint: str | None = None):
-        line = node.start_mark.line + 1 if node is not None else None
-        raise CatalogueError(message, path=where, line=line, hint=hint)
-
-    try:
-        root = yaml.compose(text, Loader=_SAFE_LOADER)
-    except yaml.MarkedYAMLError as err:
-        mark = err.problem_mark or err.context_mark
-        line = mark.line + 1 if mark else None
-        problem = err.problem or err.context or "invalid YAML"
-        raise CatalogueError(f"invalid YAML: {problem}", path=where, line=line) from None
-    except yaml.YAMLError as err:
-        raise CatalogueError(f"invalid YAML: {err}", path=where) from None
-
+    fail = _failer(where)
+    root = _compose(text, where)
     if root is None:
         return Catalogue(entries=(), path=path)
     _refuse_tags(root, fail)
@@ -126,6 +175,45 @@ def _refuse_tags(root: yaml.Node, fail) -> None:
             stack.extend(node.value)
         else:
             stack.extend(item for pair in node.value for item in pair)
+
+
+def parse_entry_text(text: str, section: str, where: str) -> Entry:
+    """Validate one entry written as a YAML mapping (`id: ...` lines, as `edit` shows it)."""
+    fail = _failer(where)
+    root = _compose(text, where)
+    if root is not None:
+        _refuse_tags(root, fail)
+    if not isinstance(root, yaml.MappingNode):
+        fail("expected one entry: a mapping of fields (id, title, url, ...)", root)
+    return _entry(root, section, fail)
+
+
+def check_fields(fields: dict, section: str) -> Entry:
+    """Validate an entry's fields given as options; a problem is a UsageError."""
+    try:
+        return parse_entry_text(_as_mapping(render_entry(fields)), section, "the entry")
+    except CatalogueError as err:
+        raise UsageError(err.problem[:1].upper() + err.problem[1:] + ".") from None
+
+
+def _failer(where: str):
+    def fail(message: str, node: yaml.Node | None = None, hint: str | None = None):
+        line = node.start_mark.line + 1 if node is not None else None
+        raise CatalogueError(message, path=where, line=line, hint=hint)
+
+    return fail
+
+
+def _compose(text: str, where: str) -> yaml.Node | None:
+    try:
+        return yaml.compose(text, Loader=_SAFE_LOADER)
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark or err.context_mark
+        line = mark.line + 1 if mark else None
+        problem = err.problem or err.context or "invalid YAML"
+        raise CatalogueError(f"invalid YAML: {problem}", path=where, line=line) from None
+    except yaml.YAMLError as err:
+        raise CatalogueError(f"invalid YAML: {err}", path=where) from None
 
 
 def _mapping(node, what, fail) -> dict[str, tuple[yaml.Node, yaml.Node]]:
@@ -207,14 +295,10 @@ def _entry(node, section: str, fail) -> Entry:
     if arxiv_id is None and not summary and not needs_summary:
         fail(f"entry {entry_id!r} needs an `arxiv` id or a `summary`: search has no text for it",
              node, hint="Or mark it `needs_summary: true` to search it by its title until then.")
-    authors: tuple[str, ...] = ()
-    if "authors" in fields:
-        authors_node = fields["authors"][1]
-        if not isinstance(authors_node, yaml.SequenceNode) or not all(
-            isinstance(item, yaml.ScalarNode) and item.value.strip() for item in authors_node.value
-        ):
-            fail(f"`authors` of {entry_id!r} must be a list of names", authors_node)
-        authors = tuple(" ".join(item.value.split()) for item in authors_node.value)
+    authors = _words(fields, "authors", f"`authors` of {entry_id!r} must be a list of names", fail)
+    tags = tuple(dict.fromkeys(_words(fields, "tags", f"`tags` of {entry_id!r} must be a list of words "
+                                                       "(for example [peft, to-read])", fail)))
+    note = _string(fields, "note", node, fail)
     year = None
     if "year" in fields:
         year_node = fields["year"][1]
@@ -223,9 +307,22 @@ def _entry(node, section: str, fail) -> Entry:
         year = int(year_node.value)
     return Entry(
         id=entry_id, title=title, url=url, kind=kind, section=section, arxiv_id=arxiv_id,
-        summary=summary, needs_summary=needs_summary, authors=authors, year=year,
-        line=node.start_mark.line + 1,
+        summary=summary, needs_summary=needs_summary, authors=authors, year=year, tags=tags,
+        note=note, line=node.start_mark.line + 1,
     )
+
+
+def _words(fields, key: str, message: str, fail) -> tuple[str, ...]:
+    """A list of short texts (names, tags): each non-empty, without control characters."""
+    if key not in fields:
+        return ()
+    node = fields[key][1]
+    if not isinstance(node, yaml.SequenceNode) or not all(
+        isinstance(item, yaml.ScalarNode) and item.value.strip()
+        and not any(ord(ch) < 32 for ch in " ".join(item.value.split())) for item in node.value
+    ):
+        fail(message, node)
+    return tuple(" ".join(item.value.split()) for item in node.value)
 
 
 def slug(text: str, taken: set[str] | frozenset[str] = frozenset()) -> str:
@@ -246,7 +343,7 @@ def render_entry(fields: dict) -> str:
     import io
 
     from ruamel.yaml import YAML
-    from ruamel.yaml.comments import CommentedMap
+    from ruamel.yaml.comments import CommentedMap, CommentedSeq
     from ruamel.yaml.scalarstring import DoubleQuotedScalarString, FoldedScalarString
 
     yaml_writer = YAML()
@@ -254,8 +351,11 @@ def render_entry(fields: dict) -> str:
     yaml_writer.indent(mapping=2, sequence=2, offset=0)
     item = CommentedMap()
     for key, value in fields.items():
-        if key == "summary":
+        if key in ("summary", "note"):
             value = _folded(value, FoldedScalarString)
+        elif key in ("authors", "tags"):
+            value = CommentedSeq(value)
+            value.fa.set_flow_style()  # [Ada Lovelace, Alan Turing], as the file writes them
         elif key == "arxiv":
             value = DoubleQuotedScalarString(value)
         item[key] = value
@@ -285,11 +385,15 @@ def insert_entry(text: str, section: str, fields: dict) -> str:
 
     Everything else in the file, comments and formatting included, is kept byte for byte;
     the result is checked by parsing it before it is returned."""
+    return _insert_block(text, section, render_entry(fields))
+
+
+def _insert_block(text: str, section: str, block: str) -> str:
+    """catalogue text with `block` (a `- id: ...` item at column 0) appended to `section`."""
     root = yaml.compose(text, Loader=_SAFE_LOADER) if text.strip() else None
     lines = text.splitlines(keepends=True)
     if lines and not lines[-1].endswith("\n"):
         lines[-1] += "\n"
-    block = render_entry(fields)
     sections = root.value if isinstance(root, yaml.SequenceNode) else []
     for number, node in enumerate(sections):
         name = next((v.value for k, v in node.value if k.value == "section"), None)
@@ -298,7 +402,7 @@ def insert_entry(text: str, section: str, fields: dict) -> str:
         entries = next((v for k, v in node.value if k.value == "entries"), None)
         if isinstance(entries, yaml.SequenceNode) and entries.value:
             indent = " " * (entries.value[0].start_mark.column - 2)
-            gap = "\n"
+            gap = "\n" if _blank_between(lines, sections) else ""
         else:
             indent = " " * (node.start_mark.column + 2)
             gap = ""
@@ -310,10 +414,9 @@ def insert_entry(text: str, section: str, fields: dict) -> str:
             end = len(lines)
             while end > 0 and not lines[end - 1].strip():
                 end -= 1
-        new_lines = [gap] + [indent + line if line.strip() else line
-                             for line in block.splitlines(keepends=True)]
+        new_lines = ([gap] if gap else []) + _indented(block, indent)
         if not entries or not isinstance(entries, yaml.SequenceNode) or not entries.value:
-            # "entries:" with nothing (or null) after it: replace that line's value with a block.
+            # "entries:" with nothing (or null, or []) after it: replace that line's value with a block.
             key_line = next(k for k, v in node.value if k.value == "entries").start_mark.line
             lines[key_line] = lines[key_line].split(":", 1)[0] + ":\n"
         result = "".join(lines[:end] + new_lines + lines[end:])
@@ -321,11 +424,139 @@ def insert_entry(text: str, section: str, fields: dict) -> str:
     else:
         name = section if re.fullmatch(r"[A-Za-z0-9][\w .,()&/+-]*", section) else json_quote(section)
         header = f"- section: {name}\n  entries:\n"
-        indented = "".join("    " + line if line.strip() else line for line in block.splitlines(True))
         body = "".join(lines).rstrip("\n")
-        result = (body + "\n\n" if body else "") + header + indented
+        result = (body + "\n\n" if body else "") + header + "".join(_indented(block, "    "))
     parse_catalogue(result)
     return result
+
+
+def _blank_between(lines: list[str], sections: list) -> bool:
+    """Whether the file separates entries by a blank line (as the repository's does), judged
+    by the first section with two entries."""
+    for node in sections:
+        items = next((v.value for k, v in node.value if k.value == "entries"
+                      and isinstance(v, yaml.SequenceNode)), [])
+        if len(items) >= 2:
+            line = items[1].start_mark.line
+            return line > 0 and not lines[line - 1].strip()
+    return True
+
+
+def _indented(block: str, indent: str) -> list[str]:
+    return [indent + line if line.strip() else line for line in block.splitlines(keepends=True)]
+
+
+@dataclass(frozen=True)
+class _Span:
+    """Where one entry stands: lines[first:end] hold it, its dash at column `indent`."""
+
+    lines: list[str]
+    first: int
+    end: int
+    indent: int
+    node: yaml.MappingNode
+    only: int | None  # the line of its section's `entries:` key when it is the only entry
+
+
+def _span(text: str, entry_id: str) -> _Span:
+    root = yaml.compose(text, Loader=_SAFE_LOADER)
+    lines = text.splitlines(keepends=True)
+    if lines and not lines[-1].endswith("\n"):
+        lines[-1] += "\n"
+    for section_node in root.value if isinstance(root, yaml.SequenceNode) else []:
+        for key, entries in section_node.value:
+            if key.value != "entries" or not isinstance(entries, yaml.SequenceNode):
+                continue
+            for node in entries.value:
+                if next((v.value for k, v in node.value if k.value == "id"), None) != entry_id:
+                    continue
+                line, column = node.start_mark.line, node.start_mark.column
+                if entries.flow_style or column < 2 or lines[line][column - 2:column] != "- ":
+                    raise CatalogueError(
+                        f"entry {entry_id!r} is not written as a `- id: ...` item; edit it by hand",
+                        line=line + 1)
+                last = node.value[-1][1].end_mark
+                end = last.line + (1 if last.column else 0)
+                while end > line + 1 and not lines[end - 1].strip():
+                    end -= 1
+                return _Span(lines, line, end, column - 2, node,
+                             key.start_mark.line if len(entries.value) == 1 else None)
+    raise CatalogueError(f"no entry {entry_id!r}")
+
+
+def entry_text(text: str, entry_id: str) -> str:
+    """One entry as the YAML mapping `edit` shows (`id: ...` at column 0)."""
+    span = _span(text, entry_id)
+    return _as_mapping(_block(span))
+
+
+def remove_entry(text: str, entry_id: str) -> str:
+    """catalogue text without the entry; a section left empty keeps its name (`entries: []`)."""
+    span = _span(text, entry_id)
+    lines = span.lines[:span.first] + span.lines[span.end:]
+    at = span.first
+    before = lines[at - 1] if at > 0 else ""
+    after = lines[at] if at < len(lines) else None
+    if after is not None and not after.strip() and (
+            not before.strip() or (before.strip() == "entries:" and span.only is None)):
+        del lines[at]
+    elif at > 0 and not before.strip() and (after is None or not after.strip()
+                                            or len(after) - len(after.lstrip()) < span.indent):
+        del lines[at - 1]
+    if span.only is not None:
+        key = lines[span.only]
+        lines[span.only] = key[:key.index("entries:") + len("entries:")] + " []\n"
+    result = "".join(lines)
+    parse_catalogue(result)
+    return result
+
+
+def move_entry(text: str, entry_id: str, section: str) -> str:
+    """catalogue text with the entry, as written, moved to the end of `section` (created if new)."""
+    span = _span(text, entry_id)
+    return _insert_block(remove_entry(text, entry_id), section, _block(span))
+
+
+def replace_entry(text: str, entry_id: str, mapping: str) -> str:
+    """catalogue text with the entry replaced by `mapping` (as `entry_text` gives it)."""
+    span = _span(text, entry_id)
+    block = _indented(_as_item(mapping), " " * span.indent)
+    result = "".join(span.lines[:span.first] + block + span.lines[span.end:])
+    parse_catalogue(result)
+    return result
+
+
+def rename_entry(text: str, old: str, new: str) -> str:
+    """catalogue text with the entry's id changed, quoted as the old one was."""
+    span = _span(text, old)
+    value = next(v for k, v in span.node.value if k.value == "id")
+    if value.style in ("'", '"'):
+        written = f"{value.style}{new}{value.style}"
+    else:
+        written = new if yaml.safe_load(new) == new else json_quote(new)
+    result = text[:value.start_mark.index] + written + text[value.end_mark.index:]
+    parse_catalogue(result)
+    return result
+
+
+def _block(span: _Span) -> str:
+    """The entry's lines moved left so that its dash is at column 0."""
+    return "".join(line[min(span.indent, len(line) - len(line.lstrip(" "))):]
+                   for line in span.lines[span.first:span.end])
+
+
+def _as_mapping(item: str) -> str:
+    """A `- key: ...` list item at column 0 as a plain mapping (`key: ...`)."""
+    return "".join(line[2:] if line.startswith(("- ", "  ")) else line
+                   for line in item.splitlines(keepends=True))
+
+
+def _as_item(mapping: str) -> str:
+    """A mapping at column 0 as a `- key: ...` list item, blank lines around it dropped."""
+    lines = mapping.strip("\n").splitlines()
+    first = next((i for i, line in enumerate(lines) if line.strip() and not line.lstrip().startswith("#")), 0)
+    return "".join(("- " if i == first else "  " if line.strip() else "") + line + "\n"
+                   for i, line in enumerate(lines))
 
 
 def json_quote(text: str) -> str:

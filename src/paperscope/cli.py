@@ -136,6 +136,11 @@ AsJson = Annotated[bool, typer.Option("--json", help="Shorthand for --format jso
 IndexDir = Annotated[Optional[Path], typer.Option(
     "--index-dir", metavar="DIR",
     help="Search the index in DIR (built with `build --corpus`) instead of the catalogue's.")]
+Tags = Annotated[Optional[list[str]], typer.Option("--tag", "-t", metavar="TAG",
+                                                   help="Only entries with this tag (repeatable: any of them).")]
+NoBuild = Annotated[bool, typer.Option("--no-build", help="Only edit catalogue.yaml; update the index later.")]
+NoWait = Annotated[bool, typer.Option("--no-wait", help="Fail at once if another paperscope process "
+                                      "is writing this library.")]
 CorpusName = Annotated[Optional[str], typer.Option(
     "--corpus", "-c", metavar="NAME",
     help="Search the named corpus (see `paperscope corpus list`) instead of the catalogue.")]
@@ -214,7 +219,7 @@ def _arxiv_source():
 
 
 def _waiting() -> None:
-    _err("Another paperscope process is writing the index; waiting for it to finish…")
+    _err("Another paperscope process is writing this library; waiting for it to finish…")
 
 
 # -- commands -------------------------------------------------------------------------
@@ -268,44 +273,195 @@ def ingest(
 
 @_command()
 def add(
-    source: str = typer.Argument(..., metavar="ARXIV_ID_OR_URL",
-                                 help="An arXiv id or arxiv.org link, or any other http(s) link."),
+    sources: list[str] = typer.Argument(..., metavar="ARXIV_ID_OR_URL...",
+                                        help="arXiv ids or arxiv.org links, or another http(s) link."),
     section: Optional[str] = typer.Option(None, "--section", "-s", metavar="SECTION",
-                                          help="Section to add it to (created if new; default: the last)."),
+                                          help="Section to add to (created if new; needed when "
+                                          "the catalogue has several)."),
     summary: Optional[str] = typer.Option(None, "--summary", metavar="TEXT", help="What search reads for a non-arXiv link (or an arXiv paper while offline)."),
     title: Optional[str] = typer.Option(None, "--title", metavar="TEXT", help="Title (default: arXiv's)."),
     kind: Optional[str] = typer.Option(None, "--kind", metavar="KIND", help="paper, blog or repo."),
     entry_id: Optional[str] = typer.Option(None, "--id", metavar="ID", help="The entry's id (default: from the title)."),
+    authors: Optional[list[str]] = typer.Option(
+        None, "--authors", metavar="NAMES", help="Authors, comma-separated (repeatable)."),
+    year: Optional[int] = typer.Option(None, "--year", metavar="YEAR", help="Year of publication."),
+    tag: Optional[list[str]] = typer.Option(None, "--tag", "-t", metavar="TAG", help="A tag (repeatable)."),
+    note: Optional[str] = typer.Option(None, "--note", metavar="TEXT",
+                                       help="Your own note on the entry (search reads it too)."),
     from_snapshot: Optional[Path] = typer.Option(
         None, "--from-snapshot", metavar="FILE", dir_okay=False,
         help="Take the metadata from an arXiv snapshot file instead of the API."),
     corpus: Optional[str] = typer.Option(
         None, "--corpus", "-c", metavar="NAME",
         help="Take the metadata from an imported corpus (see `paperscope discover`), offline."),
+    no_build: NoBuild = False,
+    no_wait: NoWait = False,
 ) -> None:
-    """Add a paper to catalogue.yaml (keeping its comments and layout) and rebuild.
+    """Add papers or links to catalogue.yaml (keeping its comments and layout) and rebuild.
 
     Examples:
 
-      paperscope add 2203.15556 --section "Training Recipe"
+      paperscope add 2203.15556 --section "Training Recipe" --tag scaling
+
+      paperscope add 2106.09685 2305.14314 --section "Training Recipe"
 
       paperscope add 2501.00001 --corpus arxiv-cl --section "Training Recipe"
 
-      paperscope add https://example.org/post --kind blog --title "A post" --summary "What it covers."
+      paperscope add https://example.org/post --kind blog --title "A post" --summary "What it covers." --authors "Ada Lovelace, Alan Turing" --year 2024
     """
     library = _library()
+    names = [name.strip() for value in authors or () for name in value.split(",") if name.strip()]
     with _embedding_feedback("entries") as (on_encoder, _advance):
-        result = library.add(source, section=section, summary=summary, title=title, kind=kind,
-                             entry_id=entry_id, snapshot=from_snapshot, corpus=corpus,
-                             on_encoder=on_encoder,
-                             api=None if (from_snapshot or corpus) else _arxiv_source())
-    if result.already:
-        _err(f"Already in the catalogue as {result.entry.id!r} ({result.entry.section}); nothing changed.")
+        results, report = library.add_many(
+            sources, section=section, summary=summary, title=title, kind=kind, entry_id=entry_id,
+            authors=names, year=year, tags=tag or (), note=note, snapshot=from_snapshot,
+            corpus=corpus, api=None if (from_snapshot or corpus) else _arxiv_source(),
+            build=not no_build, on_encoder=on_encoder, wait=not no_wait, on_wait=_waiting)
+    for result in results:
+        entry = result.entry
+        if result.already:
+            _err(f"Already in the catalogue as {entry.id!r} ({entry.section}); nothing changed.")
+        else:
+            new = "new section " if result.created_section else ""
+            _err(f"Added {entry.id!r} to {new}{entry.section}: {entry.title}")
+        typer.echo(entry.id)
+    if report is not None:
+        _report_build(report)
+
+
+def _edited(result, done: str) -> None:
+    """Say what an editing command did, and what the index update did."""
+    _err(done if result.changed else "Nothing to change.")
+    if result.build is not None:
+        _report_build(result.build)
+
+
+def _edit_options(no_build: bool, no_wait: bool) -> dict:
+    return {"build": not no_build, "wait": not no_wait, "on_wait": _waiting}
+
+
+@_command()
+def remove(
+    entry_id: str = typer.Argument(..., metavar="ID", help="The entry to delete (id or arXiv id)."),
+    no_build: NoBuild = False,
+    no_wait: NoWait = False,
+) -> None:
+    """Delete an entry from catalogue.yaml (every other line kept) and update the index.
+
+    Example: paperscope remove stanford-alpaca
+    """
+    result = _library().remove(entry_id, **_edit_options(no_build, no_wait))
+    _edited(result, f"Removed {result.entry.id!r} from {result.entry.section}: {result.entry.title}")
+
+
+@_command()
+def move(
+    entry_id: str = typer.Argument(..., metavar="ID", help="The entry to move (id or arXiv id)."),
+    section: str = typer.Option(..., "--section", "-s", metavar="SECTION", help="Where it goes."),
+    create: bool = typer.Option(False, "--create", help="Create the section if there is none."),
+    no_build: NoBuild = False,
+    no_wait: NoWait = False,
+) -> None:
+    """Move an entry, as written, to the end of another section.
+
+    Examples:
+
+      paperscope move qlora --section "Inference Optimization"
+
+      paperscope move qlora --section "Quantization" --create
+    """
+    result = _library().move(entry_id, section, create=create, **_edit_options(no_build, no_wait))
+    _edited(result, f"Moved {result.entry.id!r} to {result.entry.section}.")
+
+
+@_command()
+def rename(
+    old: str = typer.Argument(..., metavar="OLD", help="The entry's id (or arXiv id)."),
+    new: str = typer.Argument(..., metavar="NEW", help="Its new id: lower-case letters, digits, dashes."),
+    no_build: NoBuild = False,
+    no_wait: NoWait = False,
+) -> None:
+    """Give an entry a new id (its text is not embedded again).
+
+    Example: paperscope rename stanford-alpaca alpaca
+    """
+    result = _library().rename(old, new, **_edit_options(no_build, no_wait))
+    _edited(result, f"Renamed {old!r} to {result.entry.id!r}.")
+    if result.changed:
+        typer.echo(result.entry.id)
+
+
+@_command()
+def edit(
+    entry_id: str = typer.Argument(..., metavar="ID", help="The entry to edit (id or arXiv id)."),
+    no_build: NoBuild = False,
+    no_wait: NoWait = False,
+) -> None:
+    """Edit one entry's YAML in $EDITOR (or $VISUAL); it is checked before it is written back.
+
+    Saving invalid YAML shows the problem and, on a terminal, offers to edit again; an empty
+    or unchanged file changes nothing.
+
+    Example: EDITOR=nano paperscope edit lora
+    """
+    import os
+    import shlex
+    import subprocess
+    import tempfile
+
+    from .errors import UsageError
+
+    command = os.environ.get("EDITOR") or os.environ.get("VISUAL")
+    if not command:
+        raise UsageError("No editor: set $EDITOR (or $VISUAL).",
+                         "For example: EDITOR=nano paperscope edit ID")
+    library = _library()
+    entry = library.entry(entry_id)
+    handle, name = tempfile.mkstemp(prefix=f"paperscope-{entry.id}-", suffix=".yaml")
+    os.close(handle)
+    path = Path(name)
+
+    def editor(text: str) -> str:
+        path.write_text(text, encoding="utf-8")
+        try:
+            code = subprocess.call([*shlex.split(command), str(path)])
+        except OSError as err:
+            raise UsageError(f"Cannot run the editor {command!r}: {err.strerror}.") from None
+        if code != 0:
+            raise UsageError(f"The editor exited with status {code}; nothing was changed.")
+        return path.read_text(encoding="utf-8")
+
+    def again(error) -> bool:
+        if not sys.stdin.isatty():
+            return False
+        _err(f"error: {error.message}")
+        return typer.confirm("Edit it again?", default=True, err=True)
+
+    try:
+        result = library.edit(entry.id, editor, again, **_edit_options(no_build, no_wait))
+    except PaperscopeError as err:
+        if path.exists() and path.stat().st_size:
+            err.hint = "\n".join(filter(None, [err.hint, f"Your text is kept in {path}."]))
+        raise
+    path.unlink(missing_ok=True)
+    _edited(result, f"Updated {result.entry.id!r}.")
+
+
+@_command("open")
+def open_entry(
+    entry_id: str = typer.Argument(..., metavar="ID", help="An entry id or arXiv id."),
+) -> None:
+    """Open an entry's link in the web browser (printing it when there is none, or when piped).
+
+    Example: paperscope open lora
+    """
+    import webbrowser
+
+    url = _library().entry(entry_id).url
+    if sys.stdout.isatty() and webbrowser.open(url):
+        _err(f"Opened {url}")
     else:
-        _err(f"Added {result.entry.id!r} to {result.entry.section}: {result.entry.title}")
-        if result.build is not None:
-            _report_build(result.build)
-    typer.echo(result.entry.id)
+        typer.echo(url)
 
 
 @_command()
@@ -398,11 +554,11 @@ def _report_build(report) -> None:
         _err(f"Index already up to date ({report.total} entries).")
 
 
-def _filters(section, kind, year_from, year_to):
+def _filters(section, kind, year_from, year_to, tag):
     from .library import Filters
 
     return Filters(sections=tuple(section or ()), kinds=tuple(kind or ()),
-                   year_from=year_from, year_to=year_to)
+                   year_from=year_from, year_to=year_to, tags=tuple(tag or ()))
 
 
 @_command()
@@ -414,6 +570,7 @@ def search(
     kind: Kinds = None,
     year_from: YearFrom = None,
     year_to: YearTo = None,
+    tag: Tags = None,
     fmt: Format = "table",
     as_json: AsJson = False,
     corpus: CorpusName = None,
@@ -428,9 +585,11 @@ def search(
       paperscope search "quantization" --section "Inference Optimization" --json
 
       paperscope search "speculative decoding" --corpus arxiv-cl --year-from 2025
+
+      paperscope search "adapters" --tag peft
     """
     fmt = _output_format(fmt, as_json)
-    filters = _filters(section, kind, year_from, year_to)
+    filters = _filters(section, kind, year_from, year_to, tag)
     collection = _collection(corpus, index_dir)
     if collection is not None:
         _show_hits(collection.search(query, k=k, mode=mode, filters=filters), fmt, query, None)
@@ -448,6 +607,7 @@ def related(
     kind: Kinds = None,
     year_from: YearFrom = None,
     year_to: YearTo = None,
+    tag: Tags = None,
     fmt: Format = "table",
     as_json: AsJson = False,
     corpus: CorpusName = None,
@@ -462,7 +622,7 @@ def related(
       paperscope related 2501.00001 --corpus arxiv-cl
     """
     fmt = _output_format(fmt, as_json)
-    filters = _filters(section, kind, year_from, year_to)
+    filters = _filters(section, kind, year_from, year_to, tag)
     collection = _collection(corpus, index_dir)
     if collection is not None:
         _show_hits(collection.related(entry_id, k=k, mode=mode, filters=filters), fmt, "", None)
@@ -548,23 +708,21 @@ def cite(
 @_command("list")
 def list_entries(
     section: Optional[str] = typer.Option(None, "--section", "-s", metavar="SECTION", help="Only this section."),
+    tag: Tags = None,
     fmt: Format = "table",
     as_json: AsJson = False,
 ) -> None:
     """List the catalogue's entries, section by section.
 
-    Example: paperscope list --section "Training Recipe"
+    Examples:
+
+      paperscope list --section "Training Recipe"
+
+      paperscope list --tag to-read
     """
     fmt = _output_format(fmt, as_json)
     library = _library()
-    entries = library.catalogue.entries
-    if section:
-        entries = tuple(e for e in entries if e.section.casefold() == section.casefold())
-        if not entries:
-            from .errors import UsageError
-
-            raise UsageError(f"No section {section!r}.",
-                             f"Sections: {', '.join(library.catalogue.sections)}")
+    entries = library.entries(section=section, tags=tag or ())
     records = library.records()
     if fmt in ("json", "jsonl"):
         _print_items([_entry_json(e, records.get(e.arxiv_id)) for e in entries], fmt)
@@ -585,7 +743,7 @@ def _entry_json(entry, record) -> dict:
     from .ingest import entry_meta
 
     meta = entry_meta(entry, record)
-    return {"id": entry.id, "title": entry.title, **meta,
+    return {"id": entry.id, "title": entry.title, **meta, "tags": list(entry.tags), "note": entry.note,
             "abstract": record.abstract if record else None, "summary": entry.summary}
 
 
@@ -612,15 +770,20 @@ def show(
     if entry.arxiv_id:
         facts.append(f"arXiv:{entry.arxiv_id}")
     _echo(" · ".join(f for f in facts if f))
+    if entry.tags:
+        _echo("tags: " + ", ".join(entry.tags))
     _echo(entry.url)
     _echo("")
     text = data["abstract"] or entry.summary
-    if text:
-        import textwrap
+    import textwrap
 
+    if text:
         _echo(textwrap.fill(text, width=88))
     else:
         _err("No abstract yet: fetch it with `paperscope ingest`.")
+    if entry.note:
+        _echo("")
+        _echo(textwrap.fill(f"Note: {entry.note}", width=88))
 
 
 @_command()

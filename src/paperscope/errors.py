@@ -39,6 +39,7 @@ class CatalogueError(PaperscopeError):
         if line is not None:
             location = f"{location}:{line}"
         super().__init__(f"{location}: {message}", hint)
+        self.problem = message  # without the file and line
         self.path = path
         self.line = line
 
@@ -91,5 +92,11 @@ class SnapshotError(PaperscopeError):
 
 class LockedError(PaperscopeError):
     """Another paperscope process is writing this index."""
+
+    exit_code = 9
+
+
+class CatalogueChangedError(PaperscopeError):
+    """catalogue.yaml changed between being read and being written by an editing command."""
 
     exit_code = 9

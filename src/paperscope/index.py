@@ -490,6 +490,19 @@ class OpenIndex:
         return [row[0] for row in self._query(
             "SELECT position FROM names WHERE key = ? ORDER BY position", (key,))]
 
+    @property
+    def tags(self) -> list[str]:
+        """Every tag of the indexed documents, without case (none in indexes built before tags)."""
+        return list((self.manifest.get("facets") or {}).get("tags") or [])
+
+    def tagged(self, tags: Sequence[str]) -> list[int]:
+        """Positions of the documents carrying any of `tags` (compared without case)."""
+        wanted = sorted({tag.casefold() for tag in tags} & set(self.tags))
+        if not wanted:
+            return []
+        return [row[0] for row in self._query(
+            f"SELECT DISTINCT position FROM tags WHERE tag IN ({','.join('?' * len(wanted))})", wanted)]
+
     def content_rows(self) -> dict[str, tuple[int, int]]:
         """Content hash -> (first passage row, passage count), for reusing vectors."""
         import numpy as np
@@ -546,26 +559,33 @@ def _natural(value: Any) -> int:
 
 
 def write_document_table(connection: sqlite3.Connection, documents: Iterator[tuple[Document, str]],
-                         names: Callable[[Document], set[str]], terms: Sequence[str]) -> None:
-    """Fill a new document table: documents with their content hashes, names, BM25 terms."""
+                         names: Callable[[Document], set[str]], terms: Sequence[str],
+                         tags: Callable[[Document], set[str]] = lambda document: set()) -> None:
+    """Fill a new document table: documents with their content hashes, names, tags, BM25 terms."""
     connection.executescript("""
         CREATE TABLE documents (position INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE,
                                 title TEXT NOT NULL, text TEXT NOT NULL, meta TEXT NOT NULL,
                                 hash TEXT NOT NULL);
         CREATE TABLE names (key TEXT NOT NULL, position INTEGER NOT NULL);
         CREATE TABLE terms (term TEXT PRIMARY KEY, col INTEGER NOT NULL) WITHOUT ROWID;
+        CREATE TABLE tags (tag TEXT NOT NULL, position INTEGER NOT NULL);
     """)
     batch: list[tuple] = []
     name_rows: list[tuple] = []
+    tag_rows: list[tuple] = []
     for position, (document, content_hash) in enumerate(documents):
         batch.append((position, document.id, document.title, document.text,
                       json.dumps(document.meta, ensure_ascii=False, sort_keys=True), content_hash))
         name_rows.extend((key, position) for key in sorted(names(document)))
+        tag_rows.extend((tag, position) for tag in sorted(tags(document)))
         if len(batch) >= 5000:
             connection.executemany("INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?)", batch)
             connection.executemany("INSERT INTO names VALUES (?, ?)", name_rows)
-            batch, name_rows = [], []
+            connection.executemany("INSERT INTO tags VALUES (?, ?)", tag_rows)
+            batch, name_rows, tag_rows = [], [], []
     connection.executemany("INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?)", batch)
     connection.executemany("INSERT INTO names VALUES (?, ?)", name_rows)
+    connection.executemany("INSERT INTO tags VALUES (?, ?)", tag_rows)
     connection.executemany("INSERT INTO terms VALUES (?, ?)", ((t, i) for i, t in enumerate(terms)))
     connection.execute("CREATE INDEX names_by_key ON names (key)")
+    connection.execute("CREATE INDEX tags_by_tag ON tags (tag)")

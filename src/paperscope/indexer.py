@@ -239,7 +239,7 @@ def _write(writer, documents: Sequence[Document], hashes: list[str], pool: dict[
     writer.array("bm25docs", lexical.indices)
     writer.array("bm25ptr", lexical.indptr)
     with writer.sqlite("documents") as connection:
-        write_document_table(connection, zip(documents, hashes), document_names, lexical.terms)
+        write_document_table(connection, zip(documents, hashes), document_names, lexical.terms, _tags)
     approximate = search == "approximate" or (search == "auto" and total > ANN_FROM_PASSAGES)
     if approximate and total:
         writer.faiss("ann", _approximate_index(writer, dimension))
@@ -294,7 +294,13 @@ def _year(meta: dict) -> int:
 def _facet_names(documents: Sequence[Document]) -> dict[str, list[str]]:
     sections = sorted({str(d.meta["section"]) for d in documents if d.meta.get("section")})
     kinds = sorted({str(d.meta["kind"]) for d in documents if d.meta.get("kind")})
-    return {"sections": sections, "kinds": kinds}
+    return {"sections": sections, "kinds": kinds, "tags": sorted({t for d in documents for t in _tags(d)})}
+
+
+def _tags(document: Document) -> set[str]:
+    """A document's tags as filters compare them (without case)."""
+    tags = document.meta.get("tags")
+    return {str(tag).casefold() for tag in tags} if isinstance(tags, list) else set()
 
 
 def _facets(documents: Sequence[Document]) -> np.ndarray:

@@ -103,15 +103,19 @@ def _size(path: Path) -> int:
 
 def entry_document(entry: Entry, record: PaperRecord | None) -> Document | None:
     """The document search sees for an entry, or None while it has no text. An entry marked
-    `needs_summary` is searched by its title alone until it has a summary."""
+    `needs_summary` is searched by its title alone until it has a summary. The entry's note
+    follows its abstract or summary, so search reads it too."""
     text = record.abstract if record and record.abstract else entry.summary
     if not text and not entry.needs_summary:
         return None
-    return Document(id=entry.id, title=entry.title, text=text or "", meta=entry_meta(entry, record))
+    text = " ".join(part for part in (text, entry.note) if part)
+    return Document(id=entry.id, title=entry.title, text=text, meta=entry_meta(entry, record))
 
 
 def entry_meta(entry: Entry, record: PaperRecord | None) -> dict:
-    return {
+    """What a hit shows of an entry; tags and note only when it has them, so that entries
+    without them index exactly as before."""
+    meta = {
         "section": entry.section,
         "kind": entry.kind,
         "url": entry.url,
@@ -119,6 +123,11 @@ def entry_meta(entry: Entry, record: PaperRecord | None) -> dict:
         "year": entry.year or (record.year if record else None),
         "authors": list(entry.authors or (record.authors if record else ())),
     }
+    if entry.tags:
+        meta["tags"] = list(entry.tags)
+    if entry.note:
+        meta["note"] = entry.note
+    return meta
 
 
 def catalogue_documents(catalogue: Catalogue, records: dict[str, PaperRecord]

@@ -8,16 +8,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .catalogue import Catalogue, normalise_arxiv_id, parse_catalogue
-from .errors import PaperscopeError, UnknownEntryError, UsageError
+from .errors import CatalogueChangedError, PaperscopeError, UnknownEntryError, UsageError
 from .ingest import IngestReport, catalogue_documents, ingest
-from .records import Document, Entry, Hit, PaperRecord
+from .records import KINDS, Document, Entry, Hit, PaperRecord
 from .index import IndexStore
 from .store import LibraryPaths, find_library, read_text
 
@@ -37,13 +38,14 @@ class Filters:
     kinds: tuple[str, ...] = ()
     year_from: int | None = None
     year_to: int | None = None
+    tags: tuple[str, ...] = ()  # any of them, compared without case
 
     def mask(self, index: OpenIndex) -> np.ndarray | None:
         """Which documents of `index` pass (None when there is no condition), read from the
-        per-document facets the build wrote."""
+        per-document facets and tags the build wrote; an unknown tag is a UsageError."""
         import numpy as np
 
-        if not (self.sections or self.kinds or self.year_from or self.year_to):
+        if not (self.sections or self.kinds or self.year_from or self.year_to or self.tags):
             return None
         facets = np.asarray(index.facets)
         names = index.manifest.get("facets") or {}
@@ -60,7 +62,20 @@ class Filters:
             keep &= (years > 0) & (years >= self.year_from)
         if self.year_to is not None:
             keep &= (years > 0) & (years <= self.year_to)
+        if self.tags:
+            _check_tags(self.tags, index.tags)
+            tagged = np.zeros(index.count, dtype=bool)
+            tagged[index.tagged(self.tags)] = True
+            keep &= tagged
         return keep
+
+
+def _check_tags(wanted: Sequence[str], known: Sequence[str]) -> None:
+    unknown = [tag for tag in wanted if tag.casefold() not in known]
+    if unknown:
+        raise UsageError(f"No entry is tagged {', '.join(map(repr, unknown))}.",
+                         f"Tags: {', '.join(known)}" if known else
+                         "No entry has tags yet: add them with `paperscope edit ID` or `add --tag`.")
 
 
 @dataclass
@@ -78,6 +93,27 @@ class AddResult:
     entry: Entry
     already: bool
     build: BuildReport | None = None
+    created_section: bool = False  # the entry's section is new
+
+
+@dataclass
+class EditResult:
+    """The entry an editing command changed (as it is now), and the rebuild it ran."""
+
+    entry: Entry
+    changed: bool
+    build: BuildReport | None = None
+
+
+def _entry_fields(source: str, arxiv_id: str | None, record: PaperRecord | None, *,
+                  title: str | None, entry_id: str, kind: str | None, authors: list[str],
+                  year: int | None, tags: list[str], summary: str | None, note: str | None) -> dict:
+    """The fields `add` writes for one entry, in the file's usual order."""
+    fields = {"id": entry_id, "title": title or record.title,
+              "url": f"https://arxiv.org/abs/{arxiv_id}" if arxiv_id else source,
+              "kind": kind or ("paper" if arxiv_id else "blog"), "arxiv": arxiv_id,
+              "authors": authors, "year": year, "tags": tags, "summary": summary, "note": note}
+    return {key: value for key, value in fields.items() if value}
 
 
 class Library:
@@ -123,6 +159,21 @@ class Library:
             raise UnknownEntryError(f"No entry with id {key!r}.", hint)
         return found
 
+    def entries(self, *, section: str | None = None, tags: Sequence[str] = ()) -> list[Entry]:
+        """The catalogue's entries, in order: of one section (compared without case) and
+        carrying any of `tags`; an unknown section or tag is a UsageError."""
+        catalogue = self.catalogue
+        entries = list(catalogue.entries)
+        if section is not None:
+            if catalogue.section_named(section) is None:
+                raise UsageError(f"No section {section!r}.", f"Sections: {', '.join(catalogue.sections)}")
+            entries = [e for e in entries if e.section.casefold() == section.strip().casefold()]
+        if tags:
+            _check_tags(tags, catalogue.tags)
+            wanted = {tag.casefold() for tag in tags}
+            entries = [e for e in entries if wanted & {tag.casefold() for tag in e.tags}]
+        return entries
+
     def documents(self) -> tuple[list[Document], list[Entry]]:
         """(documents of every entry with text, entries still missing an abstract)."""
         return catalogue_documents(self.catalogue, self.records())
@@ -155,78 +206,228 @@ class Library:
                                  encoder=self.encoder, scheme=DEFAULT_SCHEME)
         return report, missing
 
-    def add(self, source: str, *, section: str | None = None, summary: str | None = None,
-            title: str | None = None, kind: str | None = None, entry_id: str | None = None,
-            snapshot: Path | None = None, corpus: str | None = None, api=None, build: bool = True,
-            on_encoder: Callable[[str, int, str], None] | None = None) -> AddResult:
-        """Append a paper (arXiv id or URL) or another link to the catalogue, keeping the
-        file's comments and layout, then rebuild the index incrementally. While arXiv cannot
-        be reached, an arXiv id given with `title` and `summary` is added without its record."""
-        from .catalogue import URL_PATTERN, insert_entry, slug
-        from .errors import FetchError
-        from .store import atomic_write_text
+    def add(self, source: str, **options) -> AddResult:
+        """Append a paper (arXiv id or URL) or another link to the catalogue; see `add_many`."""
+        results, report = self.add_many([source], **options)
+        return dataclasses.replace(results[0], build=report)
 
+    def add_many(self, sources: Sequence[str], *, section: str | None = None,
+                 summary: str | None = None, title: str | None = None, kind: str | None = None,
+                 entry_id: str | None = None, authors: Sequence[str] = (), year: int | None = None,
+                 tags: Sequence[str] = (), note: str | None = None, snapshot: Path | None = None,
+                 corpus: str | None = None, api=None, build: bool = True,
+                 on_encoder: Callable[[str, int, str], None] | None = None,
+                 wait: bool = True, on_wait: Callable[[], None] | None = None
+                 ) -> tuple[list[AddResult], BuildReport | None]:
+        """Append papers (arXiv ids or URLs) or other links to one section of the catalogue,
+        keeping the file's comments and layout, then rebuild the index incrementally. Either
+        every source is added or nothing changes. While arXiv cannot be reached, one arXiv id
+        given with `title` and `summary` is added without its record."""
+        from .catalogue import URL_PATTERN, check_fields, insert_entry, slug
+
+        sources = list(dict.fromkeys(s.strip() for s in sources))
+        if not sources:
+            raise UsageError("Name at least one arXiv id or link to add.")
+        if len(sources) > 1 and (title or summary or entry_id):
+            raise UsageError("--title, --summary and --id describe one entry: add the others "
+                             "one at a time.")
+        if kind is not None and kind not in KINDS:
+            raise UsageError(f"Unknown kind {kind!r}: choose one of {', '.join(KINDS)}.")
         catalogue = self.catalogue
-        arxiv_id = normalise_arxiv_id(source)
-        existing = (catalogue.by_arxiv_id().get(arxiv_id) if arxiv_id else
-                    next((e for e in catalogue.entries if e.url == source.strip()), None))
-        if existing is not None:
-            return AddResult(existing, already=True)
-        record, unreachable = None, False
-        if arxiv_id:
-            if corpus is not None:
-                from .corpora import Corpus, document_record
+        arxiv_ids = {source: normalise_arxiv_id(source) for source in sources}
+        for source, arxiv_id in arxiv_ids.items():
+            if arxiv_id is None and not URL_PATTERN.match(source):
+                raise UsageError(f"{source!r} is neither an arXiv id nor an http(s) link.")
+            if arxiv_id is None and not (title and summary):
+                raise UsageError("An entry that is not on arXiv needs --title and --summary "
+                                 "(the summary is the text search reads).")
+        new = [s for s, a in arxiv_ids.items() if self._existing(catalogue, s, a) is None]
+        if new:
+            self._section_for_add(catalogue, section)  # before any network
+        fetch = [arxiv_ids[s] for s in new if arxiv_ids[s]]
+        records = self._fetch_records(fetch, snapshot=snapshot, corpus=corpus, api=api,
+                                      offline_ok=bool(title and summary))
+        options = {"kind": kind, "authors": list(authors), "year": year, "tags": list(tags),
+                   "summary": summary, "note": note}
+        results: list[AddResult] = []
 
-                found = Corpus.open(corpus).store.open()
-                position = found.position(arxiv_id)
-                record = None if position is None else \
-                    document_record(found.document(position), f"corpus:{corpus}")
-                failure = f"not in the corpus {corpus}"
-            elif snapshot is not None:
-                from .sources.snapshot import read_snapshot
+        def change(text: str, current: Catalogue) -> str:
+            results.clear()
+            taken = {e.id for e in current.entries}
+            for source, arxiv_id in arxiv_ids.items():
+                existing = self._existing(current, source, arxiv_id)
+                if existing is not None:
+                    results.append(AddResult(existing, already=True))
+                    continue
+                record = records.get(arxiv_id) if arxiv_id else None
+                target = self._section_for_add(current, section)
+                fields = _entry_fields(source, arxiv_id, record, title=title,
+                                       entry_id=entry_id or slug(title or record.title, taken), **options)
+                results.append(AddResult(check_fields(fields, target), already=False,
+                                         created_section=current.section_named(target) is None))
+                taken.add(fields["id"])
+                text = insert_entry(text, target, fields)
+            return text
 
-                record = read_snapshot(snapshot, [arxiv_id]).get(arxiv_id)
-                failure = f"not in the snapshot {snapshot.name}"
-            else:
-                from .sources.arxiv_api import ArxivApiSource
+        with self.store.write_lock(wait=wait, on_wait=on_wait):
+            edited = self._edit_catalogue(change)
+            if records:
+                cached = self.store.read_records()
+                cached.update(records)
+                self.store.write_records(cached)
+        results = [dataclasses.replace(r, entry=edited.get(r.entry.id)) for r in results]
+        added = any(not r.already for r in results)
+        report = self.build(on_encoder=on_encoder, wait=wait, on_wait=on_wait)[0] \
+            if build and added else None
+        return results, report
 
-                result = (api or ArxivApiSource()).fetch([arxiv_id])
-                record = result.records.get(arxiv_id)
-                failure = result.failures.get(arxiv_id, "no record")
-                unreachable = result.unreachable is not None
-            if record is None and not (unreachable and title and summary):
-                hint = ("Add it offline with --from-snapshot FILE (an arXiv metadata snapshot), or with "
-                        "--title and --summary (`paperscope ingest` fetches its abstract later)."
-                        if unreachable else None)
-                raise FetchError(f"Could not get arXiv {arxiv_id}: {failure}. Nothing was changed.",
-                                 {arxiv_id: failure}, hint=hint)
-        elif not URL_PATTERN.match(source.strip()):
-            raise UsageError(f"{source!r} is neither an arXiv id nor an http(s) link.")
-        elif not (title and summary):
-            raise UsageError("An entry that is not on arXiv needs --title and --summary "
-                             "(the summary is the text search reads).")
-        taken = {e.id for e in catalogue.entries}
-        name = title or record.title
-        fields = {"id": entry_id or slug(name, taken), "title": name,
-                  "url": f"https://arxiv.org/abs/{arxiv_id}" if arxiv_id else source.strip(),
-                  "kind": kind or ("paper" if arxiv_id else "blog")}
-        if arxiv_id:
-            fields["arxiv"] = arxiv_id
-        if summary:
-            fields["summary"] = summary
-        section = section or (catalogue.sections[-1] if catalogue.sections else "Reading list")
-        text = read_text(self.paths.catalogue, "Catalogue")
-        new_text = insert_entry(text, section, fields)  # raises CatalogueError if invalid
-        with self.store.write_lock():
-            if record is not None:
-                records = self.store.read_records()
-                records[arxiv_id] = record
-                self.store.write_records(records)
-            atomic_write_text(self.paths.catalogue, new_text)
+    @staticmethod
+    def _existing(catalogue: Catalogue, source: str, arxiv_id: str | None) -> Entry | None:
+        return (catalogue.by_arxiv_id().get(arxiv_id) if arxiv_id else
+                next((e for e in catalogue.entries if e.url == source), None))
+
+    @staticmethod
+    def _section_for_add(catalogue: Catalogue, section: str | None) -> str:
+        """The section an added entry goes to: the one named (an existing one compared without
+        case, else a new one), or the only one; with several, one must be named."""
+        if section is not None:
+            if not section.strip():
+                raise UsageError("--section must not be empty.")
+            return catalogue.section_named(section) or " ".join(section.split())
+        if len(catalogue.sections) > 1:
+            raise UsageError("Say which section the entry goes to, with --section.",
+                             f"Sections: {', '.join(catalogue.sections)}")
+        return catalogue.sections[0] if catalogue.sections else "Reading list"
+
+    def _fetch_records(self, arxiv_ids: list[str], *, snapshot: Path | None, corpus: str | None,
+                       api, offline_ok: bool) -> dict[str, PaperRecord]:
+        """The records of `arxiv_ids` from a corpus, a snapshot or the API; FetchError when one
+        is missing (unless arXiv is unreachable and `offline_ok`)."""
+        from .errors import FetchError
+
+        if not arxiv_ids:
+            return {}
+        unreachable = False
+        if corpus is not None:
+            from .corpora import Corpus, document_record
+
+            found = Corpus.open(corpus).store.open()
+            positions = {a: found.position(a) for a in arxiv_ids}
+            records = {a: document_record(found.document(p), f"corpus:{corpus}")
+                       for a, p in positions.items() if p is not None}
+            failures = {a: f"not in the corpus {corpus}" for a in arxiv_ids if a not in records}
+        elif snapshot is not None:
+            from .sources.snapshot import read_snapshot
+
+            records = read_snapshot(snapshot, arxiv_ids)
+            failures = {a: f"not in the snapshot {snapshot.name}" for a in arxiv_ids if a not in records}
+        else:
+            from .sources.arxiv_api import ArxivApiSource
+
+            result = (api or ArxivApiSource()).fetch(arxiv_ids)
+            records = dict(result.records)
+            failures = {a: result.failures.get(a, "no record") for a in arxiv_ids if a not in records}
+            unreachable = result.unreachable is not None
+        if failures and not (unreachable and offline_ok):
+            hint = ("Add it offline with --from-snapshot FILE (an arXiv metadata snapshot), or with "
+                    "--title and --summary (`paperscope ingest` fetches its abstract later)."
+                    if unreachable else None)
+            reasons = "; ".join(f"arXiv {a}: {why}" for a, why in failures.items())
+            raise FetchError(f"Could not get {reasons}. Nothing was changed.", failures, hint=hint)
+        return records
+
+    def remove(self, entry_id: str, **options) -> EditResult:
+        """Delete an entry from the catalogue, then update the index."""
+        from .catalogue import remove_entry
+
+        entry = self.entry(entry_id)
+        return self._edit(entry, lambda text, current: remove_entry(text, entry.id), **options)
+
+    def move(self, entry_id: str, section: str, *, create: bool = False, **options) -> EditResult:
+        """Move an entry, as written, to the end of another section (a new one with `create`)."""
+        from .catalogue import move_entry
+
+        entry = self.entry(entry_id)
+        target = self.catalogue.section_named(section)
+        if target is None and not create:
+            raise UsageError(f"No section {section!r}.",
+                             f"Sections: {', '.join(self.catalogue.sections)}. "
+                             "Pass --create to make a new one.")
+        if target == entry.section:
+            return EditResult(entry, changed=False)
+        target = target or " ".join(section.split())
+        return self._edit(entry, lambda text, current: move_entry(text, entry.id, target),
+                          new_id=entry.id, **options)
+
+    def rename(self, old: str, new: str, **options) -> EditResult:
+        """Give an entry another id."""
+        from .catalogue import ID_PATTERN, rename_entry
+
+        entry = self.entry(old)
+        if not ID_PATTERN.match(new):
+            raise UsageError(f"{new!r} is not an id: use lower-case letters, digits and dashes "
+                             "(for example `lora` or `gpt-3`).")
+        if new == entry.id:
+            return EditResult(entry, changed=False)
+        if self.catalogue.get(new) is not None:
+            raise UsageError(f"The id {new!r} is already taken.")
+        return self._edit(entry, lambda text, current: rename_entry(text, entry.id, new),
+                          new_id=new, **options)
+
+    def edit(self, entry_id: str, editor: Callable[[str], str],
+             retry: Callable[[PaperscopeError], bool] = lambda error: False, **options) -> EditResult:
+        """Let `editor` change the entry's YAML (it gets the text, returns the new text);
+        invalid text is refused, or handed back to `editor` while `retry(error)` says so.
+        Nothing is written when the file changed meanwhile (CatalogueChangedError)."""
+        from .catalogue import CatalogueFile, entry_text, parse_entry_text, replace_entry
+
+        entry = self.entry(entry_id)
+        start = CatalogueFile.read(self.paths.catalogue)
+        original = text = entry_text(start.text, entry.id)
+        while True:
+            text = editor(text)
+            if not text.strip() or text == original:
+                return EditResult(entry, changed=False)
+            try:
+                new_id = parse_entry_text(text, entry.section, f"entry {entry.id!r}").id
+                edited = replace_entry(start.text, entry.id, text)
+                break
+            except PaperscopeError as error:
+                if not retry(error):
+                    raise
+        return self._edit(entry, lambda current, catalogue: edited, new_id=new_id,
+                          expected=start.digest, **options)
+
+    def _edit(self, entry: Entry, change: Callable[[str, Catalogue], str], *,
+              new_id: str | None = None, expected: str | None = None, build: bool = True,
+              on_encoder: Callable[[str, int, str], None] | None = None,
+              wait: bool = True, on_wait: Callable[[], None] | None = None) -> EditResult:
+        with self.store.write_lock(wait=wait, on_wait=on_wait):
+            edited = self._edit_catalogue(change, expected=expected, entry_id=entry.id)
+        report = self.build(on_encoder=on_encoder, wait=wait, on_wait=on_wait)[0] if build else None
+        return EditResult(edited.get(new_id) if new_id else entry, changed=True, build=report)
+
+    def _edit_catalogue(self, change: Callable[[str, Catalogue], str], *,
+                        expected: str | None = None, entry_id: str | None = None) -> Catalogue:
+        """Read catalogue.yaml, apply `change(text, catalogue)` and write the result if it
+        differs; the caller holds the lock. With `expected`, the file must still have that hash."""
+        from .catalogue import CatalogueFile
+
         self._catalogue = None
-        entry = self.entry(fields["id"])
-        report = self.build(on_encoder=on_encoder)[0] if build else None
-        return AddResult(entry, already=False, build=report)
+        current = CatalogueFile.read(self.paths.catalogue)
+        if expected is not None and current.digest != expected:
+            raise CatalogueChangedError(f"{self.paths.catalogue} changed while the entry was "
+                                        "edited; nothing was written.",
+                                        "Run the command again: it starts from the file as it is now.")
+        catalogue = current.catalogue
+        if entry_id is not None and catalogue.get(entry_id) is None:
+            raise UnknownEntryError(f"The entry {entry_id!r} was removed meanwhile; nothing was written.")
+        text = change(current.text, catalogue)
+        if text != current.text:
+            current.write(text)
+            catalogue = parse_catalogue(text, self.paths.catalogue)
+        self._catalogue = catalogue
+        return catalogue
 
     # -- reading ------------------------------------------------------------------
 

@@ -16,7 +16,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from .catalogue import Catalogue, json_quote, normalise_arxiv_id, parse_catalogue, render_entry, slug
+from .catalogue import (Catalogue, CatalogueFile, json_quote, normalise_arxiv_id, parse_catalogue,
+                        render_entry, slug)
 from .errors import UsageError
 from .records import Entry, PaperRecord
 
@@ -235,12 +236,12 @@ def write_catalogue_from_markdown(source: Path, folder: Path, *, force: bool = F
                                   ) -> tuple[Path, MarkdownList]:
     """Create folder/catalogue.yaml from the Markdown reading list `source`, atomically;
     an existing catalogue is replaced only with `force`."""
-    from .store import CATALOGUE_NAME, atomic_write_text, read_text
+    from .store import CATALOGUE_NAME, read_text
 
     target = folder / CATALOGUE_NAME
     if target.exists() and not force:
         raise UsageError(f"{target} already exists; nothing was changed.",
                          hint="Pass --force to replace it (its entries are lost).")
     made = read_markdown_list(read_text(source, "Markdown file"), source.name)
-    atomic_write_text(target, made.yaml)
+    CatalogueFile.to_replace(target).write(made.yaml)
     return target, made

@@ -25,6 +25,8 @@ class Entry:
     needs_summary: bool = False  # no summary written yet: search reads the title alone
     authors: tuple[str, ...] = ()
     year: int | None = None
+    tags: tuple[str, ...] = ()
+    note: str | None = None  # the maintainer's own words: shown, and searched with the text
     line: int | None = None  # where it stands in catalogue.yaml, for messages
 
 

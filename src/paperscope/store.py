@@ -21,6 +21,7 @@ import hashlib
 import json
 import os
 import re
+import stat
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -42,12 +43,16 @@ _DATA_FILE = re.compile(r"^[a-z]+-[0-9a-f]{16}\.[a-z]+$")
 REBUILD_HINT = "Rebuild it with: paperscope build --full"
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write data to path so that readers see the old file or the new one, whole."""
+def atomic_write_bytes(path: Path, data: bytes, like: os.stat_result | None = None) -> None:
+    """Write data to path so that readers see the old file or the new one, whole; with
+    `like` (the replaced file's stat), its mode and, where permitted, its owner are kept."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        os.chmod(tmp, 0o666 & ~_umask())
+        os.chmod(tmp, stat.S_IMODE(like.st_mode) if like else 0o666 & ~_umask())
+        if like and (like.st_uid, like.st_gid) != (os.getuid(), os.getgid()):
+            with contextlib.suppress(OSError):  # only root may give a file away
+                os.chown(tmp, like.st_uid, like.st_gid)
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
