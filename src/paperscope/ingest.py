@@ -16,7 +16,7 @@ from pathlib import Path
 
 from .catalogue import Catalogue
 from .records import Document, Entry, PaperRecord
-from .store import IndexStore
+from .index import IndexStore
 
 
 @dataclass
