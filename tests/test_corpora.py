@@ -1,0 +1,138 @@
+"""Named corpora: snapshot import with filters, builds, search, discovery and adding a
+discovered paper offline."""
+
+import gzip
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from paperscope.corpora import Corpus, SnapshotFilter
+from paperscope.errors import SnapshotError, UnknownEntryError, UsageError
+from paperscope.library import Collection, Filters
+
+runner = CliRunner()
+
+TOPICS = [
+    ("cs.CL", "Low-rank adapters for parameter-efficient finetuning of language models",
+     "We freeze the pretrained weights and train low-rank adapter matrices. Finetuning cost drops."),
+    ("cs.CL", "Quantized adapters make finetuning of large models fit on one GPU",
+     "Four-bit quantization with low-rank adapters preserves finetuning quality."),
+    ("cs.CV", "Diffusion models for video generation", "A video diffusion model generates clips."),
+    ("astro-ph.EP", "Transmission spectra of exoplanet atmospheres",
+     "We observe transmission spectra of hot Jupiters with a ground-based spectrograph."),
+    ("cs.LG cs.CL", "Reward models for reinforcement learning from human feedback",
+     "Human preference data trains a reward model that guides policy optimisation."),
+]
+
+
+def snapshot_line(number: int, category: str, title: str, abstract: str, month: str) -> str:
+    return json.dumps({"id": f"25{month}.{number:05d}", "title": title, "abstract": abstract,
+                       "authors": "A. Author, B. Author", "categories": category, "versions": [],
+                       "update_date": f"2025-{month}-15",
+                       "authors_parsed": [["Author", "A.", ""], ["Author", "B.", ""]]})
+
+
+@pytest.fixture
+def snapshot(tmp_path, monkeypatch):
+    monkeypatch.setenv("PAPERSCOPE_CACHE", str(tmp_path / "cache"))
+    lines = [snapshot_line(n, *TOPICS[n % len(TOPICS)], month=f"{1 + n % 6:02d}") for n in range(30)]
+    lines.insert(3, "{not json")
+    lines.insert(7, json.dumps({"id": "2501.99999", "title": 42, "abstract": {"x": 1}}))
+    lines.insert(9, lines[0])  # the same id twice
+    path = tmp_path / "snapshot.jsonl.gz"
+    with gzip.open(path, "wt", encoding="utf-8") as out:
+        out.write("\n".join(lines) + "\n")
+    return path
+
+
+def test_import_filters_by_category_and_date_and_skips_bad_lines(snapshot):
+    corpus = Corpus("cl")
+    report = corpus.import_snapshot(snapshot, SnapshotFilter(("cs.CL",), since="2025-02"))
+    assert report.read == 33 and report.duplicates == 0
+    assert sum(report.skipped.values()) == 2  # the broken line and the one of the wrong types
+    kept = Corpus("cl").about()["documents"]
+    assert kept == report.kept and 0 < kept < 30
+    everything = Corpus("all").import_snapshot(snapshot, SnapshotFilter(("cs", "astro-ph")))
+    assert everything.kept == 30 and everything.duplicates == 1
+    assert Corpus("astro").import_snapshot(snapshot, SnapshotFilter(("astro-ph",))).kept == 6
+
+
+def test_bad_names_dates_and_files_are_usage_errors(snapshot, tmp_path):
+    with pytest.raises(UsageError):
+        Corpus("../escape")
+    with pytest.raises(UsageError):
+        SnapshotFilter(since="January")
+    (tmp_path / "notes.txt").write_text("hello\n")
+    with pytest.raises(SnapshotError, match="not an arXiv metadata snapshot"):
+        Corpus("x").import_snapshot(tmp_path / "notes.txt", SnapshotFilter())
+    with pytest.raises(UnknownEntryError, match="No corpus named 'nothing'"):
+        Corpus.open("nothing")
+
+
+def test_a_corpus_is_built_searched_and_filtered_through_the_same_facade(snapshot, fake_encoder):
+    corpus = Corpus("all", encoder=fake_encoder)
+    corpus.import_snapshot(snapshot, SnapshotFilter())
+    report = corpus.build()
+    assert report.written and len(report.embedded) == 30 and report.scheme == "multi-scale"
+    collection = Collection(corpus.store, fake_encoder)
+    hits = collection.search("low-rank adapters finetuning", k=3).hits
+    assert "adapter" in hits[0].document.title.lower()
+    related = collection.related(hits[0].document.id, k=2).hits
+    assert related and hits[0].document.id not in {h.document.id for h in related}
+    filtered = collection.search("finetuning", k=30, filters=Filters(year_from=2026)).hits
+    assert filtered == []
+    again = corpus.build()
+    assert not again.written  # nothing changed
+
+
+def test_the_cli_imports_searches_discovers_and_adds_offline(snapshot, library_dir):
+    def run(*args):
+        return runner.invoke(__import__("paperscope.cli").cli.app, ["--library", str(library_dir), *args])
+
+    result = run("corpus", "import", str(snapshot), "--name", "sample", "--category", "cs")
+    assert result.exit_code == 0, result.output
+    assert "Imported 24 papers" in result.stderr and "skipped 2 unusable" in result.stderr
+    listed = json.loads(run("corpus", "list", "--json").stdout)
+    assert listed[0]["name"] == "sample" and listed[0]["indexed"] == 24
+    found = run("search", "quantized low-rank adapters", "--corpus", "sample", "--json", "-k", "3")
+    assert found.exit_code == 0, found.output
+    assert "Quantized adapters" in json.loads(found.stdout)[0]["title"]
+    discovered = run("discover", "--corpus", "sample", "--entry", "lora", "--json", "-k", "5")
+    assert discovered.exit_code == 0, discovered.output
+    papers = json.loads(discovered.stdout)
+    assert "adapter" in papers[0]["title"].lower() and papers[0]["closest"][0]["entry"] == "lora"
+    assert all(p["id"] != "2106.09685" for p in papers)
+    added = run("add", papers[0]["id"], "--corpus", "sample", "--section", "Training Recipe")
+    assert added.exit_code == 0, added.output
+    assert papers[0]["id"] in (library_dir / "catalogue.yaml").read_text()
+    again = json.loads(run("discover", "--corpus", "sample", "--entry", "lora", "--json").stdout)
+    assert papers[0]["id"] not in [p["id"] for p in again]  # now in the catalogue
+    missing = run("search", "x", "--corpus", "nope")
+    assert missing.exit_code == 3 and "sample" in missing.stderr
+
+
+def test_discovery_refuses_a_corpus_of_another_model(snapshot, library_dir, fake_encoder):
+    from paperscope.discover import discover
+    from paperscope.errors import IndexMismatchError
+    from paperscope.library import Library
+
+    corpus = Corpus("fake", encoder=fake_encoder)
+    corpus.import_snapshot(snapshot, SnapshotFilter())
+    corpus.build()
+    library = Library.open(library_dir)
+    with pytest.raises(IndexMismatchError, match="cannot be compared"):
+        discover(library.index()[0], corpus.store.open(), library.catalogue.entries[:1],
+                 known=library.catalogue.entries)
+
+
+def test_whole_abstract_scheme_gives_one_vector_per_paper(snapshot, fake_encoder):
+    corpus = Corpus("whole", encoder=fake_encoder)
+    corpus.import_snapshot(snapshot, SnapshotFilter())
+    corpus.build(scheme="whole", search="approximate")
+    index = corpus.store.open()
+    assert index.vectors.shape == (30, fake_encoder.dimension)
+    assert index.manifest["passages_scheme"]["name"] == "whole"
+    assert index.search_method["kind"] == "ivf-sq8"
+    assert np.allclose(np.linalg.norm(np.asarray(index.vectors), axis=1), 1, atol=1e-5)
