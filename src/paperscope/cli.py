@@ -141,6 +141,13 @@ Tags = Annotated[Optional[list[str]], typer.Option("--tag", "-t", metavar="TAG",
 NoBuild = Annotated[bool, typer.Option("--no-build", help="Only edit catalogue.yaml; update the index later.")]
 NoWait = Annotated[bool, typer.Option("--no-wait", help="Fail at once if another paperscope process "
                                       "is writing this library.")]
+SearchMethod = Annotated[str, typer.Option(
+    "--search", metavar="METHOD", help="exact, approximate (a FAISS IVF index, for large corpora) "
+    "or auto (approximate above 100,000 passages).")]
+PassageScheme = Annotated[Optional[str], typer.Option(
+    "--passages", metavar="SCHEME", help="multi-scale (passages of 90, 55 and 35 words: best "
+    "quality) or whole (one vector per abstract: a thirteenth of the embedding time). "
+    "Default: multi-scale up to 20,000 papers, whole above.")]
 CorpusName = Annotated[Optional[str], typer.Option(
     "--corpus", "-c", metavar="NAME",
     help="Search the named corpus (see `paperscope corpus list`) instead of the catalogue.")]
@@ -477,6 +484,7 @@ def build(
     index_dir: Optional[Path] = typer.Option(
         None, "--index-dir", metavar="DIR", help="With --corpus: where to keep its index "
         "(default: a folder in $PAPERSCOPE_CACHE or ~/.cache/paperscope)."),
+    scheme: PassageScheme = None,
 ) -> None:
     """Rebuild the index after editing catalogue.yaml, embedding only what changed.
 
@@ -487,17 +495,18 @@ def build(
       paperscope build --corpus ../shared/data/scifact --index-dir /tmp/scifact-index
     """
     if corpus is not None:
-        _build_corpus(corpus, index_dir, full=full, model=model, no_wait=no_wait)
+        _build_corpus(corpus, index_dir, full=full, model=model, scheme=scheme, no_wait=no_wait)
         return
-    if index_dir is not None:
+    if index_dir is not None or scheme is not None:
         from .errors import UsageError
 
-        raise UsageError("--index-dir goes with --corpus; the catalogue's index is its index/ folder.")
+        raise UsageError("--index-dir and --passages go with --corpus; the catalogue's index is its "
+                         "index/ folder, in multi-scale passages.")
     _build(_library(), full=full, model=model, no_wait=no_wait)
 
 
 def _build_corpus(corpus: Path, index_dir: Optional[Path], *, full: bool, model: Optional[str],
-                  no_wait: bool) -> Path:
+                  no_wait: bool, scheme: Optional[str] = None) -> Path:
     from .corpus import corpus_file, read_corpus
     from .index import IndexStore
     from .indexer import build_index
@@ -510,7 +519,8 @@ def _build_corpus(corpus: Path, index_dir: Optional[Path], *, full: bool, model:
     with _embedding_feedback("documents") as (on_encoder, advance), \
             store.write_lock(wait=not no_wait, on_wait=_waiting):
         report = build_index(store, documents, model=model or configured_model(), full=full,
-                             progress=advance, on_encoder=on_encoder, source=str(source))
+                             progress=advance, on_encoder=on_encoder, source=str(source),
+                             scheme=scheme)
     _report_build(report)
     _err(f"Index of {source} is in {store.directory}")
     return store.directory
@@ -905,13 +915,6 @@ def _corpus_command(*args, **kwargs):
     return register
 
 
-SearchMethod = Annotated[str, typer.Option(
-    "--search", metavar="METHOD", help="exact, approximate (a FAISS IVF index, for large corpora) "
-    "or auto (approximate above 100,000 passages).")]
-PassageScheme = Annotated[Optional[str], typer.Option(
-    "--passages", metavar="SCHEME", help="multi-scale (passages of 90, 55 and 35 words: best "
-    "quality) or whole (one vector per abstract: a thirteenth of the embedding time). "
-    "Default: multi-scale up to 20,000 papers, whole above.")]
 
 
 @_corpus_command("import")
