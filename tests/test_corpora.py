@@ -136,3 +136,48 @@ def test_whole_abstract_scheme_gives_one_vector_per_paper(snapshot, fake_encoder
     assert index.manifest["passages_scheme"]["name"] == "whole"
     assert index.search_method["kind"] == "ivf-sq8"
     assert np.allclose(np.linalg.norm(np.asarray(index.vectors), axis=1), 1, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_kill_9_during_a_corpus_build_then_build_resumes_from_its_chunks(tmp_path):
+    import os
+    import re
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.test_light_encoder import build_model
+
+    model = build_model(tmp_path / "tiny-model")
+    env = {**os.environ, "PAPERSCOPE_CACHE": str(tmp_path / "cache"), "PAPERSCOPE_MODEL": str(model),
+           "OMP_NUM_THREADS": "1"}
+    snapshot = tmp_path / "big.jsonl"
+    topics = [(category, f"{title} {n}", abstract) for n, (category, title, abstract)
+              in ((n, TOPICS[n % len(TOPICS)]) for n in range(20_000))]  # every text different
+    snapshot.write_text("".join(snapshot_line(n, *topics[n], month="03") + "\n" for n in range(20_000)))
+
+    def paperscope(*args):
+        return [sys.executable, "-m", "paperscope", *args]
+
+    subprocess.run(paperscope("corpus", "import", str(snapshot), "--name", "big", "--no-build"),
+                   env=env, check=True, capture_output=True)
+    chunk_dir = tmp_path / "cache" / "corpora" / "big" / "index" / "chunks"
+    builder = subprocess.Popen(paperscope("corpus", "build", "big", "--passages", "whole"), env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and len(list(chunk_dir.glob("chunk-*.npz"))) < 2:
+        time.sleep(0.05)
+    builder.send_signal(signal.SIGKILL)
+    builder.wait()
+    done = len(list(chunk_dir.glob("chunk-*.npz")))
+    assert 2 <= done < 10, "the build should have been killed halfway"
+    assert not (chunk_dir.parent / "manifest.json").exists()  # no half-written index
+    resumed = subprocess.run(paperscope("corpus", "build", "big"), env=env, capture_output=True,
+                             text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    count = int(re.search(r"(\d+) from earlier chunks", resumed.stderr).group(1))
+    assert count >= 2 * 2000 and count == done * 2000
+    found = subprocess.run(paperscope("search", "transmission spectra", "--corpus", "big", "--json"),
+                           env=env, capture_output=True, text=True)
+    assert found.returncode == 0 and json.loads(found.stdout)

@@ -82,8 +82,8 @@ def build_index(store: IndexStore, documents: Sequence[Document], *, model: str,
                 chunk_documents: int = CHUNK_DOCUMENTS) -> BuildReport:
     """Embed what changed and commit a new index of `documents` to `store`.
 
-    `scheme` is a passage scheme of text.SCHEMES (by default the old index's, else chosen by
-    the number of documents); `search` is auto, exact or approximate. `on_encoder(kind, count, reason)` is
+    `scheme` is a passage scheme of text.SCHEMES (by default the old index's, else that of an
+    interrupted build's chunks, else chosen by the number of documents); `search` is auto, exact or approximate. `on_encoder(kind, count, reason)` is
     told which encoder embeds how many documents, and why everything is embedded again when it
     is, before the encoder loads; `progress(n)` counts documents embedded."""
     if search not in SEARCH_METHODS:
@@ -91,7 +91,8 @@ def build_index(store: IndexStore, documents: Sequence[Document], *, model: str,
     if scheme is not None and scheme not in SCHEMES:
         raise UsageError(f"Unknown passage scheme {scheme!r}: choose one of {', '.join(SCHEMES)}.")
     old, reason = _open_previous(store)
-    scheme = scheme or (old.scheme if old and old.scheme in SCHEMES else choose_scheme(len(documents)))
+    scheme = scheme or (old.scheme if old and old.scheme in SCHEMES else None) or \
+        _started_scheme(store, model) or choose_scheme(len(documents))
     report = BuildReport(total=len(documents), model=model, scheme=scheme)
     reason = "--full was asked for" if full else reason or (
         settings_change(old.manifest, model, scheme) if old else "")
@@ -200,6 +201,15 @@ def _embed(store: IndexStore, documents: Sequence[Document], hashes: list[str], 
             pool.setdefault(h, _VectorSource(path, offset, len(group)))
             offset += len(group)
     return encoder
+
+
+def _started_scheme(store: IndexStore, model: str) -> str | None:
+    """The passage scheme of most chunks of `model` left by an interrupted build, if any."""
+    from collections import Counter
+
+    found = Counter(info.scheme for info in map(chunks.read_chunk_info, chunks.chunk_files(store.chunks_dir))
+                    if info is not None and info.model == model and info.scheme in SCHEMES)
+    return found.most_common(1)[0][0] if found else None
 
 
 def _chunk_dimension(pool: dict[str, _VectorSource]) -> int:
