@@ -119,7 +119,8 @@ class LexicalIndex:
         for term in self.tokenize(query):
             postings = self._postings(term)
             if postings is not None:
-                np.add.at(out, *postings)
+                docs, weights = postings
+                out[docs] += weights  # a document appears once in a term's posting list
         return out
 
     def weight(self, term: str, position: int) -> float:

@@ -85,25 +85,30 @@ def rank(index: OpenIndex, *, query_text: str, query_vector: np.ndarray | None, 
     if mode != "lexical":
         dense = _dense(index, query_vector, mask, lexical, named, k)
         mask &= np.isfinite(dense)
-    if mode == "dense":
-        scores = dense
-    elif mode == "lexical":
-        scores = lexical
+    if mode == "lexical":
         mask &= lexical > 0
-    else:
-        scores = fuse(dense, lexical, mask)
-    for position in named:  # a query that is exactly an entry's name puts that entry first
-        scores[position] = scores[position] + NAME_BONUS
-    scores = np.where(mask, scores, -np.inf)
-    count = min(k, int(mask.sum()))
-    if count == 0:
+    # From here on only the candidates count: all documents of an exact index, the approximate
+    # index's candidates otherwise, so that fusing and sorting cost what the hits cost.
+    positions = np.flatnonzero(mask)
+    if len(positions) == 0:
         return []
-    if n > 50_000:  # select before sorting; ties broken by position, as a stable sort does
+    if mode == "dense":
+        scores = dense[positions]
+    elif mode == "lexical":
+        scores = lexical[positions]
+    else:
+        scores = fuse(dense[positions], lexical[positions], np.ones(len(positions), dtype=bool))
+    for position in named:  # a query that is exactly an entry's name puts that entry first
+        at = int(np.searchsorted(positions, position))
+        if at < len(positions) and positions[at] == position:
+            scores[at] += NAME_BONUS
+    count = min(k, len(positions))
+    if len(positions) > 50_000:  # select before sorting; ties broken by position, as a stable sort
         top = np.argpartition(-scores, count - 1)[:count]
         top = top[np.lexsort((top, -scores[top]))]
     else:
         top = np.argsort(-scores, kind="stable")[:count]
-    return [(int(i), float(scores[i])) for i in top]
+    return [(int(positions[i]), float(scores[i])) for i in top]
 
 
 def _dense(index: OpenIndex, query_vector, mask: np.ndarray, lexical: np.ndarray | None,
