@@ -174,6 +174,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--chunks", type=Path, help="chunk files of the 108k snapshot (real vectors)")
     parser.add_argument("--work", type=Path, default=Path("/tmp/paperscope-scale"))
+    parser.add_argument("--searches-only", action="store_true",
+                        help="time searches of corpora an earlier run built in --work")
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     ENV["PAPERSCOPE_CACHE"] = str(args.work / "cache")
@@ -188,24 +190,28 @@ def main() -> None:
           flush=True)
     for size in args.sizes:
         name = f"scale-{size}"
-        snapshot = args.work / f"{name}.jsonl"
-        write_snapshot(snapshot, records, size)
-        imported, _, _ = timed(["paperscope", "corpus", "import", str(snapshot), "--name", name, "--no-build"])
         corpus = Corpus(name)
-        drop_in_chunks(corpus, known, min(size, len(records)))
-        built, build_peak, _ = timed(["paperscope", "corpus", "build", name, "--passages", "whole"])
+        imported = built = build_peak = float("nan")
+        if not args.searches_only:
+            snapshot = args.work / f"{name}.jsonl"
+            write_snapshot(snapshot, records, size)
+            imported, _, _ = timed(["paperscope", "corpus", "import", str(snapshot), "--name", name,
+                                    "--no-build"])
+            snapshot.unlink()
+            drop_in_chunks(corpus, known, min(size, len(records)))
+            built, build_peak, _ = timed(["paperscope", "corpus", "build", name, "--passages", "whole"])
         manifest = corpus.store.read_manifest()
         size_mb = corpus.store.size_bytes() / 2**20
         cold, peak = cold_search(args.runs, options=("--corpus", name))
         dense, hybrid, warm = recall(corpus)
         row = {"documents": size, "search": manifest["search"]["kind"], "index_mb": round(size_mb),
-               "import_s": imported, "build_s": built, "build_peak_mb": round(build_peak / 1024),
+               "import_s": imported, "build_s": built, "build_peak_mb": round(build_peak / 1024)
+               if build_peak == build_peak else None,
                "cold_search_s": cold, "warm_search_ms": round(warm, 1), "search_peak_mb": round(peak / 1024),
                "recall10_dense": round(dense, 3), "recall10_hybrid": round(hybrid, 3),
                "ratio_to_catalogue": round(cold / catalogue[0], 2)}
         rows.append(row)
         print(json.dumps(row), flush=True)
-        snapshot.unlink()
     print()
     print("| documents | search | index on disk | import | build (no embedding) | cold CLI search "
           "(x catalogue) | warm API search | search peak memory | recall@10 dense / hybrid |")
@@ -213,7 +219,7 @@ def main() -> None:
     print(f"| 40 (catalogue) | exact | 0.7 MB | | | {catalogue[0]:.2f} s | | {catalogue[1] / 1024:.0f} MB | |")
     for r in rows:
         print(f"| {r['documents']:,} | {r['search']} | {r['index_mb']:,} MB | {r['import_s']:.0f} s | "
-              f"{r['build_s']:.0f} s (peak {r['build_peak_mb']:,} MB) | {r['cold_search_s']:.2f} s "
+              f"{r['build_s']:.0f} s (peak {r['build_peak_mb']} MB) | {r['cold_search_s']:.2f} s "
               f"(x{r['ratio_to_catalogue']}) | {r['warm_search_ms']} ms | {r['search_peak_mb']} MB | "
               f"{r['recall10_dense']} / {r['recall10_hybrid']} |")
 
