@@ -127,7 +127,8 @@ Mode = Annotated[str, typer.Option("--mode", "-m", metavar="MODE", help="Ranking
                                    "embeddings), dense (embeddings) or lexical (BM25).")]
 Sections = Annotated[Optional[list[str]], typer.Option("--section", "-s", metavar="SECTION",
                                                        help="Only this section (repeatable).")]
-Kinds = Annotated[Optional[list[str]], typer.Option("--kind", metavar="KIND", help="Only paper, blog or repo (repeatable).")]
+Kinds = Annotated[Optional[list[str]], typer.Option("--kind", metavar="KIND",
+                                                    help="Only paper, blog or repo (repeatable).")]
 YearFrom = Annotated[Optional[int], typer.Option("--year-from", metavar="YEAR", help="Only entries from this year on.")]
 YearTo = Annotated[Optional[int], typer.Option("--year-to", metavar="YEAR", help="Only entries up to this year.")]
 Format = Annotated[str, typer.Option("--format", "-f", metavar="FORMAT",
@@ -285,10 +286,12 @@ def add(
     section: Optional[str] = typer.Option(None, "--section", "-s", metavar="SECTION",
                                           help="Section to add to (created if new; needed when "
                                           "the catalogue has several)."),
-    summary: Optional[str] = typer.Option(None, "--summary", metavar="TEXT", help="What search reads for a non-arXiv link (or an arXiv paper while offline)."),
+    summary: Optional[str] = typer.Option(None, "--summary", metavar="TEXT", help="What search reads for "
+                                          "a non-arXiv link (or an arXiv paper while offline)."),
     title: Optional[str] = typer.Option(None, "--title", metavar="TEXT", help="Title (default: arXiv's)."),
     kind: Optional[str] = typer.Option(None, "--kind", metavar="KIND", help="paper, blog or repo."),
-    entry_id: Optional[str] = typer.Option(None, "--id", metavar="ID", help="The entry's id (default: from the title)."),
+    entry_id: Optional[str] = typer.Option(None, "--id", metavar="ID",
+                                           help="The entry's id (default: from the title)."),
     authors: Optional[list[str]] = typer.Option(
         None, "--authors", metavar="NAMES", help="Authors, comma-separated (repeatable)."),
     year: Optional[int] = typer.Option(None, "--year", metavar="YEAR", help="Year of publication."),
@@ -315,7 +318,7 @@ def add(
       paperscope add 2501.00001 --corpus arxiv-cl --section "Training Recipe"
 
       paperscope add https://example.org/post --kind blog --title "A post" --summary "What it covers." --authors "Ada Lovelace, Alan Turing" --year 2024
-    """
+    """  # noqa: E501 (an example command reads best on one line)
     library = _library()
     names = [name.strip() for value in authors or () for name in value.split(",") if name.strip()]
     with _embedding_feedback("entries") as (on_encoder, _advance):

@@ -76,7 +76,7 @@ class SnapshotFilter:
                 raise UsageError(f"{value!r} is not a date: write YYYY, YYYY-MM or YYYY-MM-DD.")
 
     def accepts(self, categories: Sequence[str], date: str) -> bool:
-        if self.categories and not any(c == want or c.startswith(want + ".") or c.startswith(want + "-")
+        if self.categories and not any(c == want or c.startswith((want + ".", want + "-"))
                                        for c in categories for want in self.categories):
             return False
         if self.since and (not date or date[:len(self.since)] < self.since):

@@ -84,7 +84,7 @@ def discover(catalogue_index: OpenIndex, corpus: OpenIndex, entries: list[Entry]
                      for position, hits in found.items()), key=lambda item: (-item[0], item[1]))[:k]
     documents = corpus.documents([position for _, position in scored])
     results = []
-    for rank_number, ((score, position), document) in enumerate(zip(scored, documents), start=1):
+    for rank_number, ((score, position), document) in enumerate(zip(scored, documents, strict=True), start=1):
         closest = sorted(found[position], reverse=True)[:3]
         results.append(Discovery(rank_number, score, document, [
             Closeness(seeds[n][0].id, s, corpus.lexical.matching_terms(texts[n], position, limit=4))

@@ -105,7 +105,6 @@ class SentenceTransformerEncoder:
         model_dir = resolve_model_dir(model_name)
         try:
             from sentence_transformers import SentenceTransformer
-
             from transformers.utils import logging as transformers_logging
 
             transformers_logging.disable_progress_bar()
@@ -237,8 +236,8 @@ class SentenceTransformerEncoder:
 # HALF_TOLERANCE of full precision (all-MiniLM-L6-v2: about 3e-4; README "Scale").
 HALF_TOLERANCE = 1e-3
 _PRECISION_PROBES = [
-    "Low-rank adaptation freezes the pre-trained weights and trains small rank decomposition "
-    "matrices in each layer.",
+    ("Low-rank adaptation freezes the pre-trained weights and trains small rank decomposition "
+     "matrices in each layer."),
     "We measure the cosmic microwave background anisotropy with a new ground-based telescope.",
     "A",
     " ".join(["Scaling laws relate loss to compute, data and parameters."] * 30),
@@ -500,7 +499,7 @@ def _tokenizer(transformer_dir: Path, lower_case: bool, max_length: int) -> Toke
         raise _Declined(f"tokenizer options {options}")
     try:
         tokenizer = Tokenizer.from_file(str(transformer_dir / "tokenizer.json"))
-    except Exception as err:  # the Rust library raises a bare Exception for a bad file
+    except Exception:  # the Rust library raises a bare Exception for a bad file
         raise _Declined("unreadable tokenizer.json") from None
     bert_normalizer = normalizers.BertNormalizer(clean_text=True, **options)
     tokenizer.normalizer = normalizers.Sequence([normalizers.Lowercase(), bert_normalizer]) \

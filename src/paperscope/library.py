@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING
 
 from .catalogue import Catalogue, normalise_arxiv_id, parse_catalogue
 from .errors import CatalogueChangedError, PaperscopeError, UnknownEntryError, UsageError
+from .index import IndexStore
 from .ingest import IngestReport, catalogue_documents, ingest
 from .records import KINDS, Document, Entry, Hit, PaperRecord
-from .index import IndexStore
 from .store import LibraryPaths, find_library, read_text
 
 if TYPE_CHECKING:  # numpy, FAISS and the encoders load only when a command needs them

@@ -16,8 +16,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from .catalogue import (Catalogue, CatalogueFile, json_quote, normalise_arxiv_id, parse_catalogue,
-                        render_entry, slug)
+from .catalogue import (
+    Catalogue,
+    CatalogueFile,
+    json_quote,
+    normalise_arxiv_id,
+    parse_catalogue,
+    render_entry,
+    slug,
+)
 from .errors import UsageError
 from .records import Entry, PaperRecord
 

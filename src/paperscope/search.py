@@ -143,7 +143,7 @@ def _normalise(scores: np.ndarray, mask: np.ndarray, pool: int) -> np.ndarray:
     top = np.argpartition(-masked, count - 1)[:count]
     high, low = masked[top].max(), masked[top].min()
     out = np.zeros_like(scores, dtype=np.float32)
-    if not np.isfinite(high) or high <= 0 and low == high:
+    if not np.isfinite(high) or (high <= 0 and low == high):
         return out
     spread = high - low
     out[top] = (masked[top] - low) / spread if spread > 0 else 1.0
@@ -154,7 +154,7 @@ def hits(index: OpenIndex, ranked: Sequence[tuple[int, float]], query_text: str)
     documents = index.documents([position for position, _ in ranked])
     return [Hit(rank=n, score=score, document=document,
                 snippet=best_sentence(document.text, query_text, index.lexical.tokenize))
-            for n, ((_, score), document) in enumerate(zip(ranked, documents), start=1)]
+            for n, ((_, score), document) in enumerate(zip(ranked, documents, strict=True), start=1)]
 
 
 def best_sentence(text: str, query: str, tokenize: Callable[[str], list[str]],
@@ -219,4 +219,4 @@ class Searcher:
         shared = self.index.lexical.shared_terms
         return [dataclasses.replace(hit, shared_terms=tuple(shared(
                     position, other, document.embedding_text, hit.document.embedding_text)))
-                for hit, (other, _) in zip(hits(self.index, ranked, document.embedding_text), ranked)]
+                for hit, (other, _) in zip(hits(self.index, ranked, document.embedding_text), ranked, strict=True)]

@@ -148,7 +148,7 @@ def _authors(data: dict[str, Any]) -> tuple[str, ...]:
         names = []
         for parts in parsed:
             parts = [_str(p) for p in parts] if isinstance(parts, list) else []
-            last, first, suffix = (parts + ["", "", ""])[:3]
+            last, first, suffix = [*parts, "", "", ""][:3]
             names.append(clean_text(" ".join(p for p in (first, last, suffix) if p)))
         return tuple(n for n in names if n)
     raw = clean_text(_str(data.get("authors")))
