@@ -21,6 +21,8 @@ from . import __version__
 from .errors import PaperscopeError
 
 if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
+
     from .library import Library
 
 app = typer.Typer(
@@ -173,8 +175,8 @@ class _Progress:
 
     def __init__(self, description: str):
         self.description = description
-        self._bar = None
-        self._task = None
+        self._bar: Progress | None = None
+        self._task: TaskID | None = None
         self._plain = False  # plain lines instead of a bar (stderr is not a terminal)
         self._done = self._total = 0
         self._unit = ""
@@ -197,7 +199,7 @@ class _Progress:
         self._task = self._bar.add_task(f"{self.description} {unit}".strip(), total=total)
 
     def advance(self, amount: int) -> None:
-        if self._bar is not None:
+        if self._bar is not None and self._task is not None:
             self._bar.advance(self._task, amount)
         elif self._plain:
             self._done += amount
@@ -738,7 +740,7 @@ def list_entries(
     entries = library.entries(section=section, tags=tag or ())
     records = library.records()
     if fmt in ("json", "jsonl"):
-        _print_items([_entry_json(e, records.get(e.arxiv_id)) for e in entries], fmt)
+        _print_items([_entry_json(e, records.get(e.arxiv_id or "")) for e in entries], fmt)
         return
     if fmt == "bibtex":
         _echo_bibtex(library, [e.id for e in entries])
@@ -1028,7 +1030,7 @@ def corpus_list(as_json: AsJson = False) -> None:
     """
     from .corpora import Corpus, corpora_dir, list_corpora
 
-    rows = []
+    rows: list[dict] = []
     for name in list_corpora():
         corpus = Corpus(name)
         about = corpus.about()

@@ -145,7 +145,7 @@ class StagedDocuments(Sequence[Document]):
     def __len__(self) -> int:
         return self._count
 
-    def __getitem__(self, position):  # type: ignore[override]
+    def __getitem__(self, position):
         if isinstance(position, slice):
             return [self[i] for i in range(*position.indices(self._count))]
         row = self._db.execute("SELECT id, title, text, meta FROM documents WHERE position = ?",

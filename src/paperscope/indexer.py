@@ -229,10 +229,11 @@ def _write(writer, documents: Sequence[Document], hashes: list[str], pool: dict[
     bounds = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
     total = int(bounds[-1])
     vectors = writer.new_array("vectors", (total, dimension), np.float32)
-    loaded: tuple[Any, np.ndarray | None] = (None, None)
+    loaded: tuple[Any, np.ndarray] = (None, np.empty((0, dimension), np.float32))
     for position, h in enumerate(hashes):
         entry = pool[h]
         if entry.chunk is None:
+            assert old is not None  # a vector in no chunk file is the old index's
             rows = old.vectors[entry.first:entry.first + entry.count]
         else:
             if loaded[0] != entry.chunk:

@@ -86,11 +86,14 @@ def rank(index: OpenIndex, *, query_text: str, query_vector: np.ndarray | None, 
         dense = _dense(index, query_vector, mask, lexical, named, k)
         mask &= np.isfinite(dense)
     if mode == "dense":
+        assert dense is not None
         scores = dense
     elif mode == "lexical":
+        assert lexical is not None
         scores = lexical
         mask &= lexical > 0
     else:
+        assert dense is not None and lexical is not None
         scores = fuse(dense, lexical, mask)
     for position in named:  # a query that is exactly an entry's name puts that entry first
         scores[position] = scores[position] + NAME_BONUS

@@ -156,7 +156,7 @@ def _authors(data: dict[str, Any]) -> tuple[str, ...]:
 
 
 def _first_version_year(data: dict[str, Any]) -> int | None:
-    versions = data.get("versions")
+    versions: Any = data.get("versions")  # whatever the line holds: checked by the except
     try:
         return parsedate_to_datetime(versions[0]["created"]).year
     except (IndexError, KeyError, TypeError, ValueError, AttributeError):
