@@ -8,9 +8,9 @@ from typer.testing import CliRunner
 
 from paperscope.catalogue import parse_catalogue
 from paperscope.cli import app
+from paperscope.index import IndexStore
 from paperscope.ingest import ingest
 from paperscope.sources.arxiv_api import ArxivApiSource
-from paperscope.index import IndexStore
 
 from .arxiv_server import EMPTY_FEED, RECORDED, ArxivStub, closed_port_url
 from .conftest import SMALL_CATALOGUE

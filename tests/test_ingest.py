@@ -3,9 +3,9 @@
 import json
 
 from paperscope.catalogue import parse_catalogue
+from paperscope.index import IndexStore
 from paperscope.ingest import catalogue_documents, ingest
 from paperscope.sources.arxiv_api import ArxivApiSource, FetchResult
-from paperscope.index import IndexStore
 
 from .arxiv_server import ArxivStub
 from .conftest import FIXTURES, SMALL_CATALOGUE

@@ -84,9 +84,10 @@ def build_index(store: IndexStore, documents: Sequence[Document], *, model: str,
     """Embed what changed and commit a new index of `documents` to `store`.
 
     `scheme` is a passage scheme of text.SCHEMES (by default the old index's, else that of an
-    interrupted build's chunks, else chosen by the number of documents); `search` is auto, exact or approximate. `on_encoder(kind, count, reason)` is
-    told which encoder embeds how many documents, and why everything is embedded again when it
-    is, before the encoder loads; `progress(n)` counts documents embedded."""
+    interrupted build's chunks, else chosen by the number of documents); `search` is auto,
+    exact or approximate. `on_encoder(kind, count, reason)` is told which encoder embeds how
+    many documents, and why everything is embedded again when it is, before the encoder loads;
+    `progress(n)` counts documents embedded."""
     if search not in SEARCH_METHODS:
         raise UsageError(f"Unknown search method {search!r}: choose one of {', '.join(SEARCH_METHODS)}.")
     if scheme is not None and scheme not in SCHEMES:
