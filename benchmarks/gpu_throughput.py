@@ -66,7 +66,7 @@ def main() -> None:
     for dtype in (torch.float32, torch.float16):
         model.to(dtype)
         for batch in (64, 256, 1024):
-            speed = rate(lambda: model.encode(texts, batch_size=batch, normalize_embeddings=True,
+            speed = rate(lambda batch=batch: model.encode(texts, batch_size=batch, normalize_embeddings=True,
                                               show_progress_bar=False), len(texts), args.repeats)
             print(f"raw encode batch {batch:4d} {str(dtype)[6:]}: {speed:8.0f} passages/s "
                   f"= {speed * len(documents) / len(texts):6.0f} abstracts/s")

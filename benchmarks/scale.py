@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
 from paperscope import chunks  # noqa: E402
-from paperscope.corpora import Corpus, ImportReport, parse_snapshot_line, record_document  # noqa: E402
+from paperscope.corpora import Corpus, ImportReport, parse_snapshot_line  # noqa: E402
 from paperscope.settings import DEFAULT_MODEL  # noqa: E402
 
 SNAPSHOT = ROOT.parent / "shared" / "data" / "arxiv-snapshot-108k.jsonl.gz"
@@ -78,7 +78,7 @@ def real_vectors(chunk_dir: Path | None) -> dict[str, np.ndarray]:
     for path in chunks.chunk_files(chunk_dir) if chunk_dir else []:
         info = chunks.read_chunk_info(path)
         if info is not None and info.model == DEFAULT_MODEL and info.scheme == "whole":
-            found.update(zip(info.hashes, chunks.read_vectors(path)))
+            found.update(zip(info.hashes, chunks.read_vectors(path), strict=True))
     return found
 
 
@@ -149,7 +149,7 @@ def recall(corpus: Corpus, queries: int = 200) -> tuple[float, float, float]:
     encoder = load_encoder(DEFAULT_MODEL, light=True)
     vectors = encoder.encode(titles)
     dense_overlap, hybrid_overlap = [], []
-    for title, vector in zip(titles, vectors):
+    for title, vector in zip(titles, vectors, strict=True):
         exact = best_passage_scores(index, vector)
         truth = set(np.argsort(-exact, kind="stable")[:10])
         found = {p for p, _ in rank(index, query_text=title, query_vector=vector, mode="dense", k=10)}

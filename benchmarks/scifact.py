@@ -27,13 +27,13 @@ def main() -> None:
     parser.add_argument("--full", action="store_true", help="rebuild the index from scratch")
     args = parser.parse_args()
     paperscope = [sys.executable, "-m", "paperscope"]
-    build = paperscope + ["build", "--corpus", str(DATASET), "--index-dir", str(args.index_dir)]
+    build = [*paperscope, "build", "--corpus", str(DATASET), "--index-dir", str(args.index_dir)]
     started = time.perf_counter()
     subprocess.run(build + (["--full"] if args.full else []), check=True)
     build_seconds = time.perf_counter() - started
     size = sum(p.stat().st_size for p in args.index_dir.iterdir() if p.is_file())
-    out = subprocess.run(paperscope + ["eval", str(DATASET), "--split", args.split, "--index-dir",
-                                       str(args.index_dir), "--json"],
+    out = subprocess.run([*paperscope, "eval", str(DATASET), "--split", args.split, "--index-dir",
+                          str(args.index_dir), "--json"],
                          check=True, capture_output=True, text=True).stdout
     report = json.loads(out)
     print(f"SciFact {args.split}: {report['documents']} documents, {report['modes'][0]['queries']} queries, "

@@ -39,7 +39,8 @@ def timed(command: list[str], repeats: int, cwd: Path = ROOT) -> list[float]:
 
 def describe(times: list[float]) -> str:
     spread = (max(times) - min(times)) / 2
-    return f"median {statistics.median(times):.3f} s (min {min(times):.3f}, max {max(times):.3f}, ±{spread:.3f}, n={len(times)})"
+    return (f"median {statistics.median(times):.3f} s (min {min(times):.3f}, max {max(times):.3f}, "
+            f"±{spread:.3f}, n={len(times)})")
 
 
 def report_rebuild(what, full, edits, load_st, load_light) -> None:
@@ -61,8 +62,8 @@ def corpus_rebuilds(scifact: Path, paperscope: list[str], size: int) -> tuple[li
     with tempfile.TemporaryDirectory() as folder:
         corpus, index = Path(folder) / "corpus.jsonl", Path(folder) / "index"
         corpus.write_text("".join(lines))
-        build = paperscope + ["build", "--corpus", str(corpus), "--index-dir", str(index)]
-        full = timed(build + ["--full"], 1)
+        build = [*paperscope, "build", "--corpus", str(corpus), "--index-dir", str(index)]
+        full = timed([*build, "--full"], 1)
         edits = []
         for n in range(3):
             record = json.loads(lines[0])
@@ -78,10 +79,10 @@ def main() -> None:
     repeats = parser.parse_args().repeats
     paperscope = [sys.executable, "-m", "paperscope"]
     print(f"machine: {os.cpu_count()} CPUs, python {sys.version.split()[0]}")
-    timed(paperscope + ["search", QUERY], 1)  # warm the OS cache
+    timed([*paperscope, "search", QUERY], 1)  # warm the OS cache
 
     # 1. cold search
-    ours = timed(paperscope + ["search", QUERY, "--json"], repeats)
+    ours = timed([*paperscope, "search", QUERY, "--json"], repeats)
     reference = timed([sys.executable, "benchmarks/reference_search.py", "index", QUERY], repeats)
     print(f"\n1. cold search, new process each time ({QUERY!r})")
     print(f"   paperscope search : {describe(ours)}")
@@ -104,8 +105,9 @@ def main() -> None:
     index, _ = Library.open(ROOT).index(update=False)
     searcher = Searcher(index)
     same = sum(
-        [p for p, _ in searcher.rank(q, k=10, query_vector=va)] == [p for p, _ in searcher.rank(q, k=10, query_vector=vb)]
-        for q, va, vb in zip(queries, a, b))
+        [p for p, _ in searcher.rank(q, k=10, query_vector=va)]
+        == [p for p, _ in searcher.rank(q, k=10, query_vector=vb)]
+        for q, va, vb in zip(queries, a, b, strict=True))
     print(f"\n2. light encoder vs sentence-transformers on {len(queries)} catalogue questions")
     print(f"   max |difference| of query vectors: {np.abs(a - b).max():.2e} (goal <= 1e-4)")
     print(f"   identical hybrid top-10: {same}/{len(queries)}")
@@ -120,8 +122,8 @@ def main() -> None:
         library = Path(folder)
         shutil.copy(ROOT / "catalogue.yaml", library)
         shutil.copytree(ROOT / "index", library / "index", ignore=shutil.ignore_patterns(".lock"))
-        build = paperscope + ["--library", str(library), "build"]
-        full = timed(build + ["--full"], 3)
+        build = [*paperscope, "--library", str(library), "build"]
+        full = timed([*build, "--full"], 3)
         edits = []
         catalogue = library / "catalogue.yaml"
         original = catalogue.read_text()
@@ -129,10 +131,10 @@ def main() -> None:
             catalogue.write_text(original.replace("A PyTorch library offering",
                                                   f"A PyTorch library (edit {n}) offering", 1))
             edits.extend(timed(build, 1))
-        load_st = timed([sys.executable, "-c", "from paperscope.embedding import *; "
-                         "load_encoder(DEFAULT_MODEL, light=False)"], 3)
-        load_light = timed([sys.executable, "-c", "from paperscope.embedding import *; "
-                            "load_encoder(DEFAULT_MODEL, light=True)"], 3)
+        load_st = timed([sys.executable, "-c", ("from paperscope.embedding import *; "
+                                                "load_encoder(DEFAULT_MODEL, light=False)")], 3)
+        load_light = timed([sys.executable, "-c", ("from paperscope.embedding import *; "
+                                                   "load_encoder(DEFAULT_MODEL, light=True)")], 3)
     print("\n4. rebuild after editing one entry")
     print(f"   process + model load alone : sentence-transformers {statistics.median(load_st):.3f} s, "
           f"light {statistics.median(load_light):.3f} s")

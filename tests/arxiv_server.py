@@ -3,6 +3,7 @@ scripted faults, so that tests drive the real client over HTTP on 127.0.0.1."""
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 import time
@@ -65,15 +66,14 @@ class ArxivStub:
         stub = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):  # noqa: N802
+            def do_GET(self):
                 query = parse_qs(urlparse(self.path).query)
                 stub.requests.append(query)
                 ids = [i for i in query.get("id_list", [""])[0].split(",") if i]
                 step = stub.script.pop(0) if stub.script else stub.default
-                try:
+                # the client gave up, as it should
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
                     self.answer(step, ids)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass  # the client gave up, as it should
 
             def answer(self, step: tuple, ids: list[str]) -> None:
                 kind = step[0]

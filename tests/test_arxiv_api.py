@@ -4,14 +4,13 @@ import time
 import tracemalloc
 
 import pytest
-
 from typer.testing import CliRunner
 
 from paperscope.catalogue import parse_catalogue
 from paperscope.cli import app
+from paperscope.index import IndexStore
 from paperscope.ingest import ingest
 from paperscope.sources.arxiv_api import ArxivApiSource
-from paperscope.index import IndexStore
 
 from .arxiv_server import EMPTY_FEED, RECORDED, ArxivStub, closed_port_url
 from .conftest import SMALL_CATALOGUE
@@ -37,7 +36,8 @@ def test_a_batch_is_one_id_list_request_and_records_are_parsed(stub):
     assert len(stub.requests) == 1 and stub.requests[0]["id_list"] == [f"{LORA},{QLORA}"]
     lora = result.records[LORA]
     assert lora.title == "LoRA: Low-Rank Adaptation of Large Language Models"
-    assert lora.abstract.startswith("We propose Low-Rank Adaptation, or LoRA, which freezes the pre-trained model weights")
+    assert lora.abstract.startswith(
+        "We propose Low-Rank Adaptation, or LoRA, which freezes the pre-trained model weights")
     assert "\n" not in lora.abstract
     assert lora.authors == ("Edward J. Hu", "Yelong Shen")
     assert (lora.year, lora.primary_category, lora.source) == (2021, "cs.CL", "arxiv-api")

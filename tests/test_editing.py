@@ -393,7 +393,7 @@ def test_concurrent_editing_commands_never_lose_an_entry(small_library):
         processes.append(paperscope(small_library, "rename", "humaneval" if round_ == 0 else
                                     f"humaneval-{round_ - 1}", f"humaneval-{round_}", "--no-build"))
         for process in processes:
-            out, err = process.communicate(timeout=120)
+            _out, err = process.communicate(timeout=120)
             assert process.returncode == 0, err
         found = sections(small_library)
         assert {f"post-{round_}-{n}" for n in range(6)} <= set(found)

@@ -57,7 +57,7 @@ def test_bibtex_parses_with_a_standard_parser_and_keys_are_stable(library_dir):
     one = bibtexparser.parse_string(run(library_dir, "cite", "qlora", "2106.09685").stdout)
     assert [e.key for e in one.entries] == ["dettmers2023qlora", "hu2021lora"]
     found = bibtexparser.parse_string(run(library_dir, "search", "LoRA", "-k", "2", "-f", "bibtex").stdout)
-    assert [e.key for e in found.entries][0] == "hu2021lora"
+    assert next(e.key for e in found.entries) == "hu2021lora"
 
 
 def test_long_work_writes_plain_progress_lines_when_not_on_a_terminal(monkeypatch, capsys):
@@ -124,7 +124,8 @@ def test_add_through_the_arxiv_api(small_library):
 def test_add_a_link_needs_title_and_summary(small_library):
     result = run(small_library, "add", "https://example.org/post")
     assert result.exit_code == 2 and "needs --title and --summary" in result.stderr
-    ok = run(small_library, "add", "https://example.org/post", "-s", "evaluation", "--title", "Mixture of experts explained",
+    ok = run(small_library, "add", "https://example.org/post", "-s", "evaluation",
+             "--title", "Mixture of experts explained",
              "--summary", "A post on sparse mixture-of-experts layers and routing.")
     assert ok.exit_code == 0 and ok.stdout.strip() == "mixture-of-experts-explained"
     assert json.loads(run(small_library, "search", "mixture of experts routing", "--json").stdout)[0]["kind"] == "blog"

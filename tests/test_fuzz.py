@@ -2,6 +2,7 @@
 records.json, snapshot lines and Atom pages. Whatever arrives, only paperscope's typed errors
 (or, inside the parsers, their own skip signals) come out. Bounded, so it runs in the quick loop."""
 
+import contextlib
 import json
 import shutil
 
@@ -57,10 +58,8 @@ def test_mutated_manifests_raise_only_typed_errors(index_dir, data):
         shutil.copy(index_dir / "manifest.json", original)
     manifest = json.loads(original.read_text())
     (index_dir / "manifest.json").write_text(json.dumps(mutate(manifest, data)))
-    try:
+    with contextlib.suppress(PaperscopeError):
         IndexStore(index_dir).open().close()
-    except PaperscopeError:
-        pass
 
 
 GOOD_RECORD = {"arxiv_id": "2106.09685", "title": "LoRA", "abstract": "Low-rank adaptation.",

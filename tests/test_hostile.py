@@ -112,7 +112,7 @@ def test_a_null_abstract_is_no_abstract_not_the_text_none():
 ])
 def test_wrong_types_in_records_json_are_a_damaged_cache(tmp_path, records):
     (tmp_path / "records.json").write_text(json.dumps({"format": 1, "records": records}))
-    with pytest.raises(IndexCorruptError, match="record cache .* is damaged") as error:
+    with pytest.raises(IndexCorruptError, match=r"record cache .* is damaged") as error:
         IndexStore(tmp_path).read_records()
     assert "paperscope ingest" in error.value.hint
 
@@ -281,7 +281,7 @@ def test_bibtex_fields_cannot_break_out():
 def test_a_mistyped_library_folder_does_not_climb_to_its_parent(small_library):
     result = runner.invoke(app, ["--library", str(small_library / "typo"), "list"])
     assert result.exit_code == 2 and "holds no catalogue.yaml" in result.output
-    with pytest.raises(UsageError, match="holds no catalogue.yaml"):
+    with pytest.raises(UsageError, match=r"holds no catalogue\.yaml"):
         Library.open(small_library / "typo")
 
 

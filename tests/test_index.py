@@ -22,12 +22,12 @@ def docs(**texts):
             for key, text in texts.items()]
 
 
-CORPUS = dict(
-    lora="low rank adaptation of large language models for finetuning",
-    qlora="quantized low rank finetuning on one GPU",
-    rlhf="reinforcement learning from human feedback with a reward model",
-    codex="a language model trained on code evaluated on programming problems",
-)
+CORPUS = {
+    "lora": "low rank adaptation of large language models for finetuning",
+    "qlora": "quantized low rank finetuning on one GPU",
+    "rlhf": "reinforcement learning from human feedback with a reward model",
+    "codex": "a language model trained on code evaluated on programming problems",
+}
 DATA_FILES = ["bm25data", "bm25docs", "bm25ptr", "bounds", "documents", "facets", "vectors"]
 
 
@@ -371,7 +371,6 @@ def test_document_names_come_from_id_title_head_and_parentheses():
 
 
 def test_the_lexical_index_is_the_same_bytes_in_every_process():
-    import os
     import subprocess
     import sys
 

@@ -3,9 +3,9 @@
 import json
 
 from paperscope.catalogue import parse_catalogue
+from paperscope.index import IndexStore
 from paperscope.ingest import catalogue_documents, ingest
 from paperscope.sources.arxiv_api import ArxivApiSource, FetchResult
-from paperscope.index import IndexStore
 
 from .arxiv_server import ArxivStub
 from .conftest import FIXTURES, SMALL_CATALOGUE
@@ -27,7 +27,7 @@ class CountingSource:
     def fetch(self, ids, progress=None):
         self.asked.extend(ids)
         if set(ids) & self.fail:
-            return FetchResult(failures={i: "HTTP 503 from arXiv (after 5 tries)" for i in ids})
+            return FetchResult(failures=dict.fromkeys(ids, "HTTP 503 from arXiv (after 5 tries)"))
         return self.inner.fetch(ids)
 
 

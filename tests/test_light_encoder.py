@@ -14,8 +14,13 @@ import numpy as np
 import pytest
 
 from paperscope import embedding
-from paperscope.embedding import (DEFAULT_MODEL, LightEncoder, SentenceTransformerEncoder,
-                                  load_encoder, resolve_model_dir)
+from paperscope.embedding import (
+    DEFAULT_MODEL,
+    LightEncoder,
+    SentenceTransformerEncoder,
+    load_encoder,
+    resolve_model_dir,
+)
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -213,8 +218,8 @@ BROKEN = {
                                                  pooling_mode="weightedmean"),
     "two poolings": lambda m: edit_json(m / "1_Pooling" / "config.json", pooling_mode=["cls", "mean"]),
     "a Dense module": lambda m: (m / "modules.json").write_text(json.dumps(
-        json.loads((m / "modules.json").read_text())[:2]
-        + [{"idx": 2, "name": "2", "path": "2_Dense", "type": "sentence_transformers.models.Dense"}])),
+        [*json.loads((m / "modules.json").read_text())[:2],
+         {"idx": 2, "name": "2", "path": "2_Dense", "type": "sentence_transformers.models.Dense"}])),
     "module outside the folder": lambda m: edit_module(m / "modules.json", 1, path="../.."),
     "positions beyond the model": lambda m: edit_json(m / "sentence_bert_config.json", max_seq_length=512),
     "model kwargs": lambda m: edit_json(m / "sentence_bert_config.json",

@@ -6,12 +6,16 @@ from typer.testing import CliRunner
 from paperscope.catalogue import parse_catalogue
 from paperscope.cli import app
 from paperscope.errors import CatalogueError, UsageError
+from paperscope.index import IndexStore
 from paperscope.indexer import build_index
 from paperscope.ingest import catalogue_documents
-from paperscope.markdown import catalogue_to_markdown, markdown_to_catalogue_yaml, read_markdown_list
+from paperscope.markdown import (
+    catalogue_to_markdown,
+    markdown_to_catalogue_yaml,
+    read_markdown_list,
+)
 from paperscope.records import PaperRecord
 from paperscope.search import Searcher
-from paperscope.index import IndexStore
 
 from .conftest import FIXTURES, SMALL_CATALOGUE
 
@@ -111,8 +115,8 @@ def test_another_list_shape_bullets_nested_headings_plain_and_versioned_arxiv_li
     assert catalogue.get("okapi-bm25").url == "https://en.wikipedia.org/wiki/Okapi_BM25_(ranking)"
     assert [e.id for e in made.needs_summary] == ["okapi-bm25", "a-nested-post", "faiss",
                                                  "example-com-autolink"]
-    assert made.skipped == ("DPR, listed again (https://arxiv.org/abs/2004.04906): listed before "
-                            "in Dense retrieval / Papers",)
+    assert made.skipped == (("DPR, listed again (https://arxiv.org/abs/2004.04906): listed before "
+                             "in Dense retrieval / Papers"),)
     assert links_by_section(catalogue_to_markdown(catalogue)) == links_by_section(OTHER_SHAPE)
 
 

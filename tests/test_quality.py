@@ -74,7 +74,8 @@ def test_eval_related_through_the_cli(library_dir):
                                       "--mode", "lexical", "--json"])
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
-    assert [m["mode"] for m in report["modes"]] == ["lexical"] and report["modes"][0]["queries"] == len(read_qrels(RELATED, "test"))
+    assert [m["mode"] for m in report["modes"]] == ["lexical"]
+    assert report["modes"][0]["queries"] == len(read_qrels(RELATED, "test"))
 
 
 @pytest.mark.parametrize("query, expected_first", [

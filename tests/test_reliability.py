@@ -159,7 +159,7 @@ def test_a_missing_model_package_is_named(monkeypatch):
     ("LoRA " * 20_000, "answered"),
     ("low-rank\x00 adaptation\x1b[31m", "answered"),
     ("大型语言模型的参数高效微调", "answered"),
-    ("Обучение с подкреплением", "answered"),
+    ("Обучение с подкреплением", "answered"),  # noqa: RUF001 (Russian, not a look-alike)
 ])
 def test_odd_queries_have_defined_outcomes(library_dir, query, expectation):
     result = runner.invoke(app, ["--library", str(library_dir), "search", query, "--json"])

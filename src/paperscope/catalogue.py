@@ -12,8 +12,10 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal, NoReturn, overload
 
 import yaml
 
@@ -196,8 +198,8 @@ def check_fields(fields: dict, section: str) -> Entry:
         raise UsageError(err.problem[:1].upper() + err.problem[1:] + ".") from None
 
 
-def _failer(where: str):
-    def fail(message: str, node: yaml.Node | None = None, hint: str | None = None):
+def _failer(where: str) -> Callable[..., NoReturn]:
+    def fail(message: str, node: yaml.Node | None = None, hint: str | None = None) -> NoReturn:
         line = node.start_mark.line + 1 if node is not None else None
         raise CatalogueError(message, path=where, line=line, hint=hint)
 
@@ -243,6 +245,10 @@ def _describe(node) -> str:
     return f"the value {node.value!r}" if node is not None else "nothing"
 
 
+@overload
+def _string(fields, key, owner, fail, required: Literal[True]) -> str: ...
+@overload
+def _string(fields, key, owner, fail, required: bool = False) -> str | None: ...
 def _string(fields, key, owner, fail, required=False) -> str | None:
     if key not in fields:
         if required:
@@ -434,7 +440,7 @@ def _blank_between(lines: list[str], sections: list) -> bool:
     """Whether the file separates entries by a blank line (as the repository's does), judged
     by the first section with two entries."""
     for node in sections:
-        items = next((v.value for k, v in node.value if k.value == "entries"
+        items: list[yaml.Node] = next((v.value for k, v in node.value if k.value == "entries"
                       and isinstance(v, yaml.SequenceNode)), [])
         if len(items) >= 2:
             line = items[1].start_mark.line

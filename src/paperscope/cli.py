@@ -21,6 +21,8 @@ from . import __version__
 from .errors import PaperscopeError
 
 if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
+
     from .library import Library
 
 app = typer.Typer(
@@ -127,7 +129,8 @@ Mode = Annotated[str, typer.Option("--mode", "-m", metavar="MODE", help="Ranking
                                    "embeddings), dense (embeddings) or lexical (BM25).")]
 Sections = Annotated[Optional[list[str]], typer.Option("--section", "-s", metavar="SECTION",
                                                        help="Only this section (repeatable).")]
-Kinds = Annotated[Optional[list[str]], typer.Option("--kind", metavar="KIND", help="Only paper, blog or repo (repeatable).")]
+Kinds = Annotated[Optional[list[str]], typer.Option("--kind", metavar="KIND",
+                                                    help="Only paper, blog or repo (repeatable).")]
 YearFrom = Annotated[Optional[int], typer.Option("--year-from", metavar="YEAR", help="Only entries from this year on.")]
 YearTo = Annotated[Optional[int], typer.Option("--year-to", metavar="YEAR", help="Only entries up to this year.")]
 Format = Annotated[str, typer.Option("--format", "-f", metavar="FORMAT",
@@ -172,8 +175,8 @@ class _Progress:
 
     def __init__(self, description: str):
         self.description = description
-        self._bar = None
-        self._task = None
+        self._bar: Progress | None = None
+        self._task: TaskID | None = None
         self._plain = False  # plain lines instead of a bar (stderr is not a terminal)
         self._done = self._total = 0
         self._unit = ""
@@ -196,7 +199,7 @@ class _Progress:
         self._task = self._bar.add_task(f"{self.description} {unit}".strip(), total=total)
 
     def advance(self, amount: int) -> None:
-        if self._bar is not None:
+        if self._bar is not None and self._task is not None:
             self._bar.advance(self._task, amount)
         elif self._plain:
             self._done += amount
@@ -285,10 +288,12 @@ def add(
     section: Optional[str] = typer.Option(None, "--section", "-s", metavar="SECTION",
                                           help="Section to add to (created if new; needed when "
                                           "the catalogue has several)."),
-    summary: Optional[str] = typer.Option(None, "--summary", metavar="TEXT", help="What search reads for a non-arXiv link (or an arXiv paper while offline)."),
+    summary: Optional[str] = typer.Option(None, "--summary", metavar="TEXT", help="What search reads for "
+                                          "a non-arXiv link (or an arXiv paper while offline)."),
     title: Optional[str] = typer.Option(None, "--title", metavar="TEXT", help="Title (default: arXiv's)."),
     kind: Optional[str] = typer.Option(None, "--kind", metavar="KIND", help="paper, blog or repo."),
-    entry_id: Optional[str] = typer.Option(None, "--id", metavar="ID", help="The entry's id (default: from the title)."),
+    entry_id: Optional[str] = typer.Option(None, "--id", metavar="ID",
+                                           help="The entry's id (default: from the title)."),
     authors: Optional[list[str]] = typer.Option(
         None, "--authors", metavar="NAMES", help="Authors, comma-separated (repeatable)."),
     year: Optional[int] = typer.Option(None, "--year", metavar="YEAR", help="Year of publication."),
@@ -315,7 +320,7 @@ def add(
       paperscope add 2501.00001 --corpus arxiv-cl --section "Training Recipe"
 
       paperscope add https://example.org/post --kind blog --title "A post" --summary "What it covers." --authors "Ada Lovelace, Alan Turing" --year 2024
-    """
+    """  # noqa: E501 (an example command reads best on one line)
     library = _library()
     names = [name.strip() for value in authors or () for name in value.split(",") if name.strip()]
     with _embedding_feedback("entries") as (on_encoder, _advance):
@@ -735,7 +740,7 @@ def list_entries(
     entries = library.entries(section=section, tags=tag or ())
     records = library.records()
     if fmt in ("json", "jsonl"):
-        _print_items([_entry_json(e, records.get(e.arxiv_id)) for e in entries], fmt)
+        _print_items([_entry_json(e, records.get(e.arxiv_id or "")) for e in entries], fmt)
         return
     if fmt == "bibtex":
         _echo_bibtex(library, [e.id for e in entries])
@@ -1025,7 +1030,7 @@ def corpus_list(as_json: AsJson = False) -> None:
     """
     from .corpora import Corpus, corpora_dir, list_corpora
 
-    rows = []
+    rows: list[dict] = []
     for name in list_corpora():
         corpus = Corpus(name)
         about = corpus.about()

@@ -76,7 +76,7 @@ class SnapshotFilter:
                 raise UsageError(f"{value!r} is not a date: write YYYY, YYYY-MM or YYYY-MM-DD.")
 
     def accepts(self, categories: Sequence[str], date: str) -> bool:
-        if self.categories and not any(c == want or c.startswith(want + ".") or c.startswith(want + "-")
+        if self.categories and not any(c == want or c.startswith((want + ".", want + "-"))
                                        for c in categories for want in self.categories):
             return False
         if self.since and (not date or date[:len(self.since)] < self.since):
@@ -145,7 +145,7 @@ class StagedDocuments(Sequence[Document]):
     def __len__(self) -> int:
         return self._count
 
-    def __getitem__(self, position):  # type: ignore[override]
+    def __getitem__(self, position):
         if isinstance(position, slice):
             return [self[i] for i in range(*position.indices(self._count))]
         row = self._db.execute("SELECT id, title, text, meta FROM documents WHERE position = ?",

@@ -9,6 +9,7 @@ arXiv id or by exact title) are left out.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -50,8 +51,8 @@ class Discovery:
                              "shared_terms": c.shared_terms} for c in self.closest]}
 
 
-def discover(catalogue_index: OpenIndex, corpus: OpenIndex, entries: list[Entry], *,
-             known: list[Entry], k: int = 20) -> list[Discovery]:
+def discover(catalogue_index: OpenIndex, corpus: OpenIndex, entries: Sequence[Entry], *,
+             known: Sequence[Entry], k: int = 20) -> list[Discovery]:
     """The `k` corpus papers closest to `entries` that are not among `known` entries."""
     from .search import rank
 
@@ -60,8 +61,8 @@ def discover(catalogue_index: OpenIndex, corpus: OpenIndex, entries: list[Entry]
             f"The corpus was embedded with {corpus.model_name} and the catalogue with "
             f"{catalogue_index.model_name}; their vectors cannot be compared.",
             "Build both with the same model (--model, or $PAPERSCOPE_MODEL).")
-    seeds = [(entry, catalogue_index.position(entry.id)) for entry in entries]
-    seeds = [(entry, position) for entry, position in seeds if position is not None]
+    seeds = [(entry, position) for entry in entries
+             if (position := catalogue_index.position(entry.id)) is not None]
     if not seeds:
         raise UsageError("None of the chosen entries is in the catalogue's index yet.",
                          "Run: paperscope build")
@@ -84,7 +85,7 @@ def discover(catalogue_index: OpenIndex, corpus: OpenIndex, entries: list[Entry]
                      for position, hits in found.items()), key=lambda item: (-item[0], item[1]))[:k]
     documents = corpus.documents([position for _, position in scored])
     results = []
-    for rank_number, ((score, position), document) in enumerate(zip(scored, documents), start=1):
+    for rank_number, ((score, position), document) in enumerate(zip(scored, documents, strict=True), start=1):
         closest = sorted(found[position], reverse=True)[:3]
         results.append(Discovery(rank_number, score, document, [
             Closeness(seeds[n][0].id, s, corpus.lexical.matching_terms(texts[n], position, limit=4))

@@ -18,7 +18,7 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -105,7 +105,6 @@ class SentenceTransformerEncoder:
         model_dir = resolve_model_dir(model_name)
         try:
             from sentence_transformers import SentenceTransformer
-
             from transformers.utils import logging as transformers_logging
 
             transformers_logging.disable_progress_bar()
@@ -122,7 +121,11 @@ class SentenceTransformerEncoder:
         self.model_name = model_name
         dimension = getattr(self._model, "get_embedding_dimension", None) or \
             self._model.get_sentence_embedding_dimension
-        self.dimension = int(dimension())
+        size = dimension()
+        if size is None:  # no module of the model states its output size
+            raise ModelUnavailableError(f"The embedding model {model_name!r} does not state the "
+                                        "dimension of its vectors.")
+        self.dimension = int(size)
         self.device = str(self._model.device)
         # On an H100, batches of 256 ran about 7% faster than 64 (README "Speed").
         self.batch_size = batch_size or (256 if self.device.startswith("cuda") else 64)
@@ -166,7 +169,7 @@ class SentenceTransformerEncoder:
         sentence-transformers' `tokenize`, with 1 thread or 8 alike (README "Scale")."""
         import torch
 
-        module = self._model[0]
+        module: Any = self._model[0]  # sentence-transformers' Transformer module
         backend = getattr(getattr(module, "tokenizer", None), "backend_tokenizer", None)
         if backend is None or getattr(module, "do_lower_case", False):
             prepare = getattr(self._model, "preprocess", None) or self._model.tokenize  # 6.2 renamed it
@@ -237,8 +240,8 @@ class SentenceTransformerEncoder:
 # HALF_TOLERANCE of full precision (all-MiniLM-L6-v2: about 3e-4; README "Scale").
 HALF_TOLERANCE = 1e-3
 _PRECISION_PROBES = [
-    "Low-rank adaptation freezes the pre-trained weights and trains small rank decomposition "
-    "matrices in each layer.",
+    ("Low-rank adaptation freezes the pre-trained weights and trains small rank decomposition "
+     "matrices in each layer."),
     "We measure the cosmic microwave background anisotropy with a new ground-based telescope.",
     "A",
     " ".join(["Scaling laws relate loss to compute, data and parameters."] * 30),
@@ -500,7 +503,7 @@ def _tokenizer(transformer_dir: Path, lower_case: bool, max_length: int) -> Toke
         raise _Declined(f"tokenizer options {options}")
     try:
         tokenizer = Tokenizer.from_file(str(transformer_dir / "tokenizer.json"))
-    except Exception as err:  # the Rust library raises a bare Exception for a bad file
+    except Exception:  # the Rust library raises a bare Exception for a bad file
         raise _Declined("unreadable tokenizer.json") from None
     bert_normalizer = normalizers.BertNormalizer(clean_text=True, **options)
     tokenizer.normalizer = normalizers.Sequence([normalizers.Lowercase(), bert_normalizer]) \
@@ -565,7 +568,7 @@ def _checked_tensors(path: Path, config: dict, hidden_size: int, layers: int, ma
     tensors = _map_safetensors(path)
     prefix = "bert." if "bert.embeddings.word_embeddings.weight" in tensors else ""
     intermediate = int(config.get("intermediate_size", 4 * hidden_size))
-    expected = {"embeddings.LayerNorm.weight": (hidden_size,),
+    expected: dict[str, tuple[int, ...]] = {"embeddings.LayerNorm.weight": (hidden_size,),
                 "embeddings.LayerNorm.bias": (hidden_size,)}
     for n in range(layers):
         layer = f"encoder.layer.{n}."
@@ -592,7 +595,7 @@ def _checked_tensors(path: Path, config: dict, hidden_size: int, layers: int, ma
 
 
 # Safetensors dtypes the forward pass reads; BF16 is kept as raw uint16 words until `_as_float32`.
-_SAFETENSORS_DTYPES = {"F32": np.dtype("<f4"), "F16": np.dtype("<f2"), "BF16": np.dtype("<u2")}
+_SAFETENSORS_DTYPES: dict[str, np.dtype] = {"F32": np.dtype("<f4"), "F16": np.dtype("<f2"), "BF16": np.dtype("<u2")}
 
 
 def _map_safetensors(path: Path) -> dict[str, np.ndarray]:

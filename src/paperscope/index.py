@@ -402,7 +402,7 @@ class OpenIndex:
         lexical = manifest.get("lexical") or {}
         self.lexical = LexicalIndex(self._term_column, bm25data, bm25docs, bm25ptr, self.count,
                                     lexical.get("stopwords") or [])
-        self._ann = None
+        self._ann: Any = None  # a faiss index
 
     def _array(self, path: Path, shape: tuple[int, ...] | None, dtype: Any) -> np.ndarray:
         import numpy as np

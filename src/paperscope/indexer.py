@@ -5,6 +5,7 @@ through the index format's atomic commit (see index.py and chunks.py)."""
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -83,9 +84,10 @@ def build_index(store: IndexStore, documents: Sequence[Document], *, model: str,
     """Embed what changed and commit a new index of `documents` to `store`.
 
     `scheme` is a passage scheme of text.SCHEMES (by default the old index's, else that of an
-    interrupted build's chunks, else chosen by the number of documents); `search` is auto, exact or approximate. `on_encoder(kind, count, reason)` is
-    told which encoder embeds how many documents, and why everything is embedded again when it
-    is, before the encoder loads; `progress(n)` counts documents embedded."""
+    interrupted build's chunks, else chosen by the number of documents); `search` is auto,
+    exact or approximate. `on_encoder(kind, count, reason)` is told which encoder embeds how
+    many documents, and why everything is embedded again when it is, before the encoder loads;
+    `progress(n)` counts documents embedded."""
     if search not in SEARCH_METHODS:
         raise UsageError(f"Unknown search method {search!r}: choose one of {', '.join(SEARCH_METHODS)}.")
     if scheme is not None and scheme not in SCHEMES:
@@ -129,7 +131,7 @@ def _build(store: IndexStore, documents: Sequence[Document], old: OpenIndex | No
         if info is None or info.model != model or info.scheme != scheme:
             continue
         offset = 0
-        for h, count in zip(info.hashes, info.counts):
+        for h, count in zip(info.hashes, info.counts, strict=True):
             if h in wanted and h not in pool:
                 pool[h] = _VectorSource(path, offset, count)
             offset += count
@@ -197,7 +199,7 @@ def _embed(store: IndexStore, documents: Sequence[Document], hashes: list[str], 
                                   source=source, start=batch[0], hashes=batch_hashes,
                                   counts=[len(t) for t in texts], vectors=vectors)
         offset = 0
-        for h, group in zip(batch_hashes, texts):
+        for h, group in zip(batch_hashes, texts, strict=True):
             pool.setdefault(h, _VectorSource(path, offset, len(group)))
             offset += len(group)
     return encoder
@@ -228,10 +230,11 @@ def _write(writer, documents: Sequence[Document], hashes: list[str], pool: dict[
     bounds = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
     total = int(bounds[-1])
     vectors = writer.new_array("vectors", (total, dimension), np.float32)
-    loaded: tuple[Any, np.ndarray | None] = (None, None)
+    loaded: tuple[Any, np.ndarray] = (None, np.empty((0, dimension), np.float32))
     for position, h in enumerate(hashes):
         entry = pool[h]
         if entry.chunk is None:
+            assert old is not None  # a vector in no chunk file is the old index's
             rows = old.vectors[entry.first:entry.first + entry.count]
         else:
             if loaded[0] != entry.chunk:
@@ -249,7 +252,7 @@ def _write(writer, documents: Sequence[Document], hashes: list[str], pool: dict[
     writer.array("bm25docs", lexical.indices)
     writer.array("bm25ptr", lexical.indptr)
     with writer.sqlite("documents") as connection:
-        write_document_table(connection, zip(documents, hashes), document_names, lexical.terms, _tags)
+        write_document_table(connection, zip(documents, hashes, strict=True), document_names, lexical.terms, _tags)
     approximate = search == "approximate" or (search == "auto" and total > ANN_FROM_PASSAGES)
     if approximate and total:
         writer.faiss("ann", _approximate_index(writer, dimension))
@@ -330,10 +333,8 @@ def _remove_consumed_chunks(store: IndexStore, indexed: set[str], model: str, sc
         info = chunks.read_chunk_info(path)
         if info is not None and (info.model, info.scheme) == (model, scheme) and set(info.hashes) <= indexed:
             path.unlink(missing_ok=True)
-    try:
+    with contextlib.suppress(OSError):
         store.chunks_dir.rmdir()
-    except OSError:
-        pass
 
 
 def _per_document(progress: Callable[[int], None] | None, sizes: list[int]):
@@ -358,8 +359,6 @@ def _versions() -> dict[str, str]:
 
     found = {"paperscope": __version__}
     for package in ("faiss-cpu", "numpy"):
-        try:
+        with contextlib.suppress(PackageNotFoundError):
             found[package] = version(package)
-        except PackageNotFoundError:
-            pass
     return found

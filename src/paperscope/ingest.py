@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .catalogue import Catalogue
-from .records import Document, Entry, PaperRecord
 from .index import IndexStore
+from .records import Document, Entry, PaperRecord
 
 
 @dataclass

@@ -16,10 +16,11 @@ from array import array
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-BM25_PARAMS = {"k1": 1.2, "b": 0.75, "method": "lucene"}
+BM25_PARAMS: dict[str, Any] = {"k1": 1.2, "b": 0.75, "method": "lucene"}
 _WORD = re.compile(r"(?u)\b\w\w+\b")
 _HYPHENATED = re.compile(r"\b(\w+)-(\w+)(?:-(\w+))?\b")
 

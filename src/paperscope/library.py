@@ -13,13 +13,13 @@ import difflib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .catalogue import Catalogue, normalise_arxiv_id, parse_catalogue
 from .errors import CatalogueChangedError, PaperscopeError, UnknownEntryError, UsageError
+from .index import IndexStore
 from .ingest import IngestReport, catalogue_documents, ingest
 from .records import KINDS, Document, Entry, Hit, PaperRecord
-from .index import IndexStore
 from .store import LibraryPaths, find_library, read_text
 
 if TYPE_CHECKING:  # numpy, FAISS and the encoders load only when a command needs them
@@ -106,10 +106,10 @@ class EditResult:
 
 
 def _entry_fields(source: str, arxiv_id: str | None, record: PaperRecord | None, *,
-                  title: str | None, entry_id: str, kind: str | None, authors: list[str],
+                  title: str, entry_id: str, kind: str | None, authors: list[str],
                   year: int | None, tags: list[str], summary: str | None, note: str | None) -> dict:
     """The fields `add` writes for one entry, in the file's usual order."""
-    fields = {"id": entry_id, "title": title or record.title,
+    fields = {"id": entry_id, "title": title,
               "url": f"https://arxiv.org/abs/{arxiv_id}" if arxiv_id else source,
               "kind": kind or ("paper" if arxiv_id else "blog"), "arxiv": arxiv_id,
               "authors": authors, "year": year, "tags": tags, "summary": summary, "note": note}
@@ -147,8 +147,8 @@ class Library:
         """The entry with this id (or arXiv id); an unknown one suggests the closest ids."""
         catalogue = self.catalogue
         found = catalogue.get(key.strip())
-        if found is None and normalise_arxiv_id(key):
-            found = catalogue.by_arxiv_id().get(normalise_arxiv_id(key))
+        if found is None and (arxiv_id := normalise_arxiv_id(key)):
+            found = catalogue.by_arxiv_id().get(arxiv_id)
         if found is None:
             ids = [entry.id for entry in catalogue.entries]
             close = difflib.get_close_matches(key.strip().lower(), ids, n=3, cutoff=0.4)
@@ -244,10 +244,10 @@ class Library:
         new = [s for s, a in arxiv_ids.items() if self._existing(catalogue, s, a) is None]
         if new:
             self._section_for_add(catalogue, section)  # before any network
-        fetch = [arxiv_ids[s] for s in new if arxiv_ids[s]]
+        fetch = [a for s in new if (a := arxiv_ids[s])]
         records = self._fetch_records(fetch, snapshot=snapshot, corpus=corpus, api=api,
                                       offline_ok=bool(title and summary))
-        options = {"kind": kind, "authors": list(authors), "year": year, "tags": list(tags),
+        options: dict[str, Any] = {"kind": kind, "authors": list(authors), "year": year, "tags": list(tags),
                    "summary": summary, "note": note}
         results: list[AddResult] = []
 
@@ -260,9 +260,11 @@ class Library:
                     results.append(AddResult(existing, already=True))
                     continue
                 record = records.get(arxiv_id) if arxiv_id else None
+                entry_title = title or (record.title if record else None)
+                assert entry_title, "_fetch_records returned a record for each id given no --title"
                 target = self._section_for_add(current, section)
-                fields = _entry_fields(source, arxiv_id, record, title=title,
-                                       entry_id=entry_id or slug(title or record.title, taken), **options)
+                fields = _entry_fields(source, arxiv_id, record, title=entry_title,
+                                       entry_id=entry_id or slug(entry_title, taken), **options)
                 results.append(AddResult(check_fields(fields, target), already=False,
                                          created_section=current.section_named(target) is None))
                 taken.add(fields["id"])
@@ -275,7 +277,7 @@ class Library:
                 cached = self.store.read_records()
                 cached.update(records)
                 self.store.write_records(cached)
-        results = [dataclasses.replace(r, entry=edited.get(r.entry.id)) for r in results]
+        results = [dataclasses.replace(r, entry=edited.get(r.entry.id) or r.entry) for r in results]
         added = any(not r.already for r in results)
         report = self.build(on_encoder=on_encoder, wait=wait, on_wait=on_wait)[0] \
             if build and added else None
@@ -405,7 +407,9 @@ class Library:
         with self.store.write_lock(wait=wait, on_wait=on_wait):
             edited = self._edit_catalogue(change, expected=expected, entry_id=entry.id)
         report = self.build(on_encoder=on_encoder, wait=wait, on_wait=on_wait)[0] if build else None
-        return EditResult(edited.get(new_id) if new_id else entry, changed=True, build=report)
+        current = edited.get(new_id) if new_id else entry
+        assert current is not None  # _edit_catalogue wrote it under new_id
+        return EditResult(current, changed=True, build=report)
 
     def _edit_catalogue(self, change: Callable[[str, Catalogue], str], *,
                         expected: str | None = None, entry_id: str | None = None) -> Catalogue:

@@ -15,9 +15,17 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from .catalogue import (Catalogue, CatalogueFile, json_quote, normalise_arxiv_id, parse_catalogue,
-                        render_entry, slug)
+from .catalogue import (
+    Catalogue,
+    CatalogueFile,
+    json_quote,
+    normalise_arxiv_id,
+    parse_catalogue,
+    render_entry,
+    slug,
+)
 from .errors import UsageError
 from .records import Entry, PaperRecord
 
@@ -123,7 +131,7 @@ def read_markdown_list(text: str, source_name: str) -> MarkdownList:
         seen[key] = section
         slug_source = link_title if link_title not in (url, f"arXiv:{arxiv_id}") else \
             re.sub(r"^\w+://|[:/.]", " ", link_title)  # a bare link: "arxiv-2106-09685"
-        fields = {"id": slug(slug_source, taken), "title": link_title, "url": url,
+        fields: dict[str, Any] = {"id": slug(slug_source, taken), "title": link_title, "url": url,
                   "kind": _kind(url, arxiv_id)}
         taken.add(fields["id"])
         if arxiv_id:

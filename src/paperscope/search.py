@@ -86,6 +86,7 @@ def rank(index: OpenIndex, *, query_text: str, query_vector: np.ndarray | None, 
         dense = _dense(index, query_vector, mask, lexical, named, k)
         mask &= np.isfinite(dense)
     if mode == "lexical":
+        assert lexical is not None
         mask &= lexical > 0
     # From here on only the candidates count: all documents of an exact index, the approximate
     # index's candidates otherwise, so that fusing and sorting cost what the hits cost.
@@ -93,10 +94,13 @@ def rank(index: OpenIndex, *, query_text: str, query_vector: np.ndarray | None, 
     if len(positions) == 0:
         return []
     if mode == "dense":
+        assert dense is not None
         scores = dense[positions]
     elif mode == "lexical":
+        assert lexical is not None
         scores = lexical[positions]
     else:
+        assert dense is not None and lexical is not None
         scores = fuse(dense[positions], lexical[positions], np.ones(len(positions), dtype=bool))
     for position in named:  # a query that is exactly an entry's name puts that entry first
         at = int(np.searchsorted(positions, position))
@@ -148,7 +152,7 @@ def _normalise(scores: np.ndarray, mask: np.ndarray, pool: int) -> np.ndarray:
     top = np.argpartition(-masked, count - 1)[:count]
     high, low = masked[top].max(), masked[top].min()
     out = np.zeros_like(scores, dtype=np.float32)
-    if not np.isfinite(high) or high <= 0 and low == high:
+    if not np.isfinite(high) or (high <= 0 and low == high):
         return out
     spread = high - low
     out[top] = (masked[top] - low) / spread if spread > 0 else 1.0
@@ -159,7 +163,7 @@ def hits(index: OpenIndex, ranked: Sequence[tuple[int, float]], query_text: str)
     documents = index.documents([position for position, _ in ranked])
     return [Hit(rank=n, score=score, document=document,
                 snippet=best_sentence(document.text, query_text, index.lexical.tokenize))
-            for n, ((_, score), document) in enumerate(zip(ranked, documents), start=1)]
+            for n, ((_, score), document) in enumerate(zip(ranked, documents, strict=True), start=1)]
 
 
 def best_sentence(text: str, query: str, tokenize: Callable[[str], list[str]],
@@ -224,4 +228,4 @@ class Searcher:
         shared = self.index.lexical.shared_terms
         return [dataclasses.replace(hit, shared_terms=tuple(shared(
                     position, other, document.embedding_text, hit.document.embedding_text)))
-                for hit, (other, _) in zip(hits(self.index, ranked, document.embedding_text), ranked)]
+                for hit, (other, _) in zip(hits(self.index, ranked, document.embedding_text), ranked, strict=True)]

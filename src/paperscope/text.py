@@ -36,7 +36,9 @@ def passages(document: Document, lengths: tuple[int, ...] = PASSAGE_WORDS) -> li
 
 
 def _packed(document: Document, max_words: int) -> list[str]:
-    parts, current, count = [], [], 0
+    parts: list[str] = []
+    current: list[str] = []
+    count = 0
     for sentence in sentences(document.text):
         words = len(sentence.split())
         if current and count + words > max_words:

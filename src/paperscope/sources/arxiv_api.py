@@ -282,7 +282,7 @@ def _record(arxiv_id: str, entry: ET.Element) -> PaperRecord | str:
         abstract=abstract,
         authors=tuple(name for a in entry.findall(f"{_ATOM}author") if (name := _text(a, f"{_ATOM}name"))),
         year=int(published) if published.isdigit() and int(published) > 1 else None,
-        categories=tuple(c.get("term") for c in entry.findall(f"{_ATOM}category") if c.get("term")),
+        categories=tuple(term for c in entry.findall(f"{_ATOM}category") if (term := c.get("term"))),
         primary_category=(primary.get("term") if primary is not None else None) or None,
         source="arxiv-api",
         fetched_at=utc_now(),

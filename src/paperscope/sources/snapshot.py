@@ -148,7 +148,7 @@ def _authors(data: dict[str, Any]) -> tuple[str, ...]:
         names = []
         for parts in parsed:
             parts = [_str(p) for p in parts] if isinstance(parts, list) else []
-            last, first, suffix = (parts + ["", "", ""])[:3]
+            last, first, suffix = [*parts, "", "", ""][:3]
             names.append(clean_text(" ".join(p for p in (first, last, suffix) if p)))
         return tuple(n for n in names if n)
     raw = clean_text(_str(data.get("authors")))
@@ -156,7 +156,7 @@ def _authors(data: dict[str, Any]) -> tuple[str, ...]:
 
 
 def _first_version_year(data: dict[str, Any]) -> int | None:
-    versions = data.get("versions")
+    versions: Any = data.get("versions")  # whatever the line holds: checked by the except
     try:
         return parsedate_to_datetime(versions[0]["created"]).year
     except (IndexError, KeyError, TypeError, ValueError, AttributeError):
