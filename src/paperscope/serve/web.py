@@ -99,6 +99,55 @@ def safe_url(url: str | None) -> str:
     return url if url and re.match(r"(?i)https?://", url) else "#"
 
 
+class Guard:
+    """Pure ASGI middleware (cheaper than @app.middleware): refuses other Hosts and methods
+    other than GET/HEAD, and adds the security headers to every response."""
+
+    def __init__(self, app, hosts: set[str] | None):
+        self.app = app
+        self.hosts = hosts
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        docs = scope["path"] in ("/docs", "/docs/oauth2-redirect")
+        extra = [(b"content-security-policy", (DOCS_CSP if docs else CSP).encode()),
+                 (b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer"),
+                 (b"x-frame-options", b"DENY")]
+        if self.hosts is not None:
+            host = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"host"), "").lower()
+            name = host if host.endswith("]") else host.rsplit(":", 1)[0]
+            if name not in self.hosts:
+                return await self._refuse(send, extra, 400, error_body(
+                    "bad_host", f"Host {host!r} is not served here."))
+        if scope["method"] not in ("GET", "HEAD"):
+            return await self._refuse(send, extra + [(b"allow", b"GET, HEAD")], 405,
+                                      error_body("read_only", "This server is read-only."))
+
+        async def send_secured(message):
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                names = {k.lower() for k, _ in headers}
+                headers += [h for h in extra if h[0] not in names]
+                if b"cache-control" not in names:
+                    headers.append((b"cache-control", b"no-store"))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_secured)
+
+    @staticmethod
+    async def _refuse(send, headers, status, body) -> None:
+        import json
+
+        data = json.dumps(body).encode()
+        await send({"type": "http.response.start", "status": status,
+                    "headers": headers + [(b"content-type", b"application/json"),
+                                          (b"content-length", str(len(data)).encode()),
+                                          (b"cache-control", b"no-store")]})
+        await send({"type": "http.response.body", "body": data})
+
+
 def create_app(resident: Resident, *, allowed_hosts: list[str] | None = None) -> FastAPI:
     """The ASGI app. `allowed_hosts` (None: any) guards a loopback server against DNS
     rebinding: a page elsewhere cannot reach it through a name that resolves to 127.0.0.1."""
@@ -117,27 +166,7 @@ def create_app(resident: Resident, *, allowed_hosts: list[str] | None = None) ->
     static = {name: (HERE / "static" / name).read_bytes() for name in STATIC}
     hosts = {h.lower() for h in allowed_hosts} if allowed_hosts else None
 
-    @app.middleware("http")
-    async def guard(request: Request, call_next):
-        if hosts is not None:
-            host = (request.headers.get("host") or "").lower()
-            name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
-            if name not in hosts:
-                return _secure(JSONResponse(error_body("bad_host", f"Host {host!r} is not served here."),
-                                            status_code=400), request)
-        if request.method not in ("GET", "HEAD"):
-            return _secure(JSONResponse(error_body("read_only", "This server is read-only."),
-                                        status_code=405, headers={"Allow": "GET, HEAD"}), request)
-        return _secure(await call_next(request), request)
-
-    def _secure(response: Response, request: Request) -> Response:
-        docs = request.url.path in ("/docs", "/docs/oauth2-redirect")
-        response.headers["Content-Security-Policy"] = DOCS_CSP if docs else CSP
-        response.headers["X-Content-Type-Options"] = "nosniff"
-        response.headers["Referrer-Policy"] = "no-referrer"
-        response.headers["X-Frame-Options"] = "DENY"
-        response.headers.setdefault("Cache-Control", "no-store")
-        return response
+    app.add_middleware(Guard, hosts=hosts)
 
     def wants_json(request: Request) -> bool:
         return request.url.path.startswith(API + "/") or request.url.path == "/openapi.json"
@@ -189,8 +218,9 @@ def create_app(resident: Resident, *, allowed_hosts: list[str] | None = None) ->
         of the snippet's words that match the query."""
         generation = resident.current()
         outcome = generation.search(q, k=k, mode=mode, filters=_filters(section, kind, year_from, year_to, tag))
-        return {"query": q, "k": k, "mode": mode, "hits": [hit_json(generation, h, q) for h in outcome.hits],
-                "notices": outcome.notices, "index": generation.describe()}
+        return JSONResponse({"query": q, "k": k, "mode": mode,  # plain JSON types: no re-encoding
+                             "hits": [hit_json(generation, h, q) for h in outcome.hits],
+                             "notices": outcome.notices, "index": generation.describe()})
 
     @app.get(f"{API}/related/{{entry_id}}", tags=["api"], summary="The entries closest to one entry")
     def api_related(entry_id: str, k: K = 5, mode: Mode = "hybrid", section: Sections = None,
@@ -201,8 +231,9 @@ def create_app(resident: Resident, *, allowed_hosts: list[str] | None = None) ->
         entry = generation.entry(entry_id)
         outcome = generation.related(entry.id, k=k, mode=mode,
                                      filters=_filters(section, kind, year_from, year_to, tag))
-        return {"id": entry.id, "k": k, "mode": mode, "hits": [hit_json(generation, h, "") for h in outcome.hits],
-                "notices": outcome.notices, "index": generation.describe()}
+        return JSONResponse({"id": entry.id, "k": k, "mode": mode,
+                             "hits": [hit_json(generation, h, "") for h in outcome.hits],
+                             "notices": outcome.notices, "index": generation.describe()})
 
     @app.get(f"{API}/entries", tags=["api"], summary="The catalogue's entries")
     def api_entries(section: Annotated[Optional[str], Query(max_length=200)] = None,
