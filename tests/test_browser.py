@@ -118,6 +118,11 @@ def test_search_as_you_type_open_lora_see_qlora_related(server, browser, shots):
     browser.save_screenshot(str(shots / "2-entry-lora.png"))
     assert not _errors(browser)
 
+    browser.get(server + "/map?q=parameter-efficient+finetuning")
+    marked = wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#map a.point.top"))
+    assert {"lora", "qlora"} <= {a.get_attribute("data-id") for a in marked}
+    browser.save_screenshot(str(shots / "6-map.png"))
+
 
 def test_the_hostile_title_shows_as_text(server, browser, shots):
     from selenium.webdriver.common.by import By

@@ -261,3 +261,15 @@ def test_paperscope_serve_starts_on_loopback_and_answers(library):
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+def test_the_map_places_every_indexed_entry_and_marks_the_top_hits(client):
+    points = client.get(f"{API}/map").json()["points"]
+    ids = {p["id"] for p in points}
+    assert {"lora", "qlora", HOSTILE_ID} <= ids
+    assert all(0 <= p["x"] <= 1 and 0 <= p["y"] <= 1 for p in points)
+    page = client.get("/map", params={"q": "parameter-efficient finetuning"})
+    assert page.status_code == 200
+    assert page.text.count('class="point"') + page.text.count('class="point top"') == len(points)
+    assert re.search(r'class="point top" data-id="(lora|qlora)"', page.text)
+    assert "&lt;img src=x" in page.text and "<img" not in page.text

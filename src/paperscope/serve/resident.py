@@ -101,6 +101,7 @@ class Generation:
     problem: PaperscopeError | None  # why there is no index (served as 503 by search)
     records: dict[str, PaperRecord]
     keys: dict[str, str] = field(default_factory=dict)  # entry id -> citation key
+    _map: list | None = None
     opened_at: float = field(default_factory=time.time)
 
     @property
@@ -173,6 +174,28 @@ class Generation:
             return []
         return [(m.start(), m.end()) for m in re.finditer(r"\w[\w-]*", text)
                 if set(tokenize(m.group())) & wanted]
+
+    def map_points(self) -> list[dict[str, Any]]:
+        """Every indexed entry placed in 2-D by similarity: the first two principal components
+        of the document vectors, scaled to [0, 1]; computed once per generation."""
+        if self._map is None:
+            import numpy as np
+
+            index = self.require_index()
+            documents = list(index.all_documents())
+            if not documents:
+                self._map = []
+                return self._map
+            vectors = np.stack([index.document_vector(i) for i in range(index.count)]).astype(np.float64)
+            centred = vectors - vectors.mean(axis=0)
+            _, _, axes = np.linalg.svd(centred, full_matrices=False)
+            xy = centred @ axes[:2].T if len(axes) >= 2 else np.zeros((len(documents), 2))
+            low, high = xy.min(axis=0), xy.max(axis=0)
+            xy = (xy - low) / np.where(high > low, high - low, 1.0)
+            self._map = [{"id": d.id, "title": d.title, "section": d.meta.get("section"),
+                          "x": round(float(x), 4), "y": round(float(y), 4)}
+                         for d, (x, y) in zip(documents, xy)]
+        return self._map
 
     def _tokenizer(self):
         if self.index is not None:

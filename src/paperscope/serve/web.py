@@ -44,6 +44,8 @@ STATUS = [(UsageError, 400, "usage"), (UnknownEntryError, 404, "unknown_entry"),
           (CatalogueError, 503, "catalogue")]
 STATIC = {"app.js": "text/javascript; charset=utf-8", "style.css": "text/css; charset=utf-8"}
 
+PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
+           "#7f7f7f", "#bcbd22", "#17becf"]
 Mode = Literal["hybrid", "dense", "lexical"]
 Kind = Literal["paper", "blog", "repo"]
 assert set(MODES) == set(Mode.__args__) and set(KINDS) == set(Kind.__args__)
@@ -308,6 +310,22 @@ def create_app(resident: Resident, *, allowed_hosts: list[str] | None = None) ->
                 raise UsageError(f"No section {section!r}.")
             groups = [g for g in groups if g["name"] == wanted]
         return page(request, "browse.html", {"groups": groups, "section": section})
+
+    @app.get(f"{API}/map", tags=["api"], summary="Every entry placed in 2-D by similarity")
+    def api_map() -> dict[str, Any]:
+        """The first two principal components of the document vectors, scaled to [0, 1]."""
+        generation = resident.current()
+        return {"points": generation.map_points(), "index": generation.describe()}
+
+    @app.get("/map", response_class=HTMLResponse, include_in_schema=False)
+    def map_page(request: Request, q: Annotated[str, Query(max_length=MAX_QUERY_CHARS)] = ""):
+        generation = resident.current()
+        points = generation.map_points()
+        top = {}
+        if q.strip():
+            top = {h.document.id: h.rank for h in generation.search(q, k=5).hits}
+        colours = {name: PALETTE[i % len(PALETTE)] for i, name in enumerate(generation.catalogue.sections)}
+        return page(request, "map.html", {"points": points, "top": top, "q": q, "colours": colours})
 
     @app.get("/static/{name}", include_in_schema=False)
     def static_file(name: str):
