@@ -1204,3 +1204,11 @@ def init(
 
 def main() -> None:
     app()
+
+
+# -- servers: the web page and JSON API, and MCP (paperscope.serve) ---------------------
+
+from .serve.commands import mcp_command, serve_command  # noqa: E402
+
+_command("serve")(serve_command)
+_command("mcp")(mcp_command)

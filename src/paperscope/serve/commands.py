@@ -1,0 +1,107 @@
+"""The `serve` and `mcp` commands, registered at the end of paperscope.cli. Only typer is
+imported here; the servers load when a command runs."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import time
+
+import typer
+
+LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}
+
+
+def is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host.lower() in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _library_path():
+    from ..cli import _State
+
+    return _State.library_path
+
+
+def serve_command(
+    host: str = typer.Option("127.0.0.1", "--host", metavar="HOST",
+                             help="Address to listen on. Anything but a loopback address shares "
+                             "the library with the network (a warning says so)."),
+    port: int = typer.Option(8000, "--port", "-p", min=0, max=65535, metavar="PORT",
+                             help="Port to listen on (0: any free one)."),
+) -> None:
+    """Serve the web page and the JSON API over one resident index (read-only).
+
+    The page is a search box with results as you type, a page per entry and the list by
+    section; the JSON API is under /api/v1/ (documented at /docs). A rebuilt index is picked
+    up without a restart.
+
+    Examples:
+
+      paperscope serve
+
+      paperscope serve --port 8080
+    """
+    import socket
+
+    import uvicorn
+
+    from .resident import Resident
+    from .web import create_app
+
+    started = time.perf_counter()
+    resident = Resident(_library_path())
+    loopback = is_loopback(host)
+    if not loopback:
+        typer.echo(f"warning: serving on {host}, not a loopback address: anyone who can reach "
+                   "this machine can read the library. Use the default --host 127.0.0.1 to keep "
+                   "it local.", err=True)
+    hosts = ["127.0.0.1", "localhost", "[::1]", "::1"] if loopback else None
+    app = create_app(resident, allowed_hosts=hosts)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host.strip("[]"), port))
+        sock.listen(2048)  # connections queue from now on: the address printed below works at once
+    except OSError as err:
+        from ..errors import UsageError
+
+        raise UsageError(f"Cannot listen on {host}:{port}: {err.strerror}.",
+                         "Choose another port with --port.") from None
+    bound = sock.getsockname()[1]
+    shown = f"[{host.strip('[]')}]" if ":" in host else host
+    generation = resident.current()
+    typer.echo(f"paperscope: serving {len(generation.catalogue.entries)} entries from "
+               f"{resident.root} at http://{shown}:{bound}/ (API: /api/v1/, docs: /docs); "
+               f"ready in {time.perf_counter() - started:.2f} s. Ctrl-C stops it.", err=True)
+    for notice in generation.notices:
+        typer.echo(f"note: {notice}", err=True)
+    if generation.problem is not None:
+        typer.echo(f"warning: {generation.problem.message} Searches answer 503 until it is built.",
+                   err=True)
+    sys.stderr.flush()
+    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
+    server = uvicorn.Server(config)
+    with contextlib.suppress(KeyboardInterrupt):
+        server.run(sockets=[sock])
+
+
+def mcp_command() -> None:
+    """Answer an AI assistant over the Model Context Protocol (stdio), from one resident index.
+
+    Tools: search, related, show and cite; the catalogue is the resource
+    paperscope://catalogue. Configure it in an MCP client as the command
+    `paperscope --library DIR mcp`.
+    """
+    from .mcp import build_server
+    from .resident import Resident
+
+    resident = Resident(_library_path())
+    build_server(resident).run("stdio")

@@ -1,0 +1,307 @@
+"""One library held open for a long-running server, reloaded whole when it changes on disk.
+
+A `Generation` is everything one answer reads: the catalogue, the record cache, the opened
+index and the citation keys, all read together. `Resident.current()` compares the stat
+signature of manifest.json, catalogue.yaml and records.json (three `stat` calls) with the
+generation it holds; when one changed it opens the new generation fully and then replaces one
+reference, so a request that took the old generation finishes on it and no answer mixes two.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..errors import PaperscopeError, UsageError
+from ..library import Filters, Library, SearchOutcome, related_in_index, search_index
+from ..records import Entry, PaperRecord
+
+if TYPE_CHECKING:
+    from ..embedding import Encoder
+    from ..index import OpenIndex
+
+log = logging.getLogger(__name__)
+
+MAX_QUERY_CHARS = 500  # a search box question; longer ones are refused with a 400
+MAX_K = 50  # results a request may ask for
+RELOAD_CHECK_SECONDS = 0.0  # stat the files on every request (three stat calls, microseconds)
+
+
+def entry_json(entry: Entry, record: PaperRecord | None) -> dict[str, Any]:
+    """One entry with the fields of `paperscope show --json` / `list --json`."""
+    from ..ingest import entry_meta
+
+    meta = entry_meta(entry, record)
+    return {"id": entry.id, "title": entry.title, **meta, "tags": list(entry.tags), "note": entry.note,
+            "abstract": record.abstract if record else None, "summary": entry.summary}
+
+
+class CachedEncoder:
+    """An encoder that remembers the vectors of recent single queries (a search box asks the
+    same ones again: a result page, then the API, then the next visitor). Vectors depend on the
+    model alone, so the cache outlives index generations built with the same model."""
+
+    def __init__(self, encoder: Encoder, size: int = 2048):
+        from collections import OrderedDict
+
+        self.inner = encoder
+        self.model_name = encoder.model_name
+        self.dimension = encoder.dimension
+        self.size = size
+        self._cache: OrderedDict[str, Any] = OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = self.misses = 0
+
+    def encode(self, texts: Sequence[str], progress=None):
+        if len(texts) != 1:
+            return self.inner.encode(texts, progress)
+        text = texts[0]
+        with self._lock:
+            vector = self._cache.get(text)
+            if vector is not None:
+                self._cache.move_to_end(text)
+                self.hits += 1
+                return vector[None]
+        vector = self.inner.encode([text])[0]
+        vector.setflags(write=False)
+        with self._lock:
+            self.misses += 1
+            self._cache[text] = vector
+            while len(self._cache) > self.size:
+                self._cache.popitem(last=False)
+        return vector[None]
+
+
+def _signature(paths: Sequence[Path]) -> tuple:
+    out: list[tuple[int, int, int] | None] = []
+    for path in paths:
+        try:
+            st = os.stat(path)
+            out.append((st.st_ino, st.st_size, st.st_mtime_ns))
+        except FileNotFoundError:
+            out.append(None)
+    return tuple(out)
+
+
+@dataclass
+class Generation:
+    """One consistent view of the library: every answer reads a single generation."""
+
+    number: int
+    signature: tuple
+    library: Library
+    index: OpenIndex | None
+    notices: list[str]
+    problem: PaperscopeError | None  # why there is no index (served as 503 by search)
+    records: dict[str, PaperRecord]
+    keys: dict[str, str] = field(default_factory=dict)  # entry id -> citation key
+    _map: list | None = None
+    opened_at: float = field(default_factory=time.time)
+
+    @property
+    def catalogue(self):
+        return self.library.catalogue
+
+    def describe(self) -> dict[str, Any]:
+        manifest = self.index.manifest if self.index is not None else {}
+        return {"generation": self.number, "built_at": manifest.get("built_at"),
+                "documents_digest": (manifest.get("documents_digest") or "")[:16] or None,
+                "count": manifest.get("count"), "model": manifest.get("model")}
+
+    def require_index(self) -> OpenIndex:
+        if self.index is None:
+            raise self.problem or UsageError("The library has no index.")
+        return self.index
+
+    # -- answers ------------------------------------------------------------------
+
+    def entry(self, key: str) -> Entry:
+        return self.library.entry(key)
+
+    def record(self, entry: Entry) -> PaperRecord | None:
+        return self.records.get(entry.arxiv_id) if entry.arxiv_id else None
+
+    def entry_json(self, key: str) -> dict[str, Any]:
+        entry = self.entry(key)
+        return entry_json(entry, self.record(entry))
+
+    def entries_json(self, *, section: str | None = None, tags: Sequence[str] = ()) -> list[dict]:
+        return [entry_json(e, self.record(e)) for e in self.library.entries(section=section, tags=tags)]
+
+    def search(self, query: str, *, k: int = 10, mode: str = "hybrid",
+               filters: Filters | None = None) -> SearchOutcome:
+        from ..search import check_query
+
+        _check_bounds(query=query, k=k)
+        query = check_query(query)
+        return search_index(self.require_index(), self.library.encoder, query, k=k, mode=mode,
+                            filters=filters, notices=list(self.notices))
+
+    def related(self, key: str, *, k: int = 5, mode: str = "hybrid",
+                filters: Filters | None = None) -> SearchOutcome:
+        _check_bounds(k=k)
+        entry = self.entry(key)
+        index = self.require_index()
+        if index.position(entry.id) is None:
+            raise UsageError(f"The entry {entry.id!r} is not in the index yet (it has no abstract).",
+                             "Fetch it with: paperscope ingest")
+        return related_in_index(index, self.library.encoder, entry.id, k=k, mode=mode,
+                                filters=filters, notices=list(self.notices))
+
+    def bibtex(self, key: str) -> tuple[Entry, str, str]:
+        """(entry, citation key, BibTeX text), as `paperscope cite` prints it."""
+        from ..bibtex import bibtex_entry
+
+        entry = self.entry(key)
+        return entry, self.keys[entry.id], bibtex_entry(entry, self.record(entry), self.keys[entry.id])
+
+    def highlight(self, text: str, query: str) -> list[tuple[int, int]]:
+        """[start, end) code-point spans of the words of `text` that share a search term with
+        `query` (stemmed as the index stems them)."""
+        import re
+
+        if not query or not text:
+            return []
+        tokenize = self._tokenizer()
+        wanted = set(tokenize(query))
+        if not wanted:
+            return []
+        return [(m.start(), m.end()) for m in re.finditer(r"\w[\w-]*", text)
+                if set(tokenize(m.group())) & wanted]
+
+    def map_points(self) -> list[dict[str, Any]]:
+        """Every indexed entry placed in 2-D by similarity: the first two principal components
+        of the document vectors, scaled to [0, 1]; computed once per generation."""
+        if self._map is None:
+            import numpy as np
+
+            index = self.require_index()
+            documents = list(index.all_documents())
+            if not documents:
+                self._map = []
+                return self._map
+            vectors = np.stack([index.document_vector(i) for i in range(index.count)]).astype(np.float64)
+            centred = vectors - vectors.mean(axis=0)
+            _, _, axes = np.linalg.svd(centred, full_matrices=False)
+            xy = centred @ axes[:2].T if len(axes) >= 2 else np.zeros((len(documents), 2))
+            low, high = xy.min(axis=0), xy.max(axis=0)
+            xy = (xy - low) / np.where(high > low, high - low, 1.0)
+            self._map = [{"id": d.id, "title": d.title, "section": d.meta.get("section"),
+                          "x": round(float(x), 4), "y": round(float(y), 4)}
+                         for d, (x, y) in zip(documents, xy, strict=True)]
+        return self._map
+
+    def _tokenizer(self):
+        if self.index is not None:
+            return self.index.lexical.tokenize
+        from ..lexical import Tokenizer, default_stopwords
+
+        return Tokenizer(default_stopwords())
+
+
+def _check_bounds(*, query: str | None = None, k: int | None = None) -> None:
+    if query is not None and len(query) > MAX_QUERY_CHARS:
+        raise UsageError(f"The query is {len(query)} characters long; the most is {MAX_QUERY_CHARS}.")
+    if k is not None and not 1 <= k <= MAX_K:
+        raise UsageError(f"k must be between 1 and {MAX_K} (got {k}).")
+
+
+class Resident:
+    """The library at `path`, held open; `current()` is the generation to answer from."""
+
+    def __init__(self, path: str | Path | None = None, encoder: Encoder | None = None):
+        probe = Library.open(path, encoder=encoder)
+        self.paths = probe.paths
+        self.root = probe.paths.root
+        self._encoder = encoder
+        self._encoders: dict[str, Encoder] = {}
+        self._watched = (probe.store.manifest_path, probe.paths.catalogue, probe.store.records_path)
+        self._lock = threading.Lock()
+        self._count = 0
+        self._generation: Generation | None = None
+        self.reloads = 0
+        self.current()
+
+    def current(self) -> Generation:
+        """The newest complete generation: reopened when a watched file changed."""
+        generation = self._generation
+        signature = _signature(self._watched)
+        if generation is not None and generation.signature == signature:
+            return generation
+        with self._lock:  # one thread opens the new generation; the others wait for it
+            generation = self._generation
+            signature = _signature(self._watched)
+            if generation is not None and generation.signature == signature:
+                return generation
+            fresh = self._open(signature)
+            if generation is not None:
+                self.reloads += 1
+                log.info("the library changed on disk: now serving generation %d", fresh.number)
+            self._generation = fresh  # the swap: one reference
+            return fresh
+
+    def _open(self, signature: tuple) -> Generation:
+        """Read everything one generation needs; retried when a build commits meanwhile."""
+        from ..bibtex import citation_keys
+
+        for attempt in range(5):
+            library = Library(self.paths, encoder=self._encoder)
+            index, problem = None, None
+            notices: list[str] = []
+            try:
+                catalogue = library.catalogue
+                records = library.records()
+                index, notices = library.index(update=False)  # a server never writes the index
+                library.encoder = self._encoder_for(index)
+            except PaperscopeError as err:
+                from ..errors import CatalogueError
+
+                if isinstance(err, CatalogueError) and self._generation is not None:
+                    # a half-edited catalogue: keep answering from the last good one
+                    log.warning("catalogue.yaml cannot be read (%s); serving the last good one", err)
+                    return self._generation
+                if index is not None:
+                    index.close()
+                    index = None
+                problem = err
+                catalogue = None
+                records = {}
+            after = _signature(self._watched)
+            if after == signature or attempt == 4:
+                self._count += 1
+                generation = Generation(self._count, after, library, index, notices, problem, records)
+                if catalogue is not None:
+                    generation.keys = citation_keys(catalogue.entries, records)
+                    if index is not None:
+                        self._warm(generation)
+                return generation
+            signature = after  # changed while we read: read again
+            if index is not None:
+                index.close()
+        raise AssertionError("unreachable")
+
+    def _encoder_for(self, index: OpenIndex) -> Encoder | None:
+        """One query encoder per model, kept across generations (tests pass a fake one)."""
+        encoder = self._encoders.get(index.model_name)
+        if encoder is None:
+            if self._encoder is not None:
+                inner = self._encoder
+            else:
+                from ..search import Searcher
+
+                inner = Searcher(index).encoder  # loads it and checks its dimension
+            encoder = self._encoders[index.model_name] = CachedEncoder(inner)
+        return encoder
+
+    @staticmethod
+    def _warm(generation: Generation) -> None:
+        """Answer one query so the first real one finds everything loaded and paged in."""
+        with contextlib.suppress(PaperscopeError):
+            generation.search("warm up", k=1)

@@ -1,0 +1,80 @@
+"""`paperscope mcp`: the MCP server over stdio, driven by the official SDK's own client
+(spawning `python -m paperscope mcp` on a copy of the test library)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import anyio
+import pytest
+
+from paperscope.library import Library
+
+from .conftest import REPO
+from .serve_helpers import HOSTILE_ID, HOSTILE_TITLE, hostile_library
+
+mcp_client = pytest.importorskip("mcp.client.client")
+from mcp.client.stdio import StdioServerParameters  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def library(tmp_path_factory):
+    return hostile_library(tmp_path_factory.mktemp("mcp") / "library")
+
+
+def session(library):
+    params = StdioServerParameters(
+        command=sys.executable, args=["-m", "paperscope", "--library", str(library), "mcp"],
+        env={"PYTHONPATH": str(REPO / "src"), "OMP_NUM_THREADS": "1",
+             **{k: v for k, v in os.environ.items() if k.startswith(("HF_", "PAPERSCOPE_"))}})
+    return mcp_client.Client(params, read_timeout_seconds=60)
+
+
+def structured(result) -> dict:
+    assert not result.is_error, result.content
+    if result.structured_content is not None:
+        return result.structured_content
+    return json.loads(result.content[0].text)
+
+
+def test_mcp_tools_answer_over_stdio(library):
+    async def main():
+        async with session(library) as client:
+            tools = {tool.name: tool for tool in (await client.list_tools()).tools}
+            assert {"search", "related", "show", "cite"} <= set(tools)
+            schema = tools["search"].input_schema
+            assert schema["required"] == ["query"] and schema["properties"]["k"]["maximum"] == 50
+
+            found = structured(await client.call_tool("search", {"query": "parameter-efficient finetuning", "k": 3}))
+            expected = Library.open(library).search("parameter-efficient finetuning", k=3).hits
+            assert found["hits"] == [hit.to_json() for hit in expected]
+            assert {"lora", "qlora"} <= {hit["id"] for hit in found["hits"]}
+
+            blogs = structured(await client.call_tool("search", {"query": "attention", "kinds": ["blog"]}))
+            assert blogs["hits"] and all(hit["kind"] == "blog" for hit in blogs["hits"])
+
+            related = structured(await client.call_tool("related", {"id": "lora", "k": 3}))
+            qlora = next(hit for hit in related["hits"] if hit["id"] == "qlora")
+            assert qlora["shared_terms"]
+
+            shown = structured(await client.call_tool("show", {"id": HOSTILE_ID}))
+            assert shown["title"] == HOSTILE_TITLE  # data, not markup: the client decides
+
+            cited = structured(await client.call_tool("cite", {"ids": ["lora", "2305.14314"]}))
+            assert [e["id"] for e in cited["entries"]] == ["lora", "qlora"]
+            assert cited["bibtex"].count("@misc{") == 2
+
+            missing = await client.call_tool("show", {"id": "no-such-entry"})
+            assert missing.is_error and "No entry with id" in missing.content[0].text
+            bad = await client.call_tool("search", {"query": "lora", "k": 500})
+            assert bad.is_error
+
+            resources = (await client.list_resources()).resources
+            assert "paperscope://catalogue" in {str(r.uri) for r in resources}
+            catalogue = await client.read_resource("paperscope://catalogue")
+            data = json.loads(catalogue.contents[0].text)
+            assert [e["id"] for e in data["entries"]] == [e.id for e in Library.open(library).catalogue.entries]
+
+    anyio.run(main)

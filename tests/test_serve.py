@@ -1,0 +1,275 @@
+"""`paperscope serve`: the JSON API and the pages, in process (Starlette's TestClient), on a
+copy of the frozen test library with a hostile entry, with the real packaged model."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+from fastapi.testclient import TestClient
+
+from paperscope.bibtex import bibtex_entry, citation_keys
+from paperscope.library import Library
+from paperscope.serve.commands import is_loopback
+from paperscope.serve.resident import MAX_K, MAX_QUERY_CHARS, Resident
+from paperscope.serve.web import create_app
+
+from .conftest import REPO
+from .serve_helpers import HOSTILE_ID, HOSTILE_TITLE, hostile_library
+
+API = "/api/v1"
+
+
+@pytest.fixture(scope="module")
+def library(tmp_path_factory):
+    return hostile_library(tmp_path_factory.mktemp("serve") / "library")
+
+
+@pytest.fixture(scope="module")
+def resident(library):
+    return Resident(library)
+
+
+@pytest.fixture(scope="module")
+def client(resident):
+    return TestClient(create_app(resident))
+
+
+def test_search_finds_lora_and_qlora_with_the_fields_of_search_json(client, library):
+    answer = client.get(f"{API}/search", params={"q": "parameter-efficient finetuning", "k": 3})
+    assert answer.status_code == 200
+    body = answer.json()
+    assert {"lora", "qlora"} <= {hit["id"] for hit in body["hits"][:3]}
+    expected = Library.open(library).search("parameter-efficient finetuning", k=3).hits
+    for hit, want in zip(body["hits"], expected, strict=False):
+        cli = want.to_json()
+        assert {key: hit[key] for key in cli} == cli  # the same fields and values as --json
+        assert all(isinstance(span, list) and len(span) == 2 for span in hit["highlight"])
+    assert body["index"]["count"] and body["index"]["generation"] >= 1
+
+
+def test_highlight_spans_mark_the_query_words_of_the_snippet(client):
+    hit = client.get(f"{API}/search", params={"q": "quantized finetuning", "k": 1}).json()["hits"][0]
+    words = {hit["snippet"][start:end].lower() for start, end in hit["highlight"]}
+    assert words and all(re.match(r"(quantiz|finetun)", w) for w in words), words
+
+
+def test_filters_narrow_the_results(client):
+    hits = client.get(f"{API}/search", params={"q": "attention", "kind": "blog", "k": 5}).json()["hits"]
+    assert hits and all(hit["kind"] == "blog" for hit in hits)
+    hits = client.get(f"{API}/search", params={"q": "evaluation", "section": "LLM Evaluation",
+                                               "year_from": 2021, "year_to": 2023}).json()["hits"]
+    assert hits and all(h["section"] == "LLM Evaluation" and 2021 <= h["year"] <= 2023 for h in hits)
+
+
+def test_related_lora_has_qlora_with_the_terms_they_share(client):
+    body = client.get(f"{API}/related/lora", params={"k": 3}).json()
+    assert body["id"] == "lora" and "lora" not in [h["id"] for h in body["hits"]]
+    qlora = next(h for h in body["hits"] if h["id"] == "qlora")
+    assert qlora["shared_terms"]
+    assert client.get(f"{API}/related/2106.09685").json()["id"] == "lora"  # an arXiv id works
+
+
+def test_entries_entry_and_cite(client, library):
+    body = client.get(f"{API}/entries").json()
+    catalogue = Library.open(library).catalogue
+    assert [e["id"] for e in body["entries"]] == [e.id for e in catalogue.entries]
+    assert body["sections"] == catalogue.sections
+    section = client.get(f"{API}/entries", params={"section": "llm evaluation"}).json()["entries"]
+    assert section and all(e["section"] == "LLM Evaluation" for e in section)
+    qlora = client.get(f"{API}/entries/qlora").json()
+    assert set(qlora) == {"id", "title", "section", "kind", "url", "arxiv_id", "year", "authors",
+                          "tags", "note", "abstract", "summary"}
+    assert qlora["abstract"] and qlora["authors"]
+    cite = client.get(f"{API}/cite/lora").json()
+    library_ = Library.open(library)
+    keys = citation_keys(library_.catalogue.entries, library_.records())
+    entry = library_.entry("lora")
+    assert cite == {"id": "lora", "key": keys["lora"],
+                    "bibtex": bibtex_entry(entry, library_.records()[entry.arxiv_id], keys["lora"])}
+
+
+@pytest.mark.parametrize("path, params, status, kind", [
+    ("/search", {"q": "lora", "k": 0}, 400, "usage"),
+    ("/search", {"q": "lora", "k": MAX_K + 1}, 400, "usage"),
+    ("/search", {"q": "x" * (MAX_QUERY_CHARS + 1)}, 400, "usage"),
+    ("/search", {"q": ""}, 400, "usage"),
+    ("/search", {"q": "   "}, 400, "usage"),
+    ("/search", {}, 400, "usage"),
+    ("/search", {"q": "lora", "mode": "magic"}, 400, "usage"),
+    ("/search", {"q": "lora", "kind": "video"}, 400, "usage"),
+    ("/search", {"q": "lora", "k": "many"}, 400, "usage"),
+    ("/search", {"q": "lora", "tag": "no-such-tag"}, 400, "usage"),
+    ("/entries", {"section": "No Such Section"}, 400, "usage"),
+    ("/entries/no-such-entry", {}, 404, "unknown_entry"),
+    ("/related/no-such-entry", {}, 404, "unknown_entry"),
+    ("/cite/no-such-entry", {}, 404, "unknown_entry"),
+    ("/related/lora", {"k": 1000}, 400, "usage"),
+])
+def test_bad_requests_get_a_clear_4xx_with_a_json_error(client, path, params, status, kind):
+    answer = client.get(API + path, params=params)
+    assert answer.status_code == status, answer.text
+    error = answer.json()["error"]
+    assert error["type"] == kind and error["message"]
+    assert answer.headers["content-security-policy"]
+
+
+def test_no_request_can_name_a_file(client, library):
+    for path in ["/static/../../catalogue.yaml", "/static/..%2F..%2Fcatalogue.yaml",
+                 "/static/resident.py", f"{API}/entries/..%2F..%2Fcatalogue.yaml",
+                 "/entries/%2Fetc%2Fpasswd", "/index/manifest.json", "/catalogue.yaml"]:
+        answer = client.get(path)
+        assert answer.status_code in (400, 404), (path, answer.status_code)
+        assert "entries:" not in answer.text and "root:" not in answer.text
+
+
+def test_the_server_is_read_only(client):
+    for method in ("POST", "PUT", "DELETE", "PATCH"):
+        answer = client.request(method, f"{API}/entries/lora")
+        assert answer.status_code == 405
+        assert answer.json()["error"]["type"] == "read_only"
+
+
+def test_every_response_has_a_content_security_policy(client):
+    for path in ["/", "/?q=lora", "/entries/lora", "/browse", "/static/app.js", "/no/such/page",
+                 f"{API}/search?q=lora", f"{API}/entries/nope", "/openapi.json", "/docs"]:
+        policy = client.get(path).headers.get("content-security-policy", "")
+        assert "default-src 'none'" in policy and "frame-ancestors 'none'" in policy, path
+        if path != "/docs":
+            assert "unsafe-inline" not in policy
+    assert client.get("/").headers["x-content-type-options"] == "nosniff"
+
+
+def test_the_api_is_documented_and_versioned(client):
+    spec = client.get("/openapi.json").json()
+    assert {f"{API}/search", f"{API}/related/{{entry_id}}", f"{API}/entries",
+            f"{API}/entries/{{entry_id}}", f"{API}/cite/{{entry_id}}"} <= set(spec["paths"])
+    params = {p["name"]: p for p in spec["paths"][f"{API}/search"]["get"]["parameters"]}
+    assert params["k"]["schema"]["maximum"] == MAX_K and params["q"]["schema"]["maxLength"] == MAX_QUERY_CHARS
+    assert client.get("/docs").status_code == 200
+
+
+def test_hostile_text_is_escaped_on_every_page(client):
+    pages = [client.get("/", params={"q": "evaluating chatbots"}), client.get(f"/entries/{HOSTILE_ID}"),
+             client.get("/browse"), client.get("/browse", params={"section": "LLM Evaluation"}),
+             client.get("/"), client.get("/entries/lora")]
+    assert all(page.status_code == 200 for page in pages)
+    for page in pages[:4]:
+        assert "&lt;img src=x onerror=alert(1)&gt;" in page.text
+    for page in pages:
+        assert "<img" not in page.text and "<script>alert" not in page.text
+        assert 'href="javascript:' not in page.text and "<b>tag" not in page.text
+
+
+def test_the_api_returns_hostile_text_as_data(client):
+    entry = client.get(f"{API}/entries/{HOSTILE_ID}").json()
+    assert entry["title"] == HOSTILE_TITLE and "<script>" in entry["summary"]
+    assert client.get(f"{API}/entries/{HOSTILE_ID}").headers["content-type"].startswith("application/json")
+
+
+def test_pages_show_search_results_an_entry_and_the_sections(client):
+    results = client.get("/", params={"q": "parameter-efficient finetuning"}).text
+    ids = re.findall(r'<li class="hit" data-id="([^"]+)"', results)
+    assert {"lora", "qlora"} <= set(ids[:3])
+    assert "<mark>" in results
+    lora = client.get("/entries/lora").text
+    assert "Low-Rank Adaptation" in lora and "hu2021lora" in lora and 'data-id="qlora"' in lora
+    assert "Edward J. Hu" in lora and 'href="https://arxiv.org/pdf/2106.09685.pdf"' in lora
+    assert client.get("/entries/2106.09685", follow_redirects=False).headers["location"] == "/entries/lora"
+    browse = client.get("/browse", params={"section": "Training Recipe"}).text
+    assert "Training Recipe" in browse and "/entries/lora" in browse and "LLM Evaluation</h2>" not in browse
+    missing = client.get("/entries/no-such-entry")
+    assert missing.status_code == 404 and "No entry with id" in missing.text
+
+
+def test_hosts_other_than_the_allowed_ones_are_refused(resident):
+    guarded = TestClient(create_app(resident, allowed_hosts=["127.0.0.1", "localhost"]),
+                         base_url="http://127.0.0.1:8000")
+    assert guarded.get(f"{API}/entries/lora").status_code == 200
+    rebound = guarded.get(f"{API}/entries/lora", headers={"Host": "attacker.example:8000"})
+    assert rebound.status_code == 400 and rebound.json()["error"]["type"] == "bad_host"
+
+
+def test_a_rebuilt_index_is_served_without_a_restart(tmp_path):
+    library = hostile_library(tmp_path / "library")
+    resident = Resident(library)
+    client = TestClient(create_app(resident))
+    before = client.get(f"{API}/search", params={"q": "sparse mixture of tiny experts"}).json()
+    Library.open(library).add("https://example.com/tiny-moe", title="Tiny MoE", entry_id="tiny-moe",
+                              section="Model Architecture", kind="blog",
+                              summary="A sparse mixture of tiny experts for small devices.")
+    after = client.get(f"{API}/search", params={"q": "sparse mixture of tiny experts", "k": 3}).json()
+    assert after["index"]["generation"] == before["index"]["generation"] + 1
+    assert after["hits"][0]["id"] == "tiny-moe"
+    assert client.get(f"{API}/entries/tiny-moe").status_code == 200
+    assert client.get("/entries/tiny-moe").status_code == 200
+    unchanged = client.get(f"{API}/search", params={"q": "lora"}).json()
+    assert unchanged["index"]["generation"] == after["index"]["generation"]  # no reload without a change
+
+
+def test_a_missing_index_answers_503_and_the_catalogue_still_answers(tmp_path):
+    library = hostile_library(tmp_path / "library")
+    client = TestClient(create_app(Resident(library)))
+    assert client.get(f"{API}/search", params={"q": "lora"}).status_code == 200
+    shutil.rmtree(library / "index")
+    answer = client.get(f"{API}/search", params={"q": "lora"})
+    assert answer.status_code == 503 and answer.json()["error"]["type"] == "index_missing"
+    assert "paperscope build" in answer.json()["error"]["hint"]
+    assert client.get(f"{API}/entries/lora").status_code == 200
+
+
+def test_a_broken_catalogue_edit_keeps_the_last_good_one(tmp_path):
+    library = hostile_library(tmp_path / "library")
+    client = TestClient(create_app(Resident(library)))
+    assert client.get(f"{API}/entries/lora").status_code == 200
+    (library / "catalogue.yaml").write_text("- section: [unclosed\n")
+    assert client.get(f"{API}/entries/lora").status_code == 200
+    assert client.get(f"{API}/search", params={"q": "lora"}).status_code == 200
+
+
+@pytest.mark.parametrize("host, loopback", [("127.0.0.1", True), ("localhost", True), ("::1", True),
+                                            ("[::1]", True), ("127.0.0.2", True), ("0.0.0.0", False),
+                                            ("192.168.1.5", False), ("example.com", False)])
+def test_loopback_hosts_are_told_apart(host, loopback):
+    assert is_loopback(host) is loopback
+
+
+def test_paperscope_serve_starts_on_loopback_and_answers(library):
+    """The command as a user starts it: it prints its address and answers at once."""
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "OMP_NUM_THREADS": "1"}
+    started = time.perf_counter()
+    process = subprocess.Popen([sys.executable, "-m", "paperscope", "--library", str(library), "serve",
+                                "--port", "0"], stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                               text=True, env=env)
+    try:
+        line = process.stderr.readline()
+        match = re.search(r"at (http://127\.0\.0\.1:\d+/)", line)
+        assert match, line
+        with urllib.request.urlopen(match.group(1) + "api/v1/search?q=lora&k=1", timeout=10) as answer:
+            assert json.load(answer)["hits"][0]["id"] == "lora"
+            assert answer.headers["Content-Security-Policy"]
+        with urllib.request.urlopen(match.group(1), timeout=10) as answer:
+            assert b"paperscope" in answer.read()
+        assert time.perf_counter() - started < 30
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def test_the_map_places_every_indexed_entry_and_marks_the_top_hits(client):
+    points = client.get(f"{API}/map").json()["points"]
+    ids = {p["id"] for p in points}
+    assert {"lora", "qlora", HOSTILE_ID} <= ids
+    assert all(0 <= p["x"] <= 1 and 0 <= p["y"] <= 1 for p in points)
+    page = client.get("/map", params={"q": "parameter-efficient finetuning"})
+    assert page.status_code == 200
+    assert page.text.count('class="point"') + page.text.count('class="point top"') == len(points)
+    assert re.search(r'class="point top" data-id="(lora|qlora)"', page.text)
+    assert "&lt;img src=x" in page.text and "<img" not in page.text
