@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -69,7 +70,13 @@ def _errors_to_exit_codes(command):
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
         try:
-            return command(*args, **kwargs)
+            result = command(*args, **kwargs)
+            sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
+            return result
+        except BrokenPipeError:  # `paperscope list | head -1`: the reader has all it wanted
+            with contextlib.suppress(OSError, ValueError):
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise typer.Exit(0) from None
         except PaperscopeError as err:
             _err(f"error: {err.message}")
             if err.hint:
@@ -484,7 +491,7 @@ def build(
 
       paperscope build
 
-      paperscope build --corpus ../shared/data/scifact --index-dir /tmp/scifact-index
+      paperscope build --corpus scifact --index-dir /tmp/scifact-index   (BEIR's scifact.zip, unzipped)
     """
     if corpus is not None:
         _build_corpus(corpus, index_dir, full=full, model=model, no_wait=no_wait)
@@ -676,14 +683,7 @@ def _show_hits(outcome, fmt: str, query: str, library: Optional[Library]) -> Non
 
 
 def _echo_bibtex(library: Library, ids: list[str]) -> None:
-    from .bibtex import bibtex_entry, citation_keys
-
-    records = library.records()
-    keys = citation_keys(library.catalogue.entries, records)
-    for entry_id in ids:
-        entry = library.entry(entry_id)
-        _echo(bibtex_entry(entry, records.get(entry.arxiv_id) if entry.arxiv_id else None,
-                                keys[entry.id]))
+    _echo(library.cite(ids), nl=False)
 
 
 @_command()
@@ -699,10 +699,7 @@ def cite(
 
       paperscope cite > reading-list.bib
     """
-    library = _library()
-    ids = [library.entry(i).id for i in entry_ids] if entry_ids else \
-        [e.id for e in library.catalogue.entries]
-    _echo_bibtex(library, ids)
+    _echo_bibtex(_library(), entry_ids or [])
 
 
 @_command("list")
@@ -842,7 +839,7 @@ def evaluate(
 
     Examples:
 
-      paperscope eval ../shared/data/scifact --split train
+      paperscope eval scifact --split train   (BEIR's scifact.zip, unzipped)
 
       paperscope eval evaluation/catalogue
 

@@ -51,10 +51,12 @@ class Filters:
         names = index.manifest.get("facets") or {}
         keep = np.ones(index.count, dtype=bool)
         if self.sections:
+            _check_facet(self.sections, names.get("sections", []), "section", casefold=True)
             wanted = {s.casefold() for s in self.sections}
             codes = [i for i, name in enumerate(names.get("sections", [])) if name.casefold() in wanted]
             keep &= np.isin(facets[:, 1], codes)
         if self.kinds:
+            _check_facet(self.kinds, names.get("kinds", []), "kind")
             codes = [i for i, name in enumerate(names.get("kinds", [])) if name in self.kinds]
             keep &= np.isin(facets[:, 2], codes)
         years = facets[:, 0]
@@ -68,6 +70,17 @@ class Filters:
             tagged[index.tagged(self.tags)] = True
             keep &= tagged
         return keep
+
+
+def _check_facet(wanted: Sequence[str], known: Sequence[str], what: str, casefold: bool = False) -> None:
+    """A UsageError naming the valid values when a section or kind is not in the index."""
+    fold = (lambda text: text.casefold()) if casefold else (lambda text: text)
+    names = {fold(name) for name in known}
+    unknown = [value for value in wanted if fold(value) not in names]
+    if unknown:
+        raise UsageError(f"No {what} {', '.join(map(repr, unknown))}.",
+                         f"{what.capitalize()}s: {', '.join(known)}" if known else
+                         f"This index has no {what}s.")
 
 
 def _check_tags(wanted: Sequence[str], known: Sequence[str]) -> None:
@@ -173,6 +186,17 @@ class Library:
             wanted = {tag.casefold() for tag in tags}
             entries = [e for e in entries if wanted & {tag.casefold() for tag in e.tags}]
         return entries
+
+    def cite(self, ids: Sequence[str] = ()) -> str:
+        """BibTeX for the entries `ids` (ids or arXiv ids; every entry when empty), with
+        citation keys that stay stable as the catalogue grows."""
+        from .bibtex import bibtex_entry, citation_keys
+
+        entries = [self.entry(key) for key in ids] if ids else list(self.catalogue.entries)
+        records = self.records()
+        keys = citation_keys(self.catalogue.entries, records)
+        return "\n".join(bibtex_entry(entry, records.get(entry.arxiv_id) if entry.arxiv_id else None,
+                                      keys[entry.id]) for entry in entries)
 
     def documents(self) -> tuple[list[Document], list[Entry]]:
         """(documents of every entry with text, entries still missing an abstract)."""

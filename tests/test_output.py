@@ -1,0 +1,100 @@
+"""What people read: terminal layouts at 80 and 200 columns and through a pipe, scores,
+shared words, filters, status, closed pipes and the Python API (issue 12)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from paperscope.cli import app
+
+from .conftest import REPO
+
+runner = CliRunner()
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def run(library, *args, env=None):
+    return runner.invoke(app, ["--library", str(library), *args], env=env)
+
+
+def terminal(library, columns, *args):
+    """The command's stdout as a terminal of `columns` columns shows it, without colours."""
+    result = run(library, *args, env={"FORCE_COLOR": "1", "COLUMNS": str(columns), "TTY_COMPATIBLE": "1"})
+    assert result.exit_code == 0, result.output
+    return ANSI.sub("", result.stdout)
+
+
+# -- filters name the valid values ------------------------------------------------------
+
+@pytest.mark.parametrize("option, value, listed", [("--section", "Nope", "Training Recipe"),
+                                                   ("--kind", "papers", "paper")])
+def test_unknown_section_or_kind_in_search_lists_the_valid_ones(library_dir, option, value, listed):
+    result = run(library_dir, "search", "lora", "--mode", "lexical", option, value)
+    assert result.exit_code == 2
+    assert repr(value) in result.stderr and listed in result.stderr
+
+
+def test_unknown_kind_in_a_corpus_index_lists_its_kinds(tmp_path, fake_encoder):
+    from paperscope.index import IndexStore
+    from paperscope.indexer import build_index
+    from paperscope.records import Document
+
+    store = IndexStore(tmp_path / "corpus")
+    build_index(store, [Document("d1", "Adapters", "Small modules for finetuning.", {"kind": "paper"}),
+                        Document("d2", "Pruning", "Removing weights after training.", {"kind": "paper"})],
+                model="fake-model", encoder=fake_encoder)
+    result = runner.invoke(app, ["search", "adapters", "--mode", "lexical", "--index-dir",
+                                 str(store.directory), "--kind", "papers"])
+    assert result.exit_code == 2 and "Kinds: paper" in result.stderr
+    result = runner.invoke(app, ["search", "adapters", "--mode", "lexical", "--index-dir",
+                                 str(store.directory), "--section", "Nope"])
+    assert result.exit_code == 2 and "no sections" in result.stderr
+
+
+# -- a closed pipe ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("command", [["cite"], ["list"]])
+def test_a_reader_that_stops_early_is_not_an_error(library_dir, command):
+    child = subprocess.Popen([sys.executable, "-m", "paperscope", "--library", str(library_dir), *command],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             env={**os.environ, "PYTHONPATH": str(REPO / "src")})
+    child.stdout.close()  # like `| head -1` having read its line
+    stderr = child.stderr.read()
+    assert child.wait(timeout=60) == 0, stderr
+    assert stderr == b""
+
+
+# -- the Python API ---------------------------------------------------------------------
+
+def test_the_package_exports_the_api_and_cites(library_dir):
+    import paperscope
+    from paperscope import Collection, Filters, Library, UnknownEntryError, UsageError
+
+    assert {"Library", "Filters", "Collection", "UsageError", "PaperscopeError"} <= set(paperscope.__all__)
+    library = Library.open(library_dir)
+    bibtex = library.cite(["lora"])
+    assert bibtex.startswith("@misc{") and "eprint = {2106.09685}" in bibtex
+    assert issubclass(UsageError, paperscope.PaperscopeError) and Collection and Filters
+    with pytest.raises(UnknownEntryError):
+        library.cite(["no-such-entry"])
+    cli = run(library_dir, "cite", "lora")
+    assert cli.exit_code == 0 and cli.stdout.strip() == bibtex.strip()
+
+
+# -- examples and snapshots -------------------------------------------------------------
+
+def test_examples_use_only_paths_a_user_has():
+    text = (REPO / "README.md").read_text() + (REPO / "docs" / "cli.md").read_text()
+    assert "../shared" not in text
+
+
+def test_a_missing_snapshot_is_an_error_even_with_nothing_to_fetch(library_dir, tmp_path):
+    result = run(library_dir, "ingest", "--from-snapshot", str(tmp_path / "missing.json"), "--no-build")
+    assert result.exit_code == 2 and "not found" in result.stderr
