@@ -98,3 +98,29 @@ def test_examples_use_only_paths_a_user_has():
 def test_a_missing_snapshot_is_an_error_even_with_nothing_to_fetch(library_dir, tmp_path):
     result = run(library_dir, "ingest", "--from-snapshot", str(tmp_path / "missing.json"), "--no-build")
     assert result.exit_code == 2 and "not found" in result.stderr
+
+
+# -- scores -----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("mode", ["hybrid", "lexical", "dense"])
+def test_scores_are_a_relevance_from_0_to_1_in_every_mode(library_dir, mode):
+    result = run(library_dir, "search", "LoRA", "--mode", mode, "--json")
+    hits = json.loads(result.stdout)
+    scores = [hit["score"] for hit in hits]
+    assert all(0.0 <= score <= 1.0 for score in scores), scores
+    assert scores == sorted(scores, reverse=True)
+    if mode != "dense":
+        assert hits[0]["id"] == "lora" and scores[0] == 1.0
+    assert "0 to 1" in run(library_dir, "search", "--help").stdout
+
+
+def test_lexical_relevance_keeps_the_bm25_order(library_dir):
+    from paperscope import Library
+
+    library = Library.open(library_dir)
+    index, _ = library.index()
+    raw = index.lexical.scores("adapter weights for finetuning")
+    order = [i for i in raw.argsort()[::-1] if raw[i] > 0][:10]
+    hits = library.search("adapter weights for finetuning", mode="lexical").hits
+    assert [h.document.id for h in hits] == [index.document(int(i)).id for i in order]
+    assert hits[0].score == 1.0

@@ -585,6 +585,10 @@ def search(
 ) -> None:
     """Find the entries that best answer a question.
 
+    The score is a relevance from 0 to 1 in every mode: the fused score (hybrid), the cosine
+    similarity (dense) or BM25 divided by the query's best BM25 score (lexical). An entry
+    named exactly by the query comes first with 1.000.
+
     Examples:
 
       paperscope search "parameter-efficient finetuning" -k 5

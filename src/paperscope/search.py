@@ -92,18 +92,28 @@ def rank(index: OpenIndex, *, query_text: str, query_vector: np.ndarray | None, 
         mask &= lexical > 0
     else:
         scores = fuse(dense, lexical, mask)
-    for position in named:  # a query that is exactly an entry's name puts that entry first
-        scores[position] = scores[position] + NAME_BONUS
-    scores = np.where(mask, scores, -np.inf)
+    ranking = np.where(mask, scores, -np.inf)
+    ranking[named] += NAME_BONUS  # a query that is exactly an entry's name puts that entry first
     count = min(k, int(mask.sum()))
     if count == 0:
         return []
     if n > 50_000:  # select before sorting; ties broken by position, as a stable sort does
-        top = np.argpartition(-scores, count - 1)[:count]
-        top = top[np.lexsort((top, -scores[top]))]
+        top = np.argpartition(-ranking, count - 1)[:count]
+        top = top[np.lexsort((top, -ranking[top]))]
     else:
-        top = np.argsort(-scores, kind="stable")[:count]
-    return [(int(i), float(scores[i])) for i in top]
+        top = np.argsort(-ranking, kind="stable")[:count]
+    shown = relevance(scores, mask, mode)
+    shown[named] = 1.0
+    return [(int(i), float(shown[i])) for i in top]
+
+
+def relevance(scores: np.ndarray, mask: np.ndarray, mode: str) -> np.ndarray:
+    """Scores as a 0-1 relevance, in the ranking's order: the fused score (already 0-1), the
+    cosine similarity clipped at 0, or BM25 divided by the query's top BM25 score."""
+    if mode == "lexical":
+        top = float(scores[mask].max()) if mask.any() else 0.0
+        return scores / top if top > 0 else np.zeros_like(scores)
+    return np.clip(scores, 0.0, 1.0)
 
 
 def _dense(index: OpenIndex, query_vector, mask: np.ndarray, lexical: np.ndarray | None,
