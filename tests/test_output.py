@@ -124,3 +124,28 @@ def test_lexical_relevance_keeps_the_bm25_order(library_dir):
     hits = library.search("adapter weights for finetuning", mode="lexical").hits
     assert [h.document.id for h in hits] == [index.document(int(i)).id for i in order]
     assert hits[0].score == 1.0
+
+
+# -- related: what two entries share -----------------------------------------------------
+
+FILLER = {"than", "greatly", "despite", "when", "while", "still", "several", "better", "best",
+          "without", "even", "has", "number", "time", "paper", "results", "furthermore"}
+
+
+@pytest.mark.parametrize("entry", ["lora", "qlora", "instructgpt", "codex", "humaneval"])
+def test_related_shows_content_words_not_filler(library_dir, entry):
+    hits = json.loads(run(library_dir, "related", entry, "--mode", "lexical", "--json").stdout)
+    shown = {word.casefold() for hit in hits for word in hit.get("shared_terms", [])}
+    assert shown and not shown & FILLER, shown & FILLER
+
+
+def test_related_ranking_itself_is_unchanged(library_dir):
+    from paperscope import Library
+
+    library = Library.open(library_dir)
+    index, _ = library.index()
+    position = index.position("lora")
+    raw = index.lexical.scores(index.document(position).embedding_text)
+    raw[position] = 0
+    expected = [index.document(int(i)).id for i in raw.argsort()[::-1][:5]]
+    assert [h.document.id for h in library.related("lora", mode="lexical").hits] == expected
