@@ -149,3 +149,18 @@ def test_related_ranking_itself_is_unchanged(library_dir):
     raw[position] = 0
     expected = [index.document(int(i)).id for i in raw.argsort()[::-1][:5]]
     assert [h.document.id for h in library.related("lora", mode="lexical").hits] == expected
+
+
+# -- status after a metadata-only edit ---------------------------------------------------
+
+def test_status_names_the_entries_whose_metadata_changed(library_dir):
+    catalogue = library_dir / "catalogue.yaml"
+    text = catalogue.read_text()
+    text = text.replace("url: https://arxiv.org/pdf/2106.09685.pdf\n      kind: paper\n",
+                        "url: https://arxiv.org/abs/2106.09685\n      kind: paper\n      year: 2022\n")
+    catalogue.write_text(text)
+    result = run(library_dir, "status")
+    assert "OUT OF DATE" in result.stdout
+    assert re.search(r"metadata changed: lora$", result.stdout, re.M), result.stdout
+    info = json.loads(run(library_dir, "status", "--json").stdout)
+    assert info["metadata_changed"] == ["lora"] and info["stale"] == []

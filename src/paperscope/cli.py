@@ -808,7 +808,7 @@ def status(
         _echo(f"Catalogue: {info['entries']} entries ({info['arxiv_entries']} on arXiv)")
         _echo(f"Index:     {info['indexed']} entries, {state}; model {info['model']}, "
                    f"built {info['built_at']}, {info['index_bytes'] / 1024:.0f} KiB")
-        for label in ("new", "stale", "removed", "missing_text"):
+        for label in ("new", "stale", "metadata_changed", "removed", "missing_text"):
             if info[label]:
                 _echo(f"  {label.replace('_', ' ')}: {', '.join(info[label])}")
         if info["rebuild_reason"]:

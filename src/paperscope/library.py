@@ -526,8 +526,9 @@ class Library:
     def status(self, verify: bool = False) -> dict:
         """How the index compares with the catalogue, and why the next build would embed
         everything again, if it would (`rebuild_reason`). Entries without text (`missing_text`)
-        make it out of date: `paperscope ingest` repairs them."""
-        from .index import documents_digest
+        make it out of date: `paperscope ingest` repairs them. `metadata_changed` names the
+        entries whose shown metadata (section, link, year...) changed without their text."""
+        from .index import documents_digest, meta_json
         from .settings import settings_change
         from .text import DEFAULT_SCHEME
 
@@ -536,14 +537,17 @@ class Library:
         problem = ""
         try:
             indexed = self.store.indexed_hashes(manifest) if manifest else {}
+            shown = self.store.indexed_meta(manifest) if manifest else {}
             if manifest and verify:
                 self.store.verify()
             elif manifest:
                 self.store.open().close()  # whatever `search` would refuse, status reports
         except PaperscopeError as err:
-            indexed, problem = {}, err.message
+            indexed, shown, problem = {}, {}, err.message
         current = {d.id: d.content_hash for d in documents}
         stale = sorted(i for i in current if i in indexed and indexed[i] != current[i])
+        metadata = sorted(d.id for d in documents if d.id in indexed and d.id not in stale
+                          and shown.get(d.id) != meta_json(d.meta))
         new = sorted(i for i in current if i not in indexed)
         removed = sorted(i for i in indexed if i not in current)
         rebuild_reason = settings_change(manifest, self._model(), DEFAULT_SCHEME) if manifest else ""
@@ -556,6 +560,7 @@ class Library:
             "arxiv_entries": sum(1 for e in self.catalogue.entries if e.arxiv_id),
             "indexed": len(indexed),
             "stale": stale,
+            "metadata_changed": metadata,
             "new": new,
             "removed": removed,
             "missing_text": [e.id for e in missing],
