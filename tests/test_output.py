@@ -164,3 +164,112 @@ def test_status_names_the_entries_whose_metadata_changed(library_dir):
     assert re.search(r"metadata changed: lora$", result.stdout, re.M), result.stdout
     info = json.loads(run(library_dir, "status", "--json").stdout)
     assert info["metadata_changed"] == ["lora"] and info["stale"] == []
+
+
+# -- terminal layouts -------------------------------------------------------------------
+
+def urls(library, *ids):
+    from paperscope import Library
+
+    library = Library.open(library)
+    return [library.entry(i).url for i in ids]
+
+
+def test_search_at_80_columns_is_compact_blocks_with_whole_links(library_dir):
+    out = terminal(library_dir, 80, "search", "the scaling laws in language models", "--mode", "lexical")
+    hits = json.loads(run(library_dir, "search", "the scaling laws in language models", "--mode",
+                          "lexical", "--json").stdout)
+    assert "┃" not in out and "…/" not in out
+    for hit in hits:
+        assert hit["url"] in out.split()  # whole, never cut
+    lines = out.splitlines()
+    assert all(len(line) <= 80 for line in lines if "https://" not in line)
+    assert len(lines) <= 6 * len(hits)
+    assert re.match(r" 1\. Scaling Laws", lines[0])
+
+
+def test_search_at_200_columns_is_a_table_with_whole_links(library_dir):
+    out = terminal(library_dir, 200, "search", "parameter-efficient finetuning", "--mode", "lexical")
+    assert "┃" in out
+    assert all(len(line) <= 200 for line in out.splitlines())
+    hits = json.loads(run(library_dir, "search", "parameter-efficient finetuning", "--mode", "lexical",
+                          "--json").stdout)
+    for hit in hits:
+        assert hit["url"] in out
+
+
+def test_highlights_are_content_words_in_titles_and_snippets(library_dir):
+    result = run(library_dir, "search", "the scaling laws in language models", "--mode", "lexical", "-k", "3",
+                 env={"FORCE_COLOR": "1", "COLUMNS": "80"})
+    highlighted = {word.casefold() for word in re.findall(r"\x1b\[1;33m([^\x1b]+)\x1b\[0m", result.stdout)}
+    assert {"scaling", "laws", "language"} <= highlighted
+    assert not highlighted & {"the", "in", "for", "of"}
+    first_line = result.stdout.splitlines()[0]
+    assert "\x1b[1;33mScaling" in first_line  # in the title too
+
+
+def test_search_through_a_pipe_is_plain_lines_with_whole_links(library_dir):
+    result = run(library_dir, "search", "parameter-efficient finetuning", "--mode", "lexical",
+                 env={"FORCE_COLOR": None, "TTY_COMPATIBLE": None, "COLUMNS": "80"})
+    assert "\x1b[" not in result.stdout and "┃" not in result.stdout
+    for url in urls(library_dir, "lora", "qlora"):
+        assert url in result.stdout
+
+
+@pytest.mark.parametrize("columns", [80, 200])
+def test_list_fits_the_terminal_without_breaking_words(library_dir, columns):
+    out = terminal(library_dir, columns, "list")
+    assert all(len(line) <= columns for line in out.splitlines())
+    words = set(" ".join(out.split()).split())
+    from paperscope import Library
+
+    for entry in Library.open(library_dir).catalogue.entries:
+        assert set(entry.title.split()) <= words, entry.title  # no word cut in two
+
+
+def test_list_through_a_pipe_is_one_line_an_entry(library_dir):
+    from paperscope import Library
+
+    result = run(library_dir, "list", env={"FORCE_COLOR": None, "TTY_COMPATIBLE": None, "COLUMNS": "80"})
+    entries = Library.open(library_dir).catalogue.entries
+    assert sum(1 for line in result.stdout.splitlines() if line.startswith("  ")) == len(entries)
+
+
+def test_show_wraps_joins_line_breaks_shortens_authors_and_cleans_latex(library_dir):
+    out = terminal(library_dir, 80, "show", "pythia")
+    assert all(len(line) <= 80 for line in out.splitlines())
+    assert "\\textit" not in out and "Pythia, a suite" in out
+    assert "and 10 others" in out
+    every = terminal(library_dir, 80, "show", "pythia", "--all-authors")
+    assert "others" not in every.split("\n\n")[0] and "Stella Biderman" in every
+    abstract = json.loads(run(library_dir, "show", "pythia", "--json").stdout)["abstract"]
+    assert "\\textit{Pythia}" in abstract  # stored text is kept as written
+
+
+def test_display_text_shows_simple_latex_as_text():
+    from paperscope.render import display_text
+
+    assert display_text("We introduce \\textit{Pythia},\na suite") == "We introduce Pythia, a suite"
+    assert display_text("achieves 40\\% pass@1, 10~times faster") == "achieves 40% pass@1, 10 times faster"
+    assert display_text("at \\url{https://x.org/a}") == "at https://x.org/a"
+
+
+# -- one output path for every command -------------------------------------------------
+
+@pytest.mark.parametrize("command", [["show", "lora"], ["status"]])
+def test_show_and_status_take_the_shared_format_option(library_dir, command):
+    as_json = json.loads(run(library_dir, *command, "--format", "json").stdout)
+    lines = run(library_dir, *command, "--format", "jsonl").stdout.splitlines()
+    assert len(lines) == 1 and json.loads(lines[0]) == as_json
+    assert json.loads(run(library_dir, *command, "--json").stdout) == as_json
+
+
+def test_eval_and_status_refuse_bibtex_and_eval_takes_jsonl(library_dir, tmp_path):
+    assert run(library_dir, "status", "--format", "bibtex").exit_code == 2
+    data = tmp_path / "qa"
+    (data / "qrels").mkdir(parents=True)
+    (data / "queries.jsonl").write_text('{"_id": "q1", "text": "low-rank adaptation"}\n')
+    (data / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq1\tlora\t1\n")
+    result = run(library_dir, "eval", str(data), "--mode", "lexical", "--format", "jsonl")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["modes"][0]["mode"] == "lexical"

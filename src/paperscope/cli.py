@@ -153,6 +153,32 @@ CorpusName = Annotated[Optional[str], typer.Option(
     help="Search the named corpus (see `paperscope corpus list`) instead of the catalogue.")]
 
 
+def _print_object(data: dict, fmt: str) -> None:
+    """One object as an indented JSON document, or as one JSON line."""
+    if fmt == "json":
+        _print_json(data)
+    else:
+        _print_items([data], fmt)
+
+
+def _console():
+    """A rich console on stdout: its width, and whether it is a terminal (FORCE_COLOR and
+    TTY_COMPATIBLE count as one; COLUMNS sets the width)."""
+    from rich.console import Console
+
+    return Console()
+
+
+def _data_format(fmt: str, as_json: bool) -> str:
+    """The output format of a command whose output is not catalogue entries (no BibTeX)."""
+    fmt = _output_format(fmt, as_json)
+    if fmt == "bibtex":
+        from .errors import UsageError
+
+        raise UsageError("BibTeX is for catalogue entries: use table, json or jsonl.")
+    return fmt
+
+
 def _output_format(fmt: str, as_json: bool) -> str:
     from .render import FORMATS
 
@@ -676,12 +702,11 @@ def _show_hits(outcome, fmt: str, query: str, library: Optional[Library]) -> Non
         _print_items([hit.to_json() for hit in outcome.hits], fmt)
     elif not outcome.hits:
         _err("No matching entries.")
-    elif sys.stdout.isatty():
-        from rich.console import Console
+    elif (console := _console()).is_terminal:
+        from .lexical import DISPLAY_STOPWORDS, Tokenizer
 
-        from .lexical import Tokenizer
-
-        Console().print(render.hits_as_table(outcome.hits, Tokenizer(()), query))
+        console.print(render.hits_for_terminal(outcome.hits, Tokenizer(DISPLAY_STOPWORDS), query,
+                                               console.width), soft_wrap=True)
     else:
         _echo(render.hits_as_text(outcome.hits))
 
@@ -731,13 +756,11 @@ def list_entries(
     if fmt == "bibtex":
         _echo_bibtex(library, [e.id for e in entries])
         return
-    current = None
-    for entry in entries:
-        if entry.section != current:
-            current = entry.section
-            _echo(f"\n{current}" if entry is not entries[0] else current)
-        arxiv = f"  arXiv:{entry.arxiv_id}" if entry.arxiv_id else ""
-        _echo(f"  {entry.id:<34} {entry.kind:<5} {entry.title}{arxiv}")
+    from .render import entries_as_text
+
+    console = _console()
+    if entries:
+        typer.echo(entries_as_text(entries, console.width if console.is_terminal else None))
 
 
 def _entry_json(entry, record) -> dict:
@@ -751,40 +774,37 @@ def _entry_json(entry, record) -> dict:
 @_command()
 def show(
     entry_id: str = typer.Argument(..., metavar="ID", help="An entry id or arXiv id."),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts."),
+    all_authors: bool = typer.Option(False, "--all-authors", help="Name every author "
+                                     "(default: the first three of a longer list, then how many others)."),
+    fmt: Format = "table",
+    as_json: AsJson = False,
 ) -> None:
-    """Show one entry: authors, year, link and abstract or summary.
+    """Show one entry: authors, year, link and abstract or summary, wrapped to the terminal.
 
-    Example: paperscope show qlora
+    Examples:
+
+      paperscope show qlora
+
+      paperscope show llama --all-authors
+
+      paperscope show lora --format bibtex
     """
+    from .render import entry_as_text
+
+    fmt = _output_format(fmt, as_json)
     library = _library()
     entry = library.entry(entry_id)
+    if fmt == "bibtex":
+        _echo_bibtex(library, [entry.id])
+        return
     record = library.records().get(entry.arxiv_id) if entry.arxiv_id else None
     data = _entry_json(entry, record)
-    if as_json:
-        _print_json(data)
+    if fmt != "table":
+        _print_object(data, fmt)
         return
-    _echo(entry.title)
-    if data["authors"]:
-        _echo(", ".join(data["authors"]))
-    facts = [entry.section, entry.kind, str(data["year"] or "")]
-    if entry.arxiv_id:
-        facts.append(f"arXiv:{entry.arxiv_id}")
-    _echo(" · ".join(f for f in facts if f))
-    if entry.tags:
-        _echo("tags: " + ", ".join(entry.tags))
-    _echo(entry.url)
-    _echo("")
-    text = data["abstract"] or entry.summary
-    import textwrap
-
-    if text:
-        _echo(textwrap.fill(text, width=88))
-    else:
+    typer.echo(entry_as_text(data, _console().width, all_authors))
+    if not (data["abstract"] or entry.summary):
         _err("No abstract yet: fetch it with `paperscope ingest`.")
-    if entry.note:
-        _echo("")
-        _echo(textwrap.fill(f"Note: {entry.note}", width=88))
 
 
 @_command()
@@ -793,15 +813,17 @@ def status(
                                "damaged (for CI)."),
     verify: bool = typer.Option(False, "--verify", help="Also hash every byte of the index files "
                                 "(the everyday check reads sizes and each file's ends)."),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts."),
+    fmt: Format = "table",
+    as_json: AsJson = False,
 ) -> None:
     """Say whether the index matches the catalogue, and what it holds.
 
     Example: paperscope status --check --verify
     """
+    fmt = _data_format(fmt, as_json)
     info = _library().status(verify=verify)
-    if as_json:
-        _print_json(info)
+    if fmt != "table":
+        _print_object(info, fmt)
     else:
         state = "up to date" if info["up_to_date"] else "OUT OF DATE"
         _echo(f"Library:   {info['library']}")
@@ -837,7 +859,8 @@ def evaluate(
     related: bool = typer.Option(False, "--related", help="Evaluate `related` instead of `search`: "
                                  "each query id in the qrels is an entry id, judged against the "
                                  "entries related to it (queries.jsonl is not needed)."),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts."),
+    fmt: Format = "table",
+    as_json: AsJson = False,
 ) -> None:
     """Measure retrieval quality: nDCG@10, Recall@100, MRR@10 and latency per mode.
 
@@ -854,6 +877,7 @@ def evaluate(
     from .index import IndexStore
     from .search import MODES, Searcher
 
+    fmt = _data_format(fmt, as_json)
     modes = mode or list(MODES)
     for name in modes:
         if name not in MODES:
@@ -876,9 +900,9 @@ def evaluate(
         scores = run_evaluation(searcher, queries, qrels, modes, progress=bar.advance, related=related)
     finally:
         bar.stop()
-    if as_json:
-        _print_json({"dataset": str(dataset), "split": split, "documents": index.count,
-                     "model": index.model_name, "modes": [s.to_json() for s in scores]})
+    if fmt != "table":
+        _print_object({"dataset": str(dataset), "split": split, "documents": index.count,
+                       "model": index.model_name, "modes": [s.to_json() for s in scores]}, fmt)
         return
     _echo(f"{dataset} ({split}): {scores[0].queries} queries, {index.count} documents, "
                f"{index.model_name}")

@@ -52,6 +52,8 @@ def default_stopwords() -> list[str]:
 # index's stop words: function words, and the filler of abstracts ("than", "greatly",
 # "despite", "results", "propose"). Compared by stem, so "provides" also covers "provided".
 DISPLAY_STOPWORDS = frozenset("""
+    a an and are as at be but by if in into is it no not of on or such that the their then
+    there these they this to was will with
     about above across after again against ago all almost along already also although always
     among amongst another any anyone anything around away back because been before behind being
     below beneath beside besides between beyond both can cannot could despite did does doing done
