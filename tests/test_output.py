@@ -273,3 +273,34 @@ def test_eval_and_status_refuse_bibtex_and_eval_takes_jsonl(library_dir, tmp_pat
     result = run(library_dir, "eval", str(data), "--mode", "lexical", "--format", "jsonl")
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["modes"][0]["mode"] == "lexical"
+
+
+# -- threads ----------------------------------------------------------------------------
+
+PROBE = """
+import os, sys
+from paperscope import cli, settings
+seen = []
+original = settings.single_threaded
+settings.single_threaded = lambda: (seen.append("numpy" in sys.modules), original())
+sys.argv = ["paperscope", "--library", sys.argv[1], "status", "--json"]
+try:
+    cli.main()
+except SystemExit:
+    pass
+print("RESULT", seen, *(os.environ.get(name) for name in settings.THREAD_VARIABLES), settings.build_threads())
+"""
+
+
+@pytest.mark.parametrize("user, expected", [(None, ["1", "1", "1"]), ("3", ["3", "1", "1"])])
+def test_commands_run_single_threaded_unless_the_user_chose(library_dir, user, expected):
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_NUM_THREADS")}
+    env["PYTHONPATH"] = str(REPO / "src")
+    if user:
+        env["OMP_NUM_THREADS"] = user
+    out = subprocess.run([sys.executable, "-c", PROBE, str(library_dir)], env=env, capture_output=True,
+                         text=True, timeout=60).stdout
+    seen, *values, build = out.split("RESULT ", 1)[1].split()
+    assert seen == "[False]"  # set before NumPy was imported
+    assert values == expected
+    assert int(build) == (int(user) if user else os.cpu_count())

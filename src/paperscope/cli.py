@@ -55,6 +55,9 @@ def _main(
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
                                  help="Print the version and exit."),
 ) -> None:
+    from .settings import single_threaded
+
+    single_threaded()  # before NumPy is imported; large builds through torch use every core
     _State.library_path = library
     _State.verbose = verbose
     if verbose:
