@@ -27,8 +27,8 @@ def single_threaded() -> None:
 
 def build_threads() -> int:
     """Threads for a large build through torch: the user's OMP_NUM_THREADS, else every core."""
-    return int(_user_threads) if (_user_threads or "").isdigit() and int(_user_threads) > 0 \
-        else os.cpu_count() or 1
+    chosen = int(_user_threads) if _user_threads and _user_threads.isdigit() else 0
+    return chosen or os.cpu_count() or 1
 
 
 def configured_model() -> str:
