@@ -9,6 +9,9 @@ Run from the repository root in the project's virtual environment. Figures:
   3. instant commands: --help, list, show, status
   4. incremental rebuild after a one-entry edit vs a full rebuild
   5. build throughput: the build's embedding path vs the model's raw encode
+  6. under load: `paperscope search` while a busy loop keeps every core busy, with the CLI's
+     single-threaded default and with one BLAS thread per core, side by side (`--load` runs
+     only this one)
 """
 
 from __future__ import annotations
@@ -28,11 +31,12 @@ ROOT = Path(__file__).resolve().parent.parent
 QUERY = "parameter-efficient finetuning"
 
 
-def timed(command: list[str], repeats: int, cwd: Path = ROOT) -> list[float]:
+def timed(command: list[str], repeats: int, cwd: Path = ROOT, env: dict | None = None) -> list[float]:
     times = []
     for _ in range(repeats):
         started = time.perf_counter()
-        subprocess.run(command, cwd=cwd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.run(command, cwd=cwd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                       env=env)
         times.append(time.perf_counter() - started)
     return times
 
@@ -73,11 +77,40 @@ def corpus_rebuilds(scifact: Path, paperscope: list[str], size: int) -> tuple[li
     return full, edits
 
 
+def under_load(paperscope: list[str], repeats: int) -> None:
+    """Search times while one busy loop per core runs: the default (one BLAS thread, set by
+    the CLI) against one BLAS thread per core, alternating so that both see the same load."""
+    cores = os.cpu_count() or 1
+    plain = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+                                                              "MKL_NUM_THREADS")}
+    threaded = {**plain, **{k: str(cores) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+                                                    "MKL_NUM_THREADS")}}
+    busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(cores)]
+    try:
+        single, many = [], []
+        for _ in range(repeats):
+            single += timed([*paperscope, "search", QUERY, "--json"], 1, env=plain)
+            many += timed([*paperscope, "search", QUERY, "--json"], 1, env=threaded)
+    finally:
+        for process in busy:
+            process.kill()
+            process.wait()
+    print(f"\n6. search with {cores} busy loops running ({cores} CPUs)")
+    print(f"   {'one BLAS thread (default)':<28}: {describe(single)}")
+    print(f"   {f'{cores} BLAS threads':<28}: {describe(many)}")
+    print(f"   {'ratio':<28}: {statistics.median(many) / statistics.median(single):.2f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeats", type=int, default=7)
-    repeats = parser.parse_args().repeats
+    parser.add_argument("--load", action="store_true", help="Only measure search under load.")
+    arguments = parser.parse_args()
+    repeats = arguments.repeats
     paperscope = [sys.executable, "-m", "paperscope"]
+    if arguments.load:
+        under_load(paperscope, repeats)
+        return
     print(f"machine: {os.cpu_count()} CPUs, python {sys.version.split()[0]}")
     timed([*paperscope, "search", QUERY], 1)  # warm the OS cache
 
@@ -166,6 +199,8 @@ def main() -> None:
     print(f"   raw model.encode : {statistics.median(raw):.1f} texts/s")
     print(f"   build path       : {statistics.median(ours_build):.1f} texts/s, ratio "
           f"{statistics.median(ours_build) / statistics.median(raw):.3f} (goal >= 0.90)")
+
+    under_load(paperscope, repeats)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ from paperscope.index import IndexStore
 from paperscope.ingest import ids_to_fetch, ingest
 from paperscope.library import Library
 from paperscope.records import Document, Entry, Hit, PaperRecord
-from paperscope.render import hits_as_table
+from paperscope.render import hits_for_terminal
 from paperscope.sources.snapshot import read_snapshot
 from paperscope.store import LibraryPaths
 
@@ -228,12 +228,13 @@ def hostile_hit():
                shared_terms=(HOSTILE,))
 
 
-def test_the_terminal_table_carries_no_escape_or_bidi_character_from_the_data():
+@pytest.mark.parametrize("width", [80, 120])
+def test_the_terminal_layouts_carry_no_escape_or_bidi_character_from_the_data(width):
     from rich.console import Console
 
     out = io.StringIO()
-    Console(file=out, force_terminal=True, color_system=None, width=120).print(
-        hits_as_table([hostile_hit()], None, ""))
+    Console(file=out, force_terminal=True, color_system=None, width=width).print(
+        hits_for_terminal([hostile_hit()], lambda text: text.lower().split(), "lora", width))
     assert not any(ch in out.getvalue() for ch in UNSAFE)
 
 

@@ -126,13 +126,13 @@ def test_eval_command_on_a_tiny_beir_corpus(tmp_path):
 def test_the_table_fits_the_terminal_and_highlights_query_words(library_dir):
     from rich.console import Console
 
-    from paperscope.lexical import Tokenizer
-    from paperscope.render import hits_as_table
+    from paperscope.lexical import DISPLAY_STOPWORDS, Tokenizer
+    from paperscope.render import hits_for_terminal
 
     hits = Library.open(library_dir).search("quantized finetuning", k=3).hits
-    console = Console(width=80, record=True, color_system="truecolor", force_terminal=True)
-    console.print(hits_as_table(hits, Tokenizer(()), "quantized finetuning"))
+    console = Console(width=200, record=True, color_system="truecolor", force_terminal=True)
+    console.print(hits_for_terminal(hits, Tokenizer(DISPLAY_STOPWORDS), "quantized finetuning", 200))
     text = console.export_text(clear=False)
-    assert all(len(line) <= 80 for line in text.splitlines())
+    assert all(len(line) <= 200 for line in text.splitlines())
     assert "QLoRA" in text and "why it matched" in text
     assert "bold" in console.export_html() or "font-weight: bold" in console.export_html()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -56,6 +57,9 @@ def _main(
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
                                  help="Print the version and exit."),
 ) -> None:
+    from .settings import single_threaded
+
+    single_threaded()  # before NumPy is imported; large builds through torch use every core
     _State.library_path = library
     _State.verbose = verbose
     if verbose:
@@ -71,7 +75,13 @@ def _errors_to_exit_codes(command):
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
         try:
-            return command(*args, **kwargs)
+            result = command(*args, **kwargs)
+            sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
+            return result
+        except BrokenPipeError:  # `paperscope list | head -1`: the reader has all it wanted
+            with contextlib.suppress(OSError, ValueError):
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise typer.Exit(0) from None
         except PaperscopeError as err:
             _err(f"error: {err.message}")
             if err.hint:
@@ -154,6 +164,32 @@ PassageScheme = Annotated[Optional[str], typer.Option(
 CorpusName = Annotated[Optional[str], typer.Option(
     "--corpus", "-c", metavar="NAME",
     help="Search the named corpus (see `paperscope corpus list`) instead of the catalogue.")]
+
+
+def _print_object(data: dict, fmt: str) -> None:
+    """One object as an indented JSON document, or as one JSON line."""
+    if fmt == "json":
+        _print_json(data)
+    else:
+        _print_items([data], fmt)
+
+
+def _console():
+    """A rich console on stdout: its width, and whether it is a terminal (FORCE_COLOR and
+    TTY_COMPATIBLE count as one; COLUMNS sets the width)."""
+    from rich.console import Console
+
+    return Console()
+
+
+def _data_format(fmt: str, as_json: bool) -> str:
+    """The output format of a command whose output is not catalogue entries (no BibTeX)."""
+    fmt = _output_format(fmt, as_json)
+    if fmt == "bibtex":
+        from .errors import UsageError
+
+        raise UsageError("BibTeX is for catalogue entries: use table, json or jsonl.")
+    return fmt
 
 
 def _output_format(fmt: str, as_json: bool) -> str:
@@ -497,7 +533,7 @@ def build(
 
       paperscope build
 
-      paperscope build --corpus ../shared/data/scifact --index-dir /tmp/scifact-index
+      paperscope build --corpus scifact --index-dir /tmp/scifact-index   (BEIR's scifact.zip, unzipped)
     """
     if corpus is not None:
         _build_corpus(corpus, index_dir, full=full, model=model, scheme=scheme, no_wait=no_wait)
@@ -593,6 +629,10 @@ def search(
 ) -> None:
     """Find the entries that best answer a question.
 
+    The score is a relevance from 0 to 1 in every mode: the fused score (hybrid), the cosine
+    similarity (dense) or BM25 divided by the query's best BM25 score (lexical). An entry
+    named exactly by the query comes first with 1.000.
+
     Examples:
 
       paperscope search "parameter-efficient finetuning" -k 5
@@ -680,25 +720,17 @@ def _show_hits(outcome, fmt: str, query: str, library: Optional[Library]) -> Non
         _print_items([hit.to_json() for hit in outcome.hits], fmt)
     elif not outcome.hits:
         _err("No matching entries.")
-    elif sys.stdout.isatty():
-        from rich.console import Console
+    elif (console := _console()).is_terminal:
+        from .lexical import DISPLAY_STOPWORDS, Tokenizer
 
-        from .lexical import Tokenizer
-
-        Console().print(render.hits_as_table(outcome.hits, Tokenizer(()), query))
+        console.print(render.hits_for_terminal(outcome.hits, Tokenizer(DISPLAY_STOPWORDS), query,
+                                               console.width), soft_wrap=True)
     else:
         _echo(render.hits_as_text(outcome.hits))
 
 
 def _echo_bibtex(library: Library, ids: list[str]) -> None:
-    from .bibtex import bibtex_entry, citation_keys
-
-    records = library.records()
-    keys = citation_keys(library.catalogue.entries, records)
-    for entry_id in ids:
-        entry = library.entry(entry_id)
-        _echo(bibtex_entry(entry, records.get(entry.arxiv_id) if entry.arxiv_id else None,
-                                keys[entry.id]))
+    _echo(library.cite(ids), nl=False)
 
 
 @_command()
@@ -714,10 +746,7 @@ def cite(
 
       paperscope cite > reading-list.bib
     """
-    library = _library()
-    ids = [library.entry(i).id for i in entry_ids] if entry_ids else \
-        [e.id for e in library.catalogue.entries]
-    _echo_bibtex(library, ids)
+    _echo_bibtex(_library(), entry_ids or [])
 
 
 @_command("list")
@@ -745,13 +774,11 @@ def list_entries(
     if fmt == "bibtex":
         _echo_bibtex(library, [e.id for e in entries])
         return
-    current = None
-    for entry in entries:
-        if entry.section != current:
-            current = entry.section
-            _echo(f"\n{current}" if entry is not entries[0] else current)
-        arxiv = f"  arXiv:{entry.arxiv_id}" if entry.arxiv_id else ""
-        _echo(f"  {entry.id:<34} {entry.kind:<5} {entry.title}{arxiv}")
+    from .render import entries_as_text
+
+    console = _console()
+    if entries:
+        typer.echo(entries_as_text(entries, console.width if console.is_terminal else None))
 
 
 def _entry_json(entry, record) -> dict:
@@ -765,40 +792,37 @@ def _entry_json(entry, record) -> dict:
 @_command()
 def show(
     entry_id: str = typer.Argument(..., metavar="ID", help="An entry id or arXiv id."),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts."),
+    all_authors: bool = typer.Option(False, "--all-authors", help="Name every author "
+                                     "(default: the first three of a longer list, then how many others)."),
+    fmt: Format = "table",
+    as_json: AsJson = False,
 ) -> None:
-    """Show one entry: authors, year, link and abstract or summary.
+    """Show one entry: authors, year, link and abstract or summary, wrapped to the terminal.
 
-    Example: paperscope show qlora
+    Examples:
+
+      paperscope show qlora
+
+      paperscope show llama --all-authors
+
+      paperscope show lora --format bibtex
     """
+    from .render import entry_as_text
+
+    fmt = _output_format(fmt, as_json)
     library = _library()
     entry = library.entry(entry_id)
+    if fmt == "bibtex":
+        _echo_bibtex(library, [entry.id])
+        return
     record = library.records().get(entry.arxiv_id) if entry.arxiv_id else None
     data = _entry_json(entry, record)
-    if as_json:
-        _print_json(data)
+    if fmt != "table":
+        _print_object(data, fmt)
         return
-    _echo(entry.title)
-    if data["authors"]:
-        _echo(", ".join(data["authors"]))
-    facts = [entry.section, entry.kind, str(data["year"] or "")]
-    if entry.arxiv_id:
-        facts.append(f"arXiv:{entry.arxiv_id}")
-    _echo(" · ".join(f for f in facts if f))
-    if entry.tags:
-        _echo("tags: " + ", ".join(entry.tags))
-    _echo(entry.url)
-    _echo("")
-    text = data["abstract"] or entry.summary
-    import textwrap
-
-    if text:
-        _echo(textwrap.fill(text, width=88))
-    else:
+    typer.echo(entry_as_text(data, _console().width, all_authors))
+    if not (data["abstract"] or entry.summary):
         _err("No abstract yet: fetch it with `paperscope ingest`.")
-    if entry.note:
-        _echo("")
-        _echo(textwrap.fill(f"Note: {entry.note}", width=88))
 
 
 @_command()
@@ -807,22 +831,24 @@ def status(
                                "damaged (for CI)."),
     verify: bool = typer.Option(False, "--verify", help="Also hash every byte of the index files "
                                 "(the everyday check reads sizes and each file's ends)."),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts."),
+    fmt: Format = "table",
+    as_json: AsJson = False,
 ) -> None:
     """Say whether the index matches the catalogue, and what it holds.
 
     Example: paperscope status --check --verify
     """
+    fmt = _data_format(fmt, as_json)
     info = _library().status(verify=verify)
-    if as_json:
-        _print_json(info)
+    if fmt != "table":
+        _print_object(info, fmt)
     else:
         state = "up to date" if info["up_to_date"] else "OUT OF DATE"
         _echo(f"Library:   {info['library']}")
         _echo(f"Catalogue: {info['entries']} entries ({info['arxiv_entries']} on arXiv)")
         _echo(f"Index:     {info['indexed']} entries, {state}; model {info['model']}, "
                    f"built {info['built_at']}, {info['index_bytes'] / 1024:.0f} KiB")
-        for label in ("new", "stale", "removed", "missing_text"):
+        for label in ("new", "stale", "metadata_changed", "removed", "missing_text"):
             if info[label]:
                 _echo(f"  {label.replace('_', ' ')}: {', '.join(info[label])}")
         if info["rebuild_reason"]:
@@ -851,13 +877,14 @@ def evaluate(
     related: bool = typer.Option(False, "--related", help="Evaluate `related` instead of `search`: "
                                  "each query id in the qrels is an entry id, judged against the "
                                  "entries related to it (queries.jsonl is not needed)."),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts."),
+    fmt: Format = "table",
+    as_json: AsJson = False,
 ) -> None:
     """Measure retrieval quality: nDCG@10, Recall@100, MRR@10 and latency per mode.
 
     Examples:
 
-      paperscope eval ../shared/data/scifact --split train
+      paperscope eval scifact --split train   (BEIR's scifact.zip, unzipped)
 
       paperscope eval evaluation/catalogue
 
@@ -868,6 +895,7 @@ def evaluate(
     from .index import IndexStore
     from .search import MODES, Searcher
 
+    fmt = _data_format(fmt, as_json)
     modes = mode or list(MODES)
     for name in modes:
         if name not in MODES:
@@ -890,9 +918,9 @@ def evaluate(
         scores = run_evaluation(searcher, queries, qrels, modes, progress=bar.advance, related=related)
     finally:
         bar.stop()
-    if as_json:
-        _print_json({"dataset": str(dataset), "split": split, "documents": index.count,
-                     "model": index.model_name, "modes": [s.to_json() for s in scores]})
+    if fmt != "table":
+        _print_object({"dataset": str(dataset), "split": split, "documents": index.count,
+                       "model": index.model_name, "modes": [s.to_json() for s in scores]}, fmt)
         return
     _echo(f"{dataset} ({split}): {scores[0].queries} queries, {index.count} documents, "
                f"{index.model_name}")

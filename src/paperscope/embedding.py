@@ -104,7 +104,13 @@ class SentenceTransformerEncoder:
         os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
         model_dir = resolve_model_dir(model_name)
         try:
+            import torch
             from sentence_transformers import SentenceTransformer
+
+            from .settings import build_threads
+
+            torch.set_num_threads(build_threads())  # many passages: worth every core
+
             from transformers.utils import logging as transformers_logging
 
             transformers_logging.disable_progress_bar()

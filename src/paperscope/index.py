@@ -176,10 +176,17 @@ class IndexStore:
 
     def indexed_hashes(self, manifest: dict[str, Any]) -> dict[str, str]:
         """Document id -> content hash in the index `manifest` describes (reads no arrays)."""
+        return self._document_column(manifest, "hash")
+
+    def indexed_meta(self, manifest: dict[str, Any]) -> dict[str, str]:
+        """Document id -> its display metadata as `meta_json` wrote it (reads no arrays)."""
+        return self._document_column(manifest, "meta")
+
+    def _document_column(self, manifest: dict[str, Any], column: str) -> dict[str, str]:
         path = self.data_path(manifest, "documents")
         try:
             with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro&immutable=1", uri=True)) as db:
-                return dict(db.execute("SELECT id, hash FROM documents").fetchall())
+                return dict(db.execute(f"SELECT id, {column} FROM documents").fetchall())
         except sqlite3.DatabaseError:
             raise IndexCorruptError(f"The document table {path} cannot be read.", REBUILD_HINT) from None
 
@@ -558,6 +565,11 @@ def _natural(value: Any) -> int:
     return value
 
 
+def meta_json(meta: dict[str, Any]) -> str:
+    """A document's display metadata as the document table stores it."""
+    return json.dumps(meta, ensure_ascii=False, sort_keys=True)
+
+
 def write_document_table(connection: sqlite3.Connection, documents: Iterator[tuple[Document, str]],
                          names: Callable[[Document], set[str]], terms: Sequence[str],
                          tags: Callable[[Document], set[str]] = lambda document: set()) -> None:
@@ -575,7 +587,7 @@ def write_document_table(connection: sqlite3.Connection, documents: Iterator[tup
     tag_rows: list[tuple] = []
     for position, (document, content_hash) in enumerate(documents):
         batch.append((position, document.id, document.title, document.text,
-                      json.dumps(document.meta, ensure_ascii=False, sort_keys=True), content_hash))
+                      meta_json(document.meta), content_hash))
         name_rows.extend((key, position) for key in sorted(names(document)))
         tag_rows.extend((tag, position) for tag in sorted(tags(document)))
         if len(batch) >= 5000:

@@ -60,7 +60,7 @@ def ingest(catalogue: Catalogue, store: IndexStore, *, source=None, snapshot: Pa
 
         if on_plan:
             on_plan(_size(snapshot), "bytes")
-        found = read_snapshot(snapshot, todo, progress=progress) if todo else {}
+        found = read_snapshot(snapshot, todo, progress=progress)
         records.update(found)
         report.fetched = sorted(found)
         report.failures = {i: f"no record with title and abstract in {snapshot.name}"

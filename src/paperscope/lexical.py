@@ -11,6 +11,8 @@ both split and joined ("fine-tuning" meets "finetuning").
 
 from __future__ import annotations
 
+import functools
+import math
 import re
 from array import array
 from collections import Counter
@@ -45,6 +47,41 @@ def default_stopwords() -> list[str]:
     from bm25s.stopwords import STOPWORDS_EN
 
     return sorted(STOPWORDS_EN)
+
+
+# Words never shown as what connects two texts or highlighted as matching, on top of the
+# index's stop words: function words, and the filler of abstracts ("than", "greatly",
+# "despite", "results", "propose"). Compared by stem, so "provides" also covers "provided".
+DISPLAY_STOPWORDS = frozenset("""
+    a an and are as at be but by if in into is it no not of on or such that the their then
+    there these they this to was will with about above across after again against ago all
+    almost along already also although always among amongst another any anyone anything
+    around away back because been before behind being below beneath beside besides between
+    beyond both can cannot could despite did does doing done down during each either else
+    enough especially even ever every except few fewer first following for from further
+    furthermore had has have having he her here hers herself him himself his how however i
+    its itself just last later least less let like likely many may me might more moreover
+    most mostly much must my near nearly neither never nevertheless next nor now off often
+    once one only onto other others otherwise our ours out over own per perhaps quite rather
+    really same second several shall she should since so some something sometimes still than
+    thanks that's thereby therefore thus those though three through throughout till too
+    toward towards two under unless unlike until up upon us very via we well were what
+    whatever when whenever where whereas whether which while who whom whose why within
+    without would yet you your ability able achieve achieved achieves achieving across
+    addition additional address allow allows approach approaches art available based better
+    comparable discuss finally find finds investigate pre reach reaching best broad current
+    currently demonstrate demonstrates different directly easily effective effectively
+    enable enables existing fully full generally given good great greatly greater high
+    higher highly however important improve improved improves improving include includes
+    including increase increasing instead introduce introduces key large largely largest
+    level limited lot low lower main make makes making method methods new novel number often
+    overall paper particular particularly present presents previous previously prior propose
+    proposed proposes provide provides providing publicly range recent recently reduce
+    reduces reducing require requires requiring result results set show shows shown
+    significant significantly similar simple simply small state strong study substantially
+    such suggest time times use used uses using various version way ways well wide widely
+    work works written
+""".split())  # noqa: SIM905 (a word list reads better as text)
 
 
 @dataclass
@@ -134,26 +171,41 @@ class LexicalIndex:
         i = int(np.searchsorted(docs, position))
         return float(data[i]) if i < len(docs) and docs[i] == position else 0.0
 
+    def idf(self, term: str) -> float:
+        """The term's inverse document frequency, as BM25 computes it (0 when unknown)."""
+        postings = self._postings(term)
+        if postings is None:
+            return 0.0
+        df = len(postings[0])
+        return math.log(1.0 + (self.num_docs - df + 0.5) / (df + 0.5))
+
+    def _shown(self, terms: set[str]) -> list[str]:
+        """The terms worth showing people: no numbers, no filler (DISPLAY_STOPWORDS)."""
+        return [t for t in terms if t and not t.isdigit() and t not in self._display_stopwords]
+
+    @functools.cached_property
+    def _display_stopwords(self) -> frozenset[str]:
+        return frozenset(self.tokenize(" ".join(DISPLAY_STOPWORDS)))
+
     def shared_terms(self, a: int, b: int, text_a: str, text_b: str, limit: int = 5) -> list[str]:
-        """The words documents `a` and `b` share that weigh most in both (the product of
-        their BM25 weights), as written in `text_b`."""
+        """The content words documents `a` and `b` share that weigh most in both (the product
+        of their BM25 weights and the word's IDF, so rare words come first), as written in
+        `text_b`."""
         weights = {}
-        for term in (set(self.tokenize(text_a)) & set(self.tokenize(text_b))) - {""}:
-            if not term.isdigit():
-                weight = self.weight(term, a) * self.weight(term, b)
-                if weight > 0:
-                    weights[term] = weight
+        for term in self._shown(set(self.tokenize(text_a)) & set(self.tokenize(text_b))):
+            weight = self.weight(term, a) * self.weight(term, b) * self.idf(term)
+            if weight > 0:
+                weights[term] = weight
         return surface_words(weights, text_b, self.tokenize, limit)
 
     def matching_terms(self, text: str, position: int, limit: int = 5) -> list[str]:
-        """The words of `text` that weigh most in the document at `position` (for saying why
-        an outside text and a document meet)."""
+        """The content words of `text` that weigh most in the document at `position` (for
+        saying why an outside text and a document meet)."""
         weights = {}
-        for term in set(self.tokenize(text)) - {""}:
-            if not term.isdigit():
-                weight = self.weight(term, position)
-                if weight > 0:
-                    weights[term] = weight
+        for term in self._shown(set(self.tokenize(text))):
+            weight = self.weight(term, position)
+            if weight > 0:
+                weights[term] = weight
         return surface_words(weights, text, self.tokenize, limit)
 
 

@@ -51,10 +51,12 @@ class Filters:
         names = index.manifest.get("facets") or {}
         keep = np.ones(index.count, dtype=bool)
         if self.sections:
+            _check_facet(self.sections, names.get("sections", []), "section", casefold=True)
             wanted = {s.casefold() for s in self.sections}
             codes = [i for i, name in enumerate(names.get("sections", [])) if name.casefold() in wanted]
             keep &= np.isin(facets[:, 1], codes)
         if self.kinds:
+            _check_facet(self.kinds, names.get("kinds", []), "kind")
             codes = [i for i, name in enumerate(names.get("kinds", [])) if name in self.kinds]
             keep &= np.isin(facets[:, 2], codes)
         years = facets[:, 0]
@@ -68,6 +70,17 @@ class Filters:
             tagged[index.tagged(self.tags)] = True
             keep &= tagged
         return keep
+
+
+def _check_facet(wanted: Sequence[str], known: Sequence[str], what: str, casefold: bool = False) -> None:
+    """A UsageError naming the valid values when a section or kind is not in the index."""
+    fold = (lambda text: text.casefold()) if casefold else (lambda text: text)
+    names = {fold(name) for name in known}
+    unknown = [value for value in wanted if fold(value) not in names]
+    if unknown:
+        raise UsageError(f"No {what} {', '.join(map(repr, unknown))}.",
+                         f"{what.capitalize()}s: {', '.join(known)}" if known else
+                         f"This index has no {what}s.")
 
 
 def _check_tags(wanted: Sequence[str], known: Sequence[str]) -> None:
@@ -173,6 +186,17 @@ class Library:
             wanted = {tag.casefold() for tag in tags}
             entries = [e for e in entries if wanted & {tag.casefold() for tag in e.tags}]
         return entries
+
+    def cite(self, ids: Sequence[str] = ()) -> str:
+        """BibTeX for the entries `ids` (ids or arXiv ids; every entry when empty), with
+        citation keys that stay stable as the catalogue grows."""
+        from .bibtex import bibtex_entry, citation_keys
+
+        entries = [self.entry(key) for key in ids] if ids else list(self.catalogue.entries)
+        records = self.records()
+        keys = citation_keys(self.catalogue.entries, records)
+        return "\n".join(bibtex_entry(entry, records.get(entry.arxiv_id) if entry.arxiv_id else None,
+                                      keys[entry.id]) for entry in entries)
 
     def documents(self) -> tuple[list[Document], list[Entry]]:
         """(documents of every entry with text, entries still missing an abstract)."""
@@ -506,8 +530,9 @@ class Library:
     def status(self, verify: bool = False) -> dict:
         """How the index compares with the catalogue, and why the next build would embed
         everything again, if it would (`rebuild_reason`). Entries without text (`missing_text`)
-        make it out of date: `paperscope ingest` repairs them."""
-        from .index import documents_digest
+        make it out of date: `paperscope ingest` repairs them. `metadata_changed` names the
+        entries whose shown metadata (section, link, year...) changed without their text."""
+        from .index import documents_digest, meta_json
         from .settings import settings_change
         from .text import DEFAULT_SCHEME
 
@@ -516,14 +541,17 @@ class Library:
         problem = ""
         try:
             indexed = self.store.indexed_hashes(manifest) if manifest else {}
+            shown = self.store.indexed_meta(manifest) if manifest else {}
             if manifest and verify:
                 self.store.verify()
             elif manifest:
                 self.store.open().close()  # whatever `search` would refuse, status reports
         except PaperscopeError as err:
-            indexed, problem = {}, err.message
+            indexed, shown, problem = {}, {}, err.message
         current = {d.id: d.content_hash for d in documents}
         stale = sorted(i for i in current if i in indexed and indexed[i] != current[i])
+        metadata = sorted(d.id for d in documents if d.id in indexed and d.id not in stale
+                          and shown.get(d.id) != meta_json(d.meta))
         new = sorted(i for i in current if i not in indexed)
         removed = sorted(i for i in indexed if i not in current)
         rebuild_reason = settings_change(manifest, self._model(), DEFAULT_SCHEME) if manifest else ""
@@ -536,6 +564,7 @@ class Library:
             "arxiv_entries": sum(1 for e in self.catalogue.entries if e.arxiv_id),
             "indexed": len(indexed),
             "stale": stale,
+            "metadata_changed": metadata,
             "new": new,
             "removed": removed,
             "missing_text": [e.id for e in missing],

@@ -5,11 +5,22 @@ network passes through `printable` before it reaches a terminal."""
 from __future__ import annotations
 
 import re
+import textwrap
 from collections.abc import Callable, Sequence
 
 from .records import Hit
 
 FORMATS = ("table", "json", "jsonl", "bibtex")
+WIDE = 100  # from this many columns on, hits are a table; below, one compact block each
+AUTHORS_SHOWN = 3  # `show` names this many authors of a longer list, then "and N others"
+_LATEX_COMMAND = re.compile(r"\\(?:textit|textbf|textsc|texttt|textrm|textsf|emph|mathrm|mathbf|"
+                            r"mathit|mathcal|text|mbox|url)\s*\{([^{}]*)\}|\{\\(?:em|it|bf|sc|tt)\s+([^{}]*)\}")
+_LATEX_SYMBOLS = {"sim": "~", "times": "×",  # noqa: RUF001 (the multiplication sign is meant) "approx": "≈", "leq": "≤", "geq": "≥", "le": "≤",
+                  "ge": "≥", "pm": "±", "cdot": "·", "%": "%", "&": "&", "_": "_", "#": "#", "$": "$"}
+_LATEX_SYMBOL = re.compile(r"\\(%|&|_|#|\$|[a-z]+(?![a-zA-Z]))")
+_QUOTES = {"``": "\u201c", "''": "\u201d", "~": " "}
+_MATH = re.compile(r"\$([^$]{1,60})\$")
+_WORD = re.compile(r"\w[\w-]*")
 # C0 controls but tab and newline, DEL, C1 controls, and the bidirectional controls that
 # reorder what follows (U+202E writes it backwards).
 _UNPRINTABLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
@@ -20,52 +31,154 @@ def printable(text: str) -> str:
     return _UNPRINTABLE.sub("\ufffd", text)
 
 
-def hits_as_text(hits: Sequence[Hit]) -> str:
-    """The plain layout used when output is piped: three lines a hit."""
-    lines = []
+def display_text(text: str) -> str:
+    """A title or abstract as people read it: simple LaTeX shown as text (`\\textit{Pythia}`
+    -> Pythia, `40\\%` -> 40%, `~` -> a space, `$\\sim$` -> ~) and line breaks joined.
+    For display only: stored and indexed text keep what arXiv wrote."""
+    for _ in range(3):  # nested commands, from the inside out
+        text = _LATEX_COMMAND.sub(lambda m: m.group(1) or m.group(2) or "", text)
+    text = re.sub("``|''|~", lambda m: _QUOTES[m.group()], text)
+    text = _MATH.sub(lambda m: m.group(1).replace("{", "").replace("}", ""), text)
+    text = _LATEX_SYMBOL.sub(lambda m: _LATEX_SYMBOLS.get(m.group(1), m.group()), text)
+    return printable(" ".join(text.split()))
+
+
+def short_authors(authors: Sequence[str], every: bool = False) -> str:
+    """"A, B, C and 67 others" (every name with `every`)."""
+    if every or len(authors) <= AUTHORS_SHOWN + 1:
+        return ", ".join(authors)
+    return f"{', '.join(authors[:AUTHORS_SHOWN])} and {len(authors) - AUTHORS_SHOWN} others"
+
+
+def wrap(text: str, width: int | None, indent: str = "", first: str | None = None) -> str:
+    """`text` wrapped to `width` columns between words (never inside one: a long link stays
+    whole), or on one line when `width` is None."""
+    first = indent if first is None else first
+    if width is None:
+        return first + text
+    return textwrap.fill(text, width=max(width, len(first) + 20), initial_indent=first,
+                         subsequent_indent=indent, break_long_words=False, break_on_hyphens=False)
+
+
+def hits_as_text(hits: Sequence[Hit], width: int | None = None) -> str:
+    """Hits as plain lines: the rank and title (with id and score), then section, kind, year
+    and the whole link, then shared words and the best sentence; wrapped to `width` columns
+    (between words) when given, one line each otherwise (for pipes)."""
+    blocks = []
     for hit in hits:
         meta = hit.document.meta
-        facts = " · ".join(str(v) for v in (meta.get("section"), meta.get("kind"), meta.get("year"),
-                                            meta.get("url")) if v)
-        lines.append(f"{hit.rank:>2}. {hit.document.title}  [{hit.document.id}]  {hit.score:.3f}")
-        if facts:
-            lines.append(f"    {facts}")
+        lines = [wrap(f"{display_text(hit.document.title)}  [{printable(hit.document.id)}]  "
+                      f"{hit.score:.3f}", width, "    ", f"{hit.rank:>2}. ")]
+        facts = " · ".join(str(v) for v in (meta.get("section"), meta.get("kind"), meta.get("year")) if v)
+        url = printable(str(meta.get("url") or ""))
+        if width is not None and facts and url and 4 + len(facts) + 3 + len(url) > width:
+            lines += [wrap(printable(facts), width, "    "), f"    {url}"]  # the link whole, alone
+        elif facts or url:
+            lines.append("    " + " · ".join(printable(v) for v in (facts, url) if v))
         if hit.shared_terms:
-            lines.append(f"    shared: {', '.join(hit.shared_terms)}")
+            lines.append(wrap(f"shared: {printable(', '.join(hit.shared_terms))}", width, "    "))
         if hit.snippet:
-            lines.append(f"    {hit.snippet}")
-    return "\n".join(lines)
+            lines.append(wrap(display_text(hit.snippet), width, "    "))
+        blocks.append("\n".join(lines))
+    return "\n".join(blocks) if width is None else "\n\n".join(blocks)
 
 
-def hits_as_table(hits: Sequence[Hit], query_terms: Callable[[str], list[str]] | None,
-                  query: str, width: int | None = None):
-    """A rich Table that fits the terminal, with the query's terms highlighted in each snippet."""
+def content_terms(tokenize: Callable[[str], list[str]], query: str) -> set[str]:
+    """The stems worth highlighting for `query` (`tokenize` drops the stop words)."""
+    return set(tokenize(query)) if query else set()
+
+
+def highlight(text, wanted: set[str], tokenize: Callable[[str], list[str]], start: int = 0) -> None:
+    """Make bold yellow the words of a rich Text (from `start` on) whose stems are `wanted`."""
+    if not wanted:
+        return
+    for match in _WORD.finditer(text.plain, start):
+        if set(tokenize(match.group())) & wanted:
+            text.stylize("bold yellow", match.start(), match.end())
+
+
+def hits_for_terminal(hits: Sequence[Hit], tokenize: Callable[[str], list[str]], query: str,
+                      width: int):
+    """A renderable that fits `width` columns and never cuts a link: a table from WIDE columns
+    on (when every link fits whole beside the snippet), else one compact block per hit. Content words of
+    the query are highlighted, in titles too."""
+    from rich.text import Text
+
+    wanted = content_terms(tokenize, query)
+    longest = max((len(str(hit.document.meta.get("url") or "")) for hit in hits), default=0)
+    if width >= WIDE and longest + 60 <= width:  # room for the snippet beside the whole link
+        return _hits_table(hits, tokenize, wanted, width, longest)
+    text = Text(hits_as_text(hits, width))
+    offset = 0
+    for block in text.plain.split("\n\n"):
+        title_end = offset + block.find("\n") if "\n" in block else offset + len(block)
+        text.stylize("bold", offset, title_end)
+        highlight(text, wanted, tokenize, offset)
+        offset += len(block) + 2
+    return text
+
+
+def _hits_table(hits: Sequence[Hit], tokenize: Callable[[str], list[str]], wanted: set[str],
+                width: int, longest: int):
     from rich.table import Table
     from rich.text import Text
 
     table = Table(show_header=True, header_style="bold", expand=False, width=width, show_lines=True)
     table.add_column("#", justify="right", no_wrap=True)
     table.add_column("score", justify="right", no_wrap=True)
-    table.add_column("entry", ratio=3)
-    table.add_column("why it matched", ratio=4)
-    wanted = set(query_terms(query)) if query_terms and query else set()
+    table.add_column("entry", width=max(longest, (width - 20) * 3 // 7))  # the links whole
+    table.add_column("why it matched", ratio=1)
     for hit in hits:
         meta = hit.document.meta
-        entry = Text(printable(hit.document.title), style="bold")
+        entry = Text(display_text(hit.document.title), style="bold")
+        highlight(entry, wanted, tokenize)
         entry.append(f"\n{printable(hit.document.id)}", style="cyan")
         facts = " · ".join(str(v) for v in (meta.get("section"), meta.get("kind"), meta.get("year")) if v)
         if facts:
             entry.append(f"\n{printable(facts)}", style="dim")
         if meta.get("url"):
             entry.append(f"\n{printable(str(meta['url']))}", style="dim underline")
-        snippet = printable(hit.snippet)
-        why = Text(snippet)
-        if wanted and query_terms:
-            for match in re.finditer(r"\w[\w-]*", snippet):
-                if set(query_terms(match.group())) & wanted:
-                    why.stylize("bold yellow", match.start(), match.end())
+        why = Text(display_text(hit.snippet))
+        highlight(why, wanted, tokenize)
         if hit.shared_terms:
             why = Text("shared: ", style="dim") + Text(printable(", ".join(hit.shared_terms)), style="bold yellow") \
                 + Text("\n") + why
         table.add_row(str(hit.rank), f"{hit.score:.3f}", entry, why)
     return table
+
+
+def entries_as_text(entries: Sequence, width: int | None) -> str:
+    """`list`: entries under their section headings, one per line: id, kind, title and arXiv
+    id, the title wrapped under itself to `width` columns (between words) when given."""
+    lines: list[str] = []
+    id_width = min(max((len(e.id) for e in entries), default=0), 34 if width is None else max(12, width // 3))
+    section = None
+    for entry in entries:
+        if entry.section != section:
+            section = entry.section
+            lines += ["", printable(section)] if lines else [printable(section)]
+        first = f"  {printable(entry.id):<{id_width}} {entry.kind:<5} "
+        arxiv = f"  arXiv:{entry.arxiv_id}" if entry.arxiv_id else ""
+        lines.append(wrap(display_text(entry.title) + arxiv, width, " " * len(first), first))
+    return "\n".join(lines)
+
+
+def entry_as_text(data: dict, width: int, every_author: bool = False) -> str:
+    """`show`: title, authors (shortened unless `every_author`), facts, link, then the abstract
+    or summary and the note, wrapped to `width` columns."""
+    lines = [wrap(display_text(data["title"]), width)]
+    if data["authors"]:
+        lines.append(wrap(printable(short_authors(data["authors"], every_author)), width))
+    facts = [data["section"], data["kind"], str(data["year"] or "")]
+    if data["arxiv_id"]:
+        facts.append(f"arXiv:{data['arxiv_id']}")
+    lines.append(wrap(printable(" · ".join(f for f in facts if f)), width))
+    if data["tags"]:
+        lines.append(wrap(printable("tags: " + ", ".join(data["tags"])), width))
+    lines.append(printable(data["url"]))
+    text = data["abstract"] or data["summary"]
+    if text:
+        lines += ["", wrap(display_text(text), width)]
+    if data["note"]:
+        lines += ["", wrap(display_text(f"Note: {data['note']}"), width)]
+    return "\n".join(lines)

@@ -102,17 +102,28 @@ def rank(index: OpenIndex, *, query_text: str, query_vector: np.ndarray | None, 
     else:
         assert dense is not None and lexical is not None
         scores = fuse(dense[positions], lexical[positions], np.ones(len(positions), dtype=bool))
-    for position in named:  # a query that is exactly an entry's name puts that entry first
-        at = int(np.searchsorted(positions, position))
-        if at < len(positions) and positions[at] == position:
-            scores[at] += NAME_BONUS
+    at = np.searchsorted(positions, np.asarray(named, dtype=np.int64))
+    named_at = at[(at < len(positions)) & (positions[np.minimum(at, len(positions) - 1)] == named)]
+    ranking = scores.copy()
+    ranking[named_at] += NAME_BONUS  # a query that is exactly an entry's name puts that entry first
     count = min(k, len(positions))
     if len(positions) > 50_000:  # select before sorting; ties broken by position, as a stable sort
-        top = np.argpartition(-scores, count - 1)[:count]
-        top = top[np.lexsort((top, -scores[top]))]
+        top = np.argpartition(-ranking, count - 1)[:count]
+        top = top[np.lexsort((top, -ranking[top]))]
     else:
-        top = np.argsort(-scores, kind="stable")[:count]
-    return [(int(positions[i]), float(scores[i])) for i in top]
+        top = np.argsort(-ranking, kind="stable")[:count]
+    shown = relevance(scores, mode)
+    shown[named_at] = 1.0
+    return [(int(positions[i]), float(shown[i])) for i in top]
+
+
+def relevance(scores: np.ndarray, mode: str) -> np.ndarray:
+    """Scores as a 0-1 relevance, in the ranking's order: the fused score (already 0-1), the
+    cosine similarity clipped at 0, or BM25 divided by the query's top BM25 score."""
+    if mode == "lexical":
+        top = float(scores.max()) if len(scores) else 0.0
+        return scores / top if top > 0 else np.zeros_like(scores)
+    return np.clip(scores, 0.0, 1.0)
 
 
 def _dense(index: OpenIndex, query_vector, mask: np.ndarray, lexical: np.ndarray | None,

@@ -12,6 +12,25 @@ DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 MODEL_ENV = "PAPERSCOPE_MODEL"
 
 
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+_user_threads: str | None = os.environ.get("OMP_NUM_THREADS")
+
+
+def single_threaded() -> None:
+    """Make NumPy's BLAS (and torch) run on one thread unless the user chose a count: queries
+    and small builds are small matrix products, whose threads only fight over busy cores
+    (issue 12: `search` 1.3-1.7 s on a busy 2-core machine, 0.6-0.8 s on one thread). Call it
+    before NumPy is imported."""
+    for name in THREAD_VARIABLES:
+        os.environ.setdefault(name, "1")
+
+
+def build_threads() -> int:
+    """Threads for a large build through torch: the user's OMP_NUM_THREADS, else every core."""
+    chosen = int(_user_threads) if _user_threads and _user_threads.isdigit() else 0
+    return chosen or os.cpu_count() or 1
+
+
 def configured_model() -> str:
     """The model for new builds: $PAPERSCOPE_MODEL or the packaged all-MiniLM-L6-v2."""
     return os.environ.get(MODEL_ENV) or DEFAULT_MODEL

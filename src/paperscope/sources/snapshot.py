@@ -83,6 +83,8 @@ def read_snapshot(path: Path, wanted: Iterable[str],
     for number, line in enumerate(snapshot_lines(path, progress), start=1):
         if number == 1:
             refuse_unless_snapshot(path, line)
+            if not wanted:  # the file is checked even when there is nothing to read from it
+                break
         arxiv_id = line_id(line)
         if arxiv_id not in wanted:
             continue
