@@ -286,7 +286,7 @@ def test_approximate_search_finds_what_exact_search_finds(tmp_path, fake_encoder
                          search="approximate")
     assert report.search == "ivf-sq8"
     method = json.loads(approximate.manifest_path.read_text())["search"]
-    assert method["kind"] == "ivf-sq8" and method["lists"] >= 1 and method["probe"] >= 1
+    assert method["kind"] == "ivf-sq8" and method["lists"] >= 1
     a, b = exact.open(), approximate.open()
     assert b.ann is not None and a.ann is None
     overlap = []

@@ -554,7 +554,7 @@ def _check_types(manifest: dict[str, Any]) -> None:
     if not all(isinstance(values, list) for values in lists):
         raise ValueError("not a list")
     texts = [scheme.get("name", ""), search.get("kind", "exact"), *(t for values in lists for t in values)]
-    numbers = [search.get("probe", 16), search.get("candidates", 200)]
+    numbers = [search.get("lists", 1)]
     if not all(isinstance(t, str) for t in texts) or not all(type(n) is int for n in numbers):
         raise ValueError("a value of the wrong type")
 
