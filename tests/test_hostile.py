@@ -338,3 +338,40 @@ def test_eval_on_bad_qrels_exits_2_without_a_traceback(library_dir, tmp_path):
     result = runner.invoke(app, ["--library", str(library_dir), "eval", str(tmp_path)])
     assert result.exit_code == 2 and "not a whole number" in result.output
     assert not isinstance(result.exception, ValueError)
+
+
+def test_a_full_disk_during_a_rebuild_keeps_the_last_build_and_says_so(library_dir, monkeypatch):
+    import errno
+
+    from typer.testing import CliRunner
+
+    from paperscope.cli import app
+    from paperscope.index import IndexWriter
+
+    def no_space(self, name, values):
+        raise OSError(errno.ENOSPC, "No space left on device", str(self.store.directory / name))
+
+    path = library_dir / "catalogue.yaml"
+    path.write_text(path.read_text().replace("A PyTorch library offering", "A PyTorch package offering", 1))
+    monkeypatch.setattr(IndexWriter, "array", no_space)
+    runner = CliRunner()
+    searched = runner.invoke(app, ["--library", str(library_dir), "search", "attention", "--json"])
+    assert searched.exit_code == 0 and "No space left on device" in searched.stderr
+    assert "searching the last build" in searched.stderr
+    built = runner.invoke(app, ["--library", str(library_dir), "build"])
+    assert built.exit_code == 10 and "No space left on device" in built.stderr
+    assert "Traceback" not in built.output and not list((library_dir / "index").glob(".*.tmp"))
+    monkeypatch.undo()
+    assert runner.invoke(app, ["--library", str(library_dir), "build"]).exit_code == 0
+
+
+def test_an_emptied_catalogue_does_not_empty_the_index_on_a_search(library_dir):
+    from typer.testing import CliRunner
+
+    from paperscope.cli import app
+
+    before = (library_dir / "index" / "manifest.json").read_text()
+    (library_dir / "catalogue.yaml").write_text("# nothing yet\n")
+    result = CliRunner().invoke(app, ["--library", str(library_dir), "search", "attention", "--json"])
+    assert result.exit_code == 0 and "no entries with text" in result.stderr
+    assert (library_dir / "index" / "manifest.json").read_text() == before

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import sqlite3
 import json
 import os
 import sys
@@ -82,7 +83,10 @@ def _errors_to_exit_codes(command):
             with contextlib.suppress(OSError, ValueError):
                 os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             raise typer.Exit(0) from None
-        except PaperscopeError as err:
+        except (PaperscopeError, OSError, sqlite3.Error) as caught:
+            from .errors import storage_error
+
+            err = caught if isinstance(caught, PaperscopeError) else storage_error(caught)
             _err(f"error: {err.message}")
             if err.hint:
                 _err(err.hint)

@@ -100,3 +100,21 @@ class CatalogueChangedError(PaperscopeError):
     """catalogue.yaml changed between being read and being written by an editing command."""
 
     exit_code = 9
+
+
+class StorageError(PaperscopeError):
+    """A file could not be read or written: permissions, a full disk, a read-only folder."""
+
+    exit_code = 10
+
+
+def storage_error(err: Exception) -> StorageError:
+    """The StorageError that says what an OSError or SQLite error was, in words."""
+    if isinstance(err, OSError):
+        what = err.strerror or str(err)
+        where = f" {err.filename}" if err.filename else ""
+        return StorageError(f"Cannot read or write{where}: {what}.",
+                            "Nothing half-written was kept; free some space or fix the permissions "
+                            "and run the command again.")
+    return StorageError(f"Cannot write the index's document table: {err}.",
+                        "Nothing half-written was kept; free some space and run the command again.")

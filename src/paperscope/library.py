@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .catalogue import Catalogue, normalise_arxiv_id, parse_catalogue
-from .errors import CatalogueChangedError, PaperscopeError, UnknownEntryError, UsageError
+from .errors import CatalogueChangedError, PaperscopeError, UnknownEntryError, UsageError, storage_error
 from .index import IndexStore
 from .ingest import IngestReport, catalogue_documents, ingest
 from .records import KINDS, Document, Entry, Hit, PaperRecord
@@ -475,7 +476,10 @@ class Library:
         index = self.store.open()
         documents, missing = self.documents()
         notices = []
-        if documents_digest(documents) != index.manifest.get("documents_digest"):
+        if update and not documents and index.count:
+            notices.append("The catalogue has no entries with text; searching the last build. "
+                           "Run `paperscope build` if the index should be emptied too.")
+        elif documents_digest(documents) != index.manifest.get("documents_digest"):
             reason = settings_change(index.manifest, index.model_name, DEFAULT_SCHEME)
             if update and reason:  # a search never embeds the whole library on the side
                 notices.append(f"The index is out of date with the catalogue, and {reason}: run "
@@ -492,7 +496,8 @@ class Library:
                                    f"updated ({len(report.embedded)} embedded, "
                                    f"{len(report.removed)} removed"
                                    + (f": {', '.join(changed[:8])}" if changed else "") + ").")
-                except PaperscopeError as err:
+                except (PaperscopeError, OSError, sqlite3.Error) as caught:
+                    err = caught if isinstance(caught, PaperscopeError) else storage_error(caught)
                     notices.append(f"The index is out of date and could not be updated now "
                                    f"({err.message}); searching the last build.")
             else:
