@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import sqlite3
 import json
 import os
+import sqlite3
 import sys
 import time
 from pathlib import Path

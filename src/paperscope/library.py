@@ -17,7 +17,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .catalogue import Catalogue, normalise_arxiv_id, parse_catalogue
-from .errors import CatalogueChangedError, PaperscopeError, UnknownEntryError, UsageError, storage_error
+from .errors import (
+    CatalogueChangedError,
+    PaperscopeError,
+    UnknownEntryError,
+    UsageError,
+    storage_error,
+)
 from .index import IndexStore
 from .ingest import IngestReport, catalogue_documents, ingest
 from .records import KINDS, Document, Entry, Hit, PaperRecord
