@@ -192,3 +192,14 @@ def test_outside_a_library_the_error_says_what_to_do(tmp_path, monkeypatch):
     monkeypatch.delenv("PAPERSCOPE_LIBRARY", raising=False)
     result = runner.invoke(app, ["list"])
     assert result.exit_code == 2 and "No catalogue.yaml found" in result.stderr
+
+
+def test_an_entry_waiting_for_its_abstract_is_found_by_its_title(library_dir):
+    path = library_dir / "catalogue.yaml"
+    path.write_text(path.read_text() + (
+        "    - id: chinchilla\n      title: Training Compute-Optimal Large Language Models\n"
+        "      url: https://arxiv.org/abs/2203.15556\n      arxiv: \"2203.15556\"\n"))
+    result = run(library_dir, "search", "Training Compute-Optimal Large Language Models", "--json")
+    assert result.exit_code == 0 and json.loads(result.stdout)[0]["id"] == "chinchilla"
+    assert "searched by their title only (chinchilla)" in result.stderr
+    assert run(library_dir, "status", "--check").exit_code == 1  # still waiting for its abstract

@@ -82,7 +82,8 @@ def test_documents_use_the_abstract_or_the_summary_and_list_what_is_missing(tmp_
     catalogue = parse_catalogue(TWO_PAPERS)
     store = IndexStore(tmp_path / "index")
     documents, missing = catalogue_documents(catalogue, {})
-    assert [d.id for d in documents] == ["alpaca", "humaneval"]
+    assert [d.id for d in documents] == ["lora", "alpaca", "humaneval", "qlora"]
+    assert [d.text for d in documents if d.id in ("lora", "qlora")] == ["", ""]  # by title, meanwhile
     assert [e.id for e in missing] == ["lora", "qlora"]
     ingest(catalogue, store, snapshot=FIXTURES / "snapshot-sample.jsonl")
     documents, missing = catalogue_documents(catalogue, store.read_records())
@@ -109,5 +110,5 @@ def test_ingest_command_end_to_end_through_a_local_arxiv(small_library, monkeypa
     assert "Fetched 2 of 3 papers from arXiv" in result.stderr
     assert "2001.00001: HTTP 400 from arXiv" in result.stderr
     assert "Run `paperscope ingest` again later" in result.stderr
-    assert "Index built: 4 embedded" in result.stderr
+    assert "Index built: 5 embedded" in result.stderr  # the one without abstract by its title
     assert set(IndexStore(small_library / "index").read_records()) == {"2106.09685", "2305.14314"}

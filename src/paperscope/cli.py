@@ -594,8 +594,9 @@ def _build(library: Library, *, full: bool, model: Optional[str], no_wait: bool)
                                         on_encoder=on_encoder, wait=not no_wait, on_wait=_waiting)
     _report_build(report)
     if missing:
-        _err(f"{len(missing)} entries have no abstract yet and were left out: "
-             f"{', '.join(e.id for e in missing)}. Fetch them with: paperscope ingest")
+        _err(f"{len(missing)} entries have no abstract yet and are searched by their title only: "
+             f"{', '.join(e.id for e in missing)}. Fetch them with: paperscope ingest "
+             "(offline: paperscope ingest --from-snapshot FILE)")
 
 
 def _report_build(report) -> None:

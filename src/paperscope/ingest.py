@@ -132,12 +132,15 @@ def entry_meta(entry: Entry, record: PaperRecord | None) -> dict:
 
 def catalogue_documents(catalogue: Catalogue, records: dict[str, PaperRecord]
                         ) -> tuple[list[Document], list[Entry]]:
-    """(documents of every entry that has text, entries still waiting for an abstract)."""
+    """(the documents of every entry, entries still waiting for an abstract). An entry waiting
+    for its abstract is searched by its title (and note) meanwhile."""
     documents, missing = [], []
     for entry in catalogue.entries:
-        document = entry_document(entry, records.get(entry.arxiv_id) if entry.arxiv_id else None)
+        record = records.get(entry.arxiv_id) if entry.arxiv_id else None
+        document = entry_document(entry, record)
         if document is None:
             missing.append(entry)
-        else:
-            documents.append(document)
+            document = Document(id=entry.id, title=entry.title, text=entry.note or "",
+                                meta=entry_meta(entry, record))
+        documents.append(document)
     return documents, missing

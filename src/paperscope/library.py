@@ -511,8 +511,8 @@ class Library:
         if missing:
             names = ", ".join(entry.id for entry in missing[:8])
             more = f" and {len(missing) - 8} more" if len(missing) > 8 else ""
-            notices.append(f"{len(missing)} entries have no abstract yet and are not searched "
-                           f"({names}{more}). Fetch them with: paperscope ingest")
+            notices.append(f"{len(missing)} entries have no abstract yet and are searched by their "
+                           f"title only ({names}{more}). Fetch them with: paperscope ingest")
         return index, notices
 
     def search(self, query: str, *, k: int = 10, mode: str = "hybrid",
