@@ -243,3 +243,16 @@ def test_export_with_years_reads_the_record_cache(library_dir):
     assert result.exit_code == 0
     assert "1. [Attention Is All You Need (Transformers)](https://arxiv.org/pdf/1706.03762.pdf) (2017)" \
         in result.stdout.splitlines()
+
+
+def test_export_writes_tags_when_asked():
+    from paperscope.catalogue import parse_catalogue
+    from paperscope.markdown import catalogue_to_markdown
+
+    catalogue = parse_catalogue(
+        "- section: Training\n  entries:\n    - id: lora\n      title: LoRA\n"
+        "      url: https://arxiv.org/abs/2106.09685\n      arxiv: \"2106.09685\"\n"
+        "      tags: [peft, adapters]\n")
+    assert "1. [LoRA](https://arxiv.org/abs/2106.09685) `peft` `adapters`" in \
+        catalogue_to_markdown(catalogue, tags=True)
+    assert "`peft`" not in catalogue_to_markdown(catalogue)

@@ -1172,6 +1172,7 @@ def export_markdown(
     output: Optional[Path] = typer.Option(None, "--output", "-o", metavar="FILE", dir_okay=False,
                                           help="Write to FILE (replaced whole) instead of stdout."),
     years: bool = typer.Option(False, "--years", help="Add each entry's year, as ` (2021)`."),
+    tags: bool = typer.Option(False, "--tags", help="Add each entry's tags, as `code` words."),
     title: Optional[str] = typer.Option(None, "--title", metavar="TEXT",
                                         help="Start with a `# TEXT` heading."),
 ) -> None:
@@ -1181,13 +1182,13 @@ def export_markdown(
 
       paperscope export markdown --title "Reading list" --output README.md
 
-      paperscope export markdown --years | less
+      paperscope export markdown --years --tags | less
     """
     from .markdown import catalogue_to_markdown
     from .store import atomic_write_text
 
     library = _library()
-    text = catalogue_to_markdown(library.catalogue, years=years, title=title,
+    text = catalogue_to_markdown(library.catalogue, years=years, tags=tags, title=title,
                                  records=library.records() if years else None)
     if output is None:
         _echo(text, nl=False)

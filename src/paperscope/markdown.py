@@ -61,11 +61,13 @@ class MarkdownList:
         return [entry for entry in self.catalogue.entries if entry.needs_summary]
 
 
-def catalogue_to_markdown(catalogue: Catalogue, *, years: bool = False, title: str | None = None,
+def catalogue_to_markdown(catalogue: Catalogue, *, years: bool = False, tags: bool = False,
+                          title: str | None = None,
                           records: Mapping[str, PaperRecord] | None = None) -> str:
     """The catalogue as a Markdown reading list: `# title` if given, then for each section a
     `## ` heading and its entries as `1. [Title](url)`, with ` (year)` when `years` (the
-    entry's year, else its arXiv record's from `records`)."""
+    entry's year, else its arXiv record's from `records`) and the entry's tags as `code` words
+    when `tags`."""
     blocks = [f"# {title.strip()}"] if title and title.strip() else []
     for section in catalogue.sections:
         lines = [f"## {section}"]
@@ -75,6 +77,8 @@ def catalogue_to_markdown(catalogue: Catalogue, *, years: bool = False, title: s
             year = entry.year or _record_year(entry, records)
             if years and year:
                 line += f" ({year})"
+            if tags and entry.tags:
+                line += " " + " ".join(f"`{tag}`" for tag in entry.tags)
             lines.append(line)
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks) + "\n" if blocks else ""
