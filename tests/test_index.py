@@ -381,3 +381,15 @@ def test_the_lexical_index_is_the_same_bytes_in_every_process():
     digests = {subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,
                               env={**os.environ, "PYTHONHASHSEED": seed}).stdout for seed in ("1", "2", "3")}
     assert len(digests) == 1
+
+
+def test_undoing_an_edit_embeds_nothing_and_gives_the_same_index_bytes(built, fake_encoder):
+    store, _ = built
+    before = {p.name: p.read_bytes() for p in store.directory.iterdir() if p.is_file() and p.name != ".lock"}
+    edited = build_index(store, docs(**dict(CORPUS, rlhf="preference learning")), model="fake-model",
+                         encoder=fake_encoder)
+    assert edited.embedded == ["rlhf"]
+    undone = build_index(store, docs(**CORPUS), model="fake-model", encoder=fake_encoder)
+    assert undone.embedded == [] and undone.resumed == 1
+    after = {p.name: p.read_bytes() for p in store.directory.iterdir() if p.is_file() and p.name != ".lock"}
+    assert after == before

@@ -1071,7 +1071,8 @@ def corpus_list(as_json: AsJson = False) -> None:
         rows.append({"name": name, "documents": about.get("documents"), "filter": about.get("filter"),
                      "snapshot": about.get("snapshot"), "indexed": manifest.get("count"),
                      "model": manifest.get("model"), "search": (manifest.get("search") or {}).get("kind"),
-                     "built_at": manifest.get("built_at"), "path": str(corpus.directory)})
+                     "built_at": corpus.store.built_at() if manifest else None,
+                     "path": str(corpus.directory)})
     if as_json:
         _print_json(rows)
         return

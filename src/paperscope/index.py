@@ -118,6 +118,17 @@ class IndexStore:
             raise IndexMissingError(f"No index in {self.directory}.", "Build it with: paperscope build")
         return manifest
 
+    def built_at(self) -> str | None:
+        """When the current index was committed (its manifest's time; the manifest itself holds
+        no clock time, so that the same documents always give the same bytes)."""
+        from datetime import datetime, timezone
+
+        try:
+            stamp = self.manifest_path.stat().st_mtime
+        except OSError:
+            return None
+        return datetime.fromtimestamp(stamp, timezone.utc).replace(microsecond=0).isoformat()
+
     def size_bytes(self) -> int:
         return sum(p.stat().st_size for p in self.directory.glob("*") if p.is_file())
 

@@ -9,7 +9,6 @@ import contextlib
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import Any
 
 import numpy as np
@@ -154,7 +153,6 @@ def _build(store: IndexStore, documents: Sequence[Document], old: OpenIndex | No
             "model": model,
             "model_fingerprint": model_fingerprint(model_dir) if model_dir else None,
             "dimension": dimension,
-            "built_at": datetime.now(timezone.utc).replace(microsecond=0).isoformat(),
             "count": len(documents),
             "passages": int(sum(pool[h].count for h in hashes)),
             "passages_scheme": scheme_record(scheme),
@@ -170,6 +168,8 @@ def _build(store: IndexStore, documents: Sequence[Document], old: OpenIndex | No
         writer.discard()
         raise
     _remove_consumed_chunks(store, set(hashes), model, scheme)
+    if old is not None and pool and not report.reason:
+        _retire(store, old, pool, set(hashes), model, scheme)
     report.written = True
     return report
 
@@ -327,6 +327,30 @@ def _remove_consumed_chunks(store: IndexStore, indexed: set[str], model: str, sc
             path.unlink(missing_ok=True)
     with contextlib.suppress(OSError):
         store.chunks_dir.rmdir()
+
+
+# Vectors of documents that leave an index (edited or removed) are kept in a chunk file, up to
+# this many documents a build and this many such files, so that undoing an edit
+# (`git checkout catalogue.yaml`) finds them again instead of embedding them anew.
+RETIRE_DOCUMENTS = 1000
+RETIRED_CHUNKS = 20
+
+
+def _retire(store: IndexStore, old: OpenIndex, pool: dict[str, _VectorSource], indexed: set[str],
+            model: str, scheme: str) -> None:
+    leaving = [(h, entry) for h, entry in pool.items() if entry.chunk is None and h not in indexed]
+    if not leaving or len(leaving) > RETIRE_DOCUMENTS:
+        return
+    vectors = np.concatenate([np.asarray(old.vectors[e.first:e.first + e.count]) for _, e in leaving])
+    store.chunks_dir.mkdir(parents=True, exist_ok=True)
+    chunks.write_chunk(store.chunks_dir, model=model, scheme=scheme, source="retired", start=0,
+                       hashes=[h for h, _ in leaving], counts=[e.count for _, e in leaving],
+                       vectors=vectors)
+    retired = sorted((path for path in chunks.chunk_files(store.chunks_dir)
+                      if (info := chunks.read_chunk_info(path)) and info.source == "retired"),
+                     key=lambda path: path.stat().st_mtime)
+    for path in retired[:-RETIRED_CHUNKS]:
+        path.unlink(missing_ok=True)
 
 
 def _per_document(progress: Callable[[int], None] | None, sizes: list[int]):

@@ -584,7 +584,7 @@ class Library:
             "rebuild_reason": rebuild_reason,
             "model": (manifest or {}).get("model"),
             "dimension": (manifest or {}).get("dimension"),
-            "built_at": (manifest or {}).get("built_at"),
+            "built_at": self.store.built_at() if manifest else None,
             "index_bytes": self.store.size_bytes() if manifest else 0,
         }
 

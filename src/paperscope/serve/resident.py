@@ -111,7 +111,7 @@ class Generation:
 
     def describe(self) -> dict[str, Any]:
         manifest = self.index.manifest if self.index is not None else {}
-        return {"generation": self.number, "built_at": manifest.get("built_at"),
+        return {"generation": self.number, "built_at": self.library.store.built_at(),
                 "documents_digest": (manifest.get("documents_digest") or "")[:16] or None,
                 "count": manifest.get("count"), "model": manifest.get("model")}
 
