@@ -284,3 +284,24 @@ def test_cli_reports_each_retry_on_stderr(small_library, monkeypatch, stub):
     result = CliRunner().invoke(app, ["--library", str(small_library), "ingest", "--no-build"])
     assert result.exit_code == 0, result.stderr
     assert "arXiv: HTTP 503 from arXiv; trying again in 0 s" in result.stderr
+
+
+def test_records_agree_with_the_arxiv_package_on_the_same_responses(stub):
+    """The `arxiv` package (lukasschwab/arxiv.py) is the reference reading of the API: on the
+    same recorded responses, our bounded client must find the same papers and fields."""
+    import arxiv
+
+    reference = arxiv.Client(page_size=10, delay_seconds=0, num_retries=0)
+    reference.query_url_format = stub.url + "?{}"
+    expected = {r.get_short_id().split("v")[0]: r
+                for r in reference.results(arxiv.Search(id_list=[LORA, QLORA]))}
+    ours = source(stub).fetch([LORA, QLORA]).records
+    assert set(ours) == set(expected) == {LORA, QLORA}
+    for arxiv_id, record in ours.items():
+        want = expected[arxiv_id]
+        assert record.title == " ".join(want.title.split())
+        assert record.abstract == " ".join(want.summary.split())
+        assert record.authors == tuple(author.name for author in want.authors)
+        assert record.primary_category == want.primary_category
+        assert record.categories == tuple(want.categories)
+        assert record.year == want.published.year
