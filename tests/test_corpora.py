@@ -181,3 +181,28 @@ def test_kill_9_during_a_corpus_build_then_build_resumes_from_its_chunks(tmp_pat
     found = subprocess.run(paperscope("search", "transmission spectra", "--corpus", "big", "--json"),
                            env=env, capture_output=True, text=True)
     assert found.returncode == 0 and json.loads(found.stdout)
+
+
+def test_impossible_dates_failed_imports_and_ids_beat_update_dates(snapshot, tmp_path, fake_encoder):
+    from paperscope.corpora import corpora_dir
+
+    with pytest.raises(UsageError, match="is not a date"):
+        SnapshotFilter(since="2025-13")
+    with pytest.raises(UsageError, match="No paper"):
+        Corpus("none").import_snapshot(snapshot, SnapshotFilter(("q-bio",)))
+    with pytest.raises(SnapshotError):
+        Corpus("gone").import_snapshot(tmp_path / "missing.jsonl", SnapshotFilter())
+    assert not (corpora_dir() / "none").exists() and not (corpora_dir() / "gone").exists()
+    old = tmp_path / "old.jsonl"  # updated in 2025, first posted in 2023 (its id says so)
+    old.write_text(json.dumps({"id": "2305.14314", "title": "QLoRA", "abstract": "Quantized adapters.",
+                               "categories": "cs.LG", "update_date": "2025-06-04"}) + "\n")
+    with pytest.raises(UsageError, match="No paper"):
+        Corpus("recent").import_snapshot(old, SnapshotFilter(since="2025-01"))
+    corpus = Corpus("all", encoder=fake_encoder)
+    corpus.import_snapshot(snapshot, SnapshotFilter())
+    assert corpus.document("2501.00000").title.startswith("Low-rank adapters")  # before any build
+    from paperscope.errors import IndexMissingError
+
+    with pytest.raises(IndexMissingError) as missing:
+        corpus.open_index()
+    assert "paperscope corpus build all" in missing.value.hint

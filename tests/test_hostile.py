@@ -375,3 +375,27 @@ def test_an_emptied_catalogue_does_not_empty_the_index_on_a_search(library_dir):
     result = CliRunner().invoke(app, ["--library", str(library_dir), "search", "attention", "--json"])
     assert result.exit_code == 0 and "no entries with text" in result.stderr
     assert (library_dir / "index" / "manifest.json").read_text() == before
+
+
+def test_a_damaged_manifest_or_a_changed_byte_is_repaired_by_build(library_dir):
+    from typer.testing import CliRunner
+
+    from paperscope.cli import app
+
+    def run(*args):
+        return CliRunner().invoke(app, ["--library", str(library_dir), *args])
+
+    index = library_dir / "index"
+    (index / "manifest.json").write_text('{"format": 3')
+    status = run("status")
+    assert status.exit_code == 0 and "DAMAGED" in status.stdout and "new:" not in status.stdout
+    assert run("status", "--check").exit_code == 1
+    assert run("build", "--full").exit_code == 0 and run("status", "--check").exit_code == 0
+    vectors = next(index.glob("vectors-*.npy"))
+    data = bytearray(vectors.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    vectors.write_bytes(bytes(data))
+    assert run("status", "--check", "--verify").exit_code == 1
+    rebuilt = run("build")
+    assert rebuilt.exit_code == 0 and "could not be used" in rebuilt.stderr
+    assert run("status", "--check", "--verify").exit_code == 0

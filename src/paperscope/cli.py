@@ -357,7 +357,7 @@ def add(
 
       paperscope add 2106.09685 2305.14314 --section "Training Recipe"
 
-      paperscope add 2501.00001 --corpus arxiv-cl --section "Training Recipe"
+      paperscope add 2512.03402 --corpus arxiv-cl --section "Training Recipe"
 
       paperscope add https://example.org/post --kind blog --title "A post" --summary "What it covers." --authors "Ada Lovelace, Alan Turing" --year 2024
     """  # noqa: E501 (an example command reads best on one line)
@@ -679,7 +679,7 @@ def related(
 
       paperscope related lora -k 3
 
-      paperscope related 2501.00001 --corpus arxiv-cl
+      paperscope related 2508.08192 --corpus arxiv-cl
     """
     fmt = _output_format(fmt, as_json)
     filters = _filters(section, kind, year_from, year_to, tag)
@@ -851,19 +851,23 @@ def status(
         state = "up to date" if info["up_to_date"] else "OUT OF DATE"
         _echo(f"Library:   {info['library']}")
         _echo(f"Catalogue: {info['entries']} entries ({info['arxiv_entries']} on arXiv)")
-        _echo(f"Index:     {info['indexed']} entries, {state}; model {info['model']}, "
-                   f"built {info['built_at']}, {info['index_bytes'] / 1024:.0f} KiB")
+        if info["problem"]:
+            _echo(f"Index:     DAMAGED: {info['problem']}")
+            _echo("Repair it with `paperscope build --full`.")
+        elif info["model"] is None:
+            _echo("Index:     none yet. Build it with `paperscope build`.")
+        else:
+            _echo(f"Index:     {info['indexed']} entries, {state}; model {info['model']}, "
+                  f"built {info['built_at']}, {info['index_bytes'] / 1024:.0f} KiB")
         for label in ("new", "stale", "metadata_changed", "removed", "missing_text"):
-            if info[label]:
+            if info[label] and not (info["problem"] and label == "new"):
                 _echo(f"  {label.replace('_', ' ')}: {', '.join(info[label])}")
         if info["rebuild_reason"]:
             _echo(f"  every entry is embedded again at the next build: {info['rebuild_reason']}")
-        if info["problem"]:
-            _echo(f"  the index cannot be used: {info['problem']}")
-        if info["missing_text"]:
+        if info["missing_text"] and not info["problem"]:
             _echo("Fetch the missing abstracts with `paperscope ingest` (offline: "
-                       "`paperscope ingest --from-snapshot FILE`); it rebuilds the index too.")
-        elif not info["up_to_date"]:
+                  "`paperscope ingest --from-snapshot FILE`); it rebuilds the index too.")
+        elif not info["up_to_date"] and not info["problem"] and info["model"] is not None:
             _echo("Run `paperscope build`.")
     if check and not info["up_to_date"]:
         raise typer.Exit(1)
@@ -977,9 +981,12 @@ def corpus_import(
 ) -> None:
     """Import papers from an arXiv metadata snapshot into a named corpus, then index it.
 
-    The snapshot is streamed, so memory stays small whatever its size. Embedding takes about
-    an hour per 100,000 abstracts on a laptop CPU (minutes on a GPU); it is committed in
-    chunks, so Ctrl-C and `paperscope corpus build NAME` later resume where it stopped.
+    The snapshot is streamed, so memory stays small whatever its size. Embedding is the long
+    part: whole abstracts (`--passages whole`, the default above 20,000 papers) take about 50
+    minutes per 100,000 on a 2-core laptop CPU (seconds on a GPU); smaller corpora default to
+    multi-scale passages, about 13 vectors a paper and as many times slower, for a little more
+    quality. It is committed in chunks, so Ctrl-C and `paperscope corpus build NAME` later
+    resume where it stopped.
 
     Examples:
 
@@ -1001,10 +1008,6 @@ def corpus_import(
     _err(f"Imported {report.kept:,} papers into corpus {name!r} from {report.read:,} records"
          + (f"; skipped {skipped:,} unusable ({_reasons(report.skipped)})" if skipped else "")
          + (f"; {report.duplicates:,} repeated ids ignored" if report.duplicates else "") + ".")
-    if report.kept == 0:
-        from .errors import UsageError
-
-        raise UsageError("No paper matched: check --category and --since/--until.")
     if no_build:
         _err(f"Index it with: paperscope corpus build {name}")
         return
@@ -1145,7 +1148,7 @@ def discover(
     catalogue_index, notices = library.index()
     for notice in notices:
         _err(f"note: {notice}")
-    found = find(catalogue_index, Corpus.open(corpus).store.open(), entries or library.catalogue.entries,
+    found = find(catalogue_index, Corpus.open(corpus).open_index(), entries or library.catalogue.entries,
                  known=library.catalogue.entries, k=k)
     if fmt in ("json", "jsonl"):
         _print_items([d.to_json() for d in found], fmt)
@@ -1154,8 +1157,9 @@ def discover(
         _err("Nothing found.")
     for d in found:
         year = d.document.meta.get("year") or ""
-        _echo(f"{d.rank:>2}. {d.document.title} ({year}) [{d.score:.3f}]")
-        _echo(f"    {d.document.meta.get('url')}")
+        _echo(f"{d.rank:>2}. {d.document.title} ({year})  [{d.document.id}]  {d.score:.3f}")
+        many = f"; close to {d.entries} of the chosen entries" if d.entries > 1 else ""
+        _echo(f"    {d.document.meta.get('url')}{many}")
         for c in d.closest:
             shared = f": {', '.join(c.shared_terms)}" if c.shared_terms else ""
             _echo(f"    close to {c.entry_id} ({c.score:.2f}){shared}")

@@ -30,6 +30,7 @@ from .store import cache_dir
 
 if TYPE_CHECKING:
     from .embedding import Encoder
+    from .index import OpenIndex
     from .indexer import BuildReport
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -71,9 +72,17 @@ class SnapshotFilter:
     until: str | None = None
 
     def __post_init__(self) -> None:
+        from datetime import date
+
         for value in (self.since, self.until):
-            if value is not None and not _MONTH.match(value):
-                raise UsageError(f"{value!r} is not a date: write YYYY, YYYY-MM or YYYY-MM-DD.")
+            if value is None:
+                continue
+            try:
+                if not _MONTH.match(value):
+                    raise ValueError(value)
+                date.fromisoformat((value + "-01-01")[:10] if len(value) < 10 else value)
+            except ValueError:
+                raise UsageError(f"{value!r} is not a date: write YYYY, YYYY-MM or YYYY-MM-DD.") from None
 
     def accepts(self, categories: Sequence[str], date: str) -> bool:
         if self.categories and not any(c == want or c.startswith((want + ".", want + "-"))
@@ -88,18 +97,20 @@ class SnapshotFilter:
 
 
 def _record_date(data: dict[str, Any], arxiv_id: str) -> str:
-    """The date a record first appeared, as YYYY-MM-DD (or YYYY-MM from a new-style id)."""
+    """The date a record first appeared: its first version's (YYYY-MM-DD), else the year and
+    month its id encodes (YYYY-MM), else its last update's."""
     from email.utils import parsedate_to_datetime
 
     versions = data.get("versions")
     if isinstance(versions, list) and versions and isinstance(versions[0], dict):
         with contextlib.suppress(TypeError, ValueError):
             return parsedate_to_datetime(str(versions[0].get("created"))).date().isoformat()
-    updated = data.get("update_date")
-    if isinstance(updated, str) and re.match(r"^\d{4}-\d{2}-\d{2}$", updated):
-        return updated
-    match = re.match(r"^(\d{2})(\d{2})\.\d{4,5}", arxiv_id)
-    return f"20{match.group(1)}-{match.group(2)}" if match else ""
+    match = re.match(r"^(?:[a-z-]+(?:\.[A-Z]{2})?/)?(\d{2})(\d{2})", arxiv_id)  # YYMM of the first version
+    if match and 1 <= int(match.group(2)) <= 12:
+        century = "19" if int(match.group(1)) >= 91 else "20"
+        return f"{century}{match.group(1)}-{match.group(2)}"
+    updated = data.get("update_date")  # the last version's date: a last resort
+    return updated if isinstance(updated, str) and re.match(r"^\d{4}-\d{2}-\d{2}$", updated) else ""
 
 
 def parse_snapshot_line(line: bytes, report: ImportReport) -> tuple[PaperRecord, str] | None:
@@ -154,6 +165,11 @@ class StagedDocuments(Sequence[Document]):
             raise IndexError(position)
         return Document(row[0], row[1], row[2], json.loads(row[3]))
 
+    def find(self, doc_id: str) -> Document | None:
+        row = self._db.execute("SELECT id, title, text, meta FROM documents WHERE id = ?",
+                               (doc_id,)).fetchone()
+        return None if row is None else Document(row[0], row[1], row[2], json.loads(row[3]))
+
     def __iter__(self) -> Iterator[Document]:
         cursor = self._db.execute("SELECT id, title, text, meta FROM documents ORDER BY position")
         for doc_id, title, text, meta in cursor:
@@ -192,6 +208,7 @@ class Corpus:
         what an earlier import put there; its index is rebuilt by the next build, reusing the
         vectors of records that did not change). `progress` is told bytes read."""
         report = ImportReport()
+        created = not self.directory.exists()
         self.directory.mkdir(parents=True, exist_ok=True)
         temp = self.directory / f".{STAGED_NAME}.{os.getpid()}.tmp"
         temp.unlink(missing_ok=True)
@@ -227,6 +244,9 @@ class Corpus:
                 if limit is not None and report.kept >= limit:
                     break
             db.executemany("INSERT INTO documents VALUES (?, ?, ?, ?, ?)", rows)
+            if report.kept == 0:
+                raise UsageError(f"No paper of {snapshot} matched; nothing was imported.",
+                                 "Check --category and --since/--until (`paperscope corpus import --help`).")
             about = {"snapshot": str(snapshot), "filter": selection.to_json(), "limit": limit,
                      "documents": report.kept}
             db.executemany("INSERT INTO about VALUES (?, ?)",
@@ -237,8 +257,28 @@ class Corpus:
         except BaseException:
             db.close()
             temp.unlink(missing_ok=True)
+            if created:
+                shutil.rmtree(self.directory, ignore_errors=True)
             raise
         return report
+
+    def document(self, doc_id: str) -> Document | None:
+        """One imported paper by id, from the import itself (no index needed)."""
+        documents = StagedDocuments(self.staged_path)
+        try:
+            return documents.find(doc_id)
+        finally:
+            documents.close()
+
+    def open_index(self) -> OpenIndex:
+        """The corpus's index; a missing one names the command that builds it."""
+        from .errors import IndexMissingError
+
+        try:
+            return self.store.open()
+        except IndexMissingError:
+            raise IndexMissingError(f"The corpus {self.name!r} has no index yet.",
+                                    f"Build it with: paperscope corpus build {self.name}") from None
 
     def about(self) -> dict[str, Any]:
         with contextlib.closing(sqlite3.connect(f"file:{self.staged_path}?mode=ro", uri=True)) as db:

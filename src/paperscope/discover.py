@@ -1,10 +1,10 @@
 """Discovery: papers of a corpus that belong near catalogue entries but are not in the catalogue.
 
 Each chosen entry asks the corpus for its nearest papers, exactly as `related` does inside one
-index (its text is the lexical query, the mean of its passage vectors the dense one). A paper's
-score is its best fused score over the entries plus DEPTH_BONUS for every other entry that also
-found it, so papers close to several entries rise. Papers the catalogue already holds (by
-arXiv id or by exact title) are left out.
+index (its text is the lexical query, the mean of its passage vectors the dense one). Papers
+rank by their best fused score over the entries plus DEPTH_BONUS for every other entry that
+also found it, so papers close to several entries rise; the score shown is the best one (0-1).
+Papers the catalogue already holds (by arXiv id or by exact title) are left out.
 """
 
 from __future__ import annotations
@@ -38,13 +38,15 @@ class Discovery:
     """A corpus paper not in the catalogue, ranked, with the entries it is closest to."""
 
     rank: int
-    score: float
+    score: float  # its best relevance (0-1) to one of the entries
+    entries: int  # how many of the chosen entries found it
     document: Document
     closest: list[Closeness]
 
     def to_json(self) -> dict[str, Any]:
         meta = self.document.meta
-        return {"rank": self.rank, "score": round(self.score, 6), "id": self.document.id,
+        return {"rank": self.rank, "score": round(self.score, 6), "entries": self.entries,
+                "id": self.document.id,
                 "title": self.document.title, "year": meta.get("year"), "url": meta.get("url"),
                 "arxiv_id": meta.get("arxiv_id"), "categories": meta.get("categories"),
                 "closest": [{"entry": c.entry_id, "score": round(c.score, 6),
@@ -56,6 +58,8 @@ def discover(catalogue_index: OpenIndex, corpus: OpenIndex, entries: Sequence[En
     """The `k` corpus papers closest to `entries` that are not among `known` entries."""
     from .search import rank
 
+    if k < 1:
+        raise UsageError(f"-k must be at least 1 (got {k}).")
     if catalogue_index.model_name != corpus.model_name or catalogue_index.dimension != corpus.dimension:
         raise IndexMismatchError(
             f"The corpus was embedded with {corpus.model_name} and the catalogue with "
@@ -85,9 +89,9 @@ def discover(catalogue_index: OpenIndex, corpus: OpenIndex, entries: Sequence[En
                      for position, hits in found.items()), key=lambda item: (-item[0], item[1]))[:k]
     documents = corpus.documents([position for _, position in scored])
     results = []
-    for rank_number, ((score, position), document) in enumerate(zip(scored, documents, strict=True), start=1):
+    for rank_number, ((_, position), document) in enumerate(zip(scored, documents, strict=True), start=1):
         closest = sorted(found[position], reverse=True)[:3]
-        results.append(Discovery(rank_number, score, document, [
+        results.append(Discovery(rank_number, closest[0][0], len(found[position]), document, [
             Closeness(seeds[n][0].id, s, corpus.lexical.matching_terms(texts[n], position, limit=4))
             for s, n in closest]))
     return results

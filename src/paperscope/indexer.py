@@ -57,12 +57,15 @@ def choose_scheme(count: int) -> str:
 
 
 def _open_previous(store: IndexStore) -> tuple[OpenIndex | None, str]:
-    if store.read_manifest() is None:
-        return None, ""
+    """The old index, checked byte for byte (a build repairs any damage `status --verify`
+    finds); or None and why it cannot be used."""
     try:
+        if store.read_manifest() is None:
+            return None, ""
+        store.verify()
         return store.open(), ""
     except PaperscopeError as err:
-        return None, f"the old index could not be read ({err.message})"
+        return None, f"the old index could not be used ({err.message})"
 
 
 @dataclass

@@ -344,11 +344,13 @@ class Library:
         if corpus is not None:
             from .corpora import Corpus, document_record
 
-            found = Corpus.open(corpus).store.open()
-            positions = {a: found.position(a) for a in arxiv_ids}
-            records = {a: document_record(found.document(p), f"corpus:{corpus}")
-                       for a, p in positions.items() if p is not None}
-            failures = {a: f"not in the corpus {corpus}" for a in arxiv_ids if a not in records}
+            named = Corpus.open(corpus)
+            found = {a: named.document(a) for a in arxiv_ids}
+            records = {a: document_record(document, f"corpus:{corpus}")
+                       for a, document in found.items() if document is not None}
+            failures = {a: f"not in the corpus {corpus} (its papers: paperscope search QUERY "
+                           f"--corpus {corpus}; or add it with --from-snapshot FILE)"
+                        for a in arxiv_ids if a not in records}
         elif snapshot is not None:
             from .sources.snapshot import read_snapshot
 
@@ -548,9 +550,9 @@ class Library:
         from .text import DEFAULT_SCHEME
 
         documents, missing = self.documents()
-        manifest = self.store.read_manifest()
-        problem = ""
+        problem, manifest = "", None
         try:
+            manifest = self.store.read_manifest()
             indexed = self.store.indexed_hashes(manifest) if manifest else {}
             shown = self.store.indexed_meta(manifest) if manifest else {}
             if manifest and verify:
