@@ -1059,7 +1059,9 @@ def corpus_build(
 
 
 @_corpus_command("list")
-def corpus_list(as_json: AsJson = False) -> None:
+def corpus_list(
+    as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts."),
+) -> None:
     """List the corpora, with their size, selection and index.
 
     Example: paperscope corpus list
