@@ -155,11 +155,16 @@ def test_an_index_built_with_other_passage_lengths_is_searched_until_a_build(lib
     assert json.loads(manifest_path.read_text())["passages_scheme"]["words"] == [90]  # nothing rebuilt
 
 
-def test_a_new_arxiv_entry_without_abstract_is_named_with_the_command_to_run(library_dir):
+def add_entry_without_abstract(library_dir):
+    """Append an arXiv entry whose abstract was never fetched (chinchilla)."""
     path = library_dir / "catalogue.yaml"
     path.write_text(path.read_text() + (
         "    - id: chinchilla\n      title: Training Compute-Optimal Large Language Models\n"
         "      url: https://arxiv.org/abs/2203.15556\n      arxiv: \"2203.15556\"\n"))
+
+
+def test_a_new_arxiv_entry_without_abstract_is_named_with_the_command_to_run(library_dir):
+    add_entry_without_abstract(library_dir)
     result = run(library_dir, "search", "compute-optimal training", "--json")
     assert result.exit_code == 0 and json.loads(result.stdout)
     assert "1 entries have no abstract yet" in result.stderr and "chinchilla" in result.stderr
@@ -195,10 +200,7 @@ def test_outside_a_library_the_error_says_what_to_do(tmp_path, monkeypatch):
 
 
 def test_an_entry_waiting_for_its_abstract_is_found_by_its_title(library_dir):
-    path = library_dir / "catalogue.yaml"
-    path.write_text(path.read_text() + (
-        "    - id: chinchilla\n      title: Training Compute-Optimal Large Language Models\n"
-        "      url: https://arxiv.org/abs/2203.15556\n      arxiv: \"2203.15556\"\n"))
+    add_entry_without_abstract(library_dir)
     result = run(library_dir, "search", "Training Compute-Optimal Large Language Models", "--json")
     assert result.exit_code == 0 and json.loads(result.stdout)[0]["id"] == "chinchilla"
     assert "searched by their title only (chinchilla)" in result.stderr

@@ -102,6 +102,7 @@ class Generation:
     problem: PaperscopeError | None  # why there is no index (served as 503 by search)
     records: dict[str, PaperRecord]
     keys: dict[str, str] = field(default_factory=dict)  # entry id -> citation key
+    built_at: str | None = None  # when this generation's index was committed
     _map: list | None = None
     opened_at: float = field(default_factory=time.time)
 
@@ -111,7 +112,7 @@ class Generation:
 
     def describe(self) -> dict[str, Any]:
         manifest = self.index.manifest if self.index is not None else {}
-        return {"generation": self.number, "built_at": self.library.store.built_at(),
+        return {"generation": self.number, "built_at": self.built_at,
                 "documents_digest": (manifest.get("documents_digest") or "")[:16] or None,
                 "count": manifest.get("count"), "model": manifest.get("model")}
 
@@ -276,7 +277,8 @@ class Resident:
             after = _signature(self._watched)
             if after == signature or attempt == 4:
                 self._count += 1
-                generation = Generation(self._count, after, library, index, notices, problem, records)
+                generation = Generation(self._count, after, library, index, notices, problem, records,
+                                        built_at=library.store.built_at())
                 if catalogue is not None:
                     generation.keys = citation_keys(catalogue.entries, records)
                     if index is not None:
