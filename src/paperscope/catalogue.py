@@ -9,13 +9,14 @@ writes the file.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, NoReturn, overload
+from typing import Any, Literal, NoReturn, cast, overload
 
 import yaml
 
@@ -34,6 +35,9 @@ ENTRY_FIELDS = {"id", "title", "url", "kind", "arxiv", "summary", "needs_summary
 SECTION_FIELDS = {"section", "entries"}
 _PLAIN_TAGS = {f"tag:yaml.org,2002:{name}" for name in
                ("str", "int", "float", "bool", "null", "timestamp", "seq", "map")}
+_STR, _SEQ, _MAP = (f"tag:yaml.org,2002:{name}" for name in ("str", "seq", "map"))
+_NODE_EVENTS = (yaml.ScalarEvent, yaml.SequenceStartEvent, yaml.MappingStartEvent)
+_Fail = Callable[..., NoReturn]  # raises CatalogueError for a node: see _failer
 
 
 @dataclass(frozen=True)
@@ -123,19 +127,46 @@ def normalise_arxiv_id(value: str) -> str | None:
 
 
 def parse_catalogue(text: str, path: Path | None = None) -> Catalogue:
-    """Parse and validate catalogue text; raise CatalogueError on the first problem."""
-    where = str(path) if path else "catalogue.yaml"
+    """Parse and validate catalogue text; raise CatalogueError on the first problem.
+
+    A file in the everyday shape is checked an entry at a time as libyaml reads it, without
+    its whole node tree in memory (200,000 entries in seconds); any other shape, and any
+    problem, goes through the composed node tree, which reports the first problem in file
+    order."""
+    try:
+        return Catalogue(entries=_valid_entries(text), path=path)
+    except CatalogueError as err:
+        if path is None:
+            raise
+        raise CatalogueError(err.problem, path=str(path), line=err.line, hint=err.hint) from None
+
+
+@functools.lru_cache(maxsize=2)
+def _valid_entries(text: str) -> tuple[Entry, ...]:
+    """The entries of catalogue text. The last two answers are kept (entries are immutable):
+    an edit validates its text, writes it and reads it back with one parse."""
+    fail = _failer("catalogue.yaml")
+    try:
+        return _checked(_streamed_entries(text, fail), fail)
+    except (_Unusual, CatalogueError, yaml.YAMLError):
+        return _parse_composed(text).entries
+
+
+def _parse_composed(text: str) -> Catalogue:
+    """`parse_catalogue` from the composed node tree of the whole file."""
+    where = "catalogue.yaml"
     fail = _failer(where)
     root = _compose(text, where)
     if root is None:
-        return Catalogue(entries=(), path=path)
+        return Catalogue(entries=())
     _refuse_tags(root, fail)
     if not isinstance(root, yaml.SequenceNode):
         fail("the catalogue must be a list of sections (- section: NAME / entries: [...])", root)
+    return Catalogue(entries=_checked(_composed_entries(root, fail), fail))
 
-    entries: list[Entry] = []
-    seen: dict[str, int] = {}
-    seen_arxiv: dict[str, str] = {}
+
+def _composed_entries(root: yaml.SequenceNode, fail: _Fail) -> Iterator[tuple[str, yaml.Node]]:
+    """(section name, entry node) for each entry of the composed file, sections checked."""
     for section_node in root.value:
         fields = _mapping(section_node, "a section", fail)
         _reject_unknown(fields, SECTION_FIELDS, "section", fail)
@@ -148,17 +179,97 @@ def parse_catalogue(text: str, path: Path | None = None) -> Catalogue:
         if not isinstance(entries_node[1], yaml.SequenceNode):
             fail(f"`entries` of section {name!r} must be a list", entries_node[1])
         for entry_node in entries_node[1].value:
-            entry = _entry(entry_node, name, fail)
-            if entry.id in seen:
-                fail(f"duplicate id {entry.id!r} (first used on line {seen[entry.id]})", entry_node)
-            seen[entry.id] = entry.line or 0
-            if entry.arxiv_id:
-                if entry.arxiv_id in seen_arxiv:
-                    fail(f"arXiv id {entry.arxiv_id} is already the entry {seen_arxiv[entry.arxiv_id]!r}",
-                         entry_node)
-                seen_arxiv[entry.arxiv_id] = entry.id
-            entries.append(entry)
-    return Catalogue(entries=tuple(entries), path=path)
+            yield name, entry_node
+
+
+class _Unusual(Exception):
+    """The file is not in the everyday shape that `_streamed_entries` reads."""
+
+
+def _streamed_entries(text: str, fail: _Fail) -> Iterator[tuple[str, yaml.Node]]:
+    """(section name, entry node) for each entry, composed from libyaml's events one entry at
+    a time. Only the everyday shape is read here (sections as `section:` then `entries:` list,
+    no anchors, aliases or explicit tags): anything else raises _Unusual."""
+    loader = _SAFE_LOADER(text)
+    next_event: Callable[[], Any] = loader.get_event  # libyaml's events (its marks type apart)
+    tags: dict[tuple[str, tuple[bool, bool]], str] = {}
+
+    def resolve(value: str, implicit: tuple[bool, bool]) -> str:
+        # The loader's own resolver, asked only where an implicit resolver could apply (plain
+        # text starting with a character that one is registered for), its answers remembered.
+        if not implicit[0] or value[:1] not in loader.yaml_implicit_resolvers:
+            return _STR
+        if (value, implicit) not in tags:
+            tags[value, implicit] = loader.resolve(yaml.ScalarNode, value, implicit)
+        return tags[value, implicit]
+
+    def compose(event) -> yaml.Node:
+        kind = type(event)
+        if kind not in _NODE_EVENTS or event.anchor is not None or event.tag is not None:
+            raise _Unusual
+        if kind is yaml.ScalarEvent:
+            tag = resolve(event.value, event.implicit)
+            if tag not in _PLAIN_TAGS:
+                raise _Unusual
+            return yaml.ScalarNode(tag, event.value, event.start_mark, event.end_mark, style=event.style)
+        if kind is yaml.SequenceStartEvent:
+            items = []
+            while type(item := next_event()) is not yaml.SequenceEndEvent:
+                items.append(compose(item))
+            return yaml.SequenceNode(_SEQ, items, event.start_mark, cast(yaml.Mark, item.end_mark),
+                                     flow_style=event.flow_style)
+        pairs = []
+        while type(key := next_event()) is not yaml.MappingEndEvent:
+            pairs.append((compose(key), compose(next_event())))
+        return yaml.MappingNode(_MAP, pairs, event.start_mark, cast(yaml.Mark, key.end_mark),
+                                flow_style=event.flow_style)
+
+    def expect(kind, plain: bool = True) -> yaml.Event:
+        event = next_event()
+        if type(event) is not kind or (plain and (event.anchor is not None or event.tag is not None)):
+            raise _Unusual
+        return event
+
+    expect(yaml.StreamStartEvent, plain=False)
+    expect(yaml.DocumentStartEvent, plain=False)
+    expect(yaml.SequenceStartEvent)
+    while type(event := next_event()) is yaml.MappingStartEvent:
+        if event.anchor is not None or event.tag is not None:
+            raise _Unusual
+        section_key, section_value = compose(next_event()), compose(next_event())
+        if section_key.value != "section" or not isinstance(section_value, yaml.ScalarNode):
+            raise _Unusual
+        name = _string({"section": (section_key, section_value)}, "section", section_value, fail,
+                       required=True)
+        if compose(next_event()).value != "entries":
+            raise _Unusual
+        expect(yaml.SequenceStartEvent)
+        while type(item := next_event()) is not yaml.SequenceEndEvent:
+            yield name, compose(item)
+        expect(yaml.MappingEndEvent, plain=False)
+    if type(event) is not yaml.SequenceEndEvent:
+        raise _Unusual
+    expect(yaml.DocumentEndEvent, plain=False)
+    expect(yaml.StreamEndEvent, plain=False)
+
+
+def _checked(entries: Iterable[tuple[str, yaml.Node]], fail: _Fail) -> tuple[Entry, ...]:
+    """The entries validated, ids and arXiv ids unique."""
+    checked: list[Entry] = []
+    seen: dict[str, int] = {}
+    seen_arxiv: dict[str, str] = {}
+    for section, entry_node in entries:
+        entry = _entry(entry_node, section, fail)
+        if entry.id in seen:
+            fail(f"duplicate id {entry.id!r} (first used on line {seen[entry.id]})", entry_node)
+        seen[entry.id] = entry.line or 0
+        if entry.arxiv_id:
+            if entry.arxiv_id in seen_arxiv:
+                fail(f"arXiv id {entry.arxiv_id} is already the entry {seen_arxiv[entry.arxiv_id]!r}",
+                     entry_node)
+            seen_arxiv[entry.arxiv_id] = entry.id
+        checked.append(entry)
+    return tuple(checked)
 
 
 def _refuse_tags(root: yaml.Node, fail) -> None:
@@ -198,7 +309,7 @@ def check_fields(fields: dict, section: str) -> Entry:
         raise UsageError(err.problem[:1].upper() + err.problem[1:] + ".") from None
 
 
-def _failer(where: str) -> Callable[..., NoReturn]:
+def _failer(where: str) -> _Fail:
     def fail(message: str, node: yaml.Node | None = None, hint: str | None = None) -> NoReturn:
         line = node.start_mark.line + 1 if node is not None else None
         raise CatalogueError(message, path=where, line=line, hint=hint)
@@ -325,7 +436,7 @@ def _words(fields, key: str, message: str, fail) -> tuple[str, ...]:
     node = fields[key][1]
     if not isinstance(node, yaml.SequenceNode) or not all(
         isinstance(item, yaml.ScalarNode) and item.value.strip()
-        and not any(ord(ch) < 32 for ch in " ".join(item.value.split())) for item in node.value
+        and not _CONTROL.search(" ".join(item.value.split())) for item in node.value
     ):
         fail(message, node)
     return tuple(" ".join(item.value.split()) for item in node.value)
@@ -396,24 +507,21 @@ def insert_entry(text: str, section: str, fields: dict) -> str:
 
 def _insert_block(text: str, section: str, block: str) -> str:
     """catalogue text with `block` (a `- id: ...` item at column 0) appended to `section`."""
-    root = yaml.compose(text, Loader=_SAFE_LOADER) if text.strip() else None
+    sections = _outline(text)
     lines = text.splitlines(keepends=True)
     if lines and not lines[-1].endswith("\n"):
         lines[-1] += "\n"
-    sections = root.value if isinstance(root, yaml.SequenceNode) else []
-    for number, node in enumerate(sections):
-        name = next((v.value for k, v in node.value if k.value == "section"), None)
-        if name != section:
+    for number, place in enumerate(sections):
+        if place.name != section:
             continue
-        entries = next((v for k, v in node.value if k.value == "entries"), None)
-        if isinstance(entries, yaml.SequenceNode) and entries.value:
-            indent = " " * (entries.value[0].start_mark.column - 2)
+        if place.items:
+            indent = " " * (place.items[0].column - 2)
             gap = "\n" if _blank_between(lines, sections) else ""
         else:
-            indent = " " * (node.start_mark.column + 2)
+            indent = " " * (place.column + 2)
             gap = ""
         if number + 1 < len(sections):
-            end = sections[number + 1].start_mark.line
+            end = sections[number + 1].line
             while end > 0 and (not lines[end - 1].strip() or lines[end - 1].lstrip().startswith("#")):
                 end -= 1
         else:
@@ -421,9 +529,9 @@ def _insert_block(text: str, section: str, block: str) -> str:
             while end > 0 and not lines[end - 1].strip():
                 end -= 1
         new_lines = ([gap] if gap else []) + _indented(block, indent)
-        if not entries or not isinstance(entries, yaml.SequenceNode) or not entries.value:
+        if not place.items and place.entries_line is not None:
             # "entries:" with nothing (or null, or []) after it: replace that line's value with a block.
-            key_line = next(k for k, v in node.value if k.value == "entries").start_mark.line
+            key_line = place.entries_line
             lines[key_line] = lines[key_line].split(":", 1)[0] + ":\n"
         result = "".join(lines[:end] + new_lines + lines[end:])
         break
@@ -432,24 +540,119 @@ def _insert_block(text: str, section: str, block: str) -> str:
         header = f"- section: {name}\n  entries:\n"
         body = "".join(lines).rstrip("\n")
         result = (body + "\n\n" if body else "") + header + "".join(_indented(block, "    "))
-    parse_catalogue(result)
-    return result
+    return _valid_edit(result)
 
 
-def _blank_between(lines: list[str], sections: list) -> bool:
+def _blank_between(lines: list[str], sections: list[_PlacedSection]) -> bool:
     """Whether the file separates entries by a blank line (as the repository's does), judged
     by the first section with two entries."""
-    for node in sections:
-        items: list[yaml.Node] = next((v.value for k, v in node.value if k.value == "entries"
-                      and isinstance(v, yaml.SequenceNode)), [])
-        if len(items) >= 2:
-            line = items[1].start_mark.line
+    for place in sections:
+        if len(place.items) >= 2:
+            line = place.items[1].line
             return line > 0 and not lines[line - 1].strip()
     return True
 
 
 def _indented(block: str, indent: str) -> list[str]:
     return [indent + line if line.strip() else line for line in block.splitlines(keepends=True)]
+
+
+@dataclass(frozen=True)
+class _PlacedEntry:
+    """Where an entry stands in the file (0-based lines): its mapping from (line, column) to
+    the end of its last value, and its `id` value as written."""
+
+    line: int
+    column: int
+    end: tuple[int, int]  # (line, column) just after it
+    id: str | None
+    id_style: str | None
+    id_span: tuple[int, int]  # character offsets of the id value
+
+
+@dataclass(frozen=True)
+class _PlacedSection:
+    """Where a section stands: its mapping's (line, column), its `entries:` key line and list."""
+
+    name: str | None
+    line: int
+    column: int
+    entries_line: int | None
+    in_flow: bool
+    items: list[_PlacedEntry]
+
+
+def _outline(text: str) -> list[_PlacedSection]:
+    """The sections and entries of valid catalogue text, placed, from libyaml's events (no
+    node tree, so editing a 200,000-entry file stays quick). Aliases where sections, entries
+    or their ids stand are refused: such a file is edited by hand."""
+    loader = _SAFE_LOADER(text)
+    next_event: Callable[[], Any] = loader.get_event
+
+    def refuse(event) -> NoReturn:
+        raise CatalogueError("the file uses a YAML alias (*name) where paperscope edits; edit it by hand",
+                             path="catalogue.yaml", line=event.start_mark.line + 1)
+
+    def skip(event) -> tuple[int, int]:
+        """Consume the node that starts with `event`; the (line, column) after it."""
+        depth = 1 if _is(event, yaml.CollectionStartEvent) else 0
+        while depth:
+            event = next_event()
+            depth += 1 if _is(event, yaml.CollectionStartEvent) else \
+                -1 if _is(event, yaml.CollectionEndEvent) else 0
+        return event.end_mark.line, event.end_mark.column
+
+    def entry(start: Any) -> _PlacedEntry:
+        if not _is(start, yaml.MappingStartEvent):
+            refuse(start)
+        end, placed_id, style, span = (start.end_mark.line, start.end_mark.column), None, None, (0, 0)
+        while not _is(key := next_event(), yaml.MappingEndEvent):
+            value = next_event()
+            if _is(key, yaml.ScalarEvent) and key.value == "id":
+                if not _is(value, yaml.ScalarEvent):
+                    refuse(value)
+                placed_id, style = value.value, value.style
+                span = (value.start_mark.index, value.end_mark.index)
+            skip(key)
+            end = skip(value)
+        return _PlacedEntry(start.start_mark.line, start.start_mark.column, end, placed_id, style, span)
+
+    def section(start: Any) -> _PlacedSection:
+        if not _is(start, yaml.MappingStartEvent):
+            refuse(start)
+        name, entries_line, in_flow, items = None, None, False, []
+        while not _is(key := next_event(), yaml.MappingEndEvent):
+            value = next_event()
+            if _is(key, yaml.ScalarEvent) and key.value == "section" \
+                    and _is(value, yaml.ScalarEvent):
+                name = " ".join(value.value.split())
+            elif _is(key, yaml.ScalarEvent) and key.value == "entries":
+                entries_line = key.start_mark.line
+                if _is(value, yaml.AliasEvent):
+                    refuse(value)
+                if _is(value, yaml.SequenceStartEvent):
+                    in_flow = bool(value.flow_style)
+                    while not _is(item := next_event(), yaml.SequenceEndEvent):
+                        items.append(entry(item))
+                    continue
+            skip(key)
+            skip(value)
+        return _PlacedSection(name, start.start_mark.line, start.start_mark.column, entries_line,
+                              in_flow, items)
+
+    next_event()  # the stream's start
+    if not _is(next_event(), yaml.DocumentStartEvent) or \
+            not _is(next_event(), yaml.SequenceStartEvent):
+        return []
+    sections = []
+    while not _is(event := next_event(), yaml.SequenceEndEvent):
+        sections.append(section(event))
+    return sections
+
+
+def _is(event: Any, kind: type) -> bool:
+    """isinstance for libyaml's events, kept untyped (the stubs type their marks as optional)."""
+    return isinstance(event, kind)
 
 
 @dataclass(frozen=True)
@@ -460,33 +663,28 @@ class _Span:
     first: int
     end: int
     indent: int
-    node: yaml.MappingNode
+    entry: _PlacedEntry
     only: int | None  # the line of its section's `entries:` key when it is the only entry
 
 
 def _span(text: str, entry_id: str) -> _Span:
-    root = yaml.compose(text, Loader=_SAFE_LOADER)
     lines = text.splitlines(keepends=True)
     if lines and not lines[-1].endswith("\n"):
         lines[-1] += "\n"
-    for section_node in root.value if isinstance(root, yaml.SequenceNode) else []:
-        for key, entries in section_node.value:
-            if key.value != "entries" or not isinstance(entries, yaml.SequenceNode):
+    for place in _outline(text):
+        for item in place.items:
+            if item.id != entry_id:
                 continue
-            for node in entries.value:
-                if next((v.value for k, v in node.value if k.value == "id"), None) != entry_id:
-                    continue
-                line, column = node.start_mark.line, node.start_mark.column
-                if entries.flow_style or column < 2 or lines[line][column - 2:column] != "- ":
-                    raise CatalogueError(
-                        f"entry {entry_id!r} is not written as a `- id: ...` item; edit it by hand",
-                        line=line + 1)
-                last = node.value[-1][1].end_mark
-                end = last.line + (1 if last.column else 0)
-                while end > line + 1 and not lines[end - 1].strip():
-                    end -= 1
-                return _Span(lines, line, end, column - 2, node,
-                             key.start_mark.line if len(entries.value) == 1 else None)
+            line, column = item.line, item.column
+            if place.in_flow or column < 2 or lines[line][column - 2:column] != "- ":
+                raise CatalogueError(
+                    f"entry {entry_id!r} is not written as a `- id: ...` item; edit it by hand",
+                    line=line + 1)
+            end = item.end[0] + (1 if item.end[1] else 0)
+            while end > line + 1 and not lines[end - 1].strip():
+                end -= 1
+            return _Span(lines, line, end, column - 2, item,
+                         place.entries_line if len(place.items) == 1 else None)
     raise CatalogueError(f"no entry {entry_id!r}")
 
 
@@ -513,8 +711,7 @@ def remove_entry(text: str, entry_id: str) -> str:
         key = lines[span.only]
         lines[span.only] = key[:key.index("entries:") + len("entries:")] + " []\n"
     result = "".join(lines)
-    parse_catalogue(result)
-    return result
+    return _valid_edit(result)
 
 
 def move_entry(text: str, entry_id: str, section: str) -> str:
@@ -528,20 +725,28 @@ def replace_entry(text: str, entry_id: str, mapping: str) -> str:
     span = _span(text, entry_id)
     block = _indented(_as_item(mapping), " " * span.indent)
     result = "".join(span.lines[:span.first] + block + span.lines[span.end:])
-    parse_catalogue(result)
-    return result
+    return _valid_edit(result)
 
 
 def rename_entry(text: str, old: str, new: str) -> str:
     """catalogue text with the entry's id changed, quoted as the old one was."""
     span = _span(text, old)
-    value = next(v for k, v in span.node.value if k.value == "id")
-    if value.style in ("'", '"'):
-        written = f"{value.style}{new}{value.style}"
-    else:
-        written = new if yaml.safe_load(new) == new else json_quote(new)
-    result = text[:value.start_mark.index] + written + text[value.end_mark.index:]
-    parse_catalogue(result)
+    style = span.entry.id_style
+    quoted = style in ("'", '"')
+    written = f"{style}{new}{style}" if quoted else new if yaml.safe_load(new) == new else json_quote(new)
+    first, end = span.entry.id_span
+    result = text[:first] + written + text[end:]
+    return _valid_edit(result)
+
+
+def _valid_edit(result: str) -> str:
+    """The edited text, once it parses: an edit that would break the file (an alias left
+    without its anchor, say) writes nothing."""
+    try:
+        parse_catalogue(result)
+    except CatalogueError as err:
+        raise CatalogueError(f"the edit would leave the file invalid ({err.problem}); edit it by hand",
+                             path="catalogue.yaml") from None
     return result
 
 

@@ -14,6 +14,7 @@ import os
 import sqlite3
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional
 
@@ -129,12 +130,19 @@ def _print_json(data) -> None:
     typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
 
 
-def _print_items(items: list[dict], fmt: str) -> None:
-    """A list of objects as one JSON document or as JSON lines."""
-    if fmt == "json":
-        _print_json(items)
-    else:
-        typer.echo("\n".join(json.dumps(item, ensure_ascii=False) for item in items))
+def _print_items(items: Iterable[dict], fmt: str) -> None:
+    """Objects as one JSON list (as json.dumps(list, indent=2) writes it) or as JSON lines,
+    written one at a time: a long list is never held as one text."""
+    if fmt == "jsonl":
+        for item in items:
+            typer.echo(json.dumps(item, ensure_ascii=False))
+        return
+    opening = "["
+    for item in items:
+        typer.echo(opening + "\n  " + json.dumps(item, indent=2, ensure_ascii=False).replace("\n", "\n  "),
+                   nl=False)
+        opening = ","
+    typer.echo("[]" if opening == "[" else "\n]")
 
 
 # Options shared by several commands.
@@ -774,7 +782,7 @@ def list_entries(
     entries = library.entries(section=section, tags=tag or ())
     records = library.records()
     if fmt in ("json", "jsonl"):
-        _print_items([_entry_json(e, records.get(e.arxiv_id or "")) for e in entries], fmt)
+        _print_items((_entry_json(e, records.get(e.arxiv_id or "")) for e in entries), fmt)
         return
     if fmt == "bibtex":
         _echo_bibtex(library, [e.id for e in entries])
