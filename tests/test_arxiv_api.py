@@ -252,7 +252,7 @@ def test_cli_ingest_offline_fails_within_seconds_and_suggests_a_snapshot(small_l
     started = time.monotonic()
     result = CliRunner().invoke(app, ["--library", str(small_library), "ingest", "--no-build"])
     assert time.monotonic() - started < 5 and result.exit_code == 8
-    assert "error: arXiv cannot be reached (connection refused): 1 papers were not fetched" in result.stderr
+    assert "error: arXiv cannot be reached (connection refused): 1 paper was not fetched" in result.stderr
     assert "paperscope ingest --from-snapshot FILE" in result.stderr
     assert "Run `paperscope ingest` again" not in result.stderr
 

@@ -32,3 +32,22 @@ def test_the_cli_reference_covers_every_command_and_sub_command():
     for path in load_script(SCRIPT).command_paths():
         assert f"## `{' '.join(['paperscope', *path])}`" in text
     assert "## `paperscope corpus import`" in text and "## `paperscope export markdown`" in text
+
+
+def test_help_examples_fit_an_80_column_terminal():
+    # The help box leaves 78 columns; a longer example would wrap in the middle of a command.
+    import inspect
+
+    import typer
+
+    from paperscope.cli import app
+
+    def helps(command):
+        yield command.name, inspect.cleandoc(command.help or "")
+        for sub in getattr(command, "commands", {}).values():
+            yield from helps(sub)
+
+    for name, text in helps(typer.main.get_command(app)):
+        for line in text.splitlines():
+            if line.strip().startswith("paperscope "):
+                assert len(line.strip()) <= 78, f"{name}: {line.strip()}"

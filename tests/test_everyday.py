@@ -138,6 +138,16 @@ def test_add_of_an_unknown_paper_changes_nothing(small_library):
     assert (small_library / "catalogue.yaml").read_text() == before
 
 
+def test_ingest_from_a_snapshot_without_a_paper_says_where_else_to_get_it(small_library):
+    catalogue = small_library / "catalogue.yaml"
+    catalogue.write_text(catalogue.read_text() + "    - id: scaling-laws\n      title: Scaling Laws\n"
+                         "      url: https://arxiv.org/abs/2001.08361\n      arxiv: \"2001.08361\"\n")
+    result = run(small_library, "ingest", "--from-snapshot", SNAPSHOT, "--no-build")
+    assert result.exit_code == 8
+    assert "1 paper could not be fetched" in result.stderr and "2001.08361" in result.stderr
+    assert "Fetch them from arXiv with `paperscope ingest`, or from a snapshot" in result.stderr
+
+
 def test_python_api(small_library):
     library = Library.open(small_library)
     report, missing = library.build()

@@ -281,9 +281,10 @@ def test_bibtex_fields_cannot_break_out():
 
 def test_a_mistyped_library_folder_does_not_climb_to_its_parent(small_library):
     result = runner.invoke(app, ["--library", str(small_library / "typo"), "list"])
-    assert result.exit_code == 2 and "holds no catalogue.yaml" in result.output
-    with pytest.raises(UsageError, match=r"holds no catalogue\.yaml"):
-        Library.open(small_library / "typo")
+    assert result.exit_code == 2 and "typo does not exist" in result.output
+    (small_library / "empty").mkdir()
+    with pytest.raises(UsageError, match=r"empty holds no catalogue\.yaml"):
+        Library.open(small_library / "empty")
 
 
 def test_the_current_folder_search_still_climbs(small_library, monkeypatch):

@@ -304,3 +304,12 @@ def test_commands_run_single_threaded_unless_the_user_chose(library_dir, user, e
     assert seen == "[False]"  # set before NumPy was imported
     assert values == expected
     assert int(build) == (int(user) if user else os.cpu_count())
+
+
+def test_counts_agree_with_their_nouns():
+    from paperscope.text import counted
+
+    assert [counted(n, "entry") for n in (0, 1, 2, 1200)] == ["0 entries", "1 entry", "2 entries",
+                                                              "1,200 entries"]
+    assert counted(1, "query") == "1 query" and counted(3, "query") == "3 queries"
+    assert counted(2, "day") == "2 days" and counted(2, "paper") == "2 papers"

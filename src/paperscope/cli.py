@@ -22,6 +22,7 @@ import typer
 
 from . import __version__
 from .errors import PaperscopeError
+from .text import counted, no_abstract_yet
 
 if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
@@ -157,6 +158,8 @@ YearFrom = Annotated[Optional[int], typer.Option("--year-from", metavar="YEAR", 
 YearTo = Annotated[Optional[int], typer.Option("--year-to", metavar="YEAR", help="Only entries up to this year.")]
 Format = Annotated[str, typer.Option("--format", "-f", metavar="FORMAT",
                                      help="table (for people), json, jsonl (one object a line) or bibtex.")]
+DataFormat = Annotated[str, typer.Option("--format", "-f", metavar="FORMAT",
+                                         help="table (for people), json or jsonl (one object a line).")]
 AsJson = Annotated[bool, typer.Option("--json", help="Shorthand for --format json.")]
 IndexDir = Annotated[Optional[Path], typer.Option(
     "--index-dir", metavar="DIR",
@@ -312,21 +315,26 @@ def ingest(
     finally:
         bar.stop()
     source = f"snapshot {from_snapshot}" if from_snapshot else "arXiv"
-    _err(f"Fetched {len(report.fetched)} of {len(report.fetched) + len(report.failures)} papers "
-         f"from {source}; {report.cached} were already cached.")
+    cached = f"{report.cached} {'was' if report.cached == 1 else 'were'} already cached"
+    _err(f"Fetched {len(report.fetched)} of {counted(len(report.fetched) + len(report.failures), 'paper')} "
+         f"from {source}; {cached}.")
     if not no_build:
         _build(library, full=False, model=None, no_wait=no_wait)
     if report.unreachable:
         raise FetchError(
-            f"{report.unreachable}: {len(report.failures)} papers were not fetched "
+            f"{report.unreachable}: {counted(len(report.failures), 'paper')} "
+            f"{'was' if len(report.failures) == 1 else 'were'} not fetched "
             "(everything else was kept).", report.failures,
             hint="Check the network, or read an arXiv metadata snapshot instead: "
                  "paperscope ingest --from-snapshot FILE")
     if report.failures:
         lines = "\n".join(f"  {arxiv_id}: {why}" for arxiv_id, why in sorted(report.failures.items()))
         raise FetchError(
-            f"{len(report.failures)} papers could not be fetched (everything else was kept):\n{lines}",
-            report.failures, hint="Run `paperscope ingest` again later to fetch only these.")
+            f"{counted(len(report.failures), 'paper')} could not be fetched (everything else was kept):"
+            f"\n{lines}",
+            report.failures,
+            hint="Fetch them from arXiv with `paperscope ingest`, or from a snapshot that holds them."
+            if from_snapshot else "Run `paperscope ingest` again later to fetch only these.")
 
 
 @_command()
@@ -367,8 +375,11 @@ def add(
 
       paperscope add 2512.03402 --corpus arxiv-cl --section "Training Recipe"
 
-      paperscope add https://example.org/post --kind blog --title "A post" --summary "What it covers." --authors "Ada Lovelace, Alan Turing" --year 2024
-    """  # noqa: E501 (an example command reads best on one line)
+    \b
+    paperscope add https://example.org/post --kind blog --title "A post" \\
+        --summary "What it covers." --authors "Ada Lovelace, Alan Turing" \\
+        --year 2024
+    """
     library = _library()
     names = [name.strip() for value in authors or () for name in value.split(",") if name.strip()]
     with _embedding_feedback("entries") as (on_encoder, _advance):
@@ -545,7 +556,9 @@ def build(
 
       paperscope build
 
-      paperscope build --corpus scifact --index-dir /tmp/scifact-index   (BEIR's scifact.zip, unzipped)
+      paperscope build --corpus scifact --index-dir /tmp/scifact-index
+
+    (the last: a BEIR dataset folder, such as BEIR's scifact.zip unzipped)
     """
     if corpus is not None:
         _build_corpus(corpus, index_dir, full=full, model=model, scheme=scheme, no_wait=no_wait)
@@ -602,7 +615,7 @@ def _build(library: Library, *, full: bool, model: Optional[str], no_wait: bool)
                                         on_encoder=on_encoder, wait=not no_wait, on_wait=_waiting)
     _report_build(report)
     if missing:
-        _err(f"{len(missing)} entries have no abstract yet and are searched by their title only: "
+        _err(f"{no_abstract_yet(len(missing))}: "
              f"{', '.join(e.id for e in missing)}. Fetch them with: paperscope ingest "
              "(offline: paperscope ingest --from-snapshot FILE)")
 
@@ -611,11 +624,11 @@ def _report_build(report) -> None:
     if report.written:
         resumed = f", {report.resumed} from earlier chunks" if report.resumed else ""
         _err(f"Index built: {len(report.embedded)} embedded, {report.reused} reused{resumed}, "
-             f"{len(report.removed)} removed; {report.total} entries with {report.model}"
+             f"{len(report.removed)} removed; {counted(report.total, 'entry')} with {report.model}"
              + (f" on {report.device}" if report.embedded else "")
              + (f"; {report.search} search." if report.search != "exact" else "."))
     else:
-        _err(f"Index already up to date ({report.total} entries).")
+        _err(f"Index already up to date ({counted(report.total, 'entry')}).")
 
 
 def _filters(section, kind, year_from, year_to, tag):
@@ -844,7 +857,7 @@ def status(
                                "damaged (for CI)."),
     verify: bool = typer.Option(False, "--verify", help="Also hash every byte of the index files "
                                 "(the everyday check reads sizes and each file's ends)."),
-    fmt: Format = "table",
+    fmt: DataFormat = "table",
     as_json: AsJson = False,
 ) -> None:
     """Say whether the index matches the catalogue, and what it holds.
@@ -858,14 +871,14 @@ def status(
     else:
         state = "up to date" if info["up_to_date"] else "OUT OF DATE"
         _echo(f"Library:   {info['library']}")
-        _echo(f"Catalogue: {info['entries']} entries ({info['arxiv_entries']} on arXiv)")
+        _echo(f"Catalogue: {counted(info['entries'], 'entry')} ({info['arxiv_entries']} on arXiv)")
         if info["problem"]:
             _echo(f"Index:     DAMAGED: {info['problem']}")
             _echo("Repair it with `paperscope build --full`.")
         elif info["model"] is None:
             _echo("Index:     none yet. Build it with `paperscope build`.")
         else:
-            _echo(f"Index:     {info['indexed']} entries, {state}; model {info['model']}, "
+            _echo(f"Index:     {counted(info['indexed'], 'entry')}, {state}; model {info['model']}, "
                   f"built {info['built_at']}, {info['index_bytes'] / 1024:.0f} KiB")
         for label in ("new", "stale", "metadata_changed", "removed", "missing_text"):
             if info[label] and not (info["problem"] and label == "new"):
@@ -894,7 +907,7 @@ def evaluate(
     related: bool = typer.Option(False, "--related", help="Evaluate `related` instead of `search`: "
                                  "each query id in the qrels is an entry id, judged against the "
                                  "entries related to it (queries.jsonl is not needed)."),
-    fmt: Format = "table",
+    fmt: DataFormat = "table",
     as_json: AsJson = False,
 ) -> None:
     """Measure retrieval quality: nDCG@10, Recall@100, MRR@10 and latency per mode.
@@ -939,7 +952,7 @@ def evaluate(
         _print_object({"dataset": str(dataset), "split": split, "documents": index.count,
                        "model": index.model_name, "modes": [s.to_json() for s in scores]}, fmt)
         return
-    _echo(f"{dataset} ({split}): {scores[0].queries} queries, {index.count} documents, "
+    _echo(f"{dataset} ({split}): {counted(scores[0].queries, 'query')}, {counted(index.count, 'document')}, "
                f"{index.model_name}")
     _echo(f"{'mode':<8} {'nDCG@10':>8} {'R@100':>7} {'MRR@10':>7} {'ms/query':>9} {'p95':>7}")
     for s in scores:
@@ -953,8 +966,8 @@ corpus_app = typer.Typer(
     name="corpus", no_args_is_help=True,
     help="Import slices of arXiv's metadata snapshot as named corpora, to search them and to "
          "discover papers for the catalogue.\n\nExample:\n\n"
-         "  paperscope corpus import arxiv-metadata-oai-snapshot.json --category cs.CL "
-         "--since 2025-01 --name arxiv-cl")
+         "\b\npaperscope corpus import arxiv-metadata-oai-snapshot.json \\\n"
+         "    --category cs.CL --since 2025-01 --name arxiv-cl")
 app.add_typer(corpus_app)
 
 
@@ -998,9 +1011,13 @@ def corpus_import(
 
     Examples:
 
-      paperscope corpus import arxiv-metadata-oai-snapshot.json --category cs.CL --since 2025-01 --name arxiv-cl
+    \b
+    paperscope corpus import arxiv-metadata-oai-snapshot.json \\
+        --category cs.CL --since 2025-01 --name arxiv-cl
 
-      paperscope corpus import snapshot.jsonl.gz --category cs --limit 20000 --name cs-sample --no-build
+    \b
+    paperscope corpus import snapshot.jsonl.gz --category cs --limit 20000 \\
+        --name cs-sample --no-build
     """
     from .corpora import Corpus, SnapshotFilter
 
@@ -1013,7 +1030,7 @@ def corpus_import(
     finally:
         bar.stop()
     skipped = sum(report.skipped.values())
-    _err(f"Imported {report.kept:,} papers into corpus {name!r} from {report.read:,} records"
+    _err(f"Imported {counted(report.kept, 'paper')} into corpus {name!r} from {counted(report.read, 'record')}"
          + (f"; skipped {skipped:,} unusable ({_reasons(report.skipped)})" if skipped else "")
          + (f"; {report.duplicates:,} repeated ids ignored" if report.duplicates else "") + ".")
     if no_build:
@@ -1100,7 +1117,7 @@ def corpus_list(
             what += f", {selection.get('since') or '…'} to {selection.get('until') or '…'}"
         indexed = (f"{row['indexed']:,} indexed ({row['search']} search)" if row["indexed"] is not None
                    else f"not indexed: paperscope corpus build {row['name']}")
-        _echo(f"{row['name']}: {row['documents']:,} papers ({what}); {indexed}")
+        _echo(f"{row['name']}: {counted(row['documents'], 'paper')} ({what}); {indexed}")
 
 
 @_corpus_command("remove")
@@ -1209,8 +1226,8 @@ def export_markdown(
         _echo(text, nl=False)
         return
     atomic_write_text(output, text)
-    _err(f"Wrote {len(library.catalogue.entries)} entries in {len(library.catalogue.sections)} "
-         f"sections to {output}.")
+    _err(f"Wrote {counted(len(library.catalogue.entries), 'entry')} in "
+         f"{counted(len(library.catalogue.sections), 'section')} to {output}.")
 
 
 @_command()
@@ -1235,12 +1252,14 @@ def init(
     target, made = write_catalogue_from_markdown(from_markdown, folder, force=force)
     catalogue = made.catalogue
     arxiv = sum(1 for entry in catalogue.entries if entry.arxiv_id)
-    _err(f"Wrote {target}: {len(catalogue.entries)} entries in {len(catalogue.sections)} sections, "
+    _err(f"Wrote {target}: {counted(len(catalogue.entries), 'entry')} in "
+         f"{counted(len(catalogue.sections), 'section')}, "
          f"{arxiv} with an arXiv id.")
     for reason in made.skipped:
         _err(f"  left out {reason}")
     if made.needs_summary:
-        _err(f"{len(made.needs_summary)} entries need a summary (search reads their titles until "
+        need = "needs" if len(made.needs_summary) == 1 else "need"
+        _err(f"{counted(len(made.needs_summary), 'entry')} {need} a summary (search reads titles until "
              f"then): {', '.join(entry.id for entry in made.needs_summary)}")
     prefix = f"paperscope --library {shlex.quote(str(folder))}" if _State.library_path else "paperscope"
     _err(f"Next:\n  1. {prefix} ingest   fetches the arXiv abstracts, then builds the index\n"

@@ -28,6 +28,7 @@ from .index import IndexStore
 from .ingest import IngestReport, catalogue_documents, ingest
 from .records import KINDS, Document, Entry, Hit, PaperRecord
 from .store import LibraryPaths, find_library, read_text
+from .text import no_abstract_yet
 
 if TYPE_CHECKING:  # numpy, FAISS and the encoders load only when a command needs them
     import numpy as np
@@ -513,8 +514,8 @@ class Library:
         if missing:
             names = ", ".join(entry.id for entry in missing[:8])
             more = f" and {len(missing) - 8} more" if len(missing) > 8 else ""
-            notices.append(f"{len(missing)} entries have no abstract yet and are searched by their "
-                           f"title only ({names}{more}). Fetch them with: paperscope ingest")
+            notices.append(f"{no_abstract_yet(len(missing))} ({names}{more}). "
+                           "Fetch them with: paperscope ingest")
         return index, notices
 
     def search(self, query: str, *, k: int = 10, mode: str = "hybrid",

@@ -89,6 +89,12 @@ class LibraryPaths:
         return self.root / INDEX_DIR_NAME
 
 
+def _no_catalogue_in(folder: Path) -> str:
+    if folder.is_dir():
+        return f"{folder} holds no {CATALOGUE_NAME}"
+    return f"{folder} is not a folder" if folder.exists() else f"{folder} does not exist"
+
+
 def find_library(start: Path | None = None) -> LibraryPaths:
     """The library in `start` (--library: that folder itself), else $PAPERSCOPE_LIBRARY, else
     the nearest folder at or above the current one that holds a catalogue.yaml. Only the
@@ -96,11 +102,11 @@ def find_library(start: Path | None = None) -> LibraryPaths:
     if start is None and os.environ.get(LIBRARY_ENV):
         start = Path(os.environ[LIBRARY_ENV])
         if not (start / CATALOGUE_NAME).is_file():
-            raise UsageError(f"{LIBRARY_ENV}={start} holds no {CATALOGUE_NAME}.")
+            raise UsageError(f"{LIBRARY_ENV}={_no_catalogue_in(start)}.")
         return LibraryPaths(start.resolve())
     if start is not None:
         if not (start / CATALOGUE_NAME).is_file():
-            raise UsageError(f"{start} holds no {CATALOGUE_NAME}.",
+            raise UsageError(f"{_no_catalogue_in(start)}.",
                              hint="Pass the folder that holds it, or create one with: "
                                   "paperscope init --from-markdown FILE")
         return LibraryPaths(start.resolve())

@@ -21,6 +21,21 @@ SCHEMES = {"multi-scale": PASSAGE_WORDS, "whole": ()}
 DEFAULT_SCHEME = "multi-scale"
 
 
+def counted(number: int, noun: str) -> str:
+    """"1 entry", "2 entries", "1,200 papers": a number with its noun in the right form."""
+    if number == 1:
+        return f"1 {noun}"
+    plural = noun[:-1] + "ies" if re.search(r"[^aeiou]y$", noun) else noun + "s"
+    return f"{number:,} {plural}"
+
+
+def no_abstract_yet(number: int) -> str:
+    """The notice for entries searched by their titles until their abstracts are fetched."""
+    if number == 1:
+        return "1 entry has no abstract yet and is searched by its title only"
+    return f"{number:,} entries have no abstract yet and are searched by their titles only"
+
+
 def sentences(text: str) -> list[str]:
     return [s.strip() for s in _SENTENCE_END.split(text) if s.strip()]
 
