@@ -118,6 +118,8 @@ def _digest(data: bytes) -> str:
 def normalise_arxiv_id(value: str) -> str | None:
     """The bare identifier in an arXiv id or abs/pdf URL, without version; None if it is not one."""
     text = value.strip()
+    if ARXIV_ID_PATTERN.match(text):  # already bare, as the catalogue writes them
+        return text
     match = re.search(r"arxiv\.org/(?:abs|pdf)/([^?#]+?)(?:\.pdf)?/?(?:[?#].*)?$", text)
     if match:
         text = match.group(1)
