@@ -124,7 +124,7 @@ def test_everyday_files_are_read_a_streamed_entry_at_a_time():
     # The fast path must keep reading the files people have, or large catalogues are slow again.
     for text in (SMALL_CATALOGUE, (REPO / "catalogue.yaml").read_text(),
                  (REPO / "tests/fixtures/library/catalogue.yaml").read_text()):
-        streamed = list(_streamed_entries(text, _failer("catalogue.yaml")))
+        streamed = [node for _, node in _streamed_entries(text, _failer("catalogue.yaml")) if node]
         assert len(streamed) == len(parse_catalogue(text).entries) > 0
 
 
@@ -268,3 +268,19 @@ def test_an_entry_added_to_a_section_written_with_extra_spaces_joins_it():
     added = insert_entry(text, "Two spaces", {"id": "n", "title": "N", "url": "https://e.org/n",
                                               "summary": "S."})
     assert added.count("section:") == 1 and parse_catalogue(added).get("n").section == "Two spaces"
+
+
+@pytest.mark.parametrize("field, value, words", [
+    ("title", "word " * 300, "`title` is 1,499 characters long; at most 1,000"),
+    ("summary", "x" * 20_001, "at most 20,000"),
+    ("note", "x" * 20_001, "at most 20,000"),
+    ("tags", "[" + "a" * 101 + "]", "longer than 100 characters"),
+    ("authors", "[" + ", ".join(["A"] * 1001) + "]", "holds 1,001 items; at most 1,000"),
+])
+def test_a_field_too_long_for_any_real_entry_is_refused(field, value, words):
+    # A cloned catalogue must not make a build embed a megabyte-long title in every passage.
+    text = "- section: S\n  entries:\n    - id: x\n      title: T\n      url: https://e.org\n" \
+           "      summary: S.\n"
+    text = re.sub(rf"      {field}: .*\n", "", text) + f"      {field}: {value}\n"
+    with pytest.raises(CatalogueError, match=words):
+        parse_catalogue(text)

@@ -268,6 +268,15 @@ def test_edit_refuses_invalid_text_and_keeps_it(small_library, tmp_path):
     assert text(small_library) == SMALL_CATALOGUE
 
 
+def test_edit_refuses_text_saved_in_another_encoding_and_keeps_it(small_library, tmp_path):
+    editor = editor_script(tmp_path, "open(path, 'wb').write(text.replace('HumanEval', 'caf\\xe9')"
+                                     ".encode('latin-1'))\nsys.exit(0)\n")
+    result = run(small_library, "edit", "humaneval", "--no-build", env={"EDITOR": editor})
+    assert result.exit_code == 2 and "not UTF-8 text" in result.stderr, result.output
+    assert "Your text is kept in" in result.stderr and text(small_library) == SMALL_CATALOGUE
+    Path(result.stderr.split("Your text is kept in ")[1].split()[0].rstrip(".")).unlink()
+
+
 def test_edit_hands_invalid_text_back_while_asked_to(small_library):
     seen = []
 
@@ -401,3 +410,37 @@ def test_concurrent_editing_commands_never_lose_an_entry(small_library):
         assert len(found) == 3 + 6 * (round_ + 1)
     assert paperscope(small_library, "build").wait(120) == 0
     assert set(IndexStore(small_library / "index").open().ids()) == set(found)  # lora by its title
+
+
+@pytest.mark.parametrize("encode", [
+    lambda text: text.replace("\n", "\r\n").encode(),  # written on Windows
+    lambda text: b"\xef\xbb\xbf" + text.encode(),  # with a byte-order mark
+])
+def test_files_with_crlf_line_ends_or_a_bom_are_edited_and_keep_them(small_library, encode):
+    path = small_library / "catalogue.yaml"
+    original = path.read_text()
+    path.write_bytes(encode(original))
+    for args in (["rename", "lora", "lora-paper"], ["remove", "alpaca"],
+                 ["add", "https://example.org/post", "--title", "A post", "--summary", "Text.",
+                  "--section", "Training Recipe"]):
+        result = CliRunner().invoke(app, ["--library", str(small_library), *args, "--no-build"])
+        assert result.exit_code == 0, result.output
+    expected = original.replace("id: lora\n", "id: lora-paper\n")
+    data = path.read_bytes()
+    assert data == encode(data.decode("utf-8-sig").replace("\r\n", "\n"))  # line ends and BOM kept
+    catalogue = parse_catalogue(data.decode("utf-8-sig"))
+    assert {e.id for e in catalogue.entries} == {e.id for e in parse_catalogue(expected).entries
+                                                 if e.id != "alpaca"} | {"a-post"}
+    assert catalogue.get("a-post").section == "Training Recipe"
+
+
+def test_a_section_emptied_by_remove_is_still_a_section(small_library):
+    catalogue = small_library / "catalogue.yaml"
+    for entry in parse_catalogue(catalogue.read_text()).entries:
+        if entry.section == "Evaluation":
+            assert CliRunner().invoke(app, ["--library", str(small_library), "remove", entry.id,
+                                            "--no-build"]).exit_code == 0
+    library = Library.open(small_library)
+    assert "Evaluation" in library.catalogue.sections and library.entries(section="Evaluation") == []
+    moved = library.move("lora", "Evaluation", build=False)
+    assert moved.entry.section == "Evaluation" and catalogue.read_text().count("section: Evaluation") == 1

@@ -366,6 +366,30 @@ def test_a_full_disk_during_a_rebuild_keeps_the_last_build_and_says_so(library_d
     assert runner.invoke(app, ["--library", str(library_dir), "build"]).exit_code == 0
 
 
+def test_a_full_disk_under_the_memory_mapped_vectors_is_an_error_not_a_crash(library_dir, monkeypatch):
+    # The vectors are written through a memory map: without reserving the space first, a full
+    # disk kills the build with SIGBUS when a page is first touched.
+    import errno
+    import os
+
+    from paperscope.cli import app
+
+    def no_space(descriptor, offset, length):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "posix_fallocate", no_space)
+    built = CliRunner().invoke(app, ["--library", str(library_dir), "build", "--full"])
+    assert built.exit_code == 10 and "No space left on device" in built.stderr
+    assert not list((library_dir / "index").glob(".*.tmp"))
+
+
+def test_temporary_files_of_a_killed_writer_go_with_the_next_write(library_dir):
+    leftover = library_dir / "index" / ".vectors.0123456789ab.tmp"
+    leftover.write_bytes(b"x" * 1000)
+    with IndexStore(library_dir / "index").write_lock():
+        assert not leftover.exists()
+
+
 def test_an_emptied_catalogue_does_not_empty_the_index_on_a_search(library_dir):
     from typer.testing import CliRunner
 

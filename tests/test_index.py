@@ -393,3 +393,76 @@ def test_undoing_an_edit_embeds_nothing_and_gives_the_same_index_bytes(built, fa
     assert undone.embedded == [] and undone.resumed == 1
     after = {p.name: p.read_bytes() for p in store.directory.iterdir() if p.is_file() and p.name != ".lock"}
     assert after == before
+
+
+def _resign(store):
+    """Make the manifest match the files again, as a hostile repository would."""
+    from paperscope.index import _hash_file, quick_check
+
+    manifest = json.loads(store.manifest_path.read_text())
+    for info in manifest["files"].values():
+        path = store.directory / info["file"]
+        size = path.stat().st_size
+        info.update(bytes=size, check=quick_check(path, size), sha256=_hash_file(path))
+    store.manifest_path.write_text(json.dumps(manifest))
+
+
+def _sql(store, statement):
+    import sqlite3
+
+    with sqlite3.connect(_data_file(store, "documents")) as db:
+        db.executescript(statement)
+
+
+def _save_array(store, name, change):
+    path = _data_file(store, name)
+    values = np.load(path).copy()
+    change(values)
+    path.unlink()
+    np.save(path, values)
+
+
+ENDLESS_VIEW = ("ALTER TABLE documents RENAME TO d0; CREATE VIEW documents AS WITH RECURSIVE c(x) AS "
+                "(SELECT 0 UNION ALL SELECT x + 1 FROM c) SELECT d.* FROM d0 d, c;")
+
+
+@pytest.mark.parametrize("damage, words", [
+    (lambda s: _sql(s, ENDLESS_VIEW), "holds more than a build writes"),
+    (lambda s: _sql(s, "CREATE TRIGGER t AFTER INSERT ON names BEGIN SELECT 1; END;"), "a trigger"),
+    (lambda s: _sql(s, "UPDATE documents SET meta = '{' WHERE id = 'lora'"), "metadata of the wrong type"),
+    (lambda s: _sql(s, """UPDATE documents SET meta = '{"url": [1]}' WHERE id = 'lora'"""),
+     "metadata of the wrong type"),
+    (lambda s: _sql(s, """UPDATE documents SET meta = '{"year": "abc"}' WHERE id = 'lora'"""),
+     "metadata of the wrong type"),
+    (lambda s: _save_array(s, "bounds", lambda b: b.__setitem__(2, 10**9)), "in order"),
+    (lambda s: _save_array(s, "bounds", lambda b: b.__setitem__(2, -100)), "in order"),
+])
+def test_a_hostile_index_whose_manifest_matches_is_refused_at_once(built, damage, words):
+    store, _ = built
+    damage(store)
+    _resign(store)
+    with pytest.raises(IndexCorruptError, match=words):
+        index = store.open()
+        [index.document(p) for p in range(index.count)]
+
+
+def test_a_tag_list_that_is_text_is_a_damaged_manifest(built):
+    store, _ = built
+    manifest = json.loads(store.manifest_path.read_text())
+    store.manifest_path.write_text(json.dumps({**manifest, "facets": {**manifest["facets"], "tags": "abc"}}))
+    with pytest.raises(IndexCorruptError):
+        store.open()
+
+
+@pytest.mark.parametrize("name", ["manifest.json", "records.json"])
+@pytest.mark.parametrize("make", ["devzero", "fifo"])
+def test_small_index_files_that_are_devices_or_pipes_are_refused_without_reading(built, name, make):
+    store, _ = built
+    path = store.directory / name
+    path.unlink(missing_ok=True)
+    if make == "devzero":
+        path.symlink_to("/dev/zero")
+    else:
+        os.mkfifo(path)  # opening it for reading would wait for a writer for ever
+    with pytest.raises(IndexCorruptError, match="not a plain file"):
+        store.read_manifest() if name == "manifest.json" else store.read_records()

@@ -21,7 +21,7 @@ from typing import Any, Literal, NoReturn, cast, overload
 import yaml
 
 from .errors import CatalogueChangedError, CatalogueError, UsageError
-from .records import KINDS, Entry
+from .records import KINDS, MAX_TEXT_CHARS, Entry
 
 ID_PATTERN = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,78}[a-z0-9])?$")
 # New-style identifiers (0704.0001 onwards) and old-style ones (hep-th/9901001).
@@ -36,6 +36,11 @@ SECTION_FIELDS = {"section", "entries"}
 _PLAIN_TAGS = {f"tag:yaml.org,2002:{name}" for name in
                ("str", "int", "float", "bool", "null", "timestamp", "seq", "map")}
 _STR, _SEQ, _MAP = (f"tag:yaml.org,2002:{name}" for name in ("str", "seq", "map"))
+# The longest text each field may hold: far above real ones, low enough that one entry cannot
+# make a build embed for minutes or hold gigabytes (a title is in every passage of its entry).
+MAX_CHARS = {"title": 1_000, "url": 2_000, "section": 200, "summary": MAX_TEXT_CHARS,
+             "note": MAX_TEXT_CHARS, "authors": 300, "tags": 100}
+MAX_LIST_ITEMS = 1_000  # authors or tags of one entry
 _NODE_EVENTS = (yaml.ScalarEvent, yaml.SequenceStartEvent, yaml.MappingStartEvent)
 _Fail = Callable[..., NoReturn]  # raises CatalogueError for a node: see _failer
 
@@ -46,10 +51,11 @@ class Catalogue:
 
     entries: tuple[Entry, ...]
     path: Path | None = None
+    section_names: tuple[str, ...] = ()  # in file order, empty sections too
 
     @property
     def sections(self) -> list[str]:
-        return list(dict.fromkeys(entry.section for entry in self.entries))
+        return list(dict.fromkeys([*self.section_names, *(entry.section for entry in self.entries)]))
 
     def get(self, entry_id: str) -> Entry | None:
         return next((entry for entry in self.entries if entry.id == entry_id), None)
@@ -71,15 +77,18 @@ class CatalogueFile:
     """The text of catalogue.yaml as read, with the hash that a later write checks."""
 
     path: Path
-    text: str
+    text: str  # with "\n" line ends, whatever the file has
     digest: str | None  # None: there was no file
+    newline: str = "\n"  # the file's line end, written back
 
     @classmethod
     def read(cls, path: Path) -> CatalogueFile:
         from .store import read_text
 
-        text = read_text(path, "Catalogue")
-        return cls(path, text, _digest(text.encode("utf-8")))
+        raw = read_text(path, "Catalogue", newline="")
+        text = raw.replace("\r\n", "\n").replace("\r", "\n")
+        crlf = "\r\n" in raw and raw.count("\r\n") == raw.count("\n") == raw.count("\r")
+        return cls(path, text, _digest(raw.encode("utf-8")), "\r\n" if crlf else "\n")
 
     @classmethod
     def to_replace(cls, path: Path) -> CatalogueFile:
@@ -108,7 +117,7 @@ class CatalogueFile:
             raise CatalogueChangedError(
                 f"{self.path} changed since paperscope read it; nothing was written.",
                 "Run the command again: it reads the file anew.")
-        atomic_write_bytes(target, text.encode("utf-8"), like=info)
+        atomic_write_bytes(target, text.replace("\n", self.newline).encode("utf-8"), like=info)
 
 
 def _digest(data: bytes) -> str:
@@ -136,7 +145,8 @@ def parse_catalogue(text: str, path: Path | None = None) -> Catalogue:
     problem, goes through the composed node tree, which reports the first problem in file
     order."""
     try:
-        return Catalogue(entries=_valid_entries(text), path=path)
+        entries, sections = _validated(text)
+        return Catalogue(entries=entries, path=path, section_names=sections)
     except CatalogueError as err:
         if path is None:
             raise
@@ -144,14 +154,15 @@ def parse_catalogue(text: str, path: Path | None = None) -> Catalogue:
 
 
 @functools.lru_cache(maxsize=2)
-def _valid_entries(text: str) -> tuple[Entry, ...]:
-    """The entries of catalogue text. The last two answers are kept (entries are immutable):
-    an edit validates its text, writes it and reads it back with one parse."""
+def _validated(text: str) -> tuple[tuple[Entry, ...], tuple[str, ...]]:
+    """The entries and section names of catalogue text. The last two answers are kept (they
+    are immutable): an edit validates its text, writes it and reads it back with one parse."""
     fail = _failer("catalogue.yaml")
     try:
         return _checked(_streamed_entries(text, fail), fail)
     except (_Unusual, CatalogueError, yaml.YAMLError):
-        return _parse_composed(text).entries
+        catalogue = _parse_composed(text)
+        return catalogue.entries, catalogue.section_names
 
 
 def _parse_composed(text: str) -> Catalogue:
@@ -164,11 +175,13 @@ def _parse_composed(text: str) -> Catalogue:
     _refuse_tags(root, fail)
     if not isinstance(root, yaml.SequenceNode):
         fail("the catalogue must be a list of sections (- section: NAME / entries: [...])", root)
-    return Catalogue(entries=_checked(_composed_entries(root, fail), fail))
+    entries, sections = _checked(_composed_entries(root, fail), fail)
+    return Catalogue(entries=entries, section_names=sections)
 
 
-def _composed_entries(root: yaml.SequenceNode, fail: _Fail) -> Iterator[tuple[str, yaml.Node]]:
-    """(section name, entry node) for each entry of the composed file, sections checked."""
+def _composed_entries(root: yaml.SequenceNode, fail: _Fail) -> Iterator[tuple[str, yaml.Node | None]]:
+    """(section name, None) for each section of the composed file, checked, then (section name,
+    entry node) for each of its entries."""
     for section_node in root.value:
         fields = _mapping(section_node, "a section", fail)
         _reject_unknown(fields, SECTION_FIELDS, "section", fail)
@@ -176,6 +189,7 @@ def _composed_entries(root: yaml.SequenceNode, fail: _Fail) -> Iterator[tuple[st
         entries_node = fields.get("entries")
         if entries_node is None:
             fail(f"section {name!r} has no `entries` list", section_node)
+        yield name, None
         if isinstance(entries_node[1], yaml.ScalarNode) and entries_node[1].value in ("", "~", "null"):
             continue
         if not isinstance(entries_node[1], yaml.SequenceNode):
@@ -188,10 +202,10 @@ class _Unusual(Exception):
     """The file is not in the everyday shape that `_streamed_entries` reads."""
 
 
-def _streamed_entries(text: str, fail: _Fail) -> Iterator[tuple[str, yaml.Node]]:
-    """(section name, entry node) for each entry, composed from libyaml's events one entry at
-    a time. Only the everyday shape is read here (sections as `section:` then `entries:` list,
-    no anchors, aliases or explicit tags): anything else raises _Unusual."""
+def _streamed_entries(text: str, fail: _Fail) -> Iterator[tuple[str, yaml.Node | None]]:
+    """What `_composed_entries` yields, composed from libyaml's events one entry at a time.
+    Only the everyday shape is read here (sections as `section:` then an `entries:` list, no
+    anchors, aliases or explicit tags): anything else raises _Unusual."""
     loader = _SAFE_LOADER(text)
     next_event: Callable[[], Any] = loader.get_event  # libyaml's events (its marks type apart)
     tags: dict[tuple[str, tuple[bool, bool]], str] = {}
@@ -246,6 +260,7 @@ def _streamed_entries(text: str, fail: _Fail) -> Iterator[tuple[str, yaml.Node]]
         if compose(next_event()).value != "entries":
             raise _Unusual
         expect(yaml.SequenceStartEvent)
+        yield name, None
         while type(item := next_event()) is not yaml.SequenceEndEvent:
             yield name, compose(item)
         expect(yaml.MappingEndEvent, plain=False)
@@ -255,12 +270,17 @@ def _streamed_entries(text: str, fail: _Fail) -> Iterator[tuple[str, yaml.Node]]
     expect(yaml.StreamEndEvent, plain=False)
 
 
-def _checked(entries: Iterable[tuple[str, yaml.Node]], fail: _Fail) -> tuple[Entry, ...]:
-    """The entries validated, ids and arXiv ids unique."""
+def _checked(entries: Iterable[tuple[str, yaml.Node | None]], fail: _Fail
+             ) -> tuple[tuple[Entry, ...], tuple[str, ...]]:
+    """The entries validated, ids and arXiv ids unique; and the section names."""
     checked: list[Entry] = []
+    sections: dict[str, None] = {}
     seen: dict[str, int] = {}
     seen_arxiv: dict[str, str] = {}
     for section, entry_node in entries:
+        if entry_node is None:
+            sections[section] = None
+            continue
         entry = _entry(entry_node, section, fail)
         if entry.id in seen:
             fail(f"duplicate id {entry.id!r} (first used on line {seen[entry.id]})", entry_node)
@@ -271,7 +291,7 @@ def _checked(entries: Iterable[tuple[str, yaml.Node]], fail: _Fail) -> tuple[Ent
                      entry_node)
             seen_arxiv[entry.arxiv_id] = entry.id
         checked.append(entry)
-    return tuple(checked)
+    return tuple(checked), tuple(sections)
 
 
 def _refuse_tags(root: yaml.Node, fail) -> None:
@@ -375,6 +395,9 @@ def _string(fields, key, owner, fail, required=False) -> str | None:
     value = " ".join(str(node.value).split())
     if required and not value:
         fail(f"`{key}` must not be empty", node)
+    if len(value) > MAX_CHARS.get(key, MAX_TEXT_CHARS):
+        fail(f"`{key}` is {len(value):,} characters long; at most {MAX_CHARS.get(key, MAX_TEXT_CHARS):,}",
+             node)
     if _CONTROL.search(value):
         fail(f"`{key}` contains control characters", node)
     return value or None
@@ -441,7 +464,12 @@ def _words(fields, key: str, message: str, fail) -> tuple[str, ...]:
         and not _CONTROL.search(" ".join(item.value.split())) for item in node.value
     ):
         fail(message, node)
-    return tuple(" ".join(item.value.split()) for item in node.value)
+    words = tuple(" ".join(item.value.split()) for item in node.value)
+    if len(words) > MAX_LIST_ITEMS:
+        fail(f"`{key}` holds {len(words):,} items; at most {MAX_LIST_ITEMS:,}", node)
+    if any(len(word) > MAX_CHARS[key] for word in words):
+        fail(f"an item of `{key}` is longer than {MAX_CHARS[key]:,} characters", node)
+    return words
 
 
 def slug(text: str, taken: set[str] | frozenset[str] = frozenset()) -> str:
@@ -590,6 +618,7 @@ def _outline(text: str) -> list[_PlacedSection]:
     or their ids stand are refused: such a file is edited by hand."""
     loader = _SAFE_LOADER(text)
     next_event: Callable[[], Any] = loader.get_event
+    bom = 1 if text.startswith("\ufeff") else 0  # libyaml's offsets count from after it
 
     def refuse(event) -> NoReturn:
         raise CatalogueError("the file uses a YAML alias (*name) where paperscope edits; edit it by hand",
@@ -614,7 +643,7 @@ def _outline(text: str) -> list[_PlacedSection]:
                 if not _is(value, yaml.ScalarEvent):
                     refuse(value)
                 placed_id, style = value.value, value.style
-                span = (value.start_mark.index, value.end_mark.index)
+                span = (value.start_mark.index + bom, value.end_mark.index + bom)
             skip(key)
             end = skip(value)
         return _PlacedEntry(start.start_mark.line, start.start_mark.column, end, placed_id, style, span)

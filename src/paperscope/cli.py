@@ -481,6 +481,7 @@ def edit(
     import tempfile
 
     from .errors import UsageError
+    from .store import read_text
 
     command = os.environ.get("EDITOR") or os.environ.get("VISUAL")
     if not command:
@@ -500,7 +501,7 @@ def edit(
             raise UsageError(f"Cannot run the editor {command!r}: {err.strerror}.") from None
         if code != 0:
             raise UsageError(f"The editor exited with status {code}; nothing was changed.")
-        return path.read_text(encoding="utf-8")
+        return read_text(path, "The edited entry")
 
     def again(error) -> bool:
         if not sys.stdin.isatty():

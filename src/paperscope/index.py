@@ -35,7 +35,13 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import IndexCorruptError, IndexMismatchError, IndexMissingError, LockedError
+from .errors import (
+    IndexCorruptError,
+    IndexMismatchError,
+    IndexMissingError,
+    LockedError,
+    storage_error,
+)
 from .records import Document, PaperRecord
 from .store import atomic_write_json
 
@@ -49,9 +55,16 @@ LOCK_NAME = ".lock"
 CHUNKS_DIR = "chunks"
 CHECK_BYTES = 1 << 16
 REBUILD_HINT = "Rebuild it with: paperscope build --full"
+RECORDS_HINT = "Restore it with `git checkout index/records.json`, or delete it and run: paperscope ingest"
 REQUIRED_FILES = ("vectors", "bounds", "facets", "documents", "bm25data", "bm25docs", "bm25ptr")
 _DATA_FILE = re.compile(r"^([a-z0-9]+)-[0-9a-f]{16}\.(npy|sqlite|faiss)$")
 _OLD_DATA_FILE = re.compile(r"^[a-z0-9]+-[0-9a-f]{16}\.(npy|sqlite|faiss|json|npz)$")  # format 2 too
+# Far above what a build writes (the records of 100,000 papers are about 200 MB); a larger file
+# is refused before it is read.
+MAX_MANIFEST_BYTES = 64 << 20
+MAX_RECORDS_BYTES = 2 << 30
+_DOCUMENT_TABLES = {"documents", "names", "terms", "tags"}
+_LIST_META = {"authors", "tags", "categories"}
 
 
 def quick_check(path: Path, size: int) -> str:
@@ -95,13 +108,9 @@ class IndexStore:
 
     def read_manifest(self) -> dict[str, Any] | None:
         """The manifest, or None when no index was ever built here."""
-        try:
-            raw = self.manifest_path.read_bytes()
-        except FileNotFoundError:
+        raw = _read_plain_file(self.manifest_path, MAX_MANIFEST_BYTES, "index manifest", REBUILD_HINT)
+        if raw is None:
             return None
-        except OSError as err:
-            raise IndexCorruptError(f"Cannot read the index manifest {self.manifest_path}: "
-                                    f"{err.strerror}.", REBUILD_HINT) from None
         try:
             manifest = json.loads(raw)
             if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), dict):
@@ -169,6 +178,8 @@ class IndexStore:
             mode = os.lstat(path)
         except FileNotFoundError:
             raise IndexMissingError(f"The index file {path} is missing.", REBUILD_HINT) from None
+        except PermissionError as err:
+            raise storage_error(err) from None
         except OSError as err:
             raise IndexCorruptError(f"Cannot read the index file {path}: {err.strerror}.",
                                     REBUILD_HINT) from None
@@ -176,6 +187,8 @@ class IndexStore:
             raise IndexCorruptError(f"The index file {path} is not a plain file.", REBUILD_HINT)
         try:
             matches = mode.st_size == info["bytes"] and quick_check(path, mode.st_size) == info.get("check")
+        except PermissionError as err:
+            raise storage_error(err) from None
         except OSError as err:
             raise IndexCorruptError(f"Cannot read the index file {path}: {err.strerror}.",
                                     REBUILD_HINT) from None
@@ -195,11 +208,11 @@ class IndexStore:
 
     def _document_column(self, manifest: dict[str, Any], column: str) -> dict[str, str]:
         path = self.data_path(manifest, "documents")
-        try:
-            with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro&immutable=1", uri=True)) as db:
+        with contextlib.closing(open_document_table(path)) as db:
+            try:
                 return dict(db.execute(f"SELECT id, {column} FROM documents").fetchall())
-        except sqlite3.DatabaseError:
-            raise IndexCorruptError(f"The document table {path} cannot be read.", REBUILD_HINT) from None
+            except sqlite3.DatabaseError:
+                raise _unreadable_table(path) from None
 
     # -- writing ------------------------------------------------------------------
 
@@ -210,12 +223,9 @@ class IndexStore:
 
     def read_records(self) -> dict[str, PaperRecord]:
         """Fetched arXiv metadata by arXiv id ({} when nothing was fetched yet)."""
-        try:
-            raw = self.records_path.read_bytes()
-        except FileNotFoundError:
+        raw = _read_plain_file(self.records_path, MAX_RECORDS_BYTES, "record cache", RECORDS_HINT)
+        if raw is None:
             return {}
-        except OSError as err:
-            raise self._records_damaged(err.strerror) from None
         try:
             data = json.loads(raw)
             if not isinstance(data, dict) or not isinstance(data.get("records"), dict):
@@ -233,9 +243,7 @@ class IndexStore:
         return records
 
     def _records_damaged(self, why: object) -> IndexCorruptError:
-        return IndexCorruptError(
-            f"The record cache {self.records_path} is damaged ({why}).",
-            "Restore it with `git checkout index/records.json`, or delete it and run: paperscope ingest")
+        return IndexCorruptError(f"The record cache {self.records_path} is damaged ({why}).", RECORDS_HINT)
 
     def write_records(self, records: dict[str, PaperRecord]) -> None:
         ordered = {key: records[key].to_json() for key in sorted(records)}
@@ -263,6 +271,9 @@ class IndexStore:
                 on_wait()
             lock.acquire()
         try:
+            for leftover in self.directory.glob(".*.tmp"):  # of a writer that was killed
+                with contextlib.suppress(OSError):
+                    leftover.unlink()
             yield
         finally:
             lock.release()
@@ -298,7 +309,12 @@ class IndexWriter:
         path = self._temp(name)
         if 0 in shape:  # an empty file cannot be memory-mapped
             return np.zeros(shape, dtype=dtype)
-        return np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=shape)
+        values = np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=shape)
+        # Reserve the disk space now: a full disk is then an OSError here, not a SIGBUS when a
+        # page of the mapping is first written.
+        with open(path, "r+b") as handle:
+            os.posix_fallocate(handle.fileno(), 0, os.fstat(handle.fileno()).st_size)
+        return values
 
     def finish_array(self, name: str, values: np.ndarray) -> None:
         import numpy as np
@@ -397,21 +413,17 @@ class OpenIndex:
         self.vectors = self._array(paths["vectors"], (passages, self.dimension), np.float32)
         self.bounds = self._array(paths["bounds"], (self.count + 1,), np.int64)
         self.facets = self._array(paths["facets"], (self.count, 3), np.int32)
-        if self.count and (self.bounds[0] != 0 or self.bounds[-1] != passages):
-            raise self._disagree("the document bounds do not cover the vectors")
+        if self.count and (self.bounds[0] != 0 or self.bounds[-1] != passages
+                           or bool((np.diff(self.bounds) < 0).any())):
+            raise self._disagree("the document bounds do not cover the vectors in order")
         bm25ptr = self._array(paths["bm25ptr"], None, np.int64)
         bm25docs = self._array(paths["bm25docs"], None, np.int32)
         bm25data = self._array(paths["bm25data"], (len(bm25docs),), np.float32)
         if len(bm25ptr) < 1 or bm25ptr[-1] != len(bm25data):
             raise self._disagree("the BM25 arrays are inconsistent")
         self._db_path = paths["documents"]
-        try:
-            self._db = sqlite3.connect(f"file:{self._db_path}?mode=ro&immutable=1", uri=True,
-                                       check_same_thread=False)
-            last = self._db.execute("SELECT max(position) FROM documents").fetchone()[0]
-        except sqlite3.DatabaseError:
-            raise IndexCorruptError(f"The document table {self._db_path} cannot be read.",
-                                    REBUILD_HINT) from None
+        self._db = open_document_table(self._db_path)
+        last = self._query("SELECT max(position) FROM documents", ())[0][0]
         if (last if last is not None else -1) != self.count - 1:
             raise self._disagree(f"the document table holds {0 if last is None else last + 1} "
                                  f"documents, the manifest {self.count}")
@@ -482,8 +494,8 @@ class OpenIndex:
             batch = wanted[start:start + 500]
             rows = self._query(f"SELECT position, id, title, text, meta FROM documents WHERE position IN "
                                f"({','.join('?' * len(batch))})", batch)
-            for position, doc_id, title, text, meta in rows:
-                found[position] = Document(doc_id, title, text, json.loads(meta))
+            for position, *row in rows:
+                found[position] = self._document(row)
         if len(found) != len(set(wanted)):
             raise self._disagree("a document is missing from the document table")
         return [found[p] for p in wanted]
@@ -492,9 +504,25 @@ class OpenIndex:
         return self.documents([position])[0]
 
     def all_documents(self) -> Iterator[Document]:
-        for doc_id, title, text, meta in self._query(
-                "SELECT id, title, text, meta FROM documents ORDER BY position", ()):
-            yield Document(doc_id, title, text, json.loads(meta))
+        for row in self._query("SELECT id, title, text, meta FROM documents ORDER BY position", ()):
+            yield self._document(row)
+
+    def _document(self, row: Sequence[Any]) -> Document:
+        """A document from its table row, every field of the type readers expect."""
+        doc_id, title, text, raw_meta = row
+        try:
+            meta = json.loads(raw_meta)
+            if not (isinstance(doc_id, str) and isinstance(title, str) and isinstance(text, str)
+                    and isinstance(meta, dict)):
+                raise ValueError("not text")
+            for key, value in meta.items():
+                if not (type(value) is int or value is None if key == "year" else
+                        isinstance(value, list) and all(isinstance(v, str) for v in value)
+                        if key in _LIST_META else value is None or isinstance(value, str)):
+                    raise ValueError(key)
+        except (TypeError, ValueError, RecursionError):
+            raise self._disagree(f"the document {doc_id!r} has metadata of the wrong type") from None
+        return Document(doc_id, title, text, meta)
 
     def ids(self) -> list[str]:
         return [row[0] for row in self._query("SELECT id FROM documents ORDER BY position", ())]
@@ -537,8 +565,7 @@ class OpenIndex:
         try:
             return self._db.execute(sql, tuple(args)).fetchall()
         except sqlite3.DatabaseError:
-            raise IndexCorruptError(f"The document table {self._db_path} cannot be read.",
-                                    REBUILD_HINT) from None
+            raise _unreadable_table(self._db_path) from None
 
     # -- vectors ------------------------------------------------------------------
 
@@ -561,13 +588,59 @@ def _check_types(manifest: dict[str, Any]) -> None:
     if not isinstance(manifest["model"], str) or not all(isinstance(s, dict) for s in sections):
         raise ValueError("not an object")
     scheme, search, facets, lexical = sections
-    lists = [facets.get("sections") or [], facets.get("kinds") or [], lexical.get("stopwords") or []]
+    lists = [facets.get("sections") or [], facets.get("kinds") or [], facets.get("tags") or [],
+             lexical.get("stopwords") or []]
     if not all(isinstance(values, list) for values in lists):
         raise ValueError("not a list")
     texts = [scheme.get("name", ""), search.get("kind", "exact"), *(t for values in lists for t in values)]
     numbers = [search.get("lists", 1)]
     if not all(isinstance(t, str) for t in texts) or not all(type(n) is int for n in numbers):
         raise ValueError("a value of the wrong type")
+
+
+def _read_plain_file(path: Path, cap: int, what: str, hint: str | None) -> bytes | None:
+    """The bytes of a small index file; None when it is absent. Only a plain file (not a link,
+    a device or a pipe, which could block or never end) of at most `cap` bytes is read."""
+    try:
+        info = os.lstat(path)
+        if not stat.S_ISREG(info.st_mode):
+            raise IndexCorruptError(f"The {what} {path} is not a plain file.", hint)
+        if info.st_size > cap:
+            raise IndexCorruptError(f"The {what} {path} is {info.st_size:,} bytes, more than any "
+                                    "build writes.", hint)
+        descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        with os.fdopen(descriptor, "rb") as handle:
+            data = handle.read(cap + 1)
+    except FileNotFoundError:
+        return None
+    except OSError as err:
+        raise storage_error(err) from None
+    if len(data) > cap:
+        raise IndexCorruptError(f"The {what} {path} grew past {cap:,} bytes while read.", hint)
+    return data
+
+
+def open_document_table(path: Path) -> sqlite3.Connection:
+    """The document table, read-only, once its schema holds only what a build writes: the four
+    tables and their indexes, no view or trigger (which could run a query without end)."""
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro&immutable=1", uri=True, check_same_thread=False)
+        db.execute("PRAGMA trusted_schema=OFF")
+        schema = db.execute("SELECT type, name, sql FROM sqlite_master").fetchall()
+    except sqlite3.DatabaseError:
+        raise _unreadable_table(path) from None
+    tables = [(name, sql or "") for kind, name, sql in schema if kind == "table"]
+    if any(kind not in ("table", "index") for kind, _, _ in schema) or \
+            {name for name, _ in tables} != _DOCUMENT_TABLES or \
+            not all(sql.upper().startswith("CREATE TABLE") for _, sql in tables):
+        db.close()
+        raise IndexCorruptError(f"The document table {path} holds more than a build writes "
+                                "(a view, a trigger or another table).", REBUILD_HINT)
+    return db
+
+
+def _unreadable_table(path: Path) -> IndexCorruptError:
+    return IndexCorruptError(f"The document table {path} cannot be read.", REBUILD_HINT)
 
 
 def _natural(value: Any) -> int:

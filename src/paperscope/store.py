@@ -133,9 +133,11 @@ def corpus_index_dir(corpus: Path) -> Path:
     return cache_dir() / "corpora" / f"{corpus.parent.name or 'corpus'}-{key}"
 
 
-def read_text(path: Path, what: str) -> str:
+def read_text(path: Path, what: str, newline: str | None = None) -> str:
+    """The UTF-8 text of a file (`newline` as `open` takes it: "" keeps line ends as they are)."""
     try:
-        return path.read_text(encoding="utf-8")
+        with open(path, encoding="utf-8", newline=newline) as handle:
+            return handle.read()
     except FileNotFoundError:
         raise UsageError(f"{what} not found: {path}") from None
     except UnicodeDecodeError as err:
