@@ -424,3 +424,15 @@ def test_a_damaged_manifest_or_a_changed_byte_is_found_and_repaired(library_dir)
     assert verified.exit_code == 1 and "paperscope build --full" in verified.stdout
     assert run("build", "--full").exit_code == 0
     assert run("status", "--check", "--verify").exit_code == 0
+
+
+def test_status_check_fails_on_metadata_that_search_would_refuse(library_dir):
+    from .test_index import _resign, _sql
+
+    store = IndexStore(library_dir / "index")
+    _sql(store, "UPDATE documents SET meta = '{' WHERE id = 'lora'")
+    _resign(store)
+    status = runner.invoke(app, ["--library", str(library_dir), "status", "--check"])
+    assert status.exit_code == 1 and "DAMAGED" in status.stdout and "build --full" in status.stdout
+    searched = runner.invoke(app, ["--library", str(library_dir), "search", "LoRA"])
+    assert searched.exit_code == 5 and "metadata of the wrong type" in searched.stderr

@@ -124,7 +124,8 @@ def _manifest(library):
     (lambda lib: (lib / "index" / "manifest.json").write_text(
         json.dumps({**_manifest(lib), "dimension": 768})), 6, "dimension 384"),
     (lambda lib: (lib / "index" / "manifest.json").write_text(
-        json.dumps({**_manifest(lib), "model": "someone/not-a-local-model"})), 7, "Cannot load"),
+        json.dumps({**_manifest(lib), "model": "someone/not-a-local-model"})), 6,
+     "built with the model someone/not-a-local-model"),  # never loaded: only the configured model is
 ])
 def test_damaged_or_mismatched_files_get_a_message_and_exit_code(library_dir, damage, code, words):
     damage(library_dir)

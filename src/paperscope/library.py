@@ -8,6 +8,8 @@
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import dataclasses
 import difflib
 import sqlite3
@@ -233,7 +235,7 @@ class Library:
 
         with self.store.write_lock(wait=wait, on_wait=on_wait):
             documents, missing = self.documents()
-            report = build_index(self.store, documents, model=model or self._model(),
+            report = build_index(self.store, documents, model=model or self.model,
                                  full=full, progress=progress, on_encoder=on_encoder,
                                  encoder=self.encoder, scheme=DEFAULT_SCHEME)
         return report, missing
@@ -469,7 +471,9 @@ class Library:
 
     # -- reading ------------------------------------------------------------------
 
-    def _model(self) -> str:
+    @property
+    def model(self) -> str:
+        """The embedding model of this library: the only one its queries are encoded with."""
         from .settings import configured_model
 
         return self.encoder.model_name if self.encoder else configured_model()
@@ -489,14 +493,14 @@ class Library:
             notices.append("The catalogue has no entries with text; searching the last build. "
                            "Run `paperscope build` if the index should be emptied too.")
         elif documents_digest(documents) != index.manifest.get("documents_digest"):
-            reason = settings_change(index.manifest, index.model_name, DEFAULT_SCHEME)
+            reason = settings_change(index.manifest, self.model, DEFAULT_SCHEME)
             if update and reason:  # a search never embeds the whole library on the side
                 notices.append(f"The index is out of date with the catalogue, and {reason}: run "
                                "`paperscope build` (it embeds every entry again). Searching the last build.")
             elif update:
                 try:
                     with self.store.write_lock(wait=False):
-                        report = build_index(self.store, documents, model=index.model_name,
+                        report = build_index(self.store, documents, model=self.model,
                                              encoder=self.encoder, scheme=DEFAULT_SCHEME)
                     index.close()
                     index = self.store.open()
@@ -527,7 +531,7 @@ class Library:
         _check_k(k)
         index, notices = self.index(update=update)
         return search_index(index, self.encoder, query, k=k, mode=mode, filters=filters,
-                            notices=notices)
+                            notices=notices, model=self.model)
 
     def related(self, entry_id: str, *, k: int = 5, mode: str = "hybrid",
                 filters: Filters | None = None, update: bool = True) -> SearchOutcome:
@@ -539,7 +543,7 @@ class Library:
             raise UsageError(f"The entry {entry.id!r} is not in the index yet (it has no abstract).",
                              "Fetch it with: paperscope ingest")
         return related_in_index(index, self.encoder, entry.id, k=k, mode=mode, filters=filters,
-                                notices=notices)
+                                notices=notices, model=self.model)
 
     def status(self, verify: bool = False) -> dict:
         """How the index compares with the catalogue, and why the next build would embed
@@ -558,8 +562,9 @@ class Library:
             shown = self.store.indexed_meta(manifest) if manifest else {}
             if manifest and verify:
                 self.store.verify()
-            elif manifest:
-                self.store.open().close()  # whatever `search` would refuse, status reports
+            if manifest:  # whatever `search` would refuse, status reports
+                with contextlib.closing(self.store.open()) as index:
+                    collections.deque(index.all_documents(), maxlen=0)
         except PaperscopeError as err:
             indexed, shown, problem = {}, {}, err.message
         current = {d.id: d.content_hash for d in documents}
@@ -568,8 +573,8 @@ class Library:
                           and shown.get(d.id) != meta_json(d.meta))
         new = sorted(i for i in current if i not in indexed)
         removed = sorted(i for i in indexed if i not in current)
-        rebuild_reason = settings_change(manifest, self._model(), DEFAULT_SCHEME) if manifest else ""
-        up_to_date = manifest is not None and not (stale or new or removed or rebuild_reason) \
+        rebuild_reason = settings_change(manifest, self.model, DEFAULT_SCHEME) if manifest else ""
+        up_to_date = manifest is not None and not (stale or metadata or new or removed or rebuild_reason) \
             and manifest.get("documents_digest") == documents_digest(documents) and not problem \
             and not missing
         return {
@@ -628,17 +633,19 @@ class Collection:
 
 
 def search_index(index: OpenIndex, encoder: Encoder | None, query: str, *, k: int, mode: str,
-                 filters: Filters | None, notices: list[str] | None = None) -> SearchOutcome:
-    """Rank the documents of an open index for a cleaned query."""
+                 filters: Filters | None, notices: list[str] | None = None,
+                 model: str | None = None) -> SearchOutcome:
+    """Rank the documents of an open index for a cleaned query (`model`: see `Searcher`)."""
     from .search import Searcher
 
     allowed = (filters or Filters()).mask(index)
-    return SearchOutcome(Searcher(index, encoder).search(query, k=k, mode=mode, allowed=allowed),
+    return SearchOutcome(Searcher(index, encoder, model).search(query, k=k, mode=mode, allowed=allowed),
                          notices or [])
 
 
 def related_in_index(index: OpenIndex, encoder: Encoder | None, doc_id: str, *, k: int, mode: str,
-                     filters: Filters | None, notices: list[str] | None = None) -> SearchOutcome:
+                     filters: Filters | None, notices: list[str] | None = None,
+                     model: str | None = None) -> SearchOutcome:
     """The documents of an open index closest to the one with id `doc_id`."""
     from .search import Searcher
 
@@ -646,7 +653,7 @@ def related_in_index(index: OpenIndex, encoder: Encoder | None, doc_id: str, *, 
     if position is None:
         raise UnknownEntryError(f"No document with id {doc_id!r} in {index.store.directory}.")
     allowed = (filters or Filters()).mask(index)
-    return SearchOutcome(Searcher(index, encoder).related(position, k=k, mode=mode, allowed=allowed),
+    return SearchOutcome(Searcher(index, encoder, model).related(position, k=k, mode=mode, allowed=allowed),
                          notices or [])
 
 

@@ -200,14 +200,24 @@ class Searcher:
 
     The catalogue, arbitrary corpora and `eval` all rank through this class."""
 
-    def __init__(self, index: OpenIndex, encoder: Encoder | None = None):
+    def __init__(self, index: OpenIndex, encoder: Encoder | None = None, model: str | None = None):
+        """`model`: the one model queries may be encoded with (a catalogue's configured one);
+        None: the model the index names (a corpus of the user's own)."""
         self.index = index
         self._encoder = encoder
+        self.model = model
 
     @property
     def encoder(self) -> Encoder:
         if self._encoder is None:
             from .embedding import load_encoder
+
+            if self.model is not None and self.model != self.index.model_name:
+                # Never the model a (cloned) index names: it could be any folder on this machine.
+                raise IndexMismatchError(
+                    f"The index was built with the model {self.index.model_name}; paperscope is "
+                    f"set to use {self.model}.", "Rebuild it with: paperscope build (or set "
+                    "PAPERSCOPE_MODEL to the index's model)")
 
             self._encoder = load_encoder(self.index.model_name, light=True)
             if self._encoder.dimension != self.index.dimension:

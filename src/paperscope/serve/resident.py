@@ -260,7 +260,7 @@ class Resident:
                 catalogue = library.catalogue
                 records = library.records()
                 index, notices = library.index(update=False)  # a server never writes the index
-                library.encoder = self._encoder_for(index)
+                library.encoder = self._encoder_for(index, library.model)
             except PaperscopeError as err:
                 from ..errors import CatalogueError
 
@@ -289,8 +289,9 @@ class Resident:
                 index.close()
         raise AssertionError("unreachable")
 
-    def _encoder_for(self, index: OpenIndex) -> Encoder | None:
-        """One query encoder per model, kept across generations (tests pass a fake one)."""
+    def _encoder_for(self, index: OpenIndex, model: str) -> Encoder | None:
+        """One query encoder per model, kept across generations (tests pass a fake one); only
+        the library's `model` is loaded (see `Searcher`)."""
         encoder = self._encoders.get(index.model_name)
         if encoder is None:
             if self._encoder is not None:
@@ -298,7 +299,7 @@ class Resident:
             else:
                 from ..search import Searcher
 
-                inner = Searcher(index).encoder  # loads it and checks its dimension
+                inner = Searcher(index, model=model).encoder  # loads it and checks its dimension
             encoder = self._encoders[index.model_name] = CachedEncoder(inner)
         return encoder
 
