@@ -57,7 +57,7 @@ class ArxivStub:
     ("gzip_bomb", size): a gzip body of `size` zero bytes once inflated,
     ("endless",): a chunked body that never ends, ("redirect",): a redirect to the same URL,
     ("ignore_start",): only the first asked id's record, whatever `start` and `max_results`
-    say, while claiming all of them."""
+    say, while claiming all of them, ("raw", status, headers, body): exactly those."""
 
     def __init__(self):
         self.script: list[tuple] = []
@@ -87,6 +87,13 @@ class ArxivStub:
                     for name, value in (step[2] if len(step) > 2 else {}).items():
                         self.send_header(name, value)
                     self.end_headers()
+                    return
+                if kind == "raw":  # ("raw", status, headers, body bytes): exactly that
+                    self.send_response(step[1])
+                    for name, value in {**step[2], "Content-Length": str(len(step[3]))}.items():
+                        self.send_header(name, value)
+                    self.end_headers()
+                    self.wfile.write(step[3])
                     return
                 if kind == "redirect":
                     self.send_response(302)

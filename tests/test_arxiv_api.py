@@ -305,3 +305,43 @@ def test_records_agree_with_the_arxiv_package_on_the_same_responses(stub):
         assert record.primary_category == want.primary_category
         assert record.categories == tuple(want.categories)
         assert record.year == want.published.year
+
+
+def _utf16_entity_page(title_refs: int) -> bytes:
+    page = ('<?xml version="1.0" encoding="UTF-16"?><!DOCTYPE feed [<!ENTITY a "' + "A" * 400 + '">]>'
+            '<feed xmlns="http://www.w3.org/2005/Atom"><entry><id>http://arxiv.org/abs/2106.09685v1</id>'
+            "<title>" + "&a;" * title_refs + "</title><summary>S.</summary></entry></feed>")
+    return page.encode("utf-16")
+
+
+@pytest.mark.parametrize("step, reason", [
+    # A DOCTYPE in UTF-16 is no byte string "<!DOCTYPE": its entities would expand 100-fold.
+    (("raw", 200, {}, _utf16_entity_page(100_000)), "arXiv sent a page that is not an Atom feed"),
+    (("raw", 200, {"Content-Encoding": "gzip"}, b"not gzip"), "arXiv sent a gzip page that cannot be inflated"),
+    (("raw", 200, {"Content-Encoding": "deflate"}, b"\x00\x01broken"), "cannot be inflated"),
+    (("raw", 302, {"Location": "http://[::1"}, b""), "arXiv sent an answer that cannot be read"),
+    (("raw", 302, {"Location": "file:///etc/passwd"}, b""), "cannot ask arXiv at this address"),
+])
+def test_hostile_answers_are_typed_failures_at_once(stub, step, reason):
+    stub.script = [step] * 5
+    started = time.monotonic()
+    result = source(stub, max_retries=2).fetch([LORA])
+    assert LORA not in result.records and reason in result.failures[LORA]
+    assert time.monotonic() - started < 5
+
+
+def test_titles_and_author_lists_from_arxiv_are_capped(stub):
+    authors = "".join(f"<author><name>Author {i}</name></author>" for i in range(12_000))
+    page = RECORDED.replace("<title>QLoRA: Efficient Finetuning of Quantized LLMs</title>",
+                            "<title>" + "T" * 50_000 + "</title>" + authors)
+    stub.script = [("body", page)]
+    record = source(stub).fetch([QLORA]).records[QLORA]
+    assert len(record.title) == 1_000 and len(record.authors) == 10_000
+
+
+def test_a_later_copy_of_an_entry_does_not_replace_a_good_one(stub):
+    start, end = RECORDED.index("<entry>"), RECORDED.index("</entry>") + len("</entry>")
+    entry = RECORDED[start:end]
+    empty = entry.replace(entry[entry.index("<summary>"):entry.index("</summary>")], "<summary>")
+    stub.script = [("body", RECORDED[:end] + empty + RECORDED[end:])]
+    assert set(source(stub).fetch([LORA, QLORA]).records) == {LORA, QLORA}

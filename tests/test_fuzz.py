@@ -13,9 +13,9 @@ from hypothesis import strategies as st
 from paperscope.errors import PaperscopeError
 from paperscope.index import IndexStore
 from paperscope.indexer import build_index
-from paperscope.records import MAX_TEXT_CHARS, Document, PaperRecord
+from paperscope.records import MAX_TEXT_CHARS, MAX_TITLE_CHARS, Document, PaperRecord
 from paperscope.sources import arxiv_api
-from paperscope.sources.snapshot import MAX_TITLE_CHARS, UnusableLine, parse_line
+from paperscope.sources.snapshot import UnusableLine, parse_line
 
 from .arxiv_server import RECORDED
 from .conftest import FakeEncoder

@@ -9,6 +9,9 @@ from typing import Any
 
 KINDS = ("paper", "blog", "repo")
 MAX_TEXT_CHARS = 20_000  # one record's abstract; longer ones are cut (no real one comes near)
+MAX_TITLE_CHARS = 1_000  # one record's title, cut there
+MAX_AUTHORS = 10_000  # one record's authors (the largest collaborations list about 5,000)
+MAX_NAME_CHARS = 300  # one author's name
 
 
 @dataclass(frozen=True)

@@ -18,12 +18,13 @@ import re
 import threading
 import time
 import xml.etree.ElementTree as ET
+import xml.parsers.expat
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import urljoin
 
-from ..records import PaperRecord
+from ..records import MAX_AUTHORS, MAX_NAME_CHARS, MAX_TITLE_CHARS, PaperRecord
 from . import clean_text, utc_now
 
 ARXIV_API_URL = "https://export.arxiv.org/api/query"
@@ -197,7 +198,10 @@ class ArxivApiSource:
             received += len(chunk)
             if received > self.max_bytes:
                 raise too_large
-            body += inflate.decompress(chunk, self.max_bytes + 1 - len(body)) if inflate else chunk
+            try:
+                body += inflate.decompress(chunk, self.max_bytes + 1 - len(body)) if inflate else chunk
+            except zlib.error:
+                raise _PermanentError(f"arXiv sent a {encoding} page that cannot be inflated") from None
             if len(body) > self.max_bytes:
                 raise too_large
             if time.monotonic() > deadline:
@@ -227,11 +231,14 @@ def _classify(error: Exception | None, deadline: float) -> Exception:
         return _UnreachableError(f"arXiv cannot be reached ({cause.lower()})")
     if isinstance(error, (requests.exceptions.Timeout, urllib3.exceptions.ReadTimeoutError)):
         return _TransientError("arXiv did not answer in time")
+    if isinstance(error, (requests.exceptions.InvalidURL, requests.exceptions.InvalidSchema,
+                          requests.exceptions.MissingSchema, requests.exceptions.InvalidHeader)):
+        return _PermanentError(f"cannot ask arXiv at this address ({error})")  # a bad redirect too
     if isinstance(error, (requests.exceptions.ConnectionError, urllib3.exceptions.HTTPError, OSError)):
         return _TransientError(f"connection to arXiv failed ({type(error).__name__})")
-    if isinstance(error, requests.exceptions.RequestException):
-        return _PermanentError(f"cannot ask arXiv at this address ({error})")
-    return error
+    # Whatever else the exchange raised came from what the server sent (a Location that is no
+    # URL, bytes that are not text): not worth another try, and never a traceback.
+    return _PermanentError(f"arXiv sent an answer that cannot be read ({type(error).__name__}: {error})")
 
 
 def _parse_retry_after(value: str | None) -> float | None:
@@ -250,7 +257,7 @@ def _parse_retry_after(value: str | None) -> float | None:
 
 def _parse(body: bytes) -> dict[str, PaperRecord | str]:
     """Each entry of an Atom page by arXiv id: its record, or why it is unusable."""
-    if b"<!DOCTYPE" in body:  # arXiv never sends one; refusing it rules out entity tricks
+    if _has_doctype(body):  # arXiv never sends one; refusing it rules out entity tricks
         raise _TransientError("arXiv sent a page that is not an Atom feed")
     try:
         root = ET.fromstring(body)
@@ -258,12 +265,33 @@ def _parse(body: bytes) -> dict[str, PaperRecord | str]:
         raise _TransientError(f"arXiv sent a page that cannot be read ({err})") from None
     if root.tag != f"{_ATOM}feed":
         raise _TransientError("arXiv sent a page that is not an Atom feed")
-    entries = {}
+    entries: dict[str, PaperRecord | str] = {}
     for entry in root.findall(f"{_ATOM}entry"):
         arxiv_id = re.sub(r"v\d+$", "", _text(entry, f"{_ATOM}id").split("arxiv.org/abs/")[-1])
-        if arxiv_id:
+        if arxiv_id and not isinstance(entries.get(arxiv_id), PaperRecord):  # the first good one
             entries[arxiv_id] = _record(arxiv_id, entry)
     return entries
+
+
+class _Doctype(Exception):
+    pass
+
+
+def _has_doctype(body: bytes) -> bool:
+    """Whether the page declares a DOCTYPE, in whatever encoding it is written (expat reads
+    the declaration before it could expand any entity, and stops there)."""
+    def found(*args: object) -> None:
+        raise _Doctype
+
+    parser = xml.parsers.expat.ParserCreate()
+    parser.StartDoctypeDeclHandler = found
+    try:
+        parser.Parse(body, True)
+    except _Doctype:
+        return True
+    except xml.parsers.expat.ExpatError:
+        return False  # ElementTree reports what is wrong with it
+    return False
 
 
 def _record(arxiv_id: str, entry: ET.Element) -> PaperRecord | str:
@@ -276,11 +304,12 @@ def _record(arxiv_id: str, entry: ET.Element) -> PaperRecord | str:
         return f"arXiv's record has an abstract of {len(abstract):,} characters"
     published = _text(entry, f"{_ATOM}published")[:4]
     primary = entry.find(f"{_ARXIV}primary_category")
+    authors = (_text(a, f"{_ATOM}name")[:MAX_NAME_CHARS] for a in entry.findall(f"{_ATOM}author"))
     return PaperRecord(
         arxiv_id=arxiv_id,
-        title=title,
+        title=title[:MAX_TITLE_CHARS],
         abstract=abstract,
-        authors=tuple(name for a in entry.findall(f"{_ATOM}author") if (name := _text(a, f"{_ATOM}name"))),
+        authors=tuple(name for name in authors if name)[:MAX_AUTHORS],
         year=int(published) if published.isdigit() and int(published) > 1 else None,
         categories=tuple(term for c in entry.findall(f"{_ATOM}category") if (term := c.get("term"))),
         primary_category=(primary.get("term") if primary is not None else None) or None,

@@ -18,12 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import SnapshotError
-from ..records import MAX_TEXT_CHARS, PaperRecord
+from ..records import MAX_TEXT_CHARS, MAX_TITLE_CHARS, PaperRecord
 from . import clean_text, utc_now, year_from_arxiv_id
 
 _ID_FIELD = re.compile(rb'"id"\s*:\s*"([^"]+)"')
 MAX_LINE_BYTES = 1 << 20  # longer snapshot lines are skipped as damaged (real ones are a few KiB)
-MAX_TITLE_CHARS = 1_000
 
 
 class UnusableLine(ValueError):
