@@ -71,6 +71,10 @@ def test_mcp_tools_answer_over_stdio(library):
             bad = await client.call_tool("search", {"query": "lora", "k": 500})
             assert bad.is_error
 
+            from mcp.shared.exceptions import MCPError
+            with pytest.raises(MCPError, match="No entry with id 'nope'"):
+                await client.read_resource("paperscope://entries/nope")
+
             resources = (await client.list_resources()).resources
             assert "paperscope://catalogue" in {str(r.uri) for r in resources}
             catalogue = await client.read_resource("paperscope://catalogue")
@@ -78,3 +82,4 @@ def test_mcp_tools_answer_over_stdio(library):
             assert [e["id"] for e in data["entries"]] == [e.id for e in Library.open(library).catalogue.entries]
 
     anyio.run(main)
+

@@ -137,6 +137,13 @@ def test_the_server_is_read_only(client):
         assert answer.json()["error"]["type"] == "read_only"
 
 
+def test_head_answers_as_get_without_a_body(client):
+    for path in ("/", f"{API}/status", f"{API}/search?q=lora", "/entries/lora"):
+        head, get = client.head(path), client.get(path)
+        assert head.status_code == get.status_code == 200, path
+        assert head.content == b"" and head.headers["content-type"] == get.headers["content-type"]
+
+
 def test_every_response_has_a_content_security_policy(client):
     for path in ["/", "/?q=lora", "/entries/lora", "/browse", "/static/app.js", "/no/such/page",
                  f"{API}/search?q=lora", f"{API}/entries/nope", "/openapi.json", "/docs"]:

@@ -28,7 +28,7 @@ INSTRUCTIONS = ("paperscope searches a curated reading list of research papers, 
 
 def build_server(resident: Resident):
     from mcp.server.mcpserver import MCPServer
-    from mcp.server.mcpserver.exceptions import ToolError
+    from mcp.server.mcpserver.exceptions import ResourceNotFoundError, ToolError
 
     server = MCPServer("paperscope", version=__version__, instructions=INSTRUCTIONS,
                        log_level="WARNING")
@@ -104,6 +104,9 @@ def build_server(resident: Resident):
     @server.resource("paperscope://entries/{id}", name="entry", mime_type="application/json",
                      description="One entry (as `paperscope show ID --json`).")
     def entry(id: str) -> str:
-        return json.dumps(resident.current().entry_json(id), ensure_ascii=False)
+        try:
+            return json.dumps(resident.current().entry_json(id), ensure_ascii=False)
+        except PaperscopeError as err:  # the message and hint, not a traceback on stderr
+            raise ResourceNotFoundError(str(err)) from None
 
     return server

@@ -134,6 +134,8 @@ class Guard:
             return await self._refuse(send, [*extra, (b"allow", b"GET, HEAD")], 405,
                                       error_body("read_only", "This server is read-only."))
 
+        head = scope["method"] == "HEAD"  # answered as GET, without the body
+
         async def send_secured(message):
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
@@ -142,9 +144,11 @@ class Guard:
                 if b"cache-control" not in names:
                     headers.append((b"cache-control", b"no-store"))
                 message = {**message, "headers": headers}
+            elif head and message["type"] == "http.response.body":
+                message = {**message, "body": b""}
             await send(message)
 
-        await self.app(scope, receive, send_secured)
+        await self.app({**scope, "method": "GET"} if head else scope, receive, send_secured)
 
     @staticmethod
     async def _refuse(send, headers, status, body) -> None:
