@@ -96,6 +96,11 @@ def test_the_cli_imports_searches_discovers_and_adds_offline(snapshot, library_d
     assert "Imported 24 papers" in result.stderr and "skipped 2 unusable" in result.stderr
     listed = json.loads(run("corpus", "list", "--json").stdout)
     assert listed[0]["name"] == "sample" and listed[0]["indexed"] == 24
+    again = run("corpus", "import", str(snapshot), "--name", "sample", "--limit", "5", "--no-build")
+    assert again.exit_code == 2 and "exists already" in again.stderr and "--replace" in again.stderr
+    bad = run("corpus", "import", str(snapshot), "--name", "other", "--passages", "fancy")
+    assert bad.exit_code == 2 and "Unknown passage scheme" in bad.stderr and "Imported" not in bad.stderr
+    assert [c["name"] for c in json.loads(run("corpus", "list", "--json").stdout)] == ["sample"]
     found = run("search", "quantized low-rank adapters", "--corpus", "sample", "--json", "-k", "3")
     assert found.exit_code == 0, found.output
     assert "Quantized adapters" in json.loads(found.stdout)[0]["title"]

@@ -145,7 +145,7 @@ def test_ingest_from_a_snapshot_without_a_paper_says_where_else_to_get_it(small_
     result = run(small_library, "ingest", "--from-snapshot", SNAPSHOT, "--no-build")
     assert result.exit_code == 8
     assert "1 paper could not be fetched" in result.stderr and "2001.08361" in result.stderr
-    assert "Fetch them from arXiv with `paperscope ingest`, or from a snapshot" in result.stderr
+    assert "Fetch it from arXiv with `paperscope ingest`, or from a snapshot that has it." in result.stderr
 
 
 def test_python_api(small_library):
@@ -163,3 +163,17 @@ def test_python_api(small_library):
 def test_version():
     result = runner.invoke(app, ["--version"])
     assert result.exit_code == 0 and result.stdout.startswith("paperscope 0.")
+
+
+def test_show_of_a_link_without_summary_says_to_write_one(small_library):
+    catalogue = small_library / "catalogue.yaml"
+    catalogue.write_text(catalogue.read_text() + "    - id: a-repo\n      title: A repo\n"
+                         "      url: https://github.com/x/y\n      kind: repo\n      needs_summary: true\n")
+    result = run(small_library, "show", "a-repo")
+    assert result.exit_code == 0 and "No summary yet" in result.stderr and "ingest" not in result.stderr
+
+
+def test_export_into_a_folder_that_does_not_exist_is_refused(small_library, tmp_path):
+    result = run(small_library, "export", "markdown", "--output", str(tmp_path / "typo" / "list.md"))
+    assert result.exit_code == 2 and "There is no folder" in result.stderr
+    assert not (tmp_path / "typo").exists()

@@ -333,7 +333,8 @@ def ingest(
             f"{counted(len(report.failures), 'paper')} could not be fetched (everything else was kept):"
             f"\n{lines}",
             report.failures,
-            hint="Fetch them from arXiv with `paperscope ingest`, or from a snapshot that holds them."
+            hint="Fetch {0} from arXiv with `paperscope ingest`, or from a snapshot that has {0}.".format(
+                "it" if len(report.failures) == 1 else "them")
             if from_snapshot else "Run `paperscope ingest` again later to fetch only these.")
 
 
@@ -382,7 +383,7 @@ def add(
     """
     library = _library()
     names = [name.strip() for value in authors or () for name in value.split(",") if name.strip()]
-    with _embedding_feedback("entries") as (on_encoder, _advance):
+    with _embedding_feedback("entry") as (on_encoder, _advance):
         results, report = library.add_many(
             sources, section=section, summary=summary, title=title, kind=kind, entry_id=entry_id,
             authors=names, year=year, tags=tag or (), note=note, snapshot=from_snapshot,
@@ -583,7 +584,7 @@ def _build_corpus(corpus: Path, index_dir: Optional[Path], *, full: bool, model:
     source = corpus_file(corpus)
     store = IndexStore(index_dir or corpus_index_dir(source))
     documents = read_corpus(source)
-    with _embedding_feedback("documents") as (on_encoder, advance), \
+    with _embedding_feedback("document") as (on_encoder, advance), \
             store.write_lock(wait=not no_wait, on_wait=_waiting):
         report = build_index(store, documents, model=model or configured_model(), full=full,
                              progress=advance, on_encoder=on_encoder, source=str(source),
@@ -594,15 +595,17 @@ def _build_corpus(corpus: Path, index_dir: Optional[Path], *, full: bool, model:
 
 
 @contextlib.contextmanager
-def _embedding_feedback(unit: str):
+def _embedding_feedback(noun: str):
     """(on_encoder, progress) callbacks: a line when an encoder starts, then a bar."""
+    from .text import plural
+
     bar = _Progress("Embedding")
 
     def on_encoder(kind: str, count: int, reason: str) -> None:
         if reason:
             _err(f"Embedding everything again: {reason}.")
-        _err(f"Embedding {count} {unit} ({kind} encoder)…")
-        bar.start(count, unit)
+        _err(f"Embedding {counted(count, noun)} ({kind} encoder)…")
+        bar.start(count, plural(noun))
 
     try:
         yield on_encoder, bar.advance
@@ -611,7 +614,7 @@ def _embedding_feedback(unit: str):
 
 
 def _build(library: Library, *, full: bool, model: Optional[str], no_wait: bool) -> None:
-    with _embedding_feedback("entries") as (on_encoder, advance):
+    with _embedding_feedback("entry") as (on_encoder, advance):
         report, missing = library.build(full=full, model=model, progress=advance,
                                         on_encoder=on_encoder, wait=not no_wait, on_wait=_waiting)
     _report_build(report)
@@ -848,8 +851,11 @@ def show(
         _print_object(data, fmt)
         return
     typer.echo(entry_as_text(data, _console().width, all_authors))
-    if not (data["abstract"] or entry.summary):
+    if entry.arxiv_id and not data["abstract"] and not entry.summary:
         _err("No abstract yet: fetch it with `paperscope ingest`.")
+    elif not entry.arxiv_id and not entry.summary:
+        _err(f"No summary yet: write 3 to 6 sentences in its `summary` (paperscope edit {entry.id}); "
+             "search reads its title until then.")
 
 
 @_command()
@@ -998,6 +1004,8 @@ def corpus_import(
                                         help="Stop after N papers."),
     no_build: bool = typer.Option(False, "--no-build", help="Only import; embed later with "
                                   "`paperscope corpus build NAME`."),
+    replace: bool = typer.Option(False, "--replace", help="Replace a corpus of this name imported "
+                                 "before (the vectors of papers that stay are reused)."),
     search: SearchMethod = "auto",
     scheme: PassageScheme = None,
 ) -> None:
@@ -1021,13 +1029,17 @@ def corpus_import(
         --name cs-sample --no-build
     """
     from .corpora import Corpus, SnapshotFilter
+    from .indexer import check_scheme
 
+    if scheme is not None:
+        check_scheme(scheme)  # before the import, not after it
     selection = SnapshotFilter(tuple(category or ()), since, until)
     corpus = Corpus(name)
     bar = _Progress("Reading snapshot")
     bar.start(_file_size(snapshot), "bytes")
     try:
-        report = corpus.import_snapshot(snapshot, selection, limit=limit, progress=bar.advance)
+        report = corpus.import_snapshot(snapshot, selection, limit=limit, progress=bar.advance,
+                                        replace=replace)
     finally:
         bar.stop()
     skipped = sum(report.skipped.values())
@@ -1053,7 +1065,7 @@ def _file_size(path: Path) -> int:
 
 def _build_named_corpus(corpus, *, full: bool, model: Optional[str], search: str,
                         scheme: Optional[str], no_wait: bool) -> None:
-    with _embedding_feedback("papers") as (on_encoder, advance):
+    with _embedding_feedback("paper") as (on_encoder, advance):
         report = corpus.build(model=model, full=full, search=search, scheme=scheme, progress=advance,
                               on_encoder=on_encoder, wait=not no_wait, on_wait=_waiting)
     _report_build(report)
@@ -1140,7 +1152,7 @@ def discover(
                                               help="Papers close to this entry (repeatable)."),
     section: Sections = None,
     k: TopK = 20,
-    fmt: Format = "table",
+    fmt: DataFormat = "table",
     as_json: AsJson = False,
 ) -> None:
     """Find papers in a corpus that belong near catalogue entries but are not in the catalogue.
@@ -1158,11 +1170,7 @@ def discover(
     from .corpora import Corpus
     from .discover import discover as find
 
-    fmt = _output_format(fmt, as_json)
-    if fmt == "bibtex":
-        from .errors import UsageError
-
-        raise UsageError("Discovered papers are not in the catalogue yet: use table, json or jsonl.")
+    fmt = _data_format(fmt, as_json)
     library = _library()
     entries = [library.entry(key) for key in entry or ()]
     if section:
@@ -1226,6 +1234,10 @@ def export_markdown(
     if output is None:
         _echo(text, nl=False)
         return
+    if not output.parent.is_dir():
+        from .errors import UsageError
+
+        raise UsageError(f"There is no folder {output.parent} to write {output.name} in.")
     atomic_write_text(output, text)
     _err(f"Wrote {counted(len(library.catalogue.entries), 'entry')} in "
          f"{counted(len(library.catalogue.sections), 'section')} to {output}.")

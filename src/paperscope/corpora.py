@@ -203,10 +203,14 @@ class Corpus:
         return corpus
 
     def import_snapshot(self, snapshot: Path, selection: SnapshotFilter, *, limit: int | None = None,
-                        progress: Callable[[int], None] | None = None) -> ImportReport:
-        """Stream the records of `snapshot` that `selection` accepts into this corpus (replacing
-        what an earlier import put there; its index is rebuilt by the next build, reusing the
-        vectors of records that did not change). `progress` is told bytes read."""
+                        progress: Callable[[int], None] | None = None, replace: bool = False) -> ImportReport:
+        """Stream the records of `snapshot` that `selection` accepts into this corpus. A corpus
+        imported before is replaced only with `replace` (its index is then rebuilt by the next
+        build, reusing the vectors of records that did not change). `progress` is told bytes read."""
+        if self.staged_path.exists() and not replace:
+            raise UsageError(f"A corpus named {self.name!r} exists already; nothing was imported.",
+                             "Pass --replace to import it anew (the vectors of papers that stay are "
+                             "reused), or choose another --name.")
         report = ImportReport()
         created = not self.directory.exists()
         self.directory.mkdir(parents=True, exist_ok=True)

@@ -78,6 +78,12 @@ class _VectorSource:
     count: int
 
 
+def check_scheme(scheme: str) -> None:
+    """UsageError unless `scheme` names a passage scheme (text.SCHEMES)."""
+    if scheme not in SCHEMES:
+        raise UsageError(f"Unknown passage scheme {scheme!r}: choose one of {', '.join(SCHEMES)}.")
+
+
 def build_index(store: IndexStore, documents: Sequence[Document], *, model: str,
                 full: bool = False, encoder: Encoder | None = None, scheme: str | None = None,
                 search: str = "auto", source: str = "",
@@ -93,8 +99,8 @@ def build_index(store: IndexStore, documents: Sequence[Document], *, model: str,
     `progress(n)` counts documents embedded."""
     if search not in SEARCH_METHODS:
         raise UsageError(f"Unknown search method {search!r}: choose one of {', '.join(SEARCH_METHODS)}.")
-    if scheme is not None and scheme not in SCHEMES:
-        raise UsageError(f"Unknown passage scheme {scheme!r}: choose one of {', '.join(SCHEMES)}.")
+    if scheme is not None:
+        check_scheme(scheme)
     old, reason = _open_previous(store)
     scheme = scheme or (old.scheme if old and old.scheme in SCHEMES else None) or \
         _started_scheme(store, model) or choose_scheme(len(documents))

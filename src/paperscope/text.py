@@ -23,10 +23,11 @@ DEFAULT_SCHEME = "multi-scale"
 
 def counted(number: int, noun: str) -> str:
     """"1 entry", "2 entries", "1,200 papers": a number with its noun in the right form."""
-    if number == 1:
-        return f"1 {noun}"
-    plural = noun[:-1] + "ies" if re.search(r"[^aeiou]y$", noun) else noun + "s"
-    return f"{number:,} {plural}"
+    return f"1 {noun}" if number == 1 else f"{number:,} {plural(noun)}"
+
+
+def plural(noun: str) -> str:
+    return noun[:-1] + "ies" if re.search(r"[^aeiou]y$", noun) else noun + "s"
 
 
 def no_abstract_yet(number: int) -> str:
