@@ -60,7 +60,7 @@ def test_unknown_kind_in_a_corpus_index_lists_its_kinds(tmp_path, fake_encoder):
 
 # -- a closed pipe ----------------------------------------------------------------------
 
-@pytest.mark.parametrize("command", [["cite"], ["list"]])
+@pytest.mark.parametrize("command", [["cite"], ["list"], ["--help"], ["search", "--help"]])
 def test_a_reader_that_stops_early_is_not_an_error(library_dir, command):
     child = subprocess.Popen([sys.executable, "-m", "paperscope", "--library", str(library_dir), *command],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE,

@@ -1284,7 +1284,22 @@ def init(
 
 
 def main() -> None:
-    app()
+    was_devnull = _stdout_is_devnull()
+    try:
+        app()
+    except SystemExit as done:
+        # Help is printed by rich, which answers a closed pipe (`--help | head -1`) by pointing
+        # stdout at /dev/null and exiting 1: the reader has all it wanted, as for data commands.
+        if done.code == 1 and not was_devnull and _stdout_is_devnull():
+            raise SystemExit(0) from None
+        raise
+
+
+def _stdout_is_devnull() -> bool:
+    try:
+        return os.path.samestat(os.fstat(sys.stdout.fileno()), os.stat(os.devnull))
+    except (OSError, ValueError):
+        return False
 
 
 # -- servers: the web page and JSON API, and MCP (paperscope.serve) ---------------------
