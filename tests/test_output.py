@@ -313,3 +313,14 @@ def test_counts_agree_with_their_nouns():
                                                               "1,200 entries"]
     assert counted(1, "query") == "1 query" and counted(3, "query") == "3 queries"
     assert counted(2, "day") == "2 days" and counted(2, "paper") == "2 papers"
+
+
+def test_status_fits_80_columns_however_many_entries_are_new(tmp_path, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")
+    entries = "".join(f"    - id: a-rather-long-entry-name-number-{i}\n      title: T{i}\n"
+                      f"      url: https://example.org/{i}\n      summary: Text {i}.\n" for i in range(30))
+    (tmp_path / "catalogue.yaml").write_text("- section: S\n  entries:\n" + entries)
+    result = CliRunner().invoke(app, ["--library", str(tmp_path), "status"])
+    lines = result.stdout.splitlines()
+    assert result.exit_code == 0 and max(map(len, lines)) <= 80, result.stdout
+    assert "18 more (see --json)" in result.stdout

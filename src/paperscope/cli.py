@@ -885,16 +885,24 @@ def status(
         elif info["model"] is None:
             _echo("Index:     none yet. Build it with `paperscope build`.")
         else:
-            _echo(f"Index:     {counted(info['indexed'], 'entry')}, {state}; model {info['model']}, "
-                  f"built {info['built_at']}, {info['index_bytes'] / 1024:.0f} KiB")
+            _echo(f"Index:     {counted(info['indexed'], 'entry')}, {state}, "
+                  f"{info['index_bytes'] / 1024:.0f} KiB")
+            _echo(f"Model:     {info['model']}")
+            _echo(f"Built:     {info['built_at']}")
+        import textwrap
+
+        width = _console().width
         for label in ("new", "stale", "metadata_changed", "removed", "missing_text"):
             if info[label] and not (info["problem"] and label == "new"):
-                _echo(f"  {label.replace('_', ' ')}: {', '.join(info[label])}")
+                ids = info[label][:12] + ([f"and {len(info[label]) - 12} more (see --json)"]
+                                          if len(info[label]) > 12 else [])
+                _echo(textwrap.fill(", ".join(ids), width - 1, initial_indent=f"  {label.replace('_', ' ')}: ",
+                                    subsequent_indent="    ", break_on_hyphens=False))
         if info["rebuild_reason"]:
             _echo(f"  every entry is embedded again at the next build: {info['rebuild_reason']}")
         if info["missing_text"] and not info["problem"]:
-            _echo("Fetch the missing abstracts with `paperscope ingest` (offline: "
-                  "`paperscope ingest --from-snapshot FILE`); it rebuilds the index too.")
+            _echo("Fetch the missing abstracts with `paperscope ingest`, which rebuilds the index\n"
+                  "too (offline: `paperscope ingest --from-snapshot FILE`).")
         elif not info["up_to_date"] and not info["problem"] and info["model"] is not None:
             _echo("Run `paperscope build`.")
     if check and not info["up_to_date"]:
