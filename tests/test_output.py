@@ -324,3 +324,11 @@ def test_status_fits_80_columns_however_many_entries_are_new(tmp_path, monkeypat
     lines = result.stdout.splitlines()
     assert result.exit_code == 0 and max(map(len, lines)) <= 80, result.stdout
     assert "18 more (see --json)" in result.stdout
+
+
+def test_verbose_logs_what_happens_to_stderr(library_dir):
+    result = subprocess.run([sys.executable, "-m", "paperscope", "--library", str(library_dir), "-v",
+                             "search", "LoRA", "--mode", "lexical", "--json"], capture_output=True,
+                            text=True, env={**os.environ, "PYTHONPATH": str(REPO / "src")})
+    assert result.returncode == 0 and json.loads(result.stdout)
+    assert "INFO paperscope.index: opened" in result.stderr and "ranked" in result.stderr

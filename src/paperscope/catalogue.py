@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import logging
 import os
 import re
 from collections.abc import Callable, Iterable, Iterator
@@ -41,6 +42,7 @@ _STR, _SEQ, _MAP = (f"tag:yaml.org,2002:{name}" for name in ("str", "seq", "map"
 MAX_CHARS = {"title": 1_000, "url": 2_000, "section": 200, "summary": MAX_TEXT_CHARS,
              "note": MAX_TEXT_CHARS, "authors": 300, "tags": 100}
 MAX_LIST_ITEMS = 1_000  # authors or tags of one entry
+log = logging.getLogger(__name__)
 _NODE_EVENTS = (yaml.ScalarEvent, yaml.SequenceStartEvent, yaml.MappingStartEvent)
 _Fail = Callable[..., NoReturn]  # raises CatalogueError for a node: see _failer
 
@@ -160,7 +162,8 @@ def _validated(text: str) -> tuple[tuple[Entry, ...], tuple[str, ...]]:
     fail = _failer("catalogue.yaml")
     try:
         return _checked(_streamed_entries(text, fail), fail)
-    except (_Unusual, CatalogueError, yaml.YAMLError):
+    except (_Unusual, CatalogueError, yaml.YAMLError) as why:
+        log.info("catalogue read through the composed YAML tree (%s)", type(why).__name__)
         catalogue = _parse_composed(text)
         return catalogue.entries, catalogue.section_names
 

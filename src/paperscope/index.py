@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import re
 import secrets
@@ -44,6 +45,8 @@ from .errors import (
 )
 from .records import Document, PaperRecord
 from .store import atomic_write_json
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:  # NumPy loads when an index is opened or written, so `status` stays quick
     import numpy as np
@@ -432,6 +435,8 @@ class OpenIndex:
         lexical = manifest.get("lexical") or {}
         self.lexical = LexicalIndex(self._term_column, bm25data, bm25docs, bm25ptr, self.count,
                                     lexical.get("stopwords") or [])
+        log.info("opened %s: %d documents, %d passages, model %s, %s search", directory, self.count,
+                 passages, self.model_name, self.search_method.get("kind"))
         self._ann: Any = None  # a faiss index
 
     def _array(self, path: Path, shape: tuple[int, ...] | None, dtype: Any) -> np.ndarray:

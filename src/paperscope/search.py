@@ -6,7 +6,9 @@ FAISS IVF index for candidates and score those exactly. Reading files is index.p
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
+import time
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -16,6 +18,8 @@ from .errors import IndexMismatchError, UsageError
 from .index import REBUILD_HINT, OpenIndex
 from .records import Hit
 from .text import name_key, sentences
+
+log = logging.getLogger(__name__)
 
 MODES = ("hybrid", "dense", "lexical")
 MAX_QUERY_CHARS = 2000
@@ -237,7 +241,11 @@ class Searcher:
     def search(self, query: str, *, k: int, mode: str = "hybrid",
                allowed: np.ndarray | None = None) -> list[Hit]:
         query = check_query(query)
-        return hits(self.index, self.rank(query, k=k, mode=mode, allowed=allowed), query)
+        started = time.perf_counter()
+        ranked = self.rank(query, k=k, mode=mode, allowed=allowed)
+        log.info("ranked %d documents for %r (%s) in %.0f ms", self.index.count, query, mode,
+                 (time.perf_counter() - started) * 1000)
+        return hits(self.index, ranked, query)
 
     def rank_related(self, position: int, *, k: int, mode: str = "hybrid",
                      allowed: np.ndarray | None = None) -> list[tuple[int, float]]:

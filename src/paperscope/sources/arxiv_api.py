@@ -13,6 +13,7 @@ and nothing more is asked. What fails is reported per id, never raised.
 from __future__ import annotations
 
 import email.utils
+import logging
 import os
 import re
 import threading
@@ -34,6 +35,7 @@ REDIRECT_STATUS = {301, 302, 303, 307, 308}
 MAX_ABSTRACT_CHARS = 20_000  # arXiv allows 1,920; more is not an abstract
 _ATOM, _ARXIV = "{http://www.w3.org/2005/Atom}", "{http://arxiv.org/schemas/atom}"
 _CHUNK = 64 * 1024
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -146,6 +148,7 @@ class ArxivApiSource:
             self._sleep(wait)
         self._last_request = time.monotonic()
         query = {"id_list": ",".join(ids), "start": 0, "max_results": len(ids)}
+        log.info("asking %s for %d ids", self.api_url, len(ids))
         return _parse(self._get(query))
 
     def _get(self, query: dict) -> bytes:
