@@ -353,7 +353,8 @@ def add(
                                            help="The entry's id (default: from the title)."),
     authors: Optional[list[str]] = typer.Option(
         None, "--authors", metavar="NAMES", help="Authors, comma-separated (repeatable)."),
-    year: Optional[int] = typer.Option(None, "--year", metavar="YEAR", help="Year of publication."),
+    year: Optional[int] = typer.Option(None, "--year", metavar="YEAR", min=1000, max=9999,
+                                       help="Year of publication (four digits)."),
     tag: Optional[list[str]] = typer.Option(None, "--tag", "-t", metavar="TAG", help="A tag (repeatable)."),
     note: Optional[str] = typer.Option(None, "--note", metavar="TEXT",
                                        help="Your own note on the entry (search reads it too)."),
@@ -892,7 +893,7 @@ def status(
         import textwrap
 
         width = _console().width
-        for label in ("new", "stale", "metadata_changed", "removed", "missing_text"):
+        for label in ("new", "stale", "metadata_changed", "removed", "missing_text", "needs_summary"):
             if info[label] and not (info["problem"] and label == "new"):
                 ids = info[label][:12] + ([f"and {len(info[label]) - 12} more (see --json)"]
                                           if len(info[label]) > 12 else [])

@@ -549,7 +549,8 @@ class Library:
         """How the index compares with the catalogue, and why the next build would embed
         everything again, if it would (`rebuild_reason`). Entries without text (`missing_text`)
         make it out of date: `paperscope ingest` repairs them. `metadata_changed` names the
-        entries whose shown metadata (section, link, year...) changed without their text."""
+        entries whose shown metadata (section, link, year...) changed without their text;
+        `needs_summary` those searched by their titles until someone writes their summary."""
         from .index import documents_digest, meta_json
         from .settings import settings_change
         from .text import DEFAULT_SCHEME
@@ -587,6 +588,7 @@ class Library:
             "new": new,
             "removed": removed,
             "missing_text": [e.id for e in missing],
+            "needs_summary": [e.id for e in self.catalogue.entries if e.needs_summary],
             "up_to_date": up_to_date,
             "problem": problem,
             "rebuild_reason": rebuild_reason,
