@@ -155,7 +155,7 @@ def test_add_sets_authors_year_tags_and_note(small_library):
     assert "      tags: [moe, to-read]\n" in text(small_library)
     bad = run(small_library, "add", "https://example.org/x", "-s", "Evaluation", "--title", "X",
               "--summary", "S.", "--year", "99", "--no-build")
-    assert bad.exit_code == 2 and "four-digit year" in bad.stderr and "catalogue.yaml" not in bad.stderr
+    assert bad.exit_code == 2 and "not in the range 1000<=x<=9999" in bad.stderr and "catalogue.yaml" not in bad.stderr
 
 
 def test_add_several_arxiv_ids_at_once(small_library):
