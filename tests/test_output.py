@@ -332,3 +332,10 @@ def test_verbose_logs_what_happens_to_stderr(library_dir):
                             text=True, env={**os.environ, "PYTHONPATH": str(REPO / "src")})
     assert result.returncode == 0 and json.loads(result.stdout)
     assert "INFO paperscope.index: opened" in result.stderr and "ranked" in result.stderr
+
+
+def test_a_query_with_no_known_word_says_its_results_are_by_meaning_alone(library_dir):
+    unknown = runner.invoke(app, ["--library", str(library_dir), "search", "zzzqqq", "-k", "2"])
+    assert unknown.exit_code == 0 and "No word of the query occurs in any document" in unknown.stderr
+    known = runner.invoke(app, ["--library", str(library_dir), "search", "low-rank adaptation"])
+    assert "No word of the query" not in known.stderr

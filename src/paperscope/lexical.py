@@ -161,6 +161,10 @@ class LexicalIndex:
                 out[docs] += weights  # a document appears once in a term's posting list
         return out
 
+    def knows_any(self, query: str) -> bool:
+        """Whether any word of `query` (stopwords aside) occurs in some document."""
+        return any(self.column(term) is not None for term in self.tokenize(query))
+
     def weight(self, term: str, position: int) -> float:
         """The BM25 weight of `term` in the document at `position` (0 when absent): a binary
         search in the term's posting list, which is sorted by document."""

@@ -641,8 +641,12 @@ def search_index(index: OpenIndex, encoder: Encoder | None, query: str, *, k: in
     from .search import Searcher
 
     allowed = (filters or Filters()).mask(index)
-    return SearchOutcome(Searcher(index, encoder, model).search(query, k=k, mode=mode, allowed=allowed),
-                         notices or [])
+    hits = Searcher(index, encoder, model).search(query, k=k, mode=mode, allowed=allowed)
+    notices = list(notices or [])
+    if mode == "hybrid" and hits and not index.lexical.knows_any(query):
+        notices.append("No word of the query occurs in any document: these are ranked by meaning "
+                       "alone, and the first may not be close.")
+    return SearchOutcome(hits, notices)
 
 
 def related_in_index(index: OpenIndex, encoder: Encoder | None, doc_id: str, *, k: int, mode: str,
