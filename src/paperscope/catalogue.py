@@ -243,11 +243,10 @@ def _streamed_entries(text: str, fail: _Fail) -> Iterator[tuple[str, yaml.Node |
         return yaml.MappingNode(_MAP, pairs, event.start_mark, cast(yaml.Mark, key.end_mark),
                                 flow_style=event.flow_style)
 
-    def expect(kind, plain: bool = True) -> yaml.Event:
+    def expect(kind, plain: bool = True) -> None:
         event = next_event()
         if type(event) is not kind or (plain and (event.anchor is not None or event.tag is not None)):
             raise _Unusual
-        return event
 
     expect(yaml.StreamStartEvent, plain=False)
     expect(yaml.DocumentStartEvent, plain=False)
@@ -398,9 +397,9 @@ def _string(fields, key, owner, fail, required=False) -> str | None:
     value = " ".join(str(node.value).split())
     if required and not value:
         fail(f"`{key}` must not be empty", node)
-    if len(value) > MAX_CHARS.get(key, MAX_TEXT_CHARS):
-        fail(f"`{key}` is {len(value):,} characters long; at most {MAX_CHARS.get(key, MAX_TEXT_CHARS):,}",
-             node)
+    limit = MAX_CHARS.get(key, MAX_TEXT_CHARS)
+    if len(value) > limit:
+        fail(f"`{key}` is {len(value):,} characters long; at most {limit:,}", node)
     if _CONTROL.search(value):
         fail(f"`{key}` contains control characters", node)
     return value or None
@@ -541,9 +540,7 @@ def insert_entry(text: str, section: str, fields: dict) -> str:
 def _insert_block(text: str, section: str, block: str) -> str:
     """catalogue text with `block` (a `- id: ...` item at column 0) appended to `section`."""
     sections = _outline(text)
-    lines = text.splitlines(keepends=True)
-    if lines and not lines[-1].endswith("\n"):
-        lines[-1] += "\n"
+    lines = _lines(text)
     for number, place in enumerate(sections):
         if place.name != section:
             continue
@@ -584,6 +581,14 @@ def _blank_between(lines: list[str], sections: list[_PlacedSection]) -> bool:
             line = place.items[1].line
             return line > 0 and not lines[line - 1].strip()
     return True
+
+
+def _lines(text: str) -> list[str]:
+    """The lines of `text`, each with its line end (one is added to the last if it has none)."""
+    lines = text.splitlines(keepends=True)
+    if lines and not lines[-1].endswith("\n"):
+        lines[-1] += "\n"
+    return lines
 
 
 def _indented(block: str, indent: str) -> list[str]:
@@ -702,9 +707,7 @@ class _Span:
 
 
 def _span(text: str, entry_id: str) -> _Span:
-    lines = text.splitlines(keepends=True)
-    if lines and not lines[-1].endswith("\n"):
-        lines[-1] += "\n"
+    lines = _lines(text)
     for place in _outline(text):
         for item in place.items:
             if item.id != entry_id:

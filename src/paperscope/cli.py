@@ -22,7 +22,7 @@ import typer
 
 from . import __version__
 from .errors import PaperscopeError
-from .text import counted, no_abstract_yet
+from .text import counted, no_abstract_yet, plural
 
 if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
@@ -598,8 +598,6 @@ def _build_corpus(corpus: Path, index_dir: Optional[Path], *, full: bool, model:
 @contextlib.contextmanager
 def _embedding_feedback(noun: str):
     """(on_encoder, progress) callbacks: a line when an encoder starts, then a bar."""
-    from .text import plural
-
     bar = _Progress("Embedding")
 
     def on_encoder(kind: str, count: int, reason: str) -> None:

@@ -276,22 +276,28 @@ def _parse(body: bytes) -> dict[str, PaperRecord | str]:
     return entries
 
 
-class _Doctype(Exception):
-    pass
+class _Prolog(Exception):
+    """Raised from expat's handlers to stop reading once the prolog has been seen."""
+
+    def __init__(self, doctype: bool):
+        self.doctype = doctype
 
 
 def _has_doctype(body: bytes) -> bool:
-    """Whether the page declares a DOCTYPE, in whatever encoding it is written (expat reads
-    the declaration before it could expand any entity, and stops there)."""
-    def found(*args: object) -> None:
-        raise _Doctype
+    """Whether the page declares a DOCTYPE, in whatever encoding it is written. Only the prolog
+    is read: expat meets a DOCTYPE before any element (and before it could expand an entity)."""
+    def stop(doctype: bool):
+        def handler(*args: object) -> None:
+            raise _Prolog(doctype)
+        return handler
 
     parser = xml.parsers.expat.ParserCreate()
-    parser.StartDoctypeDeclHandler = found
+    parser.StartDoctypeDeclHandler = stop(True)
+    parser.StartElementHandler = stop(False)
     try:
         parser.Parse(body, True)
-    except _Doctype:
-        return True
+    except _Prolog as seen:
+        return seen.doctype
     except xml.parsers.expat.ExpatError:
         return False  # ElementTree reports what is wrong with it
     return False
