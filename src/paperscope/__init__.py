@@ -20,8 +20,8 @@ from .errors import (
     UnknownEntryError,
     UsageError,
 )
+from .version import __version__
 
-__version__ = "0.1.0"
 __all__ = ["CatalogueChangedError", "CatalogueError", "Collection", "FetchError", "Filters",
            "IndexCorruptError", "IndexMismatchError", "IndexMissingError", "Library", "LockedError",
            "ModelUnavailableError", "PaperscopeError", "SnapshotError", "UnknownEntryError",

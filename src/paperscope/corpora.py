@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import UnknownEntryError, UsageError
+from .collection import Collection
+from .errors import PaperscopeError, UnknownEntryError, UsageError
 from .index import IndexStore
 from .records import Document, PaperRecord
 from .sources.snapshot import refuse_unless_snapshot, snapshot_lines
@@ -30,7 +31,6 @@ from .store import cache_dir
 
 if TYPE_CHECKING:
     from .embedding import Encoder
-    from .index import OpenIndex
     from .indexer import BuildReport
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -186,7 +186,10 @@ class Corpus:
         self.name = check_name(name)
         self.directory = corpora_dir() / name
         self.store = IndexStore(self.directory / "index")
-        self.encoder = encoder
+        self.collection = Collection(
+            self.store, lambda: StagedDocuments(self.staged_path), name=name, encoder=encoder,
+            source=f"corpus:{name}", missing_message=f"The corpus {name!r} has no index yet.",
+            missing_hint=f"Build it with: paperscope corpus build {name}")
 
     @property
     def staged_path(self) -> Path:
@@ -274,38 +277,29 @@ class Corpus:
         finally:
             documents.close()
 
-    def open_index(self) -> OpenIndex:
-        """The corpus's index; a missing one names the command that builds it."""
-        from .errors import IndexMissingError
-
-        try:
-            return self.store.open()
-        except IndexMissingError:
-            raise IndexMissingError(f"The corpus {self.name!r} has no index yet.",
-                                    f"Build it with: paperscope corpus build {self.name}") from None
-
     def about(self) -> dict[str, Any]:
+        """What the import recorded: the snapshot, the selection, the number of documents."""
         with contextlib.closing(sqlite3.connect(f"file:{self.staged_path}?mode=ro", uri=True)) as db:
             return {key: json.loads(value) for key, value in db.execute("SELECT key, value FROM about")}
 
-    def build(self, *, model: str | None = None, full: bool = False, search: str = "auto",
-              scheme: str | None = None, progress: Callable[[int], None] | None = None,
-              on_encoder: Callable[[str, int, str], None] | None = None,
-              wait: bool = True, on_wait: Callable[[], None] | None = None) -> BuildReport:
-        """Embed what is not embedded yet (resuming an interrupted build) and commit the index."""
-        from .indexer import build_index
-        from .settings import configured_model
+    def build(self, **options: Any) -> BuildReport:
+        """Embed what is not embedded yet (resuming an interrupted build) and commit the index
+        (`Collection.build`'s options)."""
+        return self.collection.build(**options)
 
-        documents = StagedDocuments(self.staged_path)
+    def summary(self) -> dict[str, Any]:
+        """The corpus as `corpus list` shows it: size, selection and index (or why it is unusable)."""
+        about = self.about()
         try:
-            with self.store.write_lock(wait=wait, on_wait=on_wait):
-                return build_index(self.store, documents,
-                                   model=model or (self.encoder.model_name if self.encoder else configured_model()),
-                                   full=full, encoder=self.encoder, scheme=scheme, search=search,
-                                   source=f"corpus:{self.name}", progress=progress,
-                                   on_encoder=on_encoder)
-        finally:
-            documents.close()
+            manifest, problem = self.store.read_manifest(), ""
+        except PaperscopeError as err:
+            manifest, problem = None, err.message
+        return {"name": self.name, "documents": about.get("documents"), "filter": about.get("filter"),
+                "snapshot": about.get("snapshot"), "indexed": manifest.count if manifest else None,
+                "model": manifest.model if manifest else None,
+                "search": manifest.search if manifest else None,
+                "built_at": self.store.built_at() if manifest else None,
+                "problem": problem or None, "path": str(self.directory)}
 
     def remove(self) -> None:
         with self.store.write_lock(wait=False):

@@ -13,10 +13,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from .catalogue import Catalogue
 from .index import IndexStore
 from .records import Document, Entry, PaperRecord
+from .store import file_size
 
 
 @dataclass
@@ -59,7 +61,7 @@ def ingest(catalogue: Catalogue, store: IndexStore, *, source=None, snapshot: Pa
         from .sources.snapshot import read_snapshot
 
         if on_plan:
-            on_plan(_size(snapshot), "bytes")
+            on_plan(file_size(snapshot), "bytes")
         found = read_snapshot(snapshot, todo, progress=progress)
         records.update(found)
         report.fetched = sorted(found)
@@ -94,13 +96,6 @@ def ingest(catalogue: Catalogue, store: IndexStore, *, source=None, snapshot: Pa
     return report
 
 
-def _size(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except OSError:
-        return 0
-
-
 def entry_document(entry: Entry, record: PaperRecord | None) -> Document | None:
     """The document search sees for an entry, or None while it has no text. An entry marked
     `needs_summary` is searched by its title alone until it has a summary. The entry's note
@@ -128,6 +123,13 @@ def entry_meta(entry: Entry, record: PaperRecord | None) -> dict:
     if entry.note:
         meta["note"] = entry.note
     return meta
+
+
+def entry_json(entry: Entry, record: PaperRecord | None) -> dict[str, Any]:
+    """One entry with every field shown by `show --json`, `list --json`, the API and MCP."""
+    meta = entry_meta(entry, record)
+    return {"id": entry.id, "title": entry.title, **meta, "tags": list(entry.tags), "note": entry.note,
+            "abstract": record.abstract if record else None, "summary": entry.summary}
 
 
 def catalogue_documents(catalogue: Catalogue, records: dict[str, PaperRecord]

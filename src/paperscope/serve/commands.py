@@ -23,13 +23,8 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def _library_path():
-    from ..cli import _State
-
-    return _State.library_path
-
-
 def serve_command(
+    ctx: typer.Context,
     host: str = typer.Option("127.0.0.1", "--host", metavar="HOST",
                              help="Address to listen on. Anything but a loopback address shares "
                              "the library with the network (a warning says so)."),
@@ -56,7 +51,7 @@ def serve_command(
     from .web import create_app
 
     started = time.perf_counter()
-    resident = Resident(_library_path())
+    resident = Resident(ctx.obj)  # the library folder of --library (see paperscope.cli)
     loopback = is_loopback(host)
     if not loopback:
         typer.echo(f"warning: serving on {host}, not a loopback address: anyone who can reach "
@@ -93,7 +88,7 @@ def serve_command(
         server.run(sockets=[sock])
 
 
-def mcp_command() -> None:
+def mcp_command(ctx: typer.Context) -> None:
     """Answer an AI assistant over the Model Context Protocol (stdio), from one resident index.
 
     Tools: search, related, show and cite; the catalogue is the resource
@@ -103,5 +98,5 @@ def mcp_command() -> None:
     from .mcp import build_server
     from .resident import Resident
 
-    resident = Resident(_library_path())
+    resident = Resident(ctx.obj)
     build_server(resident).run("stdio")

@@ -19,7 +19,7 @@ from fastapi.templating import Jinja2Templates
 from markupsafe import Markup, escape
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from .. import __version__
+from ..collection import Filters
 from ..errors import (
     CatalogueError,
     IndexCorruptError,
@@ -30,9 +30,10 @@ from ..errors import (
     UnknownEntryError,
     UsageError,
 )
-from ..library import Filters
+from ..ingest import entry_json as as_json
 from ..records import KINDS
 from ..search import MODES
+from ..version import __version__
 from .resident import MAX_K, MAX_QUERY_CHARS, Generation, Resident
 
 HERE = Path(__file__).resolve().parent
@@ -354,8 +355,6 @@ def create_app(resident: Resident, *, allowed_hosts: list[str] | None = None) ->
 
 
 def entry_json(generation: Generation, entry) -> dict[str, Any]:
-    from .resident import entry_json as as_json
-
     return as_json(entry, generation.record(entry))
 
 
