@@ -20,7 +20,7 @@ from .errors import IndexMissingError, PaperscopeError, UnknownEntryError, Usage
 from .index import IndexStore, OpenIndex, documents_digest
 from .records import Document, Hit
 from .search import Searcher, check_query
-from .settings import settings_change
+from .settings import configured_model, settings_change
 
 if TYPE_CHECKING:  # NumPy and the encoders load only when an index is opened or built
     import numpy as np
@@ -145,8 +145,6 @@ class Collection:
 
     def build_model(self, model: str | None = None) -> str:
         """The model a build embeds with: `model`, else the collection's, else the configured one."""
-        from .settings import configured_model
-
         return model or self.model or (self.encoder.model_name if self.encoder else configured_model())
 
     def build(self, *, full: bool = False, model: str | None = None, search: str = "auto",

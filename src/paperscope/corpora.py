@@ -19,6 +19,8 @@ import shutil
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import date
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,7 +28,8 @@ from .collection import Collection
 from .errors import PaperscopeError, UnknownEntryError, UsageError
 from .index import IndexStore
 from .records import Document, PaperRecord
-from .sources.snapshot import refuse_unless_snapshot, snapshot_lines
+from .sources import utc_now
+from .sources.snapshot import UnusableLine, parse_line, refuse_unless_snapshot, snapshot_lines
 from .store import cache_dir
 
 if TYPE_CHECKING:
@@ -72,8 +75,6 @@ class SnapshotFilter:
     until: str | None = None
 
     def __post_init__(self) -> None:
-        from datetime import date
-
         for value in (self.since, self.until):
             if value is None:
                 continue
@@ -99,8 +100,6 @@ class SnapshotFilter:
 def _record_date(data: dict[str, Any], arxiv_id: str) -> str:
     """The date a record first appeared: its first version's (YYYY-MM-DD), else the year and
     month its id encodes (YYYY-MM), else its last update's."""
-    from email.utils import parsedate_to_datetime
-
     versions = data.get("versions")
     if isinstance(versions, list) and versions and isinstance(versions[0], dict):
         with contextlib.suppress(TypeError, ValueError):
@@ -115,8 +114,6 @@ def _record_date(data: dict[str, Any], arxiv_id: str) -> str:
 
 def parse_snapshot_line(line: bytes, report: ImportReport) -> tuple[PaperRecord, str] | None:
     """A record and its date from one snapshot line, or None (counted in `report`)."""
-    from .sources.snapshot import UnusableLine, parse_line
-
     try:
         record, data = parse_line(line)
     except UnusableLine as why:
@@ -135,8 +132,6 @@ def record_document(record: PaperRecord, date: str) -> Document:
 
 def document_record(document: Document, source: str) -> PaperRecord:
     """The arXiv record behind a corpus document (for adding it to a catalogue offline)."""
-    from .sources import utc_now
-
     meta = document.meta
     return PaperRecord(arxiv_id=document.id, title=document.title, abstract=document.text,
                        authors=tuple(meta.get("authors") or ()), year=meta.get("year"),

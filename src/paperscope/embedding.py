@@ -13,6 +13,8 @@ that made its vectors. Two kinds are built in and give the same vectors (to abou
 
 from __future__ import annotations
 
+import hashlib
+import itertools
 import json
 import logging
 import math
@@ -25,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from .errors import ModelUnavailableError
-from .settings import DEFAULT_MODEL, MODEL_ENV
+from .settings import DEFAULT_MODEL, MODEL_ENV, build_threads
 
 if TYPE_CHECKING:
     from tokenizers import Tokenizer
@@ -87,8 +89,6 @@ def _hub_cache_dir(model_name: str) -> Path | None:
 
 def model_fingerprint(model_dir: Path) -> str:
     """A cheap identity of a model folder: its files' names and sizes."""
-    import hashlib
-
     digest = hashlib.sha256()
     for path in sorted(model_dir.rglob("*")):
         if path.is_file() and ".cache" not in path.parts:
@@ -110,8 +110,6 @@ class SentenceTransformerEncoder:
         try:
             import torch
             from sentence_transformers import SentenceTransformer
-
-            from .settings import build_threads
 
             torch.set_num_threads(build_threads())  # many passages: worth every core
 
@@ -707,7 +705,7 @@ def load_encoder(model_name: str, *, kinds: Sequence[str] = QUERY_ENCODERS) -> E
     if unknown or not kinds:
         raise ModelUnavailableError(f"No encoder named {', '.join(unknown) or '(none)'}: "
                                     f"known ones are {', '.join(ENCODERS)}.")
-    for name, following in zip(kinds, kinds[1:], strict=False):
+    for name, following in itertools.pairwise(kinds):
         try:
             return ENCODERS[name].load(model_name, model_dir)
         except EncoderDeclined as declined:

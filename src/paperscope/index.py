@@ -35,8 +35,11 @@ import sqlite3
 import stat
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from filelock import FileLock, Timeout
 
 from .errors import (
     IndexCorruptError,
@@ -264,8 +267,6 @@ class IndexStore:
     def built_at(self) -> str | None:
         """When the current index was committed (its manifest's time; the manifest itself holds
         no clock time, so that the same documents always give the same bytes)."""
-        from datetime import datetime, timezone
-
         try:
             stamp = self.manifest_path.stat().st_mtime
         except OSError:
@@ -388,8 +389,6 @@ class IndexStore:
     def write_lock(self, wait: bool = True,
                    on_wait: Callable[[], None] | None = None) -> Iterator[None]:
         """Hold the index's lock file; one writer at a time."""
-        from filelock import FileLock, Timeout
-
         self.directory.mkdir(parents=True, exist_ok=True)
         lock = FileLock(str(self.directory / LOCK_NAME))
         try:

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import contextlib
 import math
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 import numpy as np
@@ -238,8 +240,6 @@ def _embed(store: IndexStore, documents: Sequence[Document], hashes: list[str], 
 
 def _started_scheme(store: IndexStore, model: str) -> str | None:
     """The passage scheme of most chunks of `model` left by an interrupted build, if any."""
-    from collections import Counter
-
     found = Counter(info.scheme for info in map(chunks.read_chunk_info, chunks.chunk_files(store.chunks_dir))
                     if info is not None and info.model == model and info.scheme in SCHEMES)
     return found.most_common(1)[0][0] if found else None
@@ -400,8 +400,6 @@ def _per_document(progress: Callable[[int], None] | None, sizes: list[int]):
 
 
 def _versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
     found = {"paperscope": __version__}
     for package in ("faiss-cpu", "numpy"):
         with contextlib.suppress(PackageNotFoundError):

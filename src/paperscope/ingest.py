@@ -18,6 +18,7 @@ from typing import Any
 from .catalogue import Catalogue
 from .index import IndexStore
 from .records import Document, Entry, PaperRecord
+from .sources.snapshot import read_snapshot
 from .store import file_size
 
 
@@ -58,8 +59,6 @@ def ingest(catalogue: Catalogue, store: IndexStore, *, source=None, snapshot: Pa
     todo = ids_to_fetch(catalogue, records, refresh)
     report = IngestReport(cached=len(wanted) - len(todo), pruned=pruned)
     if snapshot is not None:
-        from .sources.snapshot import read_snapshot
-
         if on_plan:
             on_plan(file_size(snapshot), "bytes")
         found = read_snapshot(snapshot, todo, progress=progress)

@@ -13,6 +13,25 @@ and never the index code beneath it.
 
 from __future__ import annotations
 
+from .bibtex import bibtex_entry, citation_keys
+from .catalogue import (
+    ID_PATTERN,
+    URL_PATTERN,
+    CatalogueFile,
+    check_fields,
+    entry_text,
+    insert_entry,
+    move_entry,
+    parse_entry_text,
+    remove_entry,
+    rename_entry,
+    replace_entry,
+    slug,
+)
+from .corpora import document_record
+from .errors import FetchError
+from .sources.snapshot import read_snapshot
+
 __all__ = ["MODES", "Collection", "Corpus", "Filters", "Library", "SearchOutcome", "SnapshotFilter",
            "check_scheme", "corpora_dir", "entry_json", "find_papers", "list_corpora", "open_collection",
            "run_evaluation"]
@@ -151,8 +170,6 @@ class Library:
     def cite(self, ids: Sequence[str] = ()) -> str:
         """BibTeX for the entries `ids` (ids or arXiv ids; every entry when empty), with
         citation keys that stay stable as the catalogue grows."""
-        from .bibtex import bibtex_entry, citation_keys
-
         entries = [self.entry(key) for key in ids] if ids else list(self.catalogue.entries)
         records = self.records()
         keys = citation_keys(self.catalogue.entries, records)
@@ -216,8 +233,6 @@ class Library:
         keeping the file's comments and layout, then rebuild the index incrementally. Either
         every source is added or nothing changes. While arXiv cannot be reached, one arXiv id
         given with `title` and `summary` is added without its record."""
-        from .catalogue import URL_PATTERN, check_fields, insert_entry, slug
-
         sources = list(dict.fromkeys(s.strip() for s in sources))
         if not sources:
             raise UsageError("Name at least one arXiv id or link to add.")
@@ -298,14 +313,10 @@ class Library:
                        api, offline_ok: bool) -> dict[str, PaperRecord]:
         """The records of `arxiv_ids` from a corpus, a snapshot or the API; FetchError when one
         is missing (unless arXiv is unreachable and `offline_ok`)."""
-        from .errors import FetchError
-
         if not arxiv_ids:
             return {}
         unreachable = False
         if corpus is not None:
-            from .corpora import Corpus, document_record
-
             named = Corpus.open(corpus)
             found = {a: named.document(a) for a in arxiv_ids}
             records = {a: document_record(document, f"corpus:{corpus}")
@@ -314,8 +325,6 @@ class Library:
                            f"--corpus {corpus}; or add it with --from-snapshot FILE)"
                         for a in arxiv_ids if a not in records}
         elif snapshot is not None:
-            from .sources.snapshot import read_snapshot
-
             records = read_snapshot(snapshot, arxiv_ids)
             failures = {a: f"not in the snapshot {snapshot.name}" for a in arxiv_ids if a not in records}
         else:
@@ -335,15 +344,11 @@ class Library:
 
     def remove(self, entry_id: str, **options) -> EditResult:
         """Delete an entry from the catalogue, then update the index."""
-        from .catalogue import remove_entry
-
         entry = self.entry(entry_id)
         return self._edit(entry, lambda text, current: remove_entry(text, entry.id), **options)
 
     def move(self, entry_id: str, section: str, *, create: bool = False, **options) -> EditResult:
         """Move an entry, as written, to the end of another section (a new one with `create`)."""
-        from .catalogue import move_entry
-
         entry = self.entry(entry_id)
         target = self.catalogue.section_named(section)
         if target is None and not create:
@@ -358,8 +363,6 @@ class Library:
 
     def rename(self, old: str, new: str, **options) -> EditResult:
         """Give an entry another id."""
-        from .catalogue import ID_PATTERN, rename_entry
-
         entry = self.entry(old)
         if not ID_PATTERN.match(new):
             raise UsageError(f"{new!r} is not an id: use lower-case letters, digits and dashes "
@@ -376,8 +379,6 @@ class Library:
         """Let `editor` change the entry's YAML (it gets the text, returns the new text);
         invalid text is refused, or handed back to `editor` while `retry(error)` says so.
         Nothing is written when the file changed meanwhile (CatalogueChangedError)."""
-        from .catalogue import CatalogueFile, entry_text, parse_entry_text, replace_entry
-
         entry = self.entry(entry_id)
         start = CatalogueFile.read(self.paths.catalogue)
         original = text = entry_text(start.text, entry.id)
@@ -410,8 +411,6 @@ class Library:
                         expected: str | None = None, entry_id: str | None = None) -> Catalogue:
         """Read catalogue.yaml, apply `change(text, catalogue)` and write the result if it
         differs; the caller holds the lock. With `expected`, the file must still have that hash."""
-        from .catalogue import CatalogueFile
-
         self._catalogue = None
         current = CatalogueFile.read(self.paths.catalogue)
         if expected is not None and current.digest != expected:

@@ -4,17 +4,19 @@ imported here; the servers load when a command runs."""
 from __future__ import annotations
 
 import contextlib
+import ipaddress
+import socket
 import sys
 import time
 
 import typer
 
+from ..errors import UsageError
+
 LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}
 
 
 def is_loopback(host: str) -> bool:
-    import ipaddress
-
     if host.lower() in LOOPBACK_NAMES:
         return True
     try:
@@ -43,8 +45,6 @@ def serve_command(
 
       paperscope serve --port 8080
     """
-    import socket
-
     import uvicorn
 
     from .resident import Resident
@@ -66,8 +66,6 @@ def serve_command(
         sock.bind((host.strip("[]"), port))
         sock.listen(2048)  # connections queue from now on: the address printed below works at once
     except OSError as err:
-        from ..errors import UsageError
-
         raise UsageError(f"Cannot listen on {host}:{port}: {err.strerror}.",
                          "Choose another port with --port.") from None
     bound = sock.getsockname()[1]

@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..bibtex import bibtex_entry, citation_keys
 from ..collection import Collection, Filters, SearchOutcome
 from ..errors import CatalogueError, PaperscopeError, UsageError
 from ..ingest import entry_json
@@ -40,8 +43,6 @@ class CachedEncoder:
     model alone, so the cache outlives index generations built with the same model."""
 
     def __init__(self, encoder: Encoder, size: int = 2048):
-        from collections import OrderedDict
-
         self.inner = encoder
         self.model_name = encoder.model_name
         self.dimension = encoder.dimension
@@ -140,16 +141,12 @@ class Generation:
 
     def bibtex(self, key: str) -> tuple[Entry, str, str]:
         """(entry, citation key, BibTeX text), as `paperscope cite` prints it."""
-        from ..bibtex import bibtex_entry
-
         entry = self.entry(key)
         return entry, self.keys[entry.id], bibtex_entry(entry, self.record(entry), self.keys[entry.id])
 
     def highlight(self, text: str, query: str) -> list[tuple[int, int]]:
         """[start, end) code-point spans of the words of `text` that share a search term with
         `query` (stemmed as the index stems them)."""
-        import re
-
         if not query or not text:
             return []
         tokenize = self._tokenizer()
@@ -230,8 +227,6 @@ class Resident:
 
     def _open(self, signature: tuple) -> Generation:
         """Read everything one generation needs; retried when a build commits meanwhile."""
-        from ..bibtex import citation_keys
-
         for attempt in range(5):
             library = Library(self.paths, encoder=self._encoder)
             collection, problem = None, None

@@ -8,6 +8,7 @@ body {"error": {"type", "message", "hint"}}; every response carries a Content-Se
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
@@ -153,8 +154,6 @@ class Guard:
 
     @staticmethod
     async def _refuse(send, headers, status, body) -> None:
-        import json
-
         data = json.dumps(body).encode()
         await send({"type": "http.response.start", "status": status,
                     "headers": [*headers, (b"content-type", b"application/json"),
