@@ -28,7 +28,7 @@ from .collection import Collection
 from .errors import PaperscopeError, UnknownEntryError, UsageError
 from .index import IndexStore
 from .records import Document, PaperRecord
-from .sources import utc_now
+from .sources import month_from_arxiv_id, utc_now
 from .sources.snapshot import UnusableLine, parse_line, refuse_unless_snapshot, snapshot_lines
 from .store import cache_dir
 
@@ -104,10 +104,9 @@ def _record_date(data: dict[str, Any], arxiv_id: str) -> str:
     if isinstance(versions, list) and versions and isinstance(versions[0], dict):
         with contextlib.suppress(TypeError, ValueError):
             return parsedate_to_datetime(str(versions[0].get("created"))).date().isoformat()
-    match = re.match(r"^(?:[a-z-]+(?:\.[A-Z]{2})?/)?(\d{2})(\d{2})", arxiv_id)  # YYMM of the first version
-    if match and 1 <= int(match.group(2)) <= 12:
-        century = "19" if int(match.group(1)) >= 91 else "20"
-        return f"{century}{match.group(1)}-{match.group(2)}"
+    month = month_from_arxiv_id(arxiv_id)
+    if month:
+        return month
     updated = data.get("update_date")  # the last version's date: a last resort
     return updated if isinstance(updated, str) and re.match(r"^\d{4}-\d{2}-\d{2}$", updated) else ""
 
