@@ -25,8 +25,8 @@ from .version import __version__
 __all__ = ["CatalogueChangedError", "CatalogueError", "Collection", "FetchError", "Filters",
            "IndexCorruptError", "IndexMismatchError", "IndexMissingError", "Library", "LockedError",
            "ModelUnavailableError", "PaperscopeError", "SnapshotError", "UnknownEntryError",
-           "UsageError", "__version__"]
-_LAZY = ("Library", "Filters", "Collection")
+           "UsageError", "__version__", "open_collection"]
+_LAZY = ("Library", "Filters", "Collection", "open_collection")
 
 
 def __getattr__(name: str):
