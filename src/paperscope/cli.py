@@ -574,7 +574,7 @@ def _build_collection(collection, noun: str, *, full: bool = False, model: Optio
         report = collection.build(full=full, model=model, search=search, scheme=scheme,
                                   progress=advance, on_encoder=on_encoder, wait=not no_wait,
                                   on_wait=_waiting)
-    _report_build(report)
+    _report_build(report, noun)
 
 
 @contextlib.contextmanager
@@ -605,15 +605,15 @@ def _build(library: Library, *, full: bool, model: Optional[str], no_wait: bool)
              "(offline: paperscope ingest --from-snapshot FILE)")
 
 
-def _report_build(report) -> None:
+def _report_build(report, noun: str = "entry") -> None:
     if report.written:
         resumed = f", {report.resumed} from earlier chunks" if report.resumed else ""
         _err(f"Index built: {len(report.embedded)} embedded, {report.reused} reused{resumed}, "
-             f"{len(report.removed)} removed; {counted(report.total, 'entry')} with {report.model}"
+             f"{len(report.removed)} removed; {counted(report.total, noun)} with {report.model}"
              + (f" on {report.device}" if report.embedded else "")
              + (f"; {report.search} search." if report.search != "exact" else "."))
     else:
-        _err(f"Index already up to date ({counted(report.total, 'entry')}).")
+        _err(f"Index already up to date ({counted(report.total, noun)}).")
 
 
 def _filters(section, kind, year_from, year_to, tag):
