@@ -174,6 +174,8 @@ class Collection:
             try:
                 self._index = self.store.open()
             except IndexMissingError as err:
+                if self.store.manifest_path.exists():  # a file of a built index is missing
+                    raise
                 raise IndexMissingError(self.missing_message or err.message,
                                         self.missing_hint or err.hint) from None
         return self._index
