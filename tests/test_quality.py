@@ -115,7 +115,7 @@ def test_eval_command_on_a_tiny_beir_corpus(tmp_path):
                                                "--json"]).stdout)
     assert hits[0]["id"] == "d3"
     again = CliRunner().invoke(app, ["build", "--corpus", str(data), "--index-dir", str(tmp_path / "idx")])
-    assert "already up to date (3 entries)" in again.stderr
+    assert "already up to date (3 documents)" in again.stderr
     missing = CliRunner().invoke(app, ["eval", str(data), "--split", "dev"])
     assert missing.exit_code == 2 and "Splits there: test" in missing.stderr
 
