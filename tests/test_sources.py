@@ -108,8 +108,8 @@ def test_split_and_local_ids():
         local_id("doi:10.1/x", "arxiv")
 
 
-@pytest.mark.parametrize("bad", ["", "arxiv:", " 2106.09685", "doi: 10.1/x"])
-def test_an_empty_or_untidy_id_is_refused(bad):
+@pytest.mark.parametrize("bad", ["", " ", "arxiv:", "doi: "])
+def test_an_empty_id_is_refused(bad):
     with pytest.raises(ValueError, match="not a paper id"):
         split_id(bad)
 

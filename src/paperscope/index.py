@@ -241,13 +241,13 @@ class IndexStore:
         records = {}
         for key, value in data["records"].items():
             try:
-                record = PaperRecord.from_json(value)
-                same = record.key == record_key(key)  # `arxiv:2106.09685` is `2106.09685`
+                record = PaperRecord.from_json(value)  # its id as a record key
+                same = record.arxiv_id == record_key(key)  # `arxiv:2106.09685` is `2106.09685`
             except ValueError as err:
                 raise self._records_damaged(f"the record {key!r}: {err}") from None
             if not same:
                 raise self._records_damaged(f"the record {key!r} holds arXiv {record.arxiv_id}")
-            records[record.key] = record
+            records[record.arxiv_id] = record
         return records
 
     def _records_damaged(self, why: object) -> IndexCorruptError:

@@ -22,11 +22,11 @@ def split_id(paper_id: str) -> tuple[str, str]:
     """(scheme, local id) of a paper id; an id without a scheme is an arXiv id.
 
     The scheme is compared without case (`arXiv:2106.09685` is `arxiv:`); what follows the
-    first colon is kept as it is (a DOI may hold colons). ValueError for an empty id or one
-    with spaces around it (what people type is tidied where it is read: catalogue.py)."""
+    first colon is kept as it is (a DOI may hold colons; what people type is tidied where it
+    is read, as catalogue.py does). ValueError for an id with nothing after its scheme."""
     match = _SCHEME.match(paper_id)
     scheme, local = (match.group(1).lower(), match.group(2)) if match else (DEFAULT_SCHEME, paper_id)
-    if not local or local != local.strip():
+    if not local.strip():
         raise ValueError(f"{paper_id!r} is not a paper id")
     return scheme, local
 
@@ -44,6 +44,8 @@ def record_key(paper_id: str) -> str:
     with the default scheme left out, so arXiv records keep the bare keys of today's files.
     `record_key("arxiv:2106.09685") == record_key("2106.09685") == "2106.09685"`,
     `record_key("doi:10.1/x") == "doi:10.1/x"`."""
+    if ":" not in paper_id and paper_id.strip():  # a bare arXiv id, as nearly every key is
+        return paper_id
     scheme, local = split_id(paper_id)
     return local if scheme == DEFAULT_SCHEME else f"{scheme}:{local}"
 
