@@ -129,6 +129,8 @@ class ArxivApiSource:
         listed = 0
         while listed < self.max_listed:
             size = min(self.page_size, self.max_listed - listed)
+            log.info("asking %s for changes (%s), results %d to %d", self.api_url, query,
+                     listed + 1, listed + size)
             try:
                 entries, total = self._page({"search_query": query, "sortBy": "lastUpdatedDate",
                                              "sortOrder": "ascending", "start": listed,

@@ -7,9 +7,13 @@ A source serves one id scheme (`scheme`, see ids.py) and answers three questions
   records()             every record of a local dump (importing a corpus)
 
 A source that cannot answer one of them raises UnsupportedBySourceError from it (the arXiv
-API holds no dump to read through). Records come back under their record keys (ids.record_key:
-the bare id for arXiv, `scheme:id` for others); `fetch` is given and returns ids in the
-source's own terms, which for arXiv are the same thing.
+API holds no dump to read through): `not_a_dump` and `no_dates` below say so.
+
+Ids: `fetch` is given ids in the source's own terms (`10.1/x` for a DOI service) and keys its
+FetchResult by them; each record's own id (`PaperRecord.arxiv_id`) is its record key
+(ids.record_key: the bare id for arXiv, `doi:10.1/x` for others), which is what the record
+cache files it under. For arXiv the two are the same. `sources.fetch_ids` takes qualified ids
+of any scheme, asks each scheme's source, and keys what comes back by record key.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ if TYPE_CHECKING:
 
 @dataclass
 class FetchResult:
-    """What a fetch got: records by id, a reason for each id it could not get, and
+    """What a fetch got: records by the id asked, a reason for each id it could not get, and
     `unreachable`, why the source could not be reached at all (then nothing more was asked).
     An id in neither `records` nor `failures` is one a local dump does not hold; the caller
     words that (a dump has no more to say than "not here")."""
