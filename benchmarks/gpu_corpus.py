@@ -37,8 +37,8 @@ SHARED = ROOT.parent / "shared" / "data"
 def prepare(args: argparse.Namespace) -> None:
     import gzip
 
+    from paperscope.beir import read_corpus
     from paperscope.corpora import ImportReport, parse_snapshot_line, record_document
-    from paperscope.corpus import read_corpus
 
     args.out.mkdir(parents=True, exist_ok=True)
     documents, report = [], ImportReport()

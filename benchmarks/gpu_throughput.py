@@ -22,7 +22,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
-from paperscope.corpus import read_corpus  # noqa: E402
+from paperscope.beir import read_corpus  # noqa: E402
 from paperscope.embedding import DEFAULT_MODEL, SentenceTransformerEncoder  # noqa: E402
 from paperscope.text import passages  # noqa: E402
 

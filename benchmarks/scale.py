@@ -146,7 +146,7 @@ def recall(corpus: Corpus, queries: int = 200) -> tuple[float, float, float]:
     rng = np.random.default_rng(11)
     positions = rng.choice(index.count, size=min(queries, index.count), replace=False)
     titles = [doc.title for doc in index.documents(sorted(positions))]
-    encoder = load_encoder(DEFAULT_MODEL, light=True)
+    encoder = load_encoder(DEFAULT_MODEL)
     vectors = encoder.encode(titles)
     dense_overlap, hybrid_overlap = [], []
     for title, vector in zip(titles, vectors, strict=True):

@@ -128,12 +128,12 @@ def main() -> None:
     import numpy as np
 
     from paperscope import Library
-    from paperscope.corpus import read_queries
+    from paperscope.beir import read_queries
     from paperscope.embedding import DEFAULT_MODEL, load_encoder
     from paperscope.search import Searcher
 
     queries = list(read_queries(ROOT / "evaluation" / "catalogue").values())
-    light, st = load_encoder(DEFAULT_MODEL, light=True), load_encoder(DEFAULT_MODEL, light=False)
+    light, st = load_encoder(DEFAULT_MODEL), load_encoder(DEFAULT_MODEL, kinds=("sentence-transformers",))
     a, b = light.encode(queries), st.encode(queries)
     index, _ = Library.open(ROOT).index(update=False)
     searcher = Searcher(index)
@@ -165,9 +165,9 @@ def main() -> None:
                                                   f"A PyTorch library (edit {n}) offering", 1))
             edits.extend(timed(build, 1))
         load_st = timed([sys.executable, "-c", ("from paperscope.embedding import *; "
-                                                "load_encoder(DEFAULT_MODEL, light=False)")], 3)
+                                                "load_encoder(DEFAULT_MODEL, kinds=('sentence-transformers',))")], 3)
         load_light = timed([sys.executable, "-c", ("from paperscope.embedding import *; "
-                                                   "load_encoder(DEFAULT_MODEL, light=True)")], 3)
+                                                   "load_encoder(DEFAULT_MODEL)")], 3)
     print("\n4. rebuild after editing one entry")
     print(f"   process + model load alone : sentence-transformers {statistics.median(load_st):.3f} s, "
           f"light {statistics.median(load_light):.3f} s")
@@ -178,7 +178,7 @@ def main() -> None:
         report_rebuild("1,000 SciFact abstracts", full, edits, load_st, load_light)
 
     # 5. build throughput
-    from paperscope.corpus import read_corpus
+    from paperscope.beir import read_corpus
     from paperscope.text import passages
 
     scifact = ROOT.parent / "shared" / "data" / "scifact"

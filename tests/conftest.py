@@ -16,6 +16,9 @@ import numpy as np
 import pytest
 
 from paperscope.catalogue import parse_catalogue
+from paperscope.index import IndexStore
+from paperscope.indexer import build_index
+from paperscope.records import Document
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -52,6 +55,35 @@ class FakeEncoder:
 @pytest.fixture
 def fake_encoder():
     return FakeEncoder()
+
+
+def docs(**texts):
+    """Documents with the given texts, ids from the keywords."""
+    return [Document(id=key, title=key.upper(), text=text, meta={"section": "S", "kind": "paper"})
+            for key, text in texts.items()]
+
+
+CORPUS = {
+    "lora": "low rank adaptation of large language models for finetuning",
+    "qlora": "quantized low rank finetuning on one GPU",
+    "rlhf": "reinforcement learning from human feedback with a reward model",
+    "codex": "a language model trained on code evaluated on programming problems",
+}
+
+
+def many_docs(count):
+    """`count` short documents over eight words, years 2020 to 2024."""
+    words = ["adapter", "quantized", "reward", "code", "vision", "speech", "graph", "protein"]
+    return [Document(id=f"d{i}", title=f"Paper {i}", text=f"{words[i % 8]} {words[(i * 3) % 8]} study {i}",
+                     meta={"year": 2020 + i % 5}) for i in range(count)]
+
+
+@pytest.fixture
+def built(tmp_path, fake_encoder):
+    """An index of CORPUS built with the fake encoder: (its IndexStore, the build report)."""
+    store = IndexStore(tmp_path / "index")
+    report = build_index(store, docs(**CORPUS), model="fake-model", encoder=fake_encoder)
+    return store, report
 
 
 def copy_fixture_library(target: Path) -> Path:

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from paperscope.corpora import Corpus, SnapshotFilter
 from paperscope.errors import SnapshotError, UnknownEntryError, UsageError
-from paperscope.library import Collection, Filters
+from paperscope.library import Filters
 
 runner = CliRunner()
 
@@ -76,7 +76,7 @@ def test_a_corpus_is_built_searched_and_filtered_through_the_same_facade(snapsho
     corpus.import_snapshot(snapshot, SnapshotFilter())
     report = corpus.build()
     assert report.written and len(report.embedded) == 30 and report.scheme == "multi-scale"
-    collection = Collection(corpus.store, fake_encoder)
+    collection = corpus.collection
     hits = collection.search("low-rank adapters finetuning", k=3).hits
     assert "adapter" in hits[0].document.title.lower()
     related = collection.related(hits[0].document.id, k=2).hits
@@ -138,8 +138,8 @@ def test_whole_abstract_scheme_gives_one_vector_per_paper(snapshot, fake_encoder
     corpus.build(scheme="whole", search="approximate")
     index = corpus.store.open()
     assert index.vectors.shape == (30, fake_encoder.dimension)
-    assert index.manifest["passages_scheme"]["name"] == "whole"
-    assert index.search_method["kind"] == "ivf-sq8"
+    assert index.manifest.scheme == "whole"
+    assert index.manifest.search == "ivf-sq8"
     assert np.allclose(np.linalg.norm(np.asarray(index.vectors), axis=1), 1, atol=1e-5)
 
 
@@ -209,5 +209,5 @@ def test_impossible_dates_failed_imports_and_ids_beat_update_dates(snapshot, tmp
     from paperscope.errors import IndexMissingError
 
     with pytest.raises(IndexMissingError) as missing:
-        corpus.open_index()
+        corpus.collection.open()
     assert "paperscope corpus build all" in missing.value.hint

@@ -12,10 +12,10 @@ import bibtexparser
 import pytest
 from typer.testing import CliRunner
 
+from paperscope.beir import read_qrels, read_queries
 from paperscope.catalogue import parse_catalogue
 from paperscope.cli import app
 from paperscope.corpora import ImportReport, parse_snapshot_line
-from paperscope.corpus import read_qrels, read_queries
 from paperscope.errors import CatalogueError, IndexCorruptError, SnapshotError, UsageError
 from paperscope.index import IndexStore
 from paperscope.ingest import ids_to_fetch, ingest

@@ -1,5 +1,5 @@
-"""Incremental builds, resumable chunks, atomic commits, damaged files and approximate search
-(with a fake encoder)."""
+"""The index format and its builds: incremental builds, resumable chunks, atomic commits,
+damaged and hostile files (with the fake encoder)."""
 
 import json
 import os
@@ -13,29 +13,11 @@ from paperscope.errors import IndexCorruptError, IndexMismatchError, IndexMissin
 from paperscope.index import IndexStore
 from paperscope.indexer import build_index
 from paperscope.records import Document
-from paperscope.search import check_query, fuse, rank
 from paperscope.text import passages
 
+from .conftest import CORPUS, docs, many_docs
 
-def docs(**texts):
-    return [Document(id=key, title=key.upper(), text=text, meta={"section": "S", "kind": "paper"})
-            for key, text in texts.items()]
-
-
-CORPUS = {
-    "lora": "low rank adaptation of large language models for finetuning",
-    "qlora": "quantized low rank finetuning on one GPU",
-    "rlhf": "reinforcement learning from human feedback with a reward model",
-    "codex": "a language model trained on code evaluated on programming problems",
-}
 DATA_FILES = ["bm25data", "bm25docs", "bm25ptr", "bounds", "documents", "facets", "vectors"]
-
-
-@pytest.fixture
-def built(tmp_path, fake_encoder):
-    store = IndexStore(tmp_path / "index")
-    report = build_index(store, docs(**CORPUS), model="fake-model", encoder=fake_encoder)
-    return store, report
 
 
 def test_first_build_embeds_everything_and_writes_a_manifest(built):
@@ -137,12 +119,6 @@ class Interrupting:
         if self.left < 0:
             raise KeyboardInterrupt
         return self.inner.encode(texts, progress)
-
-
-def many_docs(count):
-    words = ["adapter", "quantized", "reward", "code", "vision", "speech", "graph", "protein"]
-    return [Document(id=f"d{i}", title=f"Paper {i}", text=f"{words[i % 8]} {words[(i * 3) % 8]} study {i}",
-                     meta={"year": 2020 + i % 5}) for i in range(count)]
 
 
 def test_an_interrupted_build_resumes_from_its_committed_chunks(tmp_path, fake_encoder):
@@ -278,88 +254,6 @@ def _data_file(store, name):
     return store.directory / manifest["files"][name]["file"]
 
 
-def test_approximate_search_finds_what_exact_search_finds(tmp_path, fake_encoder):
-    corpus = many_docs(3000)
-    exact, approximate = IndexStore(tmp_path / "exact"), IndexStore(tmp_path / "ann")
-    build_index(exact, corpus, model="fake-model", encoder=fake_encoder, search="exact")
-    report = build_index(approximate, corpus, model="fake-model", encoder=fake_encoder,
-                         search="approximate")
-    assert report.search == "ivf-sq8"
-    method = json.loads(approximate.manifest_path.read_text())["search"]
-    assert method["kind"] == "ivf-sq8" and method["lists"] >= 1
-    a, b = exact.open(), approximate.open()
-    assert b.ann is not None and a.ann is None
-    overlap = []
-    for query in ["adapter study", "quantized reward", "protein graph study 17", "speech vision"]:
-        vector = fake_encoder.encode([query])[0]
-        top_a = {i for i, _ in rank(a, query_text=query, query_vector=vector, mode="dense", k=10)}
-        top_b = {i for i, _ in rank(b, query_text=query, query_vector=vector, mode="dense", k=10)}
-        overlap.append(len(top_a & top_b) / 10)
-        hybrid = rank(b, query_text=query, query_vector=vector, mode="hybrid", k=10)
-        assert len(hybrid) == 10
-    assert np.mean(overlap) >= 0.9
-    years = np.asarray(b.facets)[:, 0]
-    assert set(years) == {2020, 2021, 2022, 2023, 2024}
-
-
-def test_ranking_modes_and_filters(built, fake_encoder):
-    store, _ = built
-    index = store.open()
-    query = "low rank finetuning"
-    vector = fake_encoder.encode([query])[0]
-    lexical = rank(index, query_text=query, query_vector=None, mode="lexical", k=10)
-    assert [index.ids()[i] for i, _ in lexical] == ["qlora", "lora"]  # no other matches
-    hybrid = rank(index, query_text=query, query_vector=vector, mode="hybrid", k=2)
-    assert {index.ids()[i] for i, _ in hybrid} == {"lora", "qlora"}
-    only_rlhf = np.array([False, False, True, False])
-    filtered = rank(index, query_text=query, query_vector=vector, mode="dense", k=5, allowed=only_rlhf)
-    assert [index.ids()[i] for i, _ in filtered] == ["rlhf"]
-    excluded = rank(index, query_text=query, query_vector=vector, mode="dense", k=5, exclude=0)
-    assert 0 not in [i for i, _ in excluded] and len(excluded) == 3
-
-
-def test_fusion_ignores_a_ranker_without_signal():
-    dense = np.array([0.2, 0.9, 0.5], dtype=np.float32)
-    mask = np.ones(3, dtype=bool)
-    fused = fuse(dense, np.zeros(3, dtype=np.float32), mask)
-    assert list(np.argsort(-fused)) == [1, 2, 0]
-
-
-@pytest.mark.parametrize("raw, cleaned", [
-    ("  LoRA\tadapters\n", "LoRA adapters"),
-    ("rl\x00hf\x1b[31m", "rl hf [31m"),
-    ("x" * 100_000, "x" * 2000),
-    ("注意力机制", "注意力机制"),
-])
-def test_queries_are_cleaned_and_bounded(raw, cleaned):
-    assert check_query(raw) == cleaned
-
-
-@pytest.mark.parametrize("raw", ["", "   ", "\x00\x01"])
-def test_empty_queries_are_refused(raw):
-    from paperscope.errors import UsageError
-
-    with pytest.raises(UsageError, match="empty"):
-        check_query(raw)
-
-
-def test_lexical_scores_equal_bm25s_own_scoring():
-    import bm25s
-
-    from paperscope.lexical import LexicalIndex, Tokenizer, build_lexical, default_stopwords
-
-    texts = [f"{key} {text}" for key, text in CORPUS.items()] + ["fine-tuning of a model", ""]
-    index = LexicalIndex.from_arrays(build_lexical(texts, default_stopwords()), default_stopwords())
-    tokenize = Tokenizer(default_stopwords())
-    reference = bm25s.BM25(k1=1.2, b=0.75, method="lucene")
-    reference.index([tokenize(t) for t in texts], show_progress=False)
-    for query in ["low rank finetuning", "fine-tuning", "the model of models", "unknownword"]:
-        known = [t for t in tokenize(query) if t in reference.vocab_dict]
-        expected = reference.get_scores(known) if known else np.zeros(len(texts))
-        np.testing.assert_allclose(index.scores(query), expected, rtol=1e-6)
-    assert index.scores("finetuning")[4] > 0  # the hyphenated form is indexed joined too
-
-
 def test_document_names_come_from_id_title_head_and_parentheses():
     from paperscope.text import document_names
 
@@ -368,19 +262,6 @@ def test_document_names_come_from_id_title_head_and_parentheses():
     assert {"rlhf", "illustrating rlhf"} <= document_names(doc)
     lora = Document(id="lora", title="LoRA: Low-Rank Adaptation of Large Language Models", text="")
     assert "lora" in document_names(lora) and "low rank adaptation" not in document_names(lora)
-
-
-def test_the_lexical_index_is_the_same_bytes_in_every_process():
-    import subprocess
-    import sys
-
-    probe = ("import hashlib; from paperscope.lexical import build_lexical, default_stopwords; "
-             f"a = build_lexical({list(CORPUS.values())!r}, default_stopwords()); "
-             "print(hashlib.sha256(repr(a.terms).encode() + a.data.tobytes() + a.indices.tobytes()"
-             " + a.indptr.tobytes()).hexdigest())")
-    digests = {subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,
-                              env={**os.environ, "PYTHONHASHSEED": seed}).stdout for seed in ("1", "2", "3")}
-    assert len(digests) == 1
 
 
 def test_undoing_an_edit_embeds_nothing_and_gives_the_same_index_bytes(built, fake_encoder):

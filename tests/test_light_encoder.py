@@ -101,7 +101,7 @@ def build_model(folder: Path, *, pooling="mean", normalize=True, dtype="float32"
 def assert_reproduced(model_dir: Path) -> None:
     """The light encoder's vectors are the reference encoder's (both L2-normalise, with or
     without a Normalize module)."""
-    light = load_encoder(str(model_dir), light=True)
+    light = load_encoder(str(model_dir))
     assert isinstance(light, LightEncoder)
     expected = SentenceTransformerEncoder(str(model_dir)).encode(TEXTS)
     assert np.abs(light.encode(TEXTS) - expected).max() <= 1e-5
@@ -166,9 +166,9 @@ def test_light_encoder_matches_sentence_transformers_on_the_packaged_model():
     texts = ["parameter-efficient finetuning", "RLHF",
              "We propose Low-Rank Adaptation, or LoRA, which freezes the weights. " * 30,
              "注意力机制 and Ünïcödé"]
-    light = load_encoder(DEFAULT_MODEL, light=True)
+    light = load_encoder(DEFAULT_MODEL)
     assert isinstance(light, LightEncoder)
-    a, b = light.encode(texts), load_encoder(DEFAULT_MODEL, light=False).encode(texts)
+    a, b = light.encode(texts), load_encoder(DEFAULT_MODEL, kinds=("sentence-transformers",)).encode(texts)
     assert a.shape == b.shape == (4, 384)
     assert np.abs(a - b).max() <= 1e-5
     np.testing.assert_allclose(np.linalg.norm(a, axis=1), 1.0, atol=1e-5)
@@ -269,7 +269,7 @@ def test_a_declined_model_is_explained_once(base_model, tmp_path, monkeypatch, c
     with caplog.at_level(logging.WARNING, logger="paperscope.embedding"):
         assert load_encoder(str(model)) == f"torch:{model}"
         assert load_encoder(str(model)) == f"torch:{model}"
-        assert load_encoder(str(model), light=False) == f"torch:{model}"
+        assert load_encoder(str(model), kinds=("sentence-transformers",)) == f"torch:{model}"
     assert len(caplog.records) == 1
     assert "gelu_new" in caplog.text and "slower" in caplog.text
 

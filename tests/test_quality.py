@@ -8,10 +8,9 @@ import pytest
 from typer.testing import CliRunner
 
 from paperscope import Library
+from paperscope.beir import read_qrels, read_queries
 from paperscope.cli import app
-from paperscope.corpus import read_qrels, read_queries
 from paperscope.evaluate import evaluate, ndcg, recall, reciprocal_rank
-from paperscope.search import Searcher
 
 from .conftest import REPO, copy_fixture_library
 
@@ -20,16 +19,14 @@ RELATED = REPO / "evaluation" / "related"
 
 
 @pytest.fixture(scope="module")
-def fixture_index(tmp_path_factory):
+def fixture_collection(tmp_path_factory):
     """The frozen test library's index (tests/fixtures/library/), read from a copy."""
-    index, _ = Library.open(copy_fixture_library(tmp_path_factory.mktemp("quality") / "library")).index(
-        update=False)
-    return index
+    return Library.open(copy_fixture_library(tmp_path_factory.mktemp("quality") / "library")).collection
 
 
 @pytest.fixture(scope="module")
-def scores(fixture_index):
-    results = evaluate(Searcher(fixture_index), read_queries(QUESTIONS), read_qrels(QUESTIONS, "test"))
+def scores(fixture_collection):
+    results = evaluate(fixture_collection, read_queries(QUESTIONS), read_qrels(QUESTIONS, "test"))
     return {s.mode: s for s in results}
 
 
@@ -44,8 +41,8 @@ def test_hybrid_is_at_least_as_good_as_either_ranker(scores):
 
 
 @pytest.fixture(scope="module")
-def related_scores(fixture_index):
-    results = evaluate(Searcher(fixture_index), {}, read_qrels(RELATED, "test"), related=True)
+def related_scores(fixture_collection):
+    results = evaluate(fixture_collection, {}, read_qrels(RELATED, "test"), related=True)
     return {s.mode: s for s in results}
 
 

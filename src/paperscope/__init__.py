@@ -20,13 +20,13 @@ from .errors import (
     UnknownEntryError,
     UsageError,
 )
+from .version import __version__
 
-__version__ = "0.1.0"
 __all__ = ["CatalogueChangedError", "CatalogueError", "Collection", "FetchError", "Filters",
            "IndexCorruptError", "IndexMismatchError", "IndexMissingError", "Library", "LockedError",
            "ModelUnavailableError", "PaperscopeError", "SnapshotError", "UnknownEntryError",
-           "UsageError", "__version__"]
-_LAZY = ("Library", "Filters", "Collection")
+           "UsageError", "__version__", "open_collection"]
+_LAZY = ("Library", "Filters", "Collection", "open_collection")
 
 
 def __getattr__(name: str):

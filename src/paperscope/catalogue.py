@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import logging
 import os
 import re
@@ -23,6 +24,7 @@ import yaml
 
 from .errors import CatalogueChangedError, CatalogueError, UsageError
 from .records import KINDS, MAX_TEXT_CHARS, Entry
+from .store import atomic_write_bytes, read_text
 
 ID_PATTERN = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,78}[a-z0-9])?$")
 # New-style identifiers (0704.0001 onwards) and old-style ones (hep-th/9901001).
@@ -85,8 +87,6 @@ class CatalogueFile:
 
     @classmethod
     def read(cls, path: Path) -> CatalogueFile:
-        from .store import read_text
-
         raw = read_text(path, "Catalogue", newline="")
         text = raw.replace("\r\n", "\n").replace("\r", "\n")
         crlf = "\r\n" in raw and raw.count("\r\n") == raw.count("\n") == raw.count("\r")
@@ -107,8 +107,6 @@ class CatalogueFile:
     def write(self, text: str) -> None:
         """Replace the file with `text` after validating it, unless the file changed since it
         was read; a symlink is written through (it stays a link), mode and owner are kept."""
-        from .store import atomic_write_bytes
-
         parse_catalogue(text, self.path)
         target = self.path.resolve()
         try:
@@ -808,6 +806,4 @@ def _as_item(mapping: str) -> str:
 
 
 def json_quote(text: str) -> str:
-    import json
-
     return json.dumps(text, ensure_ascii=False)

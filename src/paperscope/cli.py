@@ -10,19 +10,29 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import logging
 import os
+import shlex
 import sqlite3
+import subprocess
 import sys
+import tempfile
+import textwrap
 import time
+import webbrowser
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from . import __version__
-from .errors import PaperscopeError
+from . import render, settings
+from .beir import has_corpus, read_qrels, read_queries
+from .errors import FetchError, PaperscopeError, UsageError, storage_error
+from .render import FORMATS, entries_as_text, entry_as_text, printable
+from .store import atomic_write_text, file_size, read_text
 from .text import counted, no_abstract_yet, plural
+from .version import __version__
 
 if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
@@ -53,6 +63,7 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _main(
+    ctx: typer.Context,
     library: Optional[Path] = typer.Option(
         None, "--library", "-L", help="Folder holding catalogue.yaml (default: the current "
         "folder or the nearest one above it; or $PAPERSCOPE_LIBRARY).", file_okay=False),
@@ -60,14 +71,11 @@ def _main(
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
                                  help="Print the version and exit."),
 ) -> None:
-    from .settings import single_threaded
-
-    single_threaded()  # before NumPy is imported; large builds through torch use every core
+    settings.single_threaded()  # before NumPy is imported; large builds through torch use every core
     _State.library_path = library
     _State.verbose = verbose
+    ctx.obj = library  # for the commands of paperscope.serve, which do not import this module
     if verbose:
-        import logging
-
         logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                             format="%(levelname)s %(name)s: %(message)s")
 
@@ -86,8 +94,6 @@ def _errors_to_exit_codes(command):
                 os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             raise typer.Exit(0) from None
         except (PaperscopeError, OSError, sqlite3.Error) as caught:
-            from .errors import storage_error
-
             err = caught if isinstance(caught, PaperscopeError) else storage_error(caught)
             _err(f"error: {err.message}")
             if err.hint:
@@ -108,23 +114,26 @@ def _command(*args, **kwargs):
 
 
 def _err(message: str) -> None:
-    from .render import printable
-
     typer.echo(printable(message), err=True)
 
 
 def _echo(text: str = "", nl: bool = True) -> None:
     """Plain text on stdout, its control and bidi characters made harmless (JSON output goes
     through json.dumps instead, which escapes them)."""
-    from .render import printable
-
     typer.echo(printable(text), nl=nl)
 
 
-def _library() -> Library:
-    from .library import Library
+def _api():
+    """paperscope.library, the layer under every command that opens a catalogue, an index or a
+    corpus. It loads NumPy and the index code, so it is imported when a command first needs it
+    and `paperscope --help` stays instant."""
+    from . import library
 
-    return Library.open(_State.library_path)
+    return library
+
+
+def _library() -> Library:
+    return _api().Library.open(_State.library_path)
 
 
 def _print_json(data) -> None:
@@ -201,19 +210,13 @@ def _data_format(fmt: str, as_json: bool) -> str:
     """The output format of a command whose output is not catalogue entries (no BibTeX)."""
     fmt = _output_format(fmt, as_json)
     if fmt == "bibtex":
-        from .errors import UsageError
-
         raise UsageError("BibTeX is for catalogue entries: use table, json or jsonl.")
     return fmt
 
 
 def _output_format(fmt: str, as_json: bool) -> str:
-    from .render import FORMATS
-
     fmt = "json" if as_json else fmt.lower()
     if fmt not in FORMATS:
-        from .errors import UsageError
-
         raise UsageError(f"Unknown format {fmt!r}: choose one of {', '.join(FORMATS)}.")
     return fmt
 
@@ -304,8 +307,6 @@ def ingest(
 
       paperscope ingest --from-snapshot arxiv-metadata-oai-snapshot.json
     """
-    from .errors import FetchError
-
     library = _library()
     bar = _Progress("Reading snapshot" if from_snapshot else "Fetching")
     try:
@@ -477,13 +478,6 @@ def edit(
 
     Example: EDITOR=nano paperscope edit lora
     """
-    import os
-    import shlex
-    import subprocess
-    import tempfile
-
-    from .errors import UsageError
-    from .store import read_text
 
     command = os.environ.get("EDITOR") or os.environ.get("VISUAL")
     if not command:
@@ -529,8 +523,6 @@ def open_entry(
 
     Example: paperscope open lora
     """
-    import webbrowser
-
     url = _library().entry(entry_id).url
     if sys.stdout.isatty() and webbrowser.open(url):
         _err(f"Opened {url}")
@@ -564,35 +556,25 @@ def build(
     (the last: a BEIR dataset folder, such as BEIR's scifact.zip unzipped)
     """
     if corpus is not None:
-        _build_corpus(corpus, index_dir, full=full, model=model, scheme=scheme, no_wait=no_wait)
+        collection = _api().open_collection(beir=corpus, index_dir=index_dir)
+        _build_collection(collection, "document", full=full, model=model, scheme=scheme,
+                          no_wait=no_wait)
+        _err(f"Index of {collection.source} is in {collection.store.directory}")
         return
     if index_dir is not None or scheme is not None:
-        from .errors import UsageError
-
         raise UsageError("--index-dir and --passages go with --corpus; the catalogue's index is its "
                          "index/ folder, in multi-scale passages.")
     _build(_library(), full=full, model=model, no_wait=no_wait)
 
 
-def _build_corpus(corpus: Path, index_dir: Optional[Path], *, full: bool, model: Optional[str],
-                  no_wait: bool, scheme: Optional[str] = None) -> Path:
-    from .corpus import corpus_file, read_corpus
-    from .index import IndexStore
-    from .indexer import build_index
-    from .settings import configured_model
-    from .store import corpus_index_dir
-
-    source = corpus_file(corpus)
-    store = IndexStore(index_dir or corpus_index_dir(source))
-    documents = read_corpus(source)
-    with _embedding_feedback("document") as (on_encoder, advance), \
-            store.write_lock(wait=not no_wait, on_wait=_waiting):
-        report = build_index(store, documents, model=model or configured_model(), full=full,
-                             progress=advance, on_encoder=on_encoder, source=str(source),
-                             scheme=scheme)
-    _report_build(report)
-    _err(f"Index of {source} is in {store.directory}")
-    return store.directory
+def _build_collection(collection, noun: str, *, full: bool = False, model: Optional[str] = None,
+                      search: str = "auto", scheme: Optional[str] = None, no_wait: bool = False) -> None:
+    """Build a corpus's or BEIR file's index with a progress bar, and report it."""
+    with _embedding_feedback(noun) as (on_encoder, advance):
+        report = collection.build(full=full, model=model, search=search, scheme=scheme,
+                                  progress=advance, on_encoder=on_encoder, wait=not no_wait,
+                                  on_wait=_waiting)
+    _report_build(report, noun)
 
 
 @contextlib.contextmanager
@@ -623,21 +605,19 @@ def _build(library: Library, *, full: bool, model: Optional[str], no_wait: bool)
              "(offline: paperscope ingest --from-snapshot FILE)")
 
 
-def _report_build(report) -> None:
+def _report_build(report, noun: str = "entry") -> None:
     if report.written:
         resumed = f", {report.resumed} from earlier chunks" if report.resumed else ""
         _err(f"Index built: {len(report.embedded)} embedded, {report.reused} reused{resumed}, "
-             f"{len(report.removed)} removed; {counted(report.total, 'entry')} with {report.model}"
+             f"{len(report.removed)} removed; {counted(report.total, noun)} with {report.model}"
              + (f" on {report.device}" if report.embedded else "")
              + (f"; {report.search} search." if report.search != "exact" else "."))
     else:
-        _err(f"Index already up to date ({counted(report.total, 'entry')}).")
+        _err(f"Index already up to date ({counted(report.total, noun)}).")
 
 
 def _filters(section, kind, year_from, year_to, tag):
-    from .library import Filters
-
-    return Filters(sections=tuple(section or ()), kinds=tuple(kind or ()),
+    return _api().Filters(sections=tuple(section or ()), kinds=tuple(kind or ()),
                    year_from=year_from, year_to=year_to, tags=tuple(tag or ()))
 
 
@@ -674,8 +654,8 @@ def search(
     """
     fmt = _output_format(fmt, as_json)
     filters = _filters(section, kind, year_from, year_to, tag)
-    collection = _collection(corpus, index_dir)
-    if collection is not None:
+    if corpus or index_dir:
+        collection = _api().open_collection(corpus=corpus, index_dir=index_dir)
         _show_hits(collection.search(query, k=k, mode=mode, filters=filters), fmt, query, None)
         return
     library = _library()
@@ -707,42 +687,19 @@ def related(
     """
     fmt = _output_format(fmt, as_json)
     filters = _filters(section, kind, year_from, year_to, tag)
-    collection = _collection(corpus, index_dir)
-    if collection is not None:
+    if corpus or index_dir:
+        collection = _api().open_collection(corpus=corpus, index_dir=index_dir)
         _show_hits(collection.related(entry_id, k=k, mode=mode, filters=filters), fmt, "", None)
         return
     library = _library()
     _show_hits(library.related(entry_id, k=k, mode=mode, filters=filters), fmt, "", library)
 
 
-def _collection(corpus: Optional[str], index_dir: Optional[Path]):
-    """The index that --corpus or --index-dir names, or None for the catalogue's."""
-    from .errors import UsageError
-    from .index import IndexStore
-    from .library import Collection
-
-    if corpus and index_dir:
-        raise UsageError("Give --corpus or --index-dir, not both.")
-    if index_dir is not None:
-        return Collection(IndexStore(index_dir), missing_hint=(
-            f"Build it with: paperscope build --corpus PATH --index-dir {index_dir}"))
-    if corpus:
-        from .corpora import Corpus
-
-        named = Corpus.open(corpus)
-        return Collection(named.store, missing_hint=f"Build it with: paperscope corpus build {corpus}")
-    return None
-
-
 def _show_hits(outcome, fmt: str, query: str, library: Optional[Library]) -> None:
-    from . import render
-
     for notice in outcome.notices:
         _err(f"note: {notice}")
     if fmt == "bibtex":
         if library is None:
-            from .errors import UsageError
-
             raise UsageError("BibTeX needs catalogue entries; a corpus index has none.")
         _echo_bibtex(library, [hit.document.id for hit in outcome.hits])
     elif fmt in ("json", "jsonl"):
@@ -798,24 +755,14 @@ def list_entries(
     entries = library.entries(section=section, tags=tag or ())
     records = library.records()
     if fmt in ("json", "jsonl"):
-        _print_items((_entry_json(e, records.get(e.arxiv_id or "")) for e in entries), fmt)
+        _print_items((_api().entry_json(e, records.get(e.arxiv_id or "")) for e in entries), fmt)
         return
     if fmt == "bibtex":
         _echo_bibtex(library, [e.id for e in entries])
         return
-    from .render import entries_as_text
-
     console = _console()
     if entries:
         typer.echo(entries_as_text(entries, console.width if console.is_terminal else None))
-
-
-def _entry_json(entry, record) -> dict:
-    from .ingest import entry_meta
-
-    meta = entry_meta(entry, record)
-    return {"id": entry.id, "title": entry.title, **meta, "tags": list(entry.tags), "note": entry.note,
-            "abstract": record.abstract if record else None, "summary": entry.summary}
 
 
 @_command()
@@ -836,8 +783,6 @@ def show(
 
       paperscope show lora --format bibtex
     """
-    from .render import entry_as_text
-
     fmt = _output_format(fmt, as_json)
     library = _library()
     entry = library.entry(entry_id)
@@ -845,7 +790,7 @@ def show(
         _echo_bibtex(library, [entry.id])
         return
     record = library.records().get(entry.arxiv_id) if entry.arxiv_id else None
-    data = _entry_json(entry, record)
+    data = _api().entry_json(entry, record)
     if fmt != "table":
         _print_object(data, fmt)
         return
@@ -888,8 +833,6 @@ def status(
                   f"{info['index_bytes'] / 1024:.0f} KiB")
             _echo(f"Model:     {info['model']}")
             _echo(f"Built:     {info['built_at']}")
-        import textwrap
-
         width = _console().width
         for label in ("new", "stale", "metadata_changed", "removed", "missing_text", "needs_summary"):
             if info[label] and not (info["problem"] and label == "new"):
@@ -934,32 +877,22 @@ def evaluate(
 
       paperscope eval evaluation/related --related
     """
-    from .corpus import read_qrels, read_queries
-    from .evaluate import evaluate as run_evaluation
-    from .index import IndexStore
-    from .search import MODES, Searcher
-
     fmt = _data_format(fmt, as_json)
-    modes = mode or list(MODES)
-    for name in modes:
-        if name not in MODES:
-            from .errors import UsageError
-
-            raise UsageError(f"Unknown mode {name!r}: choose from {', '.join(MODES)}.")
     queries = {} if related else read_queries(dataset)
     qrels = read_qrels(dataset, split)
-    if any((dataset / name).is_file() for name in ("corpus.jsonl", "corpus.jsonl.gz")):
-        directory = _build_corpus(dataset, index_dir, full=False, model=None, no_wait=False)
-        index = IndexStore(directory).open()
+    if has_corpus(dataset):
+        collection = _api().open_collection(beir=dataset, index_dir=index_dir)
+        _build_collection(collection, "document")
     else:
-        index, notices = _library().index()
-        for notice in notices:
+        library = _library()
+        collection = library.collection
+        for notice in library.index()[1]:
             _err(f"note: {notice}")
-    searcher = Searcher(index)
+    index = collection.open()
     bar = _Progress("Evaluating")
-    bar.start(len(modes) * (len(qrels) if related else sum(1 for q in qrels if q in queries)), "queries")
+    bar.start(len(mode or _api().MODES) * (len(qrels) if related else sum(1 for q in qrels if q in queries)), "queries")
     try:
-        scores = run_evaluation(searcher, queries, qrels, modes, progress=bar.advance, related=related)
+        scores = _api().run_evaluation(collection, queries, qrels, mode or None, progress=bar.advance, related=related)
     finally:
         bar.stop()
     if fmt != "table":
@@ -1035,15 +968,12 @@ def corpus_import(
     paperscope corpus import snapshot.jsonl.gz --category cs --limit 20000 \\
         --name cs-sample --no-build
     """
-    from .corpora import Corpus, SnapshotFilter
-    from .indexer import check_scheme
-
     if scheme is not None:
-        check_scheme(scheme)  # before the import, not after it
-    selection = SnapshotFilter(tuple(category or ()), since, until)
-    corpus = Corpus(name)
+        _api().check_scheme(scheme)  # before the import, not after it
+    selection = _api().SnapshotFilter(tuple(category or ()), since, until)
+    corpus = _api().Corpus(name)
     bar = _Progress("Reading snapshot")
-    bar.start(_file_size(snapshot), "bytes")
+    bar.start(file_size(snapshot), "bytes")
     try:
         report = corpus.import_snapshot(snapshot, selection, limit=limit, progress=bar.advance,
                                         replace=replace)
@@ -1056,27 +986,12 @@ def corpus_import(
     if no_build:
         _err(f"Index it with: paperscope corpus build {name}")
         return
-    _build_named_corpus(corpus, full=False, model=None, search=search, scheme=scheme, no_wait=False)
+    _build_collection(corpus.collection, "paper", search=search, scheme=scheme)
+    _err(f'Search it with: paperscope search "QUESTION" --corpus {name}')
 
 
 def _reasons(skipped: dict[str, int]) -> str:
     return ", ".join(f"{count:,} {reason}" for reason, count in sorted(skipped.items()))
-
-
-def _file_size(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except OSError:
-        return 0
-
-
-def _build_named_corpus(corpus, *, full: bool, model: Optional[str], search: str,
-                        scheme: Optional[str], no_wait: bool) -> None:
-    with _embedding_feedback("paper") as (on_encoder, advance):
-        report = corpus.build(model=model, full=full, search=search, scheme=scheme, progress=advance,
-                              on_encoder=on_encoder, wait=not no_wait, on_wait=_waiting)
-    _report_build(report)
-    _err(f'Search it with: paperscope search "QUESTION" --corpus {corpus.name}')
 
 
 @_corpus_command("build")
@@ -1097,10 +1012,9 @@ def corpus_build(
 
     Example: paperscope corpus build arxiv-cl
     """
-    from .corpora import Corpus
-
-    _build_named_corpus(Corpus.open(name), full=full, model=model, search=search, scheme=scheme,
-                        no_wait=no_wait)
+    _build_collection(_api().Corpus.open(name).collection, "paper", full=full, model=model, search=search,
+                      scheme=scheme, no_wait=no_wait)
+    _err(f'Search it with: paperscope search "QUESTION" --corpus {name}')
 
 
 @_corpus_command("list")
@@ -1111,23 +1025,12 @@ def corpus_list(
 
     Example: paperscope corpus list
     """
-    from .corpora import Corpus, corpora_dir, list_corpora
-
-    rows: list[dict] = []
-    for name in list_corpora():
-        corpus = Corpus(name)
-        about = corpus.about()
-        manifest = corpus.store.read_manifest() or {}
-        rows.append({"name": name, "documents": about.get("documents"), "filter": about.get("filter"),
-                     "snapshot": about.get("snapshot"), "indexed": manifest.get("count"),
-                     "model": manifest.get("model"), "search": (manifest.get("search") or {}).get("kind"),
-                     "built_at": corpus.store.built_at() if manifest else None,
-                     "path": str(corpus.directory)})
+    rows = [_api().Corpus(name).summary() for name in _api().list_corpora()]
     if as_json:
         _print_json(rows)
         return
     if not rows:
-        _err(f"No corpora yet (they live in {corpora_dir()}). Create one with: "
+        _err(f"No corpora yet (they live in {_api().corpora_dir()}). Create one with: "
              "paperscope corpus import SNAPSHOT --name NAME")
         return
     for row in rows:
@@ -1136,6 +1039,7 @@ def corpus_list(
         if selection.get("since") or selection.get("until"):
             what += f", {selection.get('since') or '…'} to {selection.get('until') or '…'}"
         indexed = (f"{row['indexed']:,} indexed ({row['search']} search)" if row["indexed"] is not None
+                   else f"index unusable ({row['problem']})" if row["problem"]
                    else f"not indexed: paperscope corpus build {row['name']}")
         _echo(f"{row['name']}: {counted(row['documents'], 'paper')} ({what}); {indexed}")
 
@@ -1146,9 +1050,7 @@ def corpus_remove(name: str = typer.Argument(..., metavar="NAME", help="The corp
 
     Example: paperscope corpus remove arxiv-cl
     """
-    from .corpora import Corpus
-
-    Corpus.open(name).remove()
+    _api().Corpus.open(name).remove()
     _err(f"Removed corpus {name!r}.")
 
 
@@ -1174,25 +1076,16 @@ def discover(
 
       paperscope discover --corpus arxiv-cl --section "Training Recipe"
     """
-    from .corpora import Corpus
-    from .discover import discover as find
-
     fmt = _data_format(fmt, as_json)
     library = _library()
     entries = [library.entry(key) for key in entry or ()]
     if section:
-        wanted = {s.casefold() for s in section}
-        entries += [e for e in library.catalogue.entries if e.section.casefold() in wanted]
-        if not entries:
-            from .errors import UsageError
-
-            raise UsageError(f"No section {', '.join(section)!r}.",
-                             f"Sections: {', '.join(library.catalogue.sections)}")
+        entries += library.entries(sections=section)
     catalogue_index, notices = library.index()
     for notice in notices:
         _err(f"note: {notice}")
-    found = find(catalogue_index, Corpus.open(corpus).open_index(), entries or library.catalogue.entries,
-                 known=library.catalogue.entries, k=k)
+    found = _api().find_papers(catalogue_index, _api().Corpus.open(corpus).collection.open(),
+                        entries or library.catalogue.entries, known=library.catalogue.entries, k=k)
     if fmt in ("json", "jsonl"):
         _print_items([d.to_json() for d in found], fmt)
         return
@@ -1233,7 +1126,6 @@ def export_markdown(
       paperscope export markdown --years --tags | less
     """
     from .markdown import catalogue_to_markdown
-    from .store import atomic_write_text
 
     library = _library()
     text = catalogue_to_markdown(library.catalogue, years=years, tags=tags, title=title,
@@ -1242,8 +1134,6 @@ def export_markdown(
         _echo(text, nl=False)
         return
     if not output.parent.is_dir():
-        from .errors import UsageError
-
         raise UsageError(f"There is no folder {output.parent} to write {output.name} in.")
     atomic_write_text(output, text)
     _err(f"Wrote {counted(len(library.catalogue.entries), 'entry')} in "
@@ -1264,8 +1154,6 @@ def init(
 
     Example: paperscope init --from-markdown README.md
     """
-    import shlex
-
     from .markdown import write_catalogue_from_markdown
 
     folder = _State.library_path or Path.cwd()

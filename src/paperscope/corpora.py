@@ -19,18 +19,21 @@ import shutil
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import date
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import UnknownEntryError, UsageError
+from .collection import Collection
+from .errors import PaperscopeError, UnknownEntryError, UsageError
 from .index import IndexStore
 from .records import Document, PaperRecord
-from .sources.snapshot import refuse_unless_snapshot, snapshot_lines
+from .sources import month_from_arxiv_id, utc_now
+from .sources.snapshot import UnusableLine, parse_line, refuse_unless_snapshot, snapshot_lines
 from .store import cache_dir
 
 if TYPE_CHECKING:
     from .embedding import Encoder
-    from .index import OpenIndex
     from .indexer import BuildReport
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -72,8 +75,6 @@ class SnapshotFilter:
     until: str | None = None
 
     def __post_init__(self) -> None:
-        from datetime import date
-
         for value in (self.since, self.until):
             if value is None:
                 continue
@@ -99,24 +100,19 @@ class SnapshotFilter:
 def _record_date(data: dict[str, Any], arxiv_id: str) -> str:
     """The date a record first appeared: its first version's (YYYY-MM-DD), else the year and
     month its id encodes (YYYY-MM), else its last update's."""
-    from email.utils import parsedate_to_datetime
-
     versions = data.get("versions")
     if isinstance(versions, list) and versions and isinstance(versions[0], dict):
         with contextlib.suppress(TypeError, ValueError):
             return parsedate_to_datetime(str(versions[0].get("created"))).date().isoformat()
-    match = re.match(r"^(?:[a-z-]+(?:\.[A-Z]{2})?/)?(\d{2})(\d{2})", arxiv_id)  # YYMM of the first version
-    if match and 1 <= int(match.group(2)) <= 12:
-        century = "19" if int(match.group(1)) >= 91 else "20"
-        return f"{century}{match.group(1)}-{match.group(2)}"
+    month = month_from_arxiv_id(arxiv_id)
+    if month:
+        return month
     updated = data.get("update_date")  # the last version's date: a last resort
     return updated if isinstance(updated, str) and re.match(r"^\d{4}-\d{2}-\d{2}$", updated) else ""
 
 
 def parse_snapshot_line(line: bytes, report: ImportReport) -> tuple[PaperRecord, str] | None:
     """A record and its date from one snapshot line, or None (counted in `report`)."""
-    from .sources.snapshot import UnusableLine, parse_line
-
     try:
         record, data = parse_line(line)
     except UnusableLine as why:
@@ -135,8 +131,6 @@ def record_document(record: PaperRecord, date: str) -> Document:
 
 def document_record(document: Document, source: str) -> PaperRecord:
     """The arXiv record behind a corpus document (for adding it to a catalogue offline)."""
-    from .sources import utc_now
-
     meta = document.meta
     return PaperRecord(arxiv_id=document.id, title=document.title, abstract=document.text,
                        authors=tuple(meta.get("authors") or ()), year=meta.get("year"),
@@ -186,7 +180,10 @@ class Corpus:
         self.name = check_name(name)
         self.directory = corpora_dir() / name
         self.store = IndexStore(self.directory / "index")
-        self.encoder = encoder
+        self.collection = Collection(
+            self.store, lambda: StagedDocuments(self.staged_path), name=name, encoder=encoder,
+            source=f"corpus:{name}", missing_message=f"The corpus {name!r} has no index yet.",
+            missing_hint=f"Build it with: paperscope corpus build {name}")
 
     @property
     def staged_path(self) -> Path:
@@ -274,38 +271,29 @@ class Corpus:
         finally:
             documents.close()
 
-    def open_index(self) -> OpenIndex:
-        """The corpus's index; a missing one names the command that builds it."""
-        from .errors import IndexMissingError
-
-        try:
-            return self.store.open()
-        except IndexMissingError:
-            raise IndexMissingError(f"The corpus {self.name!r} has no index yet.",
-                                    f"Build it with: paperscope corpus build {self.name}") from None
-
     def about(self) -> dict[str, Any]:
+        """What the import recorded: the snapshot, the selection, the number of documents."""
         with contextlib.closing(sqlite3.connect(f"file:{self.staged_path}?mode=ro", uri=True)) as db:
             return {key: json.loads(value) for key, value in db.execute("SELECT key, value FROM about")}
 
-    def build(self, *, model: str | None = None, full: bool = False, search: str = "auto",
-              scheme: str | None = None, progress: Callable[[int], None] | None = None,
-              on_encoder: Callable[[str, int, str], None] | None = None,
-              wait: bool = True, on_wait: Callable[[], None] | None = None) -> BuildReport:
-        """Embed what is not embedded yet (resuming an interrupted build) and commit the index."""
-        from .indexer import build_index
-        from .settings import configured_model
+    def build(self, **options: Any) -> BuildReport:
+        """Embed what is not embedded yet (resuming an interrupted build) and commit the index
+        (`Collection.build`'s options)."""
+        return self.collection.build(**options)
 
-        documents = StagedDocuments(self.staged_path)
+    def summary(self) -> dict[str, Any]:
+        """The corpus as `corpus list` shows it: size, selection and index (or why it is unusable)."""
+        about = self.about()
         try:
-            with self.store.write_lock(wait=wait, on_wait=on_wait):
-                return build_index(self.store, documents,
-                                   model=model or (self.encoder.model_name if self.encoder else configured_model()),
-                                   full=full, encoder=self.encoder, scheme=scheme, search=search,
-                                   source=f"corpus:{self.name}", progress=progress,
-                                   on_encoder=on_encoder)
-        finally:
-            documents.close()
+            manifest, problem = self.store.read_manifest(), ""
+        except PaperscopeError as err:
+            manifest, problem = None, err.message
+        return {"name": self.name, "documents": about.get("documents"), "filter": about.get("filter"),
+                "snapshot": about.get("snapshot"), "indexed": manifest.count if manifest else None,
+                "model": manifest.model if manifest else None,
+                "search": manifest.search if manifest else None,
+                "built_at": self.store.built_at() if manifest else None,
+                "problem": problem or None, "path": str(self.directory)}
 
     def remove(self) -> None:
         with self.store.write_lock(wait=False):

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import IndexMismatchError, UsageError
 from .records import Document, Entry
+from .search import rank
 from .text import name_key
 
 if TYPE_CHECKING:
@@ -56,8 +57,6 @@ class Discovery:
 def discover(catalogue_index: OpenIndex, corpus: OpenIndex, entries: Sequence[Entry], *,
              known: Sequence[Entry], k: int = 20) -> list[Discovery]:
     """The `k` corpus papers closest to `entries` that are not among `known` entries."""
-    from .search import rank
-
     if k < 1:
         raise UsageError(f"-k must be at least 1 (got {k}).")
     if catalogue_index.model_name != corpus.model_name or catalogue_index.dimension != corpus.dimension:

@@ -1,6 +1,8 @@
-"""Sentence embeddings, loaded offline.
+"""Sentence embeddings, loaded offline, through a registry of encoder kinds.
 
-Two encoders give the same vectors (to about 1e-6):
+Every encoder follows the `Encoder` protocol and registers an `EncoderKind` (`register_encoder`);
+`load_encoder(model, kinds=...)` tries kinds in order. The manifest of an index names the kind
+that made its vectors. Two kinds are built in and give the same vectors (to about 1e-6):
 - `SentenceTransformerEncoder`, the reference, used for builds (and CUDA when present);
 - `LightEncoder`, the same BERT forward pass in NumPy with the model's own
   tokenizer, pooling and normalisation, read straight from the model folder.
@@ -11,6 +13,8 @@ Two encoders give the same vectors (to about 1e-6):
 
 from __future__ import annotations
 
+import hashlib
+import itertools
 import json
 import logging
 import math
@@ -23,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from .errors import ModelUnavailableError
-from .settings import DEFAULT_MODEL, MODEL_ENV
+from .settings import DEFAULT_MODEL, MODEL_ENV, build_threads
 
 if TYPE_CHECKING:
     from tokenizers import Tokenizer
@@ -85,8 +89,6 @@ def _hub_cache_dir(model_name: str) -> Path | None:
 
 def model_fingerprint(model_dir: Path) -> str:
     """A cheap identity of a model folder: its files' names and sizes."""
-    import hashlib
-
     digest = hashlib.sha256()
     for path in sorted(model_dir.rglob("*")):
         if path.is_file() and ".cache" not in path.parts:
@@ -97,6 +99,8 @@ def model_fingerprint(model_dir: Path) -> str:
 class SentenceTransformerEncoder:
     """The reference encoder: sentence-transformers, offline, on CUDA when available."""
 
+    kind = "sentence-transformers"
+
     def __init__(self, model_name: str, batch_size: int | None = None):
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -106,8 +110,6 @@ class SentenceTransformerEncoder:
         try:
             import torch
             from sentence_transformers import SentenceTransformer
-
-            from .settings import build_threads
 
             torch.set_num_threads(build_threads())  # many passages: worth every core
 
@@ -258,6 +260,8 @@ class LightEncoder:
     """A BERT sentence encoder in NumPy: same tokenizer, weights, prompt and pooling as
     sentence-transformers, without importing torch; vectors L2-normalised like every Encoder's."""
 
+    kind = "numpy"
+
     def __init__(self, model_name: str, model_dir: Path, batch_size: int = 16):
         spec = _light_spec(model_dir)
         self.model_name = model_name
@@ -337,14 +341,6 @@ class LightEncoder:
             + self._weights[name + ".bias"]
 
 
-class _Declined(ModelUnavailableError):
-    """The light encoder cannot reproduce this model folder; `reason` says why, in a few words."""
-
-    def __init__(self, reason: str):
-        super().__init__(f"The NumPy encoder cannot reproduce this model: {reason}.")
-        self.reason = reason
-
-
 @dataclass(frozen=True)
 class _LightSpec:
     """Everything the NumPy forward pass needs, read and checked from a model folder."""
@@ -366,27 +362,27 @@ def _decline_reason(model_dir: Path | None) -> str | None:
         return "no local model folder"
     try:
         _light_spec(model_dir)
-    except _Declined as declined:
+    except EncoderDeclined as declined:
         return declined.reason
     return None
 
 
 def _light_spec(model_dir: Path) -> _LightSpec:
-    """Read and check a sentence-transformers BERT folder; raise `_Declined` for anything the
+    """Read and check a sentence-transformers BERT folder; raise `EncoderDeclined` for anything the
     NumPy forward pass would not reproduce to float32 precision."""
     try:
         return _read_light_spec(model_dir)
-    except _Declined:
+    except EncoderDeclined:
         raise
     except (OSError, ValueError, TypeError, KeyError, AttributeError, IndexError) as err:
-        raise _Declined(f"unreadable model files: {type(err).__name__}") from None
+        raise EncoderDeclined(f"unreadable model files: {type(err).__name__}") from None
 
 
 def _read_light_spec(model_dir: Path) -> _LightSpec:
     modules = _read_json(model_dir / "modules.json", list)
     types = [module["type"].rsplit(".", 1)[-1] for module in modules]
     if types[:2] != ["Transformer", "Pooling"] or types[2:] not in ([], ["Normalize"]):
-        raise _Declined(f"module stack {'+'.join(types)}")
+        raise EncoderDeclined(f"module stack {'+'.join(types)}")
     transformer_dir = _inside(model_dir, modules[0]["path"])
     config = _read_json(transformer_dir / "config.json")
     hidden_size, heads, layers = (int(config[key]) for key in (
@@ -399,7 +395,7 @@ def _read_light_spec(model_dir: Path) -> _LightSpec:
         _check_normalize(_inside(model_dir, modules[2]["path"]) / "config.json")
     prompt = _default_prompt(model_dir / "config_sentence_transformers.json")
     if prompt and not include_prompt:
-        raise _Declined("the pooling leaves out the prompt's tokens")
+        raise EncoderDeclined("the pooling leaves out the prompt's tokens")
     tokenizer = _tokenizer(transformer_dir, lower_case, max_length)
     tensors, prefix = _checked_tensors(transformer_dir / "model.safetensors", config, hidden_size,
                                        layers, max_length, tokenizer.get_vocab_size())
@@ -410,7 +406,7 @@ def _read_light_spec(model_dir: Path) -> _LightSpec:
 def _read_json(path: Path, kind: type = dict):
     value = json.loads(path.read_text(encoding="utf-8"))
     if not isinstance(value, kind):
-        raise _Declined(f"{path.name} is not a JSON {kind.__name__}")
+        raise EncoderDeclined(f"{path.name} is not a JSON {kind.__name__}")
     return value
 
 
@@ -418,22 +414,22 @@ def _inside(model_dir: Path, relative: str) -> Path:
     """A module folder named in modules.json, which must lie inside the model folder."""
     path = (model_dir / relative).resolve()
     if not path.is_relative_to(model_dir.resolve()):
-        raise _Declined(f"module path {relative!r} leaves the model folder")
+        raise EncoderDeclined(f"module path {relative!r} leaves the model folder")
     return path
 
 
 def _check_architecture(config: dict, hidden_size: int, heads: int) -> None:
     if config.get("model_type") != "bert":
-        raise _Declined(f"model type {config.get('model_type')!r}, not bert")
+        raise EncoderDeclined(f"model type {config.get('model_type')!r}, not bert")
     if config.get("hidden_act") != "gelu":
-        raise _Declined(f"activation {config.get('hidden_act')!r}, not gelu")
+        raise EncoderDeclined(f"activation {config.get('hidden_act')!r}, not gelu")
     # transformers 5 writes null (or nothing) for the usual absolute positions.
     if config.get("position_embedding_type") not in (None, "absolute"):
-        raise _Declined(f"{config['position_embedding_type']} position embeddings")
+        raise EncoderDeclined(f"{config['position_embedding_type']} position embeddings")
     if config.get("is_decoder") or config.get("add_cross_attention"):
-        raise _Declined("a decoder configuration")
+        raise EncoderDeclined("a decoder configuration")
     if hidden_size <= 0 or heads <= 0 or hidden_size % heads:
-        raise _Declined(f"{heads} heads do not divide a hidden size of {hidden_size}")
+        raise EncoderDeclined(f"{heads} heads do not divide a hidden size of {hidden_size}")
 
 
 # sentence_bert_config.json keys and the values under which the Transformer module is a plain
@@ -455,20 +451,20 @@ def _transformer_settings(transformer_dir: Path, config: dict) -> tuple[bool, in
     settings = _read_json(path) if path.is_file() else {}
     for key, allowed in _PLAIN_TRANSFORMER.items():
         if key in settings and settings[key] not in allowed:
-            raise _Declined(f"sentence_bert_config {key}={settings[key]!r}")
+            raise EncoderDeclined(f"sentence_bert_config {key}={settings[key]!r}")
     for key in _EMPTY_WHEN_PLAIN:
         if settings.get(key):
-            raise _Declined(f"sentence_bert_config sets {key}")
+            raise EncoderDeclined(f"sentence_bert_config sets {key}")
     lower_case = settings.get("do_lower_case", False)
     if not isinstance(lower_case, bool):
-        raise _Declined(f"do_lower_case={lower_case!r}")
+        raise EncoderDeclined(f"do_lower_case={lower_case!r}")
     positions = int(config.get("max_position_embeddings", 512))
     max_length = settings.get("max_seq_length")
     if max_length is None:  # the tokenizer's limit, capped at the model's positions
         tokenizer_config = _tokenizer_config(transformer_dir)
         max_length = min(int(tokenizer_config.get("model_max_length", positions)), positions)
     if not 0 < int(max_length) <= positions:
-        raise _Declined(f"max_seq_length {max_length} beyond {positions} positions")
+        raise EncoderDeclined(f"max_seq_length {max_length} beyond {positions} positions")
     return lower_case, int(max_length)
 
 
@@ -485,7 +481,7 @@ def _tokenizer(transformer_dir: Path, lower_case: bool, max_length: int) -> Toke
 
     settings = _tokenizer_config(transformer_dir)
     if settings.get("tokenizer_class") not in (None, "BertTokenizer", "BertTokenizerFast"):
-        raise _Declined(f"tokenizer class {settings['tokenizer_class']}")
+        raise EncoderDeclined(f"tokenizer class {settings['tokenizer_class']}")
     saved = _read_json(transformer_dir / "tokenizer.json")
     model, normalizer, pre_tokenizer = (saved.get(key) or {} for key in (
         "model", "normalizer", "pre_tokenizer"))
@@ -494,23 +490,23 @@ def _tokenizer(transformer_dir: Path, lower_case: bool, max_length: int) -> Toke
     if (model.get("type") != "WordPiece" or model.get("unk_token") != unk
             or model.get("continuing_subword_prefix") != "##"
             or model.get("max_input_chars_per_word") != 100):
-        raise _Declined("a tokenizer other than BERT's WordPiece")
+        raise EncoderDeclined("a tokenizer other than BERT's WordPiece")
     # transformers 5 rebuilds a BertTokenizer's normaliser from tokenizer_config.json, while
     # transformers 4 keeps any other normaliser in tokenizer.json (such as the Lowercase step
     # sentence-transformers 6 saves for do_lower_case): only a plain BertNormalizer is certain.
     if normalizer.get("type") != "BertNormalizer" or normalizer.get("clean_text") is not True \
             or pre_tokenizer.get("type") != "BertPreTokenizer" or not saved.get("post_processor"):
-        raise _Declined("a tokenizer pipeline other than BERT's")
+        raise EncoderDeclined("a tokenizer pipeline other than BERT's")
     options = {"lowercase": settings.get("do_lower_case", True),
                "strip_accents": settings.get("strip_accents"),
                "handle_chinese_chars": settings.get("tokenize_chinese_chars", True)}
     if not all(isinstance(value, bool) or (key == "strip_accents" and value is None)
                for key, value in options.items()):
-        raise _Declined(f"tokenizer options {options}")
+        raise EncoderDeclined(f"tokenizer options {options}")
     try:
         tokenizer = Tokenizer.from_file(str(transformer_dir / "tokenizer.json"))
     except Exception:  # the Rust library raises a bare Exception for a bad file
-        raise _Declined("unreadable tokenizer.json") from None
+        raise EncoderDeclined("unreadable tokenizer.json") from None
     bert_normalizer = normalizers.BertNormalizer(clean_text=True, **options)
     tokenizer.normalizer = normalizers.Sequence([normalizers.Lowercase(), bert_normalizer]) \
         if lower_case else bert_normalizer
@@ -535,10 +531,10 @@ def _pooling_mode(config: dict, hidden_size: int) -> tuple[str, bool]:
         modes = [mode for key, mode in _LEGACY_POOLING.items() if config.get(key)] or ["mean"]
     modes = [modes] if isinstance(modes, str) else list(modes)
     if len(modes) != 1 or modes[0] not in ("cls", "max", "mean"):
-        raise _Declined(f"pooling {'+'.join(map(str, modes))}")
+        raise EncoderDeclined(f"pooling {'+'.join(map(str, modes))}")
     dimension = config.get("embedding_dimension", config.get("word_embedding_dimension", hidden_size))
     if dimension != hidden_size:
-        raise _Declined(f"a pooling dimension of {dimension} for a hidden size of {hidden_size}")
+        raise EncoderDeclined(f"a pooling dimension of {dimension} for a hidden size of {hidden_size}")
     return modes[0], bool(config.get("include_prompt", True))
 
 
@@ -547,7 +543,7 @@ def _check_normalize(config_path: Path) -> None:
     names = {config.get("module_input_name", "sentence_embedding"),
              config.get("module_output_name") or "sentence_embedding"}
     if names != {"sentence_embedding"}:
-        raise _Declined("a Normalize module on another output")
+        raise EncoderDeclined("a Normalize module on another output")
 
 
 def _default_prompt(config_path: Path) -> str:
@@ -558,10 +554,10 @@ def _default_prompt(config_path: Path) -> str:
         return ""
     prompts = config.get("prompts") or {}
     if name not in prompts:
-        raise _Declined(f"default prompt {name!r} is not among the prompts")
+        raise EncoderDeclined(f"default prompt {name!r} is not among the prompts")
     prompt = prompts[name] or ""
     if not isinstance(prompt, str):
-        raise _Declined(f"prompt {name!r} is not text")
+        raise EncoderDeclined(f"prompt {name!r} is not text")
     return prompt
 
 
@@ -570,7 +566,7 @@ def _checked_tensors(path: Path, config: dict, hidden_size: int, layers: int, ma
     """The weights of a BERT encoder, each with the shape the forward pass expects, and the
     prefix of their names ("bert." or "")."""
     if not path.is_file():
-        raise _Declined("no single model.safetensors file")
+        raise EncoderDeclined("no single model.safetensors file")
     tensors = _map_safetensors(path)
     prefix = "bert." if "bert.embeddings.word_embeddings.weight" in tensors else ""
     intermediate = int(config.get("intermediate_size", 4 * hidden_size))
@@ -591,12 +587,12 @@ def _checked_tensors(path: Path, config: dict, hidden_size: int, layers: int, ma
             expected[layer + norm + ".bias"] = (hidden_size,)
     for name, shape in expected.items():
         if tensors.get(prefix + name, np.empty(0)).shape != shape:
-            raise _Declined(f"weight {prefix + name} missing or misshapen")
+            raise EncoderDeclined(f"weight {prefix + name} missing or misshapen")
     for name, rows in (("word_embeddings", vocab_size), ("position_embeddings", max_length),
                        ("token_type_embeddings", 1)):
         table = tensors.get(f"{prefix}embeddings.{name}.weight", np.empty(0))
         if table.ndim != 2 or table.shape[0] < rows or table.shape[1] != hidden_size:
-            raise _Declined(f"weight {prefix}embeddings.{name}.weight missing or misshapen")
+            raise EncoderDeclined(f"weight {prefix}embeddings.{name}.weight missing or misshapen")
     return tensors, prefix
 
 
@@ -616,10 +612,10 @@ def _map_safetensors(path: Path) -> dict[str, np.ndarray]:
     with open(path, "rb") as handle:
         header_length = int.from_bytes(handle.read(8), "little")
         if size < 8 or not 0 < header_length <= size - 8:
-            raise _Declined("a truncated or malformed model.safetensors")
+            raise EncoderDeclined("a truncated or malformed model.safetensors")
         header = json.loads(handle.read(header_length))
     if not isinstance(header, dict):
-        raise _Declined("a malformed model.safetensors header")
+        raise EncoderDeclined("a malformed model.safetensors header")
     data_length = size - 8 - header_length
     data = np.memmap(path, dtype=np.uint8, mode="r", offset=8 + header_length) \
         if data_length else np.empty(0, dtype=np.uint8)
@@ -631,7 +627,7 @@ def _map_safetensors(path: Path) -> dict[str, np.ndarray]:
         start, end = (int(offset) for offset in info["data_offsets"])
         shape = tuple(int(dim) for dim in info["shape"])
         if not 0 <= start <= end <= data_length or end - start != math.prod(shape) * dtype.itemsize:
-            raise _Declined(f"tensor {name} does not fit model.safetensors")
+            raise EncoderDeclined(f"tensor {name} does not fit model.safetensors")
         tensors[name] = data[start:end].view(dtype).reshape(shape)
     return tensors
 
@@ -663,24 +659,89 @@ def _gelu(x: np.ndarray) -> np.ndarray:
     return 0.5 * x * (1.0 + erf)
 
 
-def load_encoder(model_name: str, *, light: bool = True) -> Encoder:
-    """The encoder for `model_name`: the light NumPy one where it reproduces the model and
-    `light` is True, else sentence-transformers. Falling back from light to torch is
-    explained once, as a logging warning."""
+@dataclass(frozen=True)
+class EncoderKind:
+    """One registered way of turning texts into vectors.
+
+    `load(model_name, model_dir)` makes the encoder or raises `EncoderDeclined` when it cannot
+    reproduce that model here (another kind is then tried); `queries` names the kind that encodes
+    queries compatible with the vectors this kind makes."""
+
+    name: str
+    description: str
+    load: Callable[[str, Path | None], Encoder]
+    queries: str = "numpy"
+
+
+ENCODERS: dict[str, EncoderKind] = {}
+
+
+def register_encoder(kind: EncoderKind) -> None:
+    """Make an encoder kind known to `load_encoder` (a new encoder: one class and one call)."""
+    ENCODERS[kind.name] = kind
+
+
+# Which kinds are tried, in order, for each use. Queries and small builds take the NumPy
+# encoder (no torch import: a tenth of a second to start); large builds the fastest one.
+QUERY_ENCODERS = ("numpy", "sentence-transformers")
+SMALL_BUILD_ENCODERS = ("numpy", "sentence-transformers")
+BUILD_ENCODERS = ("sentence-transformers",)
+
+
+class EncoderDeclined(ModelUnavailableError):
+    """An encoder kind cannot reproduce this model here (`reason`, in a few words); the next
+    kind is tried."""
+
+    def __init__(self, reason: str):
+        super().__init__(f"The encoder cannot reproduce this model: {reason}.")
+        self.reason = reason
+
+
+def load_encoder(model_name: str, *, kinds: Sequence[str] = QUERY_ENCODERS) -> Encoder:
+    """The first encoder of `kinds` (registered names, tried in order) that reproduces
+    `model_name`; a kind that declines is explained once, as a logging warning."""
     model_dir = resolve_model_dir(model_name)
-    if light and model_dir is not None:
+    unknown = [name for name in kinds if name not in ENCODERS]
+    if unknown or not kinds:
+        raise ModelUnavailableError(f"No encoder named {', '.join(unknown) or '(none)'}: "
+                                    f"known ones are {', '.join(ENCODERS)}.")
+    for name, following in itertools.pairwise(kinds):
         try:
-            return LightEncoder(model_name, model_dir)
-        except _Declined as declined:
-            _explain_once(model_name, declined.reason)
-    return SentenceTransformerEncoder(model_name)
+            return ENCODERS[name].load(model_name, model_dir)
+        except EncoderDeclined as declined:
+            _explain_once(model_name, name, following, declined.reason)
+    return ENCODERS[kinds[-1]].load(model_name, model_dir)
 
 
-_explained: set[str] = set()
+def query_encoders(built_by: str | None) -> tuple[str, ...]:
+    """The kinds to try for queries against vectors made by the kind `built_by`: the one its
+    registration names first, then the usual query encoders."""
+    first = ENCODERS[built_by].queries if built_by in ENCODERS else None
+    return tuple(dict.fromkeys([*([first] if first else []), *QUERY_ENCODERS]))
 
 
-def _explain_once(model_name: str, reason: str) -> None:
-    if model_name not in _explained:
-        _explained.add(model_name)
-        log.warning("%s: the fast NumPy encoder does not reproduce this model (%s); "
-                    "using torch, so queries start several seconds slower.", model_name, reason)
+def encoder_kind(encoder: Encoder) -> str:
+    """The registered kind an encoder belongs to ("custom" for one passed in by a caller)."""
+    return getattr(encoder, "kind", "custom")
+
+
+def _load_light(model_name: str, model_dir: Path | None) -> Encoder:
+    if model_dir is None:
+        raise EncoderDeclined("no local copy of the model")
+    return LightEncoder(model_name, model_dir)
+
+
+register_encoder(EncoderKind("numpy", "the BERT forward pass in NumPy (queries, small builds)",
+                             _load_light))
+register_encoder(EncoderKind("sentence-transformers", "sentence-transformers on torch (CPU or CUDA)",
+                             lambda model_name, model_dir: SentenceTransformerEncoder(model_name)))
+
+
+_explained: set[tuple[str, str]] = set()
+
+
+def _explain_once(model_name: str, kind: str, following: str, reason: str) -> None:
+    if (model_name, kind) not in _explained:
+        _explained.add((model_name, kind))
+        log.warning("%s: the %s encoder does not reproduce this model (%s); using the %s encoder, "
+                    "which is slower to start.", model_name, kind, reason, following)

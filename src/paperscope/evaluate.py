@@ -10,7 +10,9 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from .search import MODES, Searcher, check_query
+from .collection import Collection
+from .errors import UsageError
+from .search import MODES, check_query
 
 
 def ndcg(ranked: Sequence[str], judged: dict[str, int], k: int = 10) -> float:
@@ -45,11 +47,17 @@ class ModeScores:
                 for key, value in self.__dict__.items()}
 
 
-def evaluate(searcher: Searcher, queries: dict[str, str], qrels: dict[str, dict[str, int]],
-             modes: Sequence[str] = MODES,
+def evaluate(collection: Collection, queries: dict[str, str], qrels: dict[str, dict[str, int]],
+             modes: Sequence[str] | None = None,
              progress: Callable[[int], None] | None = None, *, related: bool = False) -> list[ModeScores]:
-    """Scores of each mode over the queries that have judgements. With `related`, each
-    query id is a document id and its ranking is that document's related documents."""
+    """Scores of each mode over the queries that have judgements, against the collection's
+    index as it is. With `related`, each query id is a document id and its ranking is that
+    document's related documents."""
+    modes = modes or MODES
+    for mode in modes:
+        if mode not in MODES:
+            raise UsageError(f"Unknown mode {mode!r}: choose from {', '.join(MODES)}.")
+    searcher = collection.searcher()
     ids = searcher.index.ids()
     positions = {doc_id: position for position, doc_id in enumerate(ids)}
     asked = positions if related else queries

@@ -24,6 +24,7 @@ manifest; `IndexStore.verify` hashes every byte.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import logging
@@ -33,8 +34,12 @@ import secrets
 import sqlite3
 import stat
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from filelock import FileLock, Timeout
 
 from .errors import (
     IndexCorruptError,
@@ -90,6 +95,137 @@ def _hash_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+@dataclass(frozen=True)
+class DataFile:
+    """One data file a manifest names: its name, SHA-256, size and quick check."""
+
+    file: str
+    sha256: str
+    bytes: int
+    check: str
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """What manifest.json says of an index, every field checked for its type when read.
+    The only way any module learns about an index's settings (`OpenIndex.manifest`)."""
+
+    model: str
+    dimension: int
+    count: int
+    passages: int
+    scheme: str  # the passage scheme's name (text.SCHEMES)
+    scheme_words: tuple[int, ...]
+    documents_digest: str
+    search: str = "exact"  # or "ivf-sq8"
+    ann_lists: int | None = None  # the IVF index's lists, for an approximate index
+    search_requested: str = "auto"
+    sections: tuple[str, ...] = ()
+    kinds: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+    lexical: dict[str, Any] = field(default_factory=dict)  # BM25 parameters, for the record
+    stopwords: tuple[str, ...] = ()
+    model_fingerprint: str | None = None
+    encoder: str | None = None  # the registered encoder kind that made the vectors
+    versions: dict[str, str] = field(default_factory=dict)
+    files: dict[str, DataFile] = field(default_factory=dict)
+    format: int = FORMAT_VERSION
+
+    def to_json(self) -> dict[str, Any]:
+        """The manifest as written: the same keys, in the same order, for the same index."""
+        search: dict[str, Any] = {"kind": self.search}
+        if self.ann_lists is not None:
+            search["lists"] = self.ann_lists
+        data: dict[str, Any] = {
+            "format": self.format, "model": self.model, "model_fingerprint": self.model_fingerprint,
+            **({"encoder": self.encoder} if self.encoder else {}),
+            "dimension": self.dimension, "count": self.count, "passages": self.passages,
+            "passages_scheme": {"name": self.scheme, "words": list(self.scheme_words)},
+            "search": search, "search_requested": self.search_requested,
+            "documents_digest": self.documents_digest,
+            "facets": {"sections": list(self.sections), "kinds": list(self.kinds), "tags": list(self.tags)},
+            "lexical": {**self.lexical, "stopwords": list(self.stopwords)},
+            "versions": dict(self.versions),
+        }
+        if self.files:
+            data["files"] = {name: dataclasses.asdict(info) for name, info in self.files.items()}
+        return data
+
+    @classmethod
+    def from_json(cls, data: Any, path: Path) -> Manifest:
+        """A manifest read from `path`: IndexMismatchError for another format, IndexCorruptError
+        for anything missing or of the wrong type."""
+        if not isinstance(data, dict) or not isinstance(data.get("files"), dict):
+            raise IndexCorruptError(f"The index manifest {path} is damaged (not an index manifest).",
+                                    REBUILD_HINT)
+        if data.get("format") != FORMAT_VERSION:
+            raise IndexMismatchError(
+                f"The index in {path.parent} has format {data.get('format')!r}; this "
+                f"paperscope reads format {FORMAT_VERSION}.", REBUILD_HINT)
+        try:
+            scheme, search, facets, lexical = (_object(data.get(key)) for key in
+                                               ("passages_scheme", "search", "facets", "lexical"))
+            return cls(
+                model=_text(data["model"]), dimension=_natural(data.get("dimension")),
+                count=_natural(data.get("count")), passages=_natural(data.get("passages")),
+                scheme=_text(scheme.get("name", "")),
+                scheme_words=tuple(_natural(n) for n in _list(scheme.get("words"))),
+                documents_digest=_text(data.get("documents_digest") or ""),
+                search=_text(search.get("kind", "exact")),
+                ann_lists=_natural(search["lists"]) if "lists" in search else None,
+                search_requested=_text(data.get("search_requested", "auto")),
+                sections=_texts(facets.get("sections")), kinds=_texts(facets.get("kinds")),
+                tags=_texts(facets.get("tags")),
+                lexical={k: v for k, v in lexical.items() if k != "stopwords"},
+                stopwords=_texts(lexical.get("stopwords")),
+                model_fingerprint=_optional_text(data.get("model_fingerprint")),
+                encoder=_optional_text(data.get("encoder")),
+                versions={_text(k): _text(v) for k, v in _object(data.get("versions")).items()},
+                files={_text(name): _data_file(info) for name, info in data["files"].items()},
+            )
+        except (KeyError, TypeError, ValueError):
+            raise IndexCorruptError(f"The index manifest {path} is damaged (counts or model "
+                                    "missing, or a value of the wrong type).", REBUILD_HINT) from None
+
+
+def _object(value: Any) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ValueError("not an object")
+    return value
+
+
+def _list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise ValueError("not a list")
+    return value
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError("not text")
+    return value
+
+
+def _optional_text(value: Any) -> str | None:
+    return None if value is None else _text(value)
+
+
+def _texts(value: Any) -> tuple[str, ...]:
+    return tuple(_text(item) for item in _list(value))
+
+
+def _data_file(info: Any) -> DataFile:
+    """One entry of the manifest's `files`; what each field holds is checked when the file is
+    opened (`IndexStore.data_path`), so that a bad entry names the file."""
+    info = _object(info)
+    return DataFile(file=info.get("file"), sha256=info.get("sha256"),
+                    bytes=info.get("bytes"), check=info.get("check"))
+
+
 class IndexStore:
     """One index folder: its manifest, record cache, lock, writer and reader."""
 
@@ -110,22 +246,20 @@ class IndexStore:
 
     # -- manifest -----------------------------------------------------------------
 
-    def read_manifest(self) -> dict[str, Any] | None:
+    def read_manifest(self) -> Manifest | None:
         """The manifest, or None when no index was ever built here."""
         raw = _read_plain_file(self.manifest_path, MAX_MANIFEST_BYTES, "index manifest", REBUILD_HINT)
         if raw is None:
             return None
         try:
-            manifest = json.loads(raw)
-            if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), dict):
-                raise ValueError("not an index manifest")
+            data = json.loads(raw)
         except (ValueError, UnicodeDecodeError, RecursionError) as err:
             raise IndexCorruptError(
                 f"The index manifest {self.manifest_path} is damaged ({err}).", REBUILD_HINT
             ) from None
-        return manifest
+        return Manifest.from_json(data, self.manifest_path)
 
-    def require_manifest(self) -> dict[str, Any]:
+    def require_manifest(self) -> Manifest:
         manifest = self.read_manifest()
         if manifest is None:
             raise IndexMissingError(f"No index in {self.directory}.", "Build it with: paperscope build")
@@ -134,8 +268,6 @@ class IndexStore:
     def built_at(self) -> str | None:
         """When the current index was committed (its manifest's time; the manifest itself holds
         no clock time, so that the same documents always give the same bytes)."""
-        from datetime import datetime, timezone
-
         try:
             stamp = self.manifest_path.stat().st_mtime
         except OSError:
@@ -161,23 +293,22 @@ class IndexStore:
         """Hash every data file against the manifest (raises what `open` would, and
         IndexCorruptError for any byte that differs)."""
         index = self.open()
-        for name, info in index.manifest["files"].items():
+        for name, info in index.manifest.files.items():
             path = self.data_path(index.manifest, name)
-            if _hash_file(path) != info.get("sha256"):
+            if _hash_file(path) != info.sha256:
                 raise IndexCorruptError(f"The index file {path} is damaged: its content does not "
                                         "match the manifest.", REBUILD_HINT)
         index.close()
 
-    def data_path(self, manifest: dict[str, Any], name: str) -> Path:
+    def data_path(self, manifest: Manifest, name: str) -> Path:
         """The checked path of one data file the manifest names: a plain file inside this
         folder whose size and quick check match."""
-        info = manifest["files"].get(name)
-        filename = info.get("file") if isinstance(info, dict) else None
-        if not isinstance(filename, str) or not _DATA_FILE.match(filename) \
-                or not isinstance(info.get("bytes"), int):
+        info = manifest.files.get(name)
+        if info is None or not isinstance(info.file, str) or not _DATA_FILE.match(info.file) \
+                or type(info.bytes) is not int:
             raise IndexCorruptError(
                 f"The index manifest {self.manifest_path} names no valid {name} file.", REBUILD_HINT)
-        path = self.directory / filename
+        path = self.directory / info.file
         try:
             mode = os.lstat(path)
         except FileNotFoundError:
@@ -190,7 +321,7 @@ class IndexStore:
         if not stat.S_ISREG(mode.st_mode):
             raise IndexCorruptError(f"The index file {path} is not a plain file.", REBUILD_HINT)
         try:
-            matches = mode.st_size == info["bytes"] and quick_check(path, mode.st_size) == info.get("check")
+            matches = mode.st_size == info.bytes and quick_check(path, mode.st_size) == info.check
         except PermissionError as err:
             raise storage_error(err) from None
         except OSError as err:
@@ -202,15 +333,15 @@ class IndexStore:
                 REBUILD_HINT)
         return path
 
-    def indexed_hashes(self, manifest: dict[str, Any]) -> dict[str, str]:
+    def indexed_hashes(self, manifest: Manifest) -> dict[str, str]:
         """Document id -> content hash in the index `manifest` describes (reads no arrays)."""
         return self._document_column(manifest, "hash")
 
-    def indexed_meta(self, manifest: dict[str, Any]) -> dict[str, str]:
+    def indexed_meta(self, manifest: Manifest) -> dict[str, str]:
         """Document id -> its display metadata as `meta_json` wrote it (reads no arrays)."""
         return self._document_column(manifest, "meta")
 
-    def _document_column(self, manifest: dict[str, Any], column: str) -> dict[str, str]:
+    def _document_column(self, manifest: Manifest, column: str) -> dict[str, str]:
         path = self.data_path(manifest, "documents")
         with contextlib.closing(open_document_table(path)) as db:
             try:
@@ -266,8 +397,6 @@ class IndexStore:
     def write_lock(self, wait: bool = True,
                    on_wait: Callable[[], None] | None = None) -> Iterator[None]:
         """Hold the index's lock file; one writer at a time."""
-        from filelock import FileLock, Timeout
-
         self.directory.mkdir(parents=True, exist_ok=True)
         lock = FileLock(str(self.directory / LOCK_NAME))
         try:
@@ -296,7 +425,7 @@ class IndexWriter:
 
     def __init__(self, store: IndexStore):
         self.store = store
-        self.files: dict[str, dict[str, Any]] = {}
+        self.files: dict[str, DataFile] = {}
         self._open: dict[str, tuple[Path, str]] = {}
         store.directory.mkdir(parents=True, exist_ok=True)
 
@@ -366,14 +495,18 @@ class IndexWriter:
         final = self.store.directory / f"{name}-{digest[:16]}.{extension}"
         os.replace(temp, final)
         del self._open[name]
-        self.files[name] = {"file": final.name, "sha256": digest, "bytes": size,
-                            "check": quick_check(final, size)}
+        self.files[name] = DataFile(final.name, digest, size, quick_check(final, size))
 
-    def commit(self, manifest: dict[str, Any]) -> None:
+    def staged_path(self, name: str) -> Path:
+        """Where a finished data file of this build lies (to read it back, e.g. the vectors)."""
+        return self.store.directory / self.files[name].file
+
+    def commit(self, manifest: Manifest) -> None:
         """Write the manifest naming the staged files, then remove files and leftovers
         (temporary files of killed writers, consumed chunks) that no manifest needs."""
-        atomic_write_json(self.store.manifest_path, {**manifest, "files": self.files})
-        keep = {info["file"] for info in self.files.values()}
+        atomic_write_json(self.store.manifest_path,
+                          dataclasses.replace(manifest, files=dict(self.files)).to_json())
+        keep = {info.file for info in self.files.values()}
         for path in self.store.directory.iterdir():
             stale = (_OLD_DATA_FILE.match(path.name) and path.name not in keep) or \
                 (path.name.startswith(".") and path.name.endswith(".tmp"))
@@ -400,26 +533,14 @@ def documents_digest(documents: Sequence[Document] | Iterator[Document]) -> str:
 class OpenIndex:
     """An index opened for reading: arrays memory-mapped, documents read on demand."""
 
-    def __init__(self, store: IndexStore, manifest: dict[str, Any]):
+    def __init__(self, store: IndexStore, manifest: Manifest):
         import numpy as np
 
         self.store = store
         self.manifest = manifest
         directory = store.directory
-        if manifest.get("format") != FORMAT_VERSION:
-            raise IndexMismatchError(
-                f"The index in {directory} has format {manifest.get('format')!r}; this "
-                f"paperscope reads format {FORMAT_VERSION}.", REBUILD_HINT)
-        try:
-            self.count = _natural(manifest.get("count"))
-            self.dimension = _natural(manifest.get("dimension"))
-            passages = _natural(manifest.get("passages"))
-            self.model_name = manifest["model"]
-            _check_types(manifest)
-        except (KeyError, TypeError, ValueError):
-            raise IndexCorruptError(f"The index manifest {store.manifest_path} is damaged "
-                                    "(counts or model missing, or a value of the wrong type).",
-                                    REBUILD_HINT) from None
+        self.count, self.dimension, passages = manifest.count, manifest.dimension, manifest.passages
+        self.model_name = manifest.model
         paths = {name: store.data_path(manifest, name) for name in REQUIRED_FILES}
         self.vectors = self._array(paths["vectors"], (passages, self.dimension), np.float32)
         self.bounds = self._array(paths["bounds"], (self.count + 1,), np.int64)
@@ -440,11 +561,10 @@ class OpenIndex:
                                  f"documents, the manifest {self.count}")
         from .lexical import LexicalIndex
 
-        lexical = manifest.get("lexical") or {}
         self.lexical = LexicalIndex(self._term_column, bm25data, bm25docs, bm25ptr, self.count,
-                                    lexical.get("stopwords") or [])
+                                    manifest.stopwords)
         log.info("opened %s: %d documents, %d passages, model %s, %s search", directory, self.count,
-                 passages, self.model_name, self.search_method.get("kind"))
+                 passages, self.model_name, manifest.search)
         self._ann: Any = None  # a faiss index
 
     def _array(self, path: Path, shape: tuple[int, ...] | None, dtype: Any) -> np.ndarray:
@@ -471,21 +591,11 @@ class OpenIndex:
     def close(self) -> None:
         self._db.close()
 
-    # -- what the manifest says ---------------------------------------------------
-
-    @property
-    def scheme(self) -> str:
-        return str((self.manifest.get("passages_scheme") or {}).get("name", ""))
-
-    @property
-    def search_method(self) -> dict[str, Any]:
-        return self.manifest.get("search") or {"kind": "exact"}
-
     @property
     def ann(self) -> Any:
         """The approximate (FAISS IVF) index over the passage vectors, memory-mapped; None
         for an exact index."""
-        if self._ann is None and self.search_method.get("kind") != "exact":
+        if self._ann is None and self.manifest.search != "exact":
             import faiss
 
             path = self.store.data_path(self.manifest, "ann")
@@ -549,14 +659,9 @@ class OpenIndex:
         return [row[0] for row in self._query(
             "SELECT position FROM names WHERE key = ? ORDER BY position", (key,))]
 
-    @property
-    def tags(self) -> list[str]:
-        """Every tag of the indexed documents, without case (none in indexes built before tags)."""
-        return list((self.manifest.get("facets") or {}).get("tags") or [])
-
     def tagged(self, tags: Sequence[str]) -> list[int]:
         """Positions of the documents carrying any of `tags` (compared without case)."""
-        wanted = sorted({tag.casefold() for tag in tags} & set(self.tags))
+        wanted = sorted({tag.casefold() for tag in tags} & set(self.manifest.tags))
         if not wanted:
             return []
         return [row[0] for row in self._query(
@@ -593,22 +698,6 @@ class OpenIndex:
 
         mean = self.passage_vectors(position).mean(axis=0)
         return (mean / max(float(np.linalg.norm(mean)), 1e-12)).astype(np.float32)
-
-
-def _check_types(manifest: dict[str, Any]) -> None:
-    """ValueError unless what readers take from the manifest has the type they expect."""
-    sections = [manifest.get(key) or {} for key in ("passages_scheme", "search", "facets", "lexical")]
-    if not isinstance(manifest["model"], str) or not all(isinstance(s, dict) for s in sections):
-        raise ValueError("not an object")
-    scheme, search, facets, lexical = sections
-    lists = [facets.get("sections") or [], facets.get("kinds") or [], facets.get("tags") or [],
-             lexical.get("stopwords") or []]
-    if not all(isinstance(values, list) for values in lists):
-        raise ValueError("not a list")
-    texts = [scheme.get("name", ""), search.get("kind", "exact"), *(t for values in lists for t in values)]
-    numbers = [search.get("lists", 1)]
-    if not all(isinstance(t, str) for t in texts) or not all(type(n) is int for n in numbers):
-        raise ValueError("a value of the wrong type")
 
 
 def _read_plain_file(path: Path, cap: int, what: str, hint: str | None) -> bytes | None:

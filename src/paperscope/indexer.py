@@ -7,20 +7,38 @@ from __future__ import annotations
 
 import contextlib
 import math
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 import numpy as np
 
-from . import __version__, chunks
-from .embedding import Encoder, load_encoder, model_fingerprint, resolve_model_dir
+from . import chunks
+from .embedding import (
+    BUILD_ENCODERS,
+    SMALL_BUILD_ENCODERS,
+    Encoder,
+    encoder_kind,
+    load_encoder,
+    model_fingerprint,
+    resolve_model_dir,
+)
 from .errors import IndexMismatchError, PaperscopeError, UsageError
-from .index import FORMAT_VERSION, IndexStore, OpenIndex, documents_digest, write_document_table
+from .index import (
+    IndexStore,
+    IndexWriter,
+    Manifest,
+    OpenIndex,
+    documents_digest,
+    write_document_table,
+)
 from .lexical import BM25_PARAMS, build_lexical, default_stopwords
 from .records import Document
-from .settings import scheme_record, settings_change
+from .settings import settings_change
 from .text import DEFAULT_SCHEME, SCHEMES, document_names, passages
+from .version import __version__
 
 # Up to this many new passages are embedded by the light NumPy encoder (instant start, 24
 # passages/s here); more go through sentence-transformers (7 s to start, then 55 passages/s
@@ -49,6 +67,7 @@ class BuildReport:
     search: str = "exact"
     reason: str = ""  # why everything was embedded again, when it was
     device: str = "cpu"
+    encoder: str = ""  # the encoder kind that made the vectors (this build's, else the old index's)
     written: bool = False  # False when the index was already up to date
 
 
@@ -102,12 +121,13 @@ def build_index(store: IndexStore, documents: Sequence[Document], *, model: str,
     if scheme is not None:
         check_scheme(scheme)
     old, reason = _open_previous(store)
-    scheme = scheme or (old.scheme if old and old.scheme in SCHEMES else None) or \
+    scheme = scheme or (old.manifest.scheme if old and old.manifest.scheme in SCHEMES else None) or \
         _started_scheme(store, model) or choose_scheme(len(documents))
     report = BuildReport(total=len(documents), model=model, scheme=scheme)
     reason = "--full was asked for" if full else reason or (
         settings_change(old.manifest, model, scheme) if old else "")
     report.reason = reason
+    report.encoder = (old.manifest.encoder or "") if old and not reason else ""
     try:
         return _build(store, documents, old, report, encoder=encoder, search=search,
                       source=source, on_encoder=on_encoder, progress=progress,
@@ -126,9 +146,9 @@ def _build(store: IndexStore, documents: Sequence[Document], old: OpenIndex | No
     new_ids = {doc.id for doc in documents}
     report.removed = [doc_id for doc_id in old_ids if doc_id not in new_ids]
     digest = documents_digest(documents)
-    if old and not report.reason and old.manifest.get("documents_digest") == digest and \
-            old.manifest.get("search_requested", "auto") == search:
-        report.search = old.search_method.get("kind", "exact")
+    if old and not report.reason and old.manifest.documents_digest == digest and \
+            old.manifest.search_requested == search:
+        report.search = old.manifest.search
         return report
 
     pool: dict[str, _VectorSource] = {}
@@ -157,23 +177,25 @@ def _build(store: IndexStore, documents: Sequence[Document], old: OpenIndex | No
     try:
         report.search = _write(writer, documents, hashes, pool, old, dimension, search)
         model_dir = resolve_model_dir(model)
-        stopwords = default_stopwords()
-        writer.commit({
-            "format": FORMAT_VERSION,
-            "model": model,
-            "model_fingerprint": model_fingerprint(model_dir) if model_dir else None,
-            "dimension": dimension,
-            "count": len(documents),
-            "passages": int(sum(pool[h].count for h in hashes)),
-            "passages_scheme": scheme_record(scheme),
-            "search": _search_record(report.search, writer),
-            "search_requested": search,
-            "documents_digest": digest,
-            "facets": _facet_names(documents),
-            "lexical": {"library": "paperscope", "stemmer": "english", **BM25_PARAMS,
-                        "stopwords": stopwords},
-            "versions": _versions(),
-        })
+        names = _facet_names(documents)
+        writer.commit(Manifest(
+            model=model,
+            model_fingerprint=model_fingerprint(model_dir) if model_dir else None,
+            encoder=report.encoder or None,
+            dimension=dimension,
+            count=len(documents),
+            passages=int(sum(pool[h].count for h in hashes)),
+            scheme=scheme,
+            scheme_words=SCHEMES[scheme],
+            search=report.search,
+            ann_lists=_ann_lists(writer) if report.search != "exact" else None,
+            search_requested=search,
+            documents_digest=digest,
+            sections=tuple(names["sections"]), kinds=tuple(names["kinds"]), tags=tuple(names["tags"]),
+            lexical={"library": "paperscope", "stemmer": "english", **BM25_PARAMS},
+            stopwords=tuple(default_stopwords()),
+            versions=_versions(),
+        ))
     except BaseException:
         writer.discard()
         raise
@@ -194,8 +216,9 @@ def _embed(store: IndexStore, documents: Sequence[Document], hashes: list[str], 
             sum(len(passages(documents[i], lengths)) for i in todo) <= LIGHT_ENCODER_LIMIT
         if on_encoder:
             on_encoder("light" if few else "sentence-transformers", len(todo), report.reason)
-        encoder = load_encoder(report.model, light=few)
+        encoder = load_encoder(report.model, kinds=SMALL_BUILD_ENCODERS if few else BUILD_ENCODERS)
     report.device = getattr(encoder, "device", "cpu")
+    report.encoder = encoder_kind(encoder)
     store.chunks_dir.mkdir(parents=True, exist_ok=True)
     for start in range(0, len(todo), chunk_documents):
         batch = todo[start:start + chunk_documents]
@@ -217,8 +240,6 @@ def _embed(store: IndexStore, documents: Sequence[Document], hashes: list[str], 
 
 def _started_scheme(store: IndexStore, model: str) -> str | None:
     """The passage scheme of most chunks of `model` left by an interrupted build, if any."""
-    from collections import Counter
-
     found = Counter(info.scheme for info in map(chunks.read_chunk_info, chunks.chunk_files(store.chunks_dir))
                     if info is not None and info.model == model and info.scheme in SCHEMES)
     return found.most_common(1)[0][0] if found else None
@@ -233,7 +254,7 @@ def _chunk_dimension(pool: dict[str, _VectorSource]) -> int:
     return 0
 
 
-def _write(writer, documents: Sequence[Document], hashes: list[str], pool: dict[str, _VectorSource],
+def _write(writer: IndexWriter, documents: Sequence[Document], hashes: list[str], pool: dict[str, _VectorSource],
            old: OpenIndex | None, dimension: int, search: str) -> str:
     """Stage every data file of the new index; returns the search method written."""
     counts = np.array([pool[h].count for h in hashes], dtype=np.int64)
@@ -270,11 +291,11 @@ def _write(writer, documents: Sequence[Document], hashes: list[str], pool: dict[
     return "exact"
 
 
-def _approximate_index(writer, dimension: int):
+def _approximate_index(writer: IndexWriter, dimension: int):
     """An IVF index with 8-bit scalar quantisation over the staged vectors (inner product)."""
     import faiss
 
-    vectors = np.load(writer.store.directory / writer.files["vectors"]["file"], mmap_mode="r")
+    vectors = np.load(writer.staged_path("vectors"), mmap_mode="r")
     total = len(vectors)
     lists = int(min(65536, max(1, min(total // 39, 2 * math.sqrt(total)))))
     quantizer = faiss.IndexFlatIP(dimension)
@@ -289,14 +310,12 @@ def _approximate_index(writer, dimension: int):
     return index
 
 
-def _search_record(kind: str, writer) -> dict[str, Any]:
-    if kind == "exact":
-        return {"kind": "exact"}
+def _ann_lists(writer: IndexWriter) -> int:
+    """The number of lists of the approximate index just staged."""
     import faiss
 
-    index = faiss.read_index(str(writer.store.directory / writer.files["ann"]["file"]),
-                             faiss.IO_FLAG_MMAP_IFC)
-    return {"kind": kind, "lists": int(faiss.extract_index_ivf(index).nlist)}
+    index = faiss.read_index(str(writer.staged_path("ann")), faiss.IO_FLAG_MMAP_IFC)
+    return int(faiss.extract_index_ivf(index).nlist)
 
 
 def _year(meta: dict) -> int:
@@ -381,8 +400,6 @@ def _per_document(progress: Callable[[int], None] | None, sizes: list[int]):
 
 
 def _versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
     found = {"paperscope": __version__}
     for package in ("faiss-cpu", "numpy"):
         with contextlib.suppress(PackageNotFoundError):

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .catalogue import Catalogue
 from .index import IndexStore
@@ -121,6 +121,13 @@ def entry_meta(entry: Entry, record: PaperRecord | None) -> dict:
     if entry.note:
         meta["note"] = entry.note
     return meta
+
+
+def entry_json(entry: Entry, record: PaperRecord | None) -> dict[str, Any]:
+    """One entry with every field shown by `show --json`, `list --json`, the API and MCP."""
+    meta = entry_meta(entry, record)
+    return {"id": entry.id, "title": entry.title, **meta, "tags": list(entry.tags), "note": entry.note,
+            "abstract": record.abstract if record else None, "summary": entry.summary}
 
 
 def catalogue_documents(catalogue: Catalogue, records: dict[str, PaperRecord]

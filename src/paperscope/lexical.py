@@ -16,7 +16,7 @@ import math
 import re
 from array import array
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -151,19 +151,24 @@ class LexicalIndex:
         start, end = int(self._indptr[column]), int(self._indptr[column + 1])
         return self._indices[start:end], self._data[start:end]
 
-    def scores(self, query: str) -> np.ndarray:
+    def terms(self, query: str | Sequence[str]) -> Sequence[str]:
+        """The query's terms: a text is tokenised, a list of terms (tokenised once by the
+        caller, who needs them again) is taken as it is."""
+        return self.tokenize(query) if isinstance(query, str) else query
+
+    def scores(self, query: str | Sequence[str]) -> np.ndarray:
         """One BM25 score per document (zeros when no query term is in the vocabulary)."""
         out = np.zeros(self.num_docs, dtype=np.float32)
-        for term in self.tokenize(query):
+        for term in self.terms(query):
             postings = self._postings(term)
             if postings is not None:
                 docs, weights = postings
                 out[docs] += weights  # a document appears once in a term's posting list
         return out
 
-    def knows_any(self, query: str) -> bool:
+    def knows_any(self, query: str | Sequence[str]) -> bool:
         """Whether any word of `query` (stopwords aside) occurs in some document."""
-        return any(self.column(term) is not None for term in self.tokenize(query))
+        return any(self.column(term) is not None for term in self.terms(query))
 
     def weight(self, term: str, position: int) -> float:
         """The BM25 weight of `term` in the document at `position` (0 when absent): a binary

@@ -4,109 +4,71 @@
     library = Library.open()              # the library around the current folder
     for hit in library.search("parameter-efficient finetuning", k=3).hits:
         print(hit.rank, hit.document.title)
+
+Also the front door of everything else a command opens (`open_collection` for corpora and BEIR
+folders, `Corpus`, `run_evaluation`, `find_papers`): the CLI and the servers import this module
+and never the index code beneath it.
 """
 
+
 from __future__ import annotations
+
+from .bibtex import bibtex_entry, citation_keys
+from .catalogue import (
+    ID_PATTERN,
+    URL_PATTERN,
+    CatalogueFile,
+    check_fields,
+    entry_text,
+    insert_entry,
+    move_entry,
+    parse_entry_text,
+    remove_entry,
+    rename_entry,
+    replace_entry,
+    slug,
+)
+from .errors import FetchError
+from .sources import fetch_ids, open_source, source_for
+
+__all__ = ["MODES", "Collection", "Corpus", "Filters", "Library", "SearchOutcome", "SnapshotFilter",
+           "check_scheme", "corpora_dir", "entry_json", "find_papers", "list_corpora", "open_collection",
+           "run_evaluation"]
 
 import collections
 import contextlib
 import dataclasses
 import difflib
-import sqlite3
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .beir import corpus_file, read_corpus
 from .catalogue import Catalogue, normalise_arxiv_id, parse_catalogue
+from .collection import Collection, Filters, SearchOutcome, check_tags
+from .corpora import Corpus, SnapshotFilter, corpora_dir, list_corpora
+from .discover import discover as find_papers
 from .errors import (
     CatalogueChangedError,
     PaperscopeError,
     UnknownEntryError,
     UsageError,
-    storage_error,
 )
-from .index import IndexStore
-from .ingest import IngestReport, catalogue_documents, ingest
-from .records import KINDS, Document, Entry, Hit, PaperRecord
-from .store import LibraryPaths, find_library, read_text
-from .text import no_abstract_yet
+from .evaluate import evaluate as run_evaluation
+from .index import IndexStore, documents_digest, meta_json
+from .indexer import check_scheme
+from .ingest import IngestReport, catalogue_documents, entry_json, ingest
+from .records import KINDS, Document, Entry, PaperRecord
+from .search import MODES
+from .settings import configured_model, settings_change
+from .store import LibraryPaths, corpus_index_dir, file_signature, find_library, read_text
+from .text import DEFAULT_SCHEME, no_abstract_yet
 
 if TYPE_CHECKING:  # numpy, FAISS and the encoders load only when a command needs them
-    import numpy as np
-
     from .embedding import Encoder
     from .index import OpenIndex
     from .indexer import BuildReport
-
-
-@dataclass(frozen=True)
-class Filters:
-    """Narrow the candidates before ranking (every given condition must hold)."""
-
-    sections: tuple[str, ...] = ()
-    kinds: tuple[str, ...] = ()
-    year_from: int | None = None
-    year_to: int | None = None
-    tags: tuple[str, ...] = ()  # any of them, compared without case
-
-    def mask(self, index: OpenIndex) -> np.ndarray | None:
-        """Which documents of `index` pass (None when there is no condition), read from the
-        per-document facets and tags the build wrote; an unknown tag is a UsageError."""
-        import numpy as np
-
-        if not (self.sections or self.kinds or self.year_from or self.year_to or self.tags):
-            return None
-        facets = np.asarray(index.facets)
-        names = index.manifest.get("facets") or {}
-        keep = np.ones(index.count, dtype=bool)
-        if self.sections:
-            _check_facet(self.sections, names.get("sections", []), "section", casefold=True)
-            wanted = {s.casefold() for s in self.sections}
-            codes = [i for i, name in enumerate(names.get("sections", [])) if name.casefold() in wanted]
-            keep &= np.isin(facets[:, 1], codes)
-        if self.kinds:
-            _check_facet(self.kinds, names.get("kinds", []), "kind")
-            codes = [i for i, name in enumerate(names.get("kinds", [])) if name in self.kinds]
-            keep &= np.isin(facets[:, 2], codes)
-        years = facets[:, 0]
-        if self.year_from is not None:
-            keep &= (years > 0) & (years >= self.year_from)
-        if self.year_to is not None:
-            keep &= (years > 0) & (years <= self.year_to)
-        if self.tags:
-            _check_tags(self.tags, index.tags)
-            tagged = np.zeros(index.count, dtype=bool)
-            tagged[index.tagged(self.tags)] = True
-            keep &= tagged
-        return keep
-
-
-def _check_facet(wanted: Sequence[str], known: Sequence[str], what: str, casefold: bool = False) -> None:
-    """A UsageError naming the valid values when a section or kind is not in the index."""
-    fold = (lambda text: text.casefold()) if casefold else (lambda text: text)
-    names = {fold(name) for name in known}
-    unknown = [value for value in wanted if fold(value) not in names]
-    if unknown:
-        raise UsageError(f"No {what} {', '.join(map(repr, unknown))}.",
-                         f"{what.capitalize()}s: {', '.join(known)}" if known else
-                         f"This index has no {what}s.")
-
-
-def _check_tags(wanted: Sequence[str], known: Sequence[str]) -> None:
-    unknown = [tag for tag in wanted if tag.casefold() not in known]
-    if unknown:
-        raise UsageError(f"No entry is tagged {', '.join(map(repr, unknown))}.",
-                         f"Tags: {', '.join(known)}" if known else
-                         "No entry has tags yet: add them with `paperscope edit ID` or `add --tag`.")
-
-
-@dataclass
-class SearchOutcome:
-    """Ranked hits, and notices about the index the caller should see (on stderr)."""
-
-    hits: list[Hit]
-    notices: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -147,6 +109,8 @@ class Library:
         self.store = IndexStore(paths.index_dir)
         self.encoder = encoder  # None: the configured model, loaded when first needed
         self._catalogue: Catalogue | None = None
+        self._collection: Collection | None = None
+        self._documents: tuple[tuple, tuple[list[Document], list[Entry]]] | None = None
 
     @classmethod
     def open(cls, path: str | Path | None = None, encoder: Encoder | None = None) -> Library:
@@ -182,26 +146,29 @@ class Library:
             raise UnknownEntryError(f"No entry with id {key!r}.", hint)
         return found
 
-    def entries(self, *, section: str | None = None, tags: Sequence[str] = ()) -> list[Entry]:
-        """The catalogue's entries, in order: of one section (compared without case) and
-        carrying any of `tags`; an unknown section or tag is a UsageError."""
+    def entries(self, *, section: str | None = None, sections: Sequence[str] = (),
+                tags: Sequence[str] = ()) -> list[Entry]:
+        """The catalogue's entries, in order: of one `section` or any of `sections` (compared
+        without case) and carrying any of `tags`; an unknown section or tag is a UsageError."""
         catalogue = self.catalogue
         entries = list(catalogue.entries)
-        if section is not None:
-            if catalogue.section_named(section) is None:
-                raise UsageError(f"No section {section!r}.", f"Sections: {', '.join(catalogue.sections)}")
-            entries = [e for e in entries if e.section.casefold() == section.strip().casefold()]
+        wanted = [*([section] if section is not None else []), *sections]
+        if wanted:
+            unknown = [name for name in wanted if catalogue.section_named(name) is None]
+            if unknown:
+                raise UsageError(f"No section {', '.join(map(repr, unknown))}.",
+                                 f"Sections: {', '.join(catalogue.sections)}")
+            folded = {name.strip().casefold() for name in wanted}
+            entries = [e for e in entries if e.section.casefold() in folded]
         if tags:
-            _check_tags(tags, catalogue.tags)
-            wanted = {tag.casefold() for tag in tags}
-            entries = [e for e in entries if wanted & {tag.casefold() for tag in e.tags}]
+            check_tags(tags, catalogue.tags)
+            tagged = {tag.casefold() for tag in tags}
+            entries = [e for e in entries if tagged & {tag.casefold() for tag in e.tags}]
         return entries
 
     def cite(self, ids: Sequence[str] = ()) -> str:
         """BibTeX for the entries `ids` (ids or arXiv ids; every entry when empty), with
         citation keys that stay stable as the catalogue grows."""
-        from .bibtex import bibtex_entry, citation_keys
-
         entries = [self.entry(key) for key in ids] if ids else list(self.catalogue.entries)
         records = self.records()
         keys = citation_keys(self.catalogue.entries, records)
@@ -209,8 +176,22 @@ class Library:
                                       keys[entry.id]) for entry in entries)
 
     def documents(self) -> tuple[list[Document], list[Entry]]:
-        """(documents of every entry with text, entries still missing an abstract)."""
-        return catalogue_documents(self.catalogue, self.records())
+        """(documents of every entry with text, entries still missing an abstract), computed
+        again only when the catalogue or the record cache changed."""
+        key = (id(self.catalogue), file_signature(self.store.records_path))
+        if self._documents is None or self._documents[0] != key:
+            self._documents = (key, catalogue_documents(self.catalogue, self.records()))
+        return self._documents[1]
+
+    @property
+    def collection(self) -> Collection:
+        """The catalogue's index as a `Collection`: searched, built and kept up to date."""
+        if self._collection is None:
+            self._collection = Collection(
+                self.store, lambda: self.documents()[0], name="catalogue", encoder=self.encoder,
+                model=self.model, scheme=DEFAULT_SCHEME, source="catalogue",
+                missing_hint="Build it with: paperscope build", auto_update=True)
+        return self._collection
 
     # -- writing ------------------------------------------------------------------
 
@@ -230,15 +211,9 @@ class Library:
               ) -> tuple[BuildReport, list[Entry]]:
         """Bring the index up to date with the catalogue; returns the report and the
         entries left out because they still have no text."""
-        from .indexer import build_index
-        from .text import DEFAULT_SCHEME
-
-        with self.store.write_lock(wait=wait, on_wait=on_wait):
-            documents, missing = self.documents()
-            report = build_index(self.store, documents, model=model or self.model,
-                                 full=full, progress=progress, on_encoder=on_encoder,
-                                 encoder=self.encoder, scheme=DEFAULT_SCHEME)
-        return report, missing
+        report = self.collection.build(full=full, model=model, progress=progress,
+                                       on_encoder=on_encoder, wait=wait, on_wait=on_wait)
+        return report, self.documents()[1]
 
     def add(self, source: str, **options) -> AddResult:
         """Append a paper (arXiv id or URL) or another link to the catalogue; see `add_many`."""
@@ -257,8 +232,6 @@ class Library:
         keeping the file's comments and layout, then rebuild the index incrementally. Either
         every source is added or nothing changes. While arXiv cannot be reached, one arXiv id
         given with `title` and `summary` is added without its record."""
-        from .catalogue import URL_PATTERN, check_fields, insert_entry, slug
-
         sources = list(dict.fromkeys(s.strip() for s in sources))
         if not sources:
             raise UsageError("Name at least one arXiv id or link to add.")
@@ -340,9 +313,6 @@ class Library:
         """The records of `arxiv_ids` from a corpus, a snapshot or the API (`api`, else the
         source registered for the ids); FetchError when one is missing (unless arXiv is
         unreachable and `offline_ok`)."""
-        from .errors import FetchError
-        from .sources import fetch_ids, open_source, source_for
-
         if not arxiv_ids:
             return {}
         source = (open_source("corpus", corpus) if corpus is not None else
@@ -364,15 +334,11 @@ class Library:
 
     def remove(self, entry_id: str, **options) -> EditResult:
         """Delete an entry from the catalogue, then update the index."""
-        from .catalogue import remove_entry
-
         entry = self.entry(entry_id)
         return self._edit(entry, lambda text, current: remove_entry(text, entry.id), **options)
 
     def move(self, entry_id: str, section: str, *, create: bool = False, **options) -> EditResult:
         """Move an entry, as written, to the end of another section (a new one with `create`)."""
-        from .catalogue import move_entry
-
         entry = self.entry(entry_id)
         target = self.catalogue.section_named(section)
         if target is None and not create:
@@ -387,8 +353,6 @@ class Library:
 
     def rename(self, old: str, new: str, **options) -> EditResult:
         """Give an entry another id."""
-        from .catalogue import ID_PATTERN, rename_entry
-
         entry = self.entry(old)
         if not ID_PATTERN.match(new):
             raise UsageError(f"{new!r} is not an id: use lower-case letters, digits and dashes "
@@ -405,8 +369,6 @@ class Library:
         """Let `editor` change the entry's YAML (it gets the text, returns the new text);
         invalid text is refused, or handed back to `editor` while `retry(error)` says so.
         Nothing is written when the file changed meanwhile (CatalogueChangedError)."""
-        from .catalogue import CatalogueFile, entry_text, parse_entry_text, replace_entry
-
         entry = self.entry(entry_id)
         start = CatalogueFile.read(self.paths.catalogue)
         original = text = entry_text(start.text, entry.id)
@@ -439,8 +401,6 @@ class Library:
                         expected: str | None = None, entry_id: str | None = None) -> Catalogue:
         """Read catalogue.yaml, apply `change(text, catalogue)` and write the result if it
         differs; the caller holds the lock. With `expected`, the file must still have that hash."""
-        from .catalogue import CatalogueFile
-
         self._catalogue = None
         current = CatalogueFile.read(self.paths.catalogue)
         if expected is not None and current.digest != expected:
@@ -462,76 +422,35 @@ class Library:
     @property
     def model(self) -> str:
         """The embedding model of this library: the only one its queries are encoded with."""
-        from .settings import configured_model
-
         return self.encoder.model_name if self.encoder else configured_model()
 
     def index(self, *, update: bool = True) -> tuple[OpenIndex, list[str]]:
         """The index, brought up to date with the catalogue where that needs no network
         (when `update`); and notices about what is stale or missing."""
-        from .index import documents_digest
-        from .indexer import build_index
-        from .settings import settings_change
-        from .text import DEFAULT_SCHEME
+        index, notices = self.collection.index(update=update)
+        return index, [*notices, *self._missing_notices()]
 
-        index = self.store.open()
-        documents, missing = self.documents()
-        notices = []
-        if update and not documents and index.count:
-            notices.append("The catalogue has no entries with text; searching the last build. "
-                           "Run `paperscope build` if the index should be emptied too.")
-        elif documents_digest(documents) != index.manifest.get("documents_digest"):
-            reason = settings_change(index.manifest, self.model, DEFAULT_SCHEME)
-            if update and reason:  # a search never embeds the whole library on the side
-                notices.append(f"The index is out of date with the catalogue, and {reason}: run "
-                               "`paperscope build` (it embeds every entry again). Searching the last build.")
-            elif update:
-                try:
-                    with self.store.write_lock(wait=False):
-                        report = build_index(self.store, documents, model=self.model,
-                                             encoder=self.encoder, scheme=DEFAULT_SCHEME)
-                    index.close()
-                    index = self.store.open()
-                    changed = report.embedded + report.removed
-                    notices.append("The catalogue changed since the last build; the index was "
-                                   f"updated ({len(report.embedded)} embedded, "
-                                   f"{len(report.removed)} removed"
-                                   + (f": {', '.join(changed[:8])}" if changed else "") + ").")
-                except (PaperscopeError, OSError, sqlite3.Error) as caught:
-                    err = caught if isinstance(caught, PaperscopeError) else storage_error(caught)
-                    notices.append(f"The index is out of date and could not be updated now "
-                                   f"({err.message}); searching the last build.")
-            else:
-                notices.append("The index is out of date with the catalogue; run: paperscope build")
-        if missing:
-            names = ", ".join(entry.id for entry in missing[:8])
-            more = f" and {len(missing) - 8} more" if len(missing) > 8 else ""
-            notices.append(f"{no_abstract_yet(len(missing))} ({names}{more}). "
-                           "Fetch them with: paperscope ingest")
-        return index, notices
+    def _missing_notices(self) -> list[str]:
+        missing = self.documents()[1]
+        if not missing:
+            return []
+        names = ", ".join(entry.id for entry in missing[:8])
+        more = f" and {len(missing) - 8} more" if len(missing) > 8 else ""
+        return [f"{no_abstract_yet(len(missing))} ({names}{more}). Fetch them with: paperscope ingest"]
 
     def search(self, query: str, *, k: int = 10, mode: str = "hybrid",
                filters: Filters | None = None, update: bool = True) -> SearchOutcome:
         """The `k` entries that best answer `query`."""
-        from .search import check_query
-
-        query = check_query(query)
-        _check_k(k)
-        index, notices = self.index(update=update)
-        return search_index(index, self.encoder, query, k=k, mode=mode, filters=filters,
-                            notices=notices, model=self.model)
+        return self.collection.search(query, k=k, mode=mode, filters=filters, update=update,
+                                      notices=self._missing_notices())
 
     def related(self, entry_id: str, *, k: int = 5, mode: str = "hybrid",
                 filters: Filters | None = None, update: bool = True) -> SearchOutcome:
         """The `k` entries closest to the entry `entry_id`, itself excluded."""
-        _check_k(k)
         entry = self.entry(entry_id)
-        index, notices = self.index(update=update)
-        if index.position(entry.id) is None:
-            raise UsageError(f"The entry {entry.id!r} is not in the index yet (it has no abstract).",
-                             "Fetch it with: paperscope ingest")
-        return related_in_index(index, self.encoder, entry.id, k=k, mode=mode, filters=filters,
-                                notices=notices, model=self.model)
+        return self.collection.related(
+            entry.id, k=k, mode=mode, filters=filters, update=update, notices=self._missing_notices(),
+            missing=f"The entry {entry.id!r} is not in the index yet (it has no abstract).")
 
     def status(self, verify: bool = False) -> dict:
         """How the index compares with the catalogue, and why the next build would embed
@@ -539,10 +458,6 @@ class Library:
         make it out of date: `paperscope ingest` repairs them. `metadata_changed` names the
         entries whose shown metadata (section, link, year...) changed without their text;
         `needs_summary` those searched by their titles until someone writes their summary."""
-        from .index import documents_digest, meta_json
-        from .settings import settings_change
-        from .text import DEFAULT_SCHEME
-
         documents, missing = self.documents()
         problem, manifest = "", None
         try:
@@ -564,7 +479,7 @@ class Library:
         removed = sorted(i for i in indexed if i not in current)
         rebuild_reason = settings_change(manifest, self.model, DEFAULT_SCHEME) if manifest else ""
         up_to_date = manifest is not None and not (stale or metadata or new or removed or rebuild_reason) \
-            and manifest.get("documents_digest") == documents_digest(documents) and not problem \
+            and manifest.documents_digest == documents_digest(documents) and not problem \
             and not missing
         return {
             "library": str(self.paths.root),
@@ -580,77 +495,29 @@ class Library:
             "up_to_date": up_to_date,
             "problem": problem,
             "rebuild_reason": rebuild_reason,
-            "model": (manifest or {}).get("model"),
-            "dimension": (manifest or {}).get("dimension"),
+            "model": manifest.model if manifest else None,
+            "dimension": manifest.dimension if manifest else None,
             "built_at": self.store.built_at() if manifest else None,
             "index_bytes": self.store.size_bytes() if manifest else 0,
         }
 
 
-class Collection:
-    """Search and related documents over an index that is not a catalogue's: a named corpus
-    (`paperscope corpus`) or a BEIR corpus built with `build --corpus`. Same options, same
-    results as `Library`."""
-
-    def __init__(self, store: IndexStore, encoder: Encoder | None = None, *, missing_hint: str = ""):
-        self.store = store
-        self.encoder = encoder
-        self.missing_hint = missing_hint
-        self._index: OpenIndex | None = None
-
-    def index(self) -> OpenIndex:
-        from .errors import IndexMissingError
-
-        if self._index is None:
-            try:
-                self._index = self.store.open()
-            except IndexMissingError as err:
-                raise IndexMissingError(err.message, self.missing_hint or err.hint) from None
-        return self._index
-
-    def search(self, query: str, *, k: int = 10, mode: str = "hybrid",
-               filters: Filters | None = None) -> SearchOutcome:
-        from .search import check_query
-
-        query = check_query(query)
-        _check_k(k)
-        return search_index(self.index(), self.encoder, query, k=k, mode=mode, filters=filters)
-
-    def related(self, doc_id: str, *, k: int = 5, mode: str = "hybrid",
-                filters: Filters | None = None) -> SearchOutcome:
-        _check_k(k)
-        return related_in_index(self.index(), self.encoder, doc_id, k=k, mode=mode, filters=filters)
-
-
-def search_index(index: OpenIndex, encoder: Encoder | None, query: str, *, k: int, mode: str,
-                 filters: Filters | None, notices: list[str] | None = None,
-                 model: str | None = None) -> SearchOutcome:
-    """Rank the documents of an open index for a cleaned query (`model`: see `Searcher`)."""
-    from .search import Searcher
-
-    allowed = (filters or Filters()).mask(index)
-    hits = Searcher(index, encoder, model).search(query, k=k, mode=mode, allowed=allowed)
-    notices = list(notices or [])
-    if mode == "hybrid" and hits and not index.lexical.knows_any(query):
-        notices.append("No word of the query occurs in any document: these are ranked by meaning "
-                       "alone, and the first may not be close.")
-    return SearchOutcome(hits, notices)
-
-
-def related_in_index(index: OpenIndex, encoder: Encoder | None, doc_id: str, *, k: int, mode: str,
-                     filters: Filters | None, notices: list[str] | None = None,
-                     model: str | None = None) -> SearchOutcome:
-    """The documents of an open index closest to the one with id `doc_id`."""
-    from .search import Searcher
-
-    position = index.position(doc_id)
-    if position is None:
-        raise UnknownEntryError(f"No document with id {doc_id!r} in {index.store.directory}.")
-    allowed = (filters or Filters()).mask(index)
-    return SearchOutcome(Searcher(index, encoder, model).related(position, k=k, mode=mode, allowed=allowed),
-                         notices or [])
-
-
-def _check_k(k: int) -> None:
-    if k < 1:
-        raise UsageError(f"-k must be at least 1 (got {k}).")
+def open_collection(*, corpus: str | None = None, index_dir: Path | None = None,
+                    beir: Path | None = None, library: str | Path | None = None,
+                    encoder: Encoder | None = None) -> Collection:
+    """The index a command names, as a `Collection` to build and search: a named corpus
+    (`corpus`), a BEIR corpus file or folder (`beir`, indexed in `index_dir` or the cache), an
+    index folder built before (`index_dir` alone), else the catalogue's (the library at
+    `library`, or around the current folder)."""
+    if corpus and (index_dir or beir):
+        raise UsageError("Give --corpus or --index-dir, not both.")
+    if corpus:
+        return Corpus.open(corpus, encoder).collection
+    if beir is not None:
+        source = corpus_file(beir)
+        return Collection(IndexStore(index_dir or corpus_index_dir(source)), lambda: read_corpus(source),
+                          name=str(source), encoder=encoder, source=str(source))
+    if index_dir is not None:
+        return Collection(IndexStore(index_dir), None, name=str(index_dir), encoder=encoder,
+                          missing_hint=f"Build it with: paperscope build --corpus PATH --index-dir {index_dir}")
+    return Library.open(library, encoder).collection

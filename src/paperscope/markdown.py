@@ -28,6 +28,7 @@ from .catalogue import (
 )
 from .errors import UsageError
 from .records import Entry, PaperRecord
+from .store import CATALOGUE_NAME, read_text
 
 DEFAULT_SECTION = "Reading list"
 _HEADING = re.compile(r"^ {0,3}(#{1,6})\s+(.*?)(?:\s+#+)?\s*$")
@@ -248,8 +249,6 @@ def write_catalogue_from_markdown(source: Path, folder: Path, *, force: bool = F
                                   ) -> tuple[Path, MarkdownList]:
     """Create folder/catalogue.yaml from the Markdown reading list `source`, atomically;
     an existing catalogue is replaced only with `force`."""
-    from .store import CATALOGUE_NAME, read_text
-
     target = folder / CATALOGUE_NAME
     if target.exists() and not force:
         raise UsageError(f"{target} already exists; nothing was changed.",

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from .embedding import Encoder
+from .embedding import Encoder, load_encoder, query_encoders
 from .errors import IndexMismatchError, UsageError
 from .index import REBUILD_HINT, OpenIndex
 from .records import Hit
@@ -79,8 +79,10 @@ def approximate_candidates(index: OpenIndex, query_vector: np.ndarray, wanted: i
 
 
 def rank(index: OpenIndex, *, query_text: str, query_vector: np.ndarray | None, mode: str,
-         k: int, allowed: np.ndarray | None = None, exclude: int | None = None) -> list[tuple[int, float]]:
-    """The top `k` (position, score) pairs among `allowed` documents (a boolean mask)."""
+         k: int, allowed: np.ndarray | None = None, exclude: int | None = None,
+         query_terms: Sequence[str] | None = None) -> list[tuple[int, float]]:
+    """The top `k` (position, score) pairs among `allowed` documents (a boolean mask);
+    `query_terms`: the query text as the lexical index tokenises it, when already known."""
     if mode not in MODES:
         raise UsageError(f"Unknown mode {mode!r}: choose one of {', '.join(MODES)}.")
     n = index.count
@@ -90,7 +92,8 @@ def rank(index: OpenIndex, *, query_text: str, query_vector: np.ndarray | None, 
     if n == 0 or not mask.any():
         return []
     named = index.named(name_key(query_text)) if mode != "dense" and exclude is None else []
-    lexical = index.lexical.scores(query_text) if mode != "dense" else None
+    lexical = index.lexical.scores(query_text if query_terms is None else query_terms) \
+        if mode != "dense" else None
     dense = None
     if mode != "lexical":
         dense = _dense(index, query_vector, mask, lexical, named, k)
@@ -180,20 +183,21 @@ def _normalise(scores: np.ndarray, mask: np.ndarray, pool: int) -> np.ndarray:
     return out
 
 
-def hits(index: OpenIndex, ranked: Sequence[tuple[int, float]], query_text: str) -> list[Hit]:
+def hits(index: OpenIndex, ranked: Sequence[tuple[int, float]], query_terms: Sequence[str]) -> list[Hit]:
+    """The ranked documents, each with the sentence that best matches the query's terms."""
     documents = index.documents([position for position, _ in ranked])
+    wanted = set(query_terms)
     return [Hit(rank=n, score=score, document=document,
-                snippet=best_sentence(document.text, query_text, index.lexical.tokenize))
+                snippet=best_sentence(document.text, wanted, index.lexical.tokenize))
             for n, ((_, score), document) in enumerate(zip(ranked, documents, strict=True), start=1)]
 
 
-def best_sentence(text: str, query: str, tokenize: Callable[[str], list[str]],
+def best_sentence(text: str, wanted: set[str], tokenize: Callable[[str], list[str]],
                   limit: int = 240) -> str:
-    """The sentence of `text` sharing the most terms with `query` (the first one on a tie)."""
+    """The sentence of `text` sharing the most of the terms `wanted` (the first one on a tie)."""
     parts = sentences(text)
     if not parts:
         return ""
-    wanted = set(tokenize(query))
     best = max(range(len(parts)), key=lambda i: (len(wanted & set(tokenize(parts[i]))), -i))
     sentence = parts[best]
     return sentence if len(sentence) <= limit else sentence[:limit - 1].rstrip() + "…"
@@ -214,8 +218,6 @@ class Searcher:
     @property
     def encoder(self) -> Encoder:
         if self._encoder is None:
-            from .embedding import load_encoder
-
             if self.model is not None and self.model != self.index.model_name:
                 # Never the model a (cloned) index names: it could be any folder on this machine.
                 raise IndexMismatchError(
@@ -223,7 +225,8 @@ class Searcher:
                     f"set to use {self.model}.", "Rebuild it with: paperscope build (or set "
                     "PAPERSCOPE_MODEL to the index's model)")
 
-            self._encoder = load_encoder(self.index.model_name, light=True)
+            self._encoder = load_encoder(self.index.model_name,
+                                         kinds=query_encoders(self.index.manifest.encoder))
             if self._encoder.dimension != self.index.dimension:
                 raise IndexMismatchError(
                     f"The model {self.index.model_name} gives vectors of dimension "
@@ -231,36 +234,40 @@ class Searcher:
         return self._encoder
 
     def rank(self, query: str, *, k: int, mode: str = "hybrid", allowed: np.ndarray | None = None,
-             query_vector: np.ndarray | None = None) -> list[tuple[int, float]]:
-        """Top `k` (position, score) pairs for a cleaned query."""
+             query_vector: np.ndarray | None = None,
+             query_terms: Sequence[str] | None = None) -> list[tuple[int, float]]:
+        """Top `k` (position, score) pairs for a cleaned query (see `check_query`)."""
         if mode != "lexical" and query_vector is None:
             query_vector = self.encoder.encode([query])[0]
         return rank(self.index, query_text=query, query_vector=query_vector, mode=mode, k=k,
-                    allowed=allowed)
+                    allowed=allowed, query_terms=query_terms)
 
-    def search(self, query: str, *, k: int, mode: str = "hybrid",
-               allowed: np.ndarray | None = None) -> list[Hit]:
-        query = check_query(query)
+    def search(self, query: str, *, k: int, mode: str = "hybrid", allowed: np.ndarray | None = None,
+               query_terms: Sequence[str] | None = None) -> list[Hit]:
+        """The top `k` hits for a cleaned query (see `check_query`), with snippets."""
+        terms = self.index.lexical.tokenize(query) if query_terms is None else query_terms
         started = time.perf_counter()
-        ranked = self.rank(query, k=k, mode=mode, allowed=allowed)
+        ranked = self.rank(query, k=k, mode=mode, allowed=allowed, query_terms=terms)
         log.info("ranked %d documents for %r (%s) in %.0f ms", self.index.count, query, mode,
                  (time.perf_counter() - started) * 1000)
-        return hits(self.index, ranked, query)
+        return hits(self.index, ranked, terms)
 
     def rank_related(self, position: int, *, k: int, mode: str = "hybrid",
-                     allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
+                     allowed: np.ndarray | None = None,
+                     query_terms: Sequence[str] | None = None) -> list[tuple[int, float]]:
         """Top `k` (position, score) pairs of the documents closest to the one at `position`:
         its text is the lexical query and the mean of its passage vectors the dense one."""
         return rank(self.index, query_text=self.index.document(position).embedding_text,
                     query_vector=self.index.document_vector(position), mode=mode, k=k,
-                    allowed=allowed, exclude=position)
+                    allowed=allowed, exclude=position, query_terms=query_terms)
 
     def related(self, position: int, *, k: int, mode: str = "hybrid",
                 allowed: np.ndarray | None = None) -> list[Hit]:
         """The `k` documents closest to the one at `position`, itself excluded."""
         document = self.index.document(position)
-        ranked = self.rank_related(position, k=k, mode=mode, allowed=allowed)
+        terms = self.index.lexical.tokenize(document.embedding_text)
+        ranked = self.rank_related(position, k=k, mode=mode, allowed=allowed, query_terms=terms)
         shared = self.index.lexical.shared_terms
         return [dataclasses.replace(hit, shared_terms=tuple(shared(
                     position, other, document.embedding_text, hit.document.embedding_text)))
-                for hit, (other, _) in zip(hits(self.index, ranked, document.embedding_text), ranked, strict=True)]
+                for hit, (other, _) in zip(hits(self.index, ranked, terms), ranked, strict=True)]

@@ -5,8 +5,12 @@ NumPy), so that `status` can ask without slowing down."""
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 from .text import SCHEMES
+
+if TYPE_CHECKING:  # index.py imports NumPy's types only for checking; settings stays light
+    from .index import Manifest
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 MODEL_ENV = "PAPERSCOPE_MODEL"
@@ -36,22 +40,16 @@ def configured_model() -> str:
     return os.environ.get(MODEL_ENV) or DEFAULT_MODEL
 
 
-def scheme_record(scheme: str) -> dict:
-    """How a manifest records a passage scheme."""
-    return {"name": scheme, "words": list(SCHEMES[scheme])}
-
-
-def settings_change(manifest: dict, model: str, scheme: str) -> str:
+def settings_change(manifest: Manifest, model: str, scheme: str) -> str:
     """Why the vectors of the index described by `manifest` cannot be reused for `model` and
     the passage scheme `scheme` ("" when they can)."""
-    if manifest.get("model") != model:
-        return f"the model changed from {manifest.get('model')} to {model}"
-    stored = manifest.get("passages_scheme") or {}
-    if stored != scheme_record(scheme):
-        if stored.get("name") == scheme or not stored.get("name"):
-            return (f"the passage lengths changed from {_words(stored.get('words'))} to "
+    if manifest.model != model:
+        return f"the model changed from {manifest.model} to {model}"
+    if (manifest.scheme, tuple(manifest.scheme_words)) != (scheme, tuple(SCHEMES[scheme])):
+        if manifest.scheme == scheme or not manifest.scheme:
+            return (f"the passage lengths changed from {_words(manifest.scheme_words)} to "
                     f"{_words(SCHEMES[scheme])} words")
-        return f"the passage scheme changed from {stored.get('name')} to {scheme}"
+        return f"the passage scheme changed from {manifest.scheme} to {scheme}"
     return ""
 
 

@@ -133,6 +133,24 @@ def corpus_index_dir(corpus: Path) -> Path:
     return cache_dir() / "corpora" / f"{corpus.parent.name or 'corpus'}-{key}"
 
 
+def file_signature(path: Path) -> tuple[int, int, int] | None:
+    """(inode, size, modification time) of a file, or None when absent: an atomic write
+    (store.atomic_write_bytes) always changes it."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return st.st_ino, st.st_size, st.st_mtime_ns
+
+
+def file_size(path: Path) -> int:
+    """A file's size in bytes, 0 when it cannot be read (for progress bars)."""
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
 def read_text(path: Path, what: str, newline: str | None = None) -> str:
     """The UTF-8 text of a file (`newline` as `open` takes it: "" keeps line ends as they are)."""
     try:

@@ -4,17 +4,19 @@ imported here; the servers load when a command runs."""
 from __future__ import annotations
 
 import contextlib
+import ipaddress
+import socket
 import sys
 import time
 
 import typer
 
+from ..errors import UsageError
+
 LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}
 
 
 def is_loopback(host: str) -> bool:
-    import ipaddress
-
     if host.lower() in LOOPBACK_NAMES:
         return True
     try:
@@ -23,13 +25,8 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def _library_path():
-    from ..cli import _State
-
-    return _State.library_path
-
-
 def serve_command(
+    ctx: typer.Context,
     host: str = typer.Option("127.0.0.1", "--host", metavar="HOST",
                              help="Address to listen on. Anything but a loopback address shares "
                              "the library with the network (a warning says so)."),
@@ -48,15 +45,13 @@ def serve_command(
 
       paperscope serve --port 8080
     """
-    import socket
-
     import uvicorn
 
     from .resident import Resident
     from .web import create_app
 
     started = time.perf_counter()
-    resident = Resident(_library_path())
+    resident = Resident(ctx.obj)  # the library folder of --library (see paperscope.cli)
     loopback = is_loopback(host)
     if not loopback:
         typer.echo(f"warning: serving on {host}, not a loopback address: anyone who can reach "
@@ -71,8 +66,6 @@ def serve_command(
         sock.bind((host.strip("[]"), port))
         sock.listen(2048)  # connections queue from now on: the address printed below works at once
     except OSError as err:
-        from ..errors import UsageError
-
         raise UsageError(f"Cannot listen on {host}:{port}: {err.strerror}.",
                          "Choose another port with --port.") from None
     bound = sock.getsockname()[1]
@@ -93,7 +86,7 @@ def serve_command(
         server.run(sockets=[sock])
 
 
-def mcp_command() -> None:
+def mcp_command(ctx: typer.Context) -> None:
     """Answer an AI assistant over the Model Context Protocol (stdio), from one resident index.
 
     Tools: search, related, show and cite; the catalogue is the resource
@@ -103,5 +96,5 @@ def mcp_command() -> None:
     from .mcp import build_server
     from .resident import Resident
 
-    resident = Resident(_library_path())
+    resident = Resident(ctx.obj)
     build_server(resident).run("stdio")

@@ -14,8 +14,8 @@ from typing import Annotated, Any, Literal
 from pydantic import Field
 
 from .. import __version__
+from ..collection import Filters
 from ..errors import PaperscopeError
-from ..library import Filters
 from .resident import MAX_K, MAX_QUERY_CHARS, Resident
 
 Mode = Literal["hybrid", "dense", "lexical"]

@@ -11,17 +11,21 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
+import re
 import threading
-import time
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import PaperscopeError, UsageError
-from ..library import Filters, Library, SearchOutcome, related_in_index, search_index
+from ..bibtex import bibtex_entry, citation_keys
+from ..collection import Collection, Filters, SearchOutcome
+from ..errors import CatalogueError, PaperscopeError, UsageError
+from ..ingest import entry_json
+from ..library import Library
 from ..records import Entry, PaperRecord
+from ..store import file_signature
 
 if TYPE_CHECKING:
     from ..embedding import Encoder
@@ -31,16 +35,6 @@ log = logging.getLogger(__name__)
 
 MAX_QUERY_CHARS = 500  # a search box question; longer ones are refused with a 400
 MAX_K = 50  # results a request may ask for
-RELOAD_CHECK_SECONDS = 0.0  # stat the files on every request (three stat calls, microseconds)
-
-
-def entry_json(entry: Entry, record: PaperRecord | None) -> dict[str, Any]:
-    """One entry with the fields of `paperscope show --json` / `list --json`."""
-    from ..ingest import entry_meta
-
-    meta = entry_meta(entry, record)
-    return {"id": entry.id, "title": entry.title, **meta, "tags": list(entry.tags), "note": entry.note,
-            "abstract": record.abstract if record else None, "summary": entry.summary}
 
 
 class CachedEncoder:
@@ -49,15 +43,12 @@ class CachedEncoder:
     model alone, so the cache outlives index generations built with the same model."""
 
     def __init__(self, encoder: Encoder, size: int = 2048):
-        from collections import OrderedDict
-
         self.inner = encoder
         self.model_name = encoder.model_name
         self.dimension = encoder.dimension
         self.size = size
         self._cache: OrderedDict[str, Any] = OrderedDict()
         self._lock = threading.Lock()
-        self.hits = self.misses = 0
 
     def encode(self, texts: Sequence[str], progress=None):
         if len(texts) != 1:
@@ -67,12 +58,10 @@ class CachedEncoder:
             vector = self._cache.get(text)
             if vector is not None:
                 self._cache.move_to_end(text)
-                self.hits += 1
                 return vector[None]
         vector = self.inner.encode([text])[0]
         vector.setflags(write=False)
         with self._lock:
-            self.misses += 1
             self._cache[text] = vector
             while len(self._cache) > self.size:
                 self._cache.popitem(last=False)
@@ -80,14 +69,7 @@ class CachedEncoder:
 
 
 def _signature(paths: Sequence[Path]) -> tuple:
-    out: list[tuple[int, int, int] | None] = []
-    for path in paths:
-        try:
-            st = os.stat(path)
-            out.append((st.st_ino, st.st_size, st.st_mtime_ns))
-        except FileNotFoundError:
-            out.append(None)
-    return tuple(out)
+    return tuple(file_signature(path) for path in paths)
 
 
 @dataclass
@@ -97,29 +79,36 @@ class Generation:
     number: int
     signature: tuple
     library: Library
-    index: OpenIndex | None
+    collection: Collection | None  # the library's index as this generation opened it
     notices: list[str]
     problem: PaperscopeError | None  # why there is no index (served as 503 by search)
     records: dict[str, PaperRecord]
     keys: dict[str, str] = field(default_factory=dict)  # entry id -> citation key
     built_at: str | None = None  # when this generation's index was committed
     _map: list | None = None
-    opened_at: float = field(default_factory=time.time)
 
     @property
     def catalogue(self):
         return self.library.catalogue
 
+    @property
+    def index(self) -> OpenIndex | None:
+        return self.collection.open() if self.collection is not None else None
+
     def describe(self) -> dict[str, Any]:
-        manifest = self.index.manifest if self.index is not None else {}
+        manifest = self.index.manifest if self.index is not None else None
         return {"generation": self.number, "built_at": self.built_at,
-                "documents_digest": (manifest.get("documents_digest") or "")[:16] or None,
-                "count": manifest.get("count"), "model": manifest.get("model")}
+                "documents_digest": manifest.documents_digest[:16] or None if manifest else None,
+                "count": manifest.count if manifest else None,
+                "model": manifest.model if manifest else None}
+
+    def require_collection(self) -> Collection:
+        if self.collection is None:
+            raise self.problem or UsageError("The library has no index.")
+        return self.collection
 
     def require_index(self) -> OpenIndex:
-        if self.index is None:
-            raise self.problem or UsageError("The library has no index.")
-        return self.index
+        return self.require_collection().open()
 
     # -- answers ------------------------------------------------------------------
 
@@ -138,36 +127,26 @@ class Generation:
 
     def search(self, query: str, *, k: int = 10, mode: str = "hybrid",
                filters: Filters | None = None) -> SearchOutcome:
-        from ..search import check_query
-
         _check_bounds(query=query, k=k)
-        query = check_query(query)
-        return search_index(self.require_index(), self.library.encoder, query, k=k, mode=mode,
-                            filters=filters, notices=list(self.notices))
+        return self.require_collection().search(query, k=k, mode=mode, filters=filters,
+                                                notices=self.notices)
 
     def related(self, key: str, *, k: int = 5, mode: str = "hybrid",
                 filters: Filters | None = None) -> SearchOutcome:
         _check_bounds(k=k)
         entry = self.entry(key)
-        index = self.require_index()
-        if index.position(entry.id) is None:
-            raise UsageError(f"The entry {entry.id!r} is not in the index yet (it has no abstract).",
-                             "Fetch it with: paperscope ingest")
-        return related_in_index(index, self.library.encoder, entry.id, k=k, mode=mode,
-                                filters=filters, notices=list(self.notices))
+        return self.require_collection().related(
+            entry.id, k=k, mode=mode, filters=filters, notices=self.notices,
+            missing=f"The entry {entry.id!r} is not in the index yet (it has no abstract).")
 
     def bibtex(self, key: str) -> tuple[Entry, str, str]:
         """(entry, citation key, BibTeX text), as `paperscope cite` prints it."""
-        from ..bibtex import bibtex_entry
-
         entry = self.entry(key)
         return entry, self.keys[entry.id], bibtex_entry(entry, self.record(entry), self.keys[entry.id])
 
     def highlight(self, text: str, query: str) -> list[tuple[int, int]]:
         """[start, end) code-point spans of the words of `text` that share a search term with
         `query` (stemmed as the index stems them)."""
-        import re
-
         if not query or not text:
             return []
         tokenize = self._tokenizer()
@@ -227,7 +206,6 @@ class Resident:
         self._lock = threading.Lock()
         self._count = 0
         self._generation: Generation | None = None
-        self.reloads = 0
         self.current()
 
     def current(self) -> Generation:
@@ -243,50 +221,42 @@ class Resident:
                 return generation
             fresh = self._open(signature)
             if generation is not None:
-                self.reloads += 1
                 log.info("the library changed on disk: now serving generation %d", fresh.number)
             self._generation = fresh  # the swap: one reference
             return fresh
 
     def _open(self, signature: tuple) -> Generation:
         """Read everything one generation needs; retried when a build commits meanwhile."""
-        from ..bibtex import citation_keys
-
         for attempt in range(5):
             library = Library(self.paths, encoder=self._encoder)
-            index, problem = None, None
+            collection, problem = None, None
             notices: list[str] = []
             try:
                 catalogue = library.catalogue
                 records = library.records()
                 index, notices = library.index(update=False)  # a server never writes the index
-                library.encoder = self._encoder_for(index, library.model)
+                collection = library.collection.pinned(self._encoder_for(index, library.model))
             except PaperscopeError as err:
-                from ..errors import CatalogueError
-
                 if isinstance(err, CatalogueError) and self._generation is not None:
                     # a half-edited catalogue: keep answering from the last good one
                     log.warning("catalogue.yaml cannot be read (%s); serving the last good one", err)
                     return self._generation
-                if index is not None:
-                    index.close()
-                    index = None
+                library.collection.close()
                 problem = err
                 catalogue = None
                 records = {}
             after = _signature(self._watched)
             if after == signature or attempt == 4:
                 self._count += 1
-                generation = Generation(self._count, after, library, index, notices, problem, records,
-                                        built_at=library.store.built_at())
+                generation = Generation(self._count, after, library, collection, notices, problem,
+                                        records, built_at=library.store.built_at())
                 if catalogue is not None:
                     generation.keys = citation_keys(catalogue.entries, records)
-                    if index is not None:
+                    if collection is not None:
                         self._warm(generation)
                 return generation
             signature = after  # changed while we read: read again
-            if index is not None:
-                index.close()
+            library.collection.close()
         raise AssertionError("unreachable")
 
     def _encoder_for(self, index: OpenIndex, model: str) -> Encoder | None:

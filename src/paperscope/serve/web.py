@@ -8,6 +8,7 @@ body {"error": {"type", "message", "hint"}}; every response carries a Content-Se
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
@@ -19,7 +20,7 @@ from fastapi.templating import Jinja2Templates
 from markupsafe import Markup, escape
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from .. import __version__
+from ..collection import Filters
 from ..errors import (
     CatalogueError,
     IndexCorruptError,
@@ -30,9 +31,10 @@ from ..errors import (
     UnknownEntryError,
     UsageError,
 )
-from ..library import Filters
+from ..ingest import entry_json as as_json
 from ..records import KINDS
 from ..search import MODES
+from ..version import __version__
 from .resident import MAX_K, MAX_QUERY_CHARS, Generation, Resident
 
 HERE = Path(__file__).resolve().parent
@@ -152,8 +154,6 @@ class Guard:
 
     @staticmethod
     async def _refuse(send, headers, status, body) -> None:
-        import json
-
         data = json.dumps(body).encode()
         await send({"type": "http.response.start", "status": status,
                     "headers": [*headers, (b"content-type", b"application/json"),
@@ -354,8 +354,6 @@ def create_app(resident: Resident, *, allowed_hosts: list[str] | None = None) ->
 
 
 def entry_json(generation: Generation, entry) -> dict[str, Any]:
-    from .resident import entry_json as as_json
-
     return as_json(entry, generation.record(entry))
 
 

@@ -88,13 +88,23 @@ def clean_text(text: str | None) -> str:
     return " ".join((text or "").split())
 
 
-def year_from_arxiv_id(arxiv_id: str) -> int | None:
-    """The submission year encoded in an arXiv id (YYMM.NNNNN or archive/YYMMNNN)."""
-    match = re.match(r"^(?:[a-z-]+(?:\.[A-Z]{2})?/)?(\d{2})(\d{2})", arxiv_id)
-    if not match:
+_ID_MONTH = re.compile(r"^(?:[a-z-]+(?:\.[A-Z]{2})?/)?(\d{2})(\d{2})")
+
+
+def month_from_arxiv_id(arxiv_id: str) -> str | None:
+    """The month of first submission an arXiv id encodes (YYMM.NNNNN or archive/YYMMNNN), as
+    YYYY-MM; None for anything else."""
+    match = _ID_MONTH.match(arxiv_id)
+    if not match or not 1 <= int(match.group(2)) <= 12:
         return None
-    yy = int(match.group(1))
-    return (1900 if yy >= 91 else 2000) + yy
+    century = "19" if int(match.group(1)) >= 91 else "20"
+    return f"{century}{match.group(1)}-{match.group(2)}"
+
+
+def year_from_arxiv_id(arxiv_id: str) -> int | None:
+    """The submission year an arXiv id encodes."""
+    month = month_from_arxiv_id(arxiv_id)
+    return int(month[:4]) if month else None
 
 
 def utc_now() -> str:

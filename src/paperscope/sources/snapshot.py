@@ -118,10 +118,9 @@ class SnapshotSource:
         return FetchResult(records=read_snapshot(self.path, ids, progress=progress))
 
     def work(self, ids: Sequence[str]) -> tuple[int, str]:
-        try:
-            return self.path.stat().st_size, "bytes"
-        except OSError:
-            return 0, "bytes"
+        from ..store import file_size
+
+        return file_size(self.path), "bytes"
 
     def changed_since(self, since: date, *, until: date | None = None,
                       categories: Sequence[str] = ()) -> Iterator[PaperRecord | Deleted]:

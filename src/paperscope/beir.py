@@ -36,10 +36,18 @@ def _json_lines(path: Path) -> Iterator[dict]:
         yield data
 
 
+CORPUS_NAMES = ("corpus.jsonl", "corpus.jsonl.gz")
+
+
+def has_corpus(dataset: Path) -> bool:
+    """Whether a dataset folder holds its own corpus (else its qrels judge the catalogue)."""
+    return any((dataset / name).is_file() for name in CORPUS_NAMES)
+
+
 def corpus_file(path: Path) -> Path:
     """The corpus file of a dataset folder, or `path` itself if it is a file."""
     if path.is_dir():
-        for name in ("corpus.jsonl", "corpus.jsonl.gz"):
+        for name in CORPUS_NAMES:
             if (path / name).is_file():
                 return path / name
         raise UsageError(f"{path} holds no corpus.jsonl or corpus.jsonl.gz.")
