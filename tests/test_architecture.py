@@ -14,12 +14,12 @@ LAYERS = [
     {"cli", "__main__"},
     {"serve.commands", "serve.web", "serve.mcp", "serve.resident", "serve"},
     {"library"},
-    {"corpora", "discover", "evaluate", "ingest", "markdown"},
+    {"corpora", "discover", "evaluate", "ingest", "markdown", "sources.corpus"},
     {"collection"},
     {"indexer", "search"},
     {"index", "chunks", "embedding", "lexical"},
     {"catalogue", "beir", "bibtex", "render", "settings", "text", "store", "records", "errors",
-     "version", "sources", "sources.arxiv_api", "sources.snapshot"},
+     "version", "sources", "sources.base", "sources.ids", "sources.arxiv_api", "sources.snapshot"},
 ]
 
 

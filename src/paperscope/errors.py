@@ -118,3 +118,8 @@ def storage_error(err: Exception) -> StorageError:
                             "and run the command again.")
     return StorageError(f"Cannot write the index's document table: {err}.",
                         "Nothing half-written was kept; free some space and run the command again.")
+
+
+class UnsupportedBySourceError(UsageError):
+    """A source was asked for something it does not do (the arXiv API holds no local dump
+    to read through; a dump file has no server to ask)."""

@@ -49,6 +49,7 @@ from .errors import (
     storage_error,
 )
 from .records import Document, PaperRecord
+from .sources.ids import record_key
 from .store import atomic_write_json
 
 log = logging.getLogger(__name__)
@@ -356,7 +357,9 @@ class IndexStore:
     # -- records cache ------------------------------------------------------------
 
     def read_records(self) -> dict[str, PaperRecord]:
-        """Fetched arXiv metadata by arXiv id ({} when nothing was fetched yet)."""
+        """Fetched paper metadata by record key ({} when nothing was fetched yet): the bare id
+        for arXiv records, as the file has always held them, `scheme:id` for other sources'
+        (sources/ids.py); a key written `arxiv:ID` is read as `ID`."""
         raw = _read_plain_file(self.records_path, MAX_RECORDS_BYTES, "record cache", RECORDS_HINT)
         if raw is None:
             return {}
@@ -369,18 +372,23 @@ class IndexStore:
         records = {}
         for key, value in data["records"].items():
             try:
-                records[key] = PaperRecord.from_json(value)
+                record = PaperRecord.from_json(value)  # its id as a record key
+                same = record.arxiv_id == record_key(key)  # `arxiv:2106.09685` is `2106.09685`
             except ValueError as err:
                 raise self._records_damaged(f"the record {key!r}: {err}") from None
-            if records[key].arxiv_id != key:
-                raise self._records_damaged(f"the record {key!r} holds arXiv {records[key].arxiv_id}")
+            if not same:
+                raise self._records_damaged(f"the record {key!r} holds arXiv {record.arxiv_id}")
+            records[record.arxiv_id] = record
         return records
 
     def _records_damaged(self, why: object) -> IndexCorruptError:
         return IndexCorruptError(f"The record cache {self.records_path} is damaged ({why}).", RECORDS_HINT)
 
     def write_records(self, records: dict[str, PaperRecord]) -> None:
-        ordered = {key: records[key].to_json() for key in sorted(records)}
+        """Write the record cache whole, under record keys (arXiv records under bare ids, so
+        the file stays as it has always been)."""
+        keyed = {record_key(key): record for key, record in records.items()}
+        ordered = {key: keyed[key].to_json() for key in sorted(keyed)}
         atomic_write_json(self.records_path, {"format": 1, "records": ordered})
 
     # -- lock ---------------------------------------------------------------------

@@ -1,8 +1,8 @@
 """Ingestion: getting each catalogue entry's text, and turning entries into documents.
 
 arXiv entries take their abstract from the record cache (index/records.json),
-filled from the arXiv API or from a metadata snapshot; other entries carry a
-summary in the catalogue. Only ids without a cached record with text are fetched
+filled through a PaperSource (sources/): the arXiv API, or a metadata snapshot; other
+entries carry a summary in the catalogue. Only ids without a cached record with text are fetched
 (all of them with `refresh`); a source never yields a record without text, so none
 replaces a good one; the cache is saved after every batch, and failures are
 collected per id rather than stopping the run, unless arXiv cannot be reached at all.
@@ -13,13 +13,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .catalogue import Catalogue
 from .index import IndexStore
 from .records import Document, Entry, PaperRecord
-from .sources.snapshot import read_snapshot
-from .store import file_size
+
+if TYPE_CHECKING:
+    from .sources.base import PaperSource
 
 
 @dataclass
@@ -43,14 +44,17 @@ def _has_text(record: PaperRecord) -> bool:
     return bool(record.title.strip() and record.abstract.strip())
 
 
-def ingest(catalogue: Catalogue, store: IndexStore, *, source=None, snapshot: Path | None = None,
-           refresh: bool = False, progress: Callable[[int], None] | None = None,
+def ingest(catalogue: Catalogue, store: IndexStore, *, source: PaperSource | None = None,
+           snapshot: Path | None = None, refresh: bool = False,
+           progress: Callable[[int], None] | None = None,
            on_plan: Callable[[int, str], None] | None = None) -> IngestReport:
     """Fill the record cache for the catalogue's arXiv entries.
 
-    `source` is an ArxivApiSource (made on demand); `snapshot`, if given, is read
-    instead and no network is used. `on_plan(count, unit)` announces the work
-    (ids to fetch, or bytes of snapshot to read)."""
+    `source` is the PaperSource asked (by default the one registered for arXiv ids, the API);
+    `snapshot`, if given, is read instead and no network is used. `on_plan(count, unit)`
+    announces the work (ids to fetch, or bytes of snapshot to read), `progress` follows it."""
+    from .sources import DEFAULT_SCHEME, open_source
+
     records = store.read_records()
     wanted = {entry.arxiv_id for entry in catalogue.entries if entry.arxiv_id}
     pruned = sorted(set(records) - wanted)
@@ -59,40 +63,35 @@ def ingest(catalogue: Catalogue, store: IndexStore, *, source=None, snapshot: Pa
     todo = ids_to_fetch(catalogue, records, refresh)
     report = IngestReport(cached=len(wanted) - len(todo), pruned=pruned)
     if snapshot is not None:
-        if on_plan:
-            on_plan(file_size(snapshot), "bytes")
-        found = read_snapshot(snapshot, todo, progress=progress)
-        records.update(found)
-        report.fetched = sorted(found)
-        report.failures = {i: f"no record with title and abstract in {snapshot.name}"
-                           for i in todo if i not in found}
-        if found or pruned:
-            store.write_records(records)
-        return report
-
-    if source is None:
-        from .sources.arxiv_api import ArxivApiSource
-
-        source = ArxivApiSource()
+        source = open_source("arxiv-snapshot", snapshot)
+    elif source is None:
+        source = open_source(DEFAULT_SCHEME)
     if on_plan:
-        on_plan(len(todo), "papers")
-    if pruned and not todo:
-        store.write_records(records)
-    for start in range(0, len(todo), source.batch_size):
-        batch = todo[start:start + source.batch_size]
-        result = source.fetch(batch)
+        on_plan(*source.work(todo))
+    size = source.batch_size or max(len(todo), 1)
+    # at least one call, even for no ids: a dump is checked even when nothing is read from it
+    for start in range(0, max(len(todo), 1), size):
+        batch = todo[start:start + size]
+        result = source.fetch(batch, progress=progress)
         records.update(result.records)
         report.fetched.extend(sorted(result.records))
         report.failures.update(result.failures)
+        report.failures.update({i: _not_held(source, snapshot) for i in batch
+                                if i not in result.records and i not in result.failures})
         if result.records or pruned:
             store.write_records(records)  # after every batch: a crash keeps what was fetched
-        if progress:
-            progress(len(batch))
         if result.unreachable:
             report.unreachable = result.unreachable
             report.failures.update(dict.fromkeys(todo[start + len(batch):], result.unreachable))
             break
     return report
+
+
+def _not_held(source: PaperSource, snapshot: Path | None) -> str:
+    """Why an id a source holds nothing for (a dump leaves it out of its failures) was not got."""
+    if snapshot is not None:
+        return f"no record with title and abstract in {snapshot.name}"
+    return f"not in {source.label}"
 
 
 def entry_document(entry: Entry, record: PaperRecord | None) -> Document | None:

@@ -28,9 +28,8 @@ from .catalogue import (
     replace_entry,
     slug,
 )
-from .corpora import document_record
 from .errors import FetchError
-from .sources.snapshot import read_snapshot
+from .sources import fetch_ids, open_source, source_for
 
 __all__ = ["MODES", "Collection", "Corpus", "Filters", "Library", "SearchOutcome", "SnapshotFilter",
            "check_scheme", "corpora_dir", "entry_json", "find_papers", "list_corpora", "open_collection",
@@ -311,36 +310,27 @@ class Library:
 
     def _fetch_records(self, arxiv_ids: list[str], *, snapshot: Path | None, corpus: str | None,
                        api, offline_ok: bool) -> dict[str, PaperRecord]:
-        """The records of `arxiv_ids` from a corpus, a snapshot or the API; FetchError when one
-        is missing (unless arXiv is unreachable and `offline_ok`)."""
+        """The records of `arxiv_ids` from a corpus, a snapshot or the API (`api`, else the
+        source registered for the ids); FetchError when one is missing (unless arXiv is
+        unreachable and `offline_ok`)."""
         if not arxiv_ids:
             return {}
-        unreachable = False
-        if corpus is not None:
-            named = Corpus.open(corpus)
-            found = {a: named.document(a) for a in arxiv_ids}
-            records = {a: document_record(document, f"corpus:{corpus}")
-                       for a, document in found.items() if document is not None}
-            failures = {a: f"not in the corpus {corpus} (its papers: paperscope search QUERY "
-                           f"--corpus {corpus}; or add it with --from-snapshot FILE)"
-                        for a in arxiv_ids if a not in records}
-        elif snapshot is not None:
-            records = read_snapshot(snapshot, arxiv_ids)
-            failures = {a: f"not in the snapshot {snapshot.name}" for a in arxiv_ids if a not in records}
-        else:
-            from .sources.arxiv_api import ArxivApiSource
-
-            result = (api or ArxivApiSource()).fetch(arxiv_ids)
-            records = dict(result.records)
-            failures = {a: result.failures.get(a, "no record") for a in arxiv_ids if a not in records}
-            unreachable = result.unreachable is not None
+        source = (open_source("corpus", corpus) if corpus is not None else
+                  open_source("arxiv-snapshot", snapshot) if snapshot is not None else
+                  api or source_for(arxiv_ids[0]))
+        result = fetch_ids(arxiv_ids, source)
+        advice = (f" (its papers: paperscope search QUERY --corpus {corpus}; or add it with "
+                  "--from-snapshot FILE)" if corpus is not None else "")
+        failures = {a: result.failures.get(a) or f"not in {source.label}{advice}"
+                    for a in arxiv_ids if a not in result.records}
+        unreachable = result.unreachable is not None
         if failures and not (unreachable and offline_ok):
             hint = ("Add it offline with --from-snapshot FILE (an arXiv metadata snapshot), or with "
                     "--title and --summary (`paperscope ingest` fetches its abstract later)."
                     if unreachable else None)
             reasons = "; ".join(f"arXiv {a}: {why}" for a, why in failures.items())
             raise FetchError(f"Could not get {reasons}. Nothing was changed.", failures, hint=hint)
-        return records
+        return result.records
 
     def remove(self, entry_id: str, **options) -> EditResult:
         """Delete an entry from the catalogue, then update the index."""

@@ -7,6 +7,8 @@ import hashlib
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from .sources.ids import qualify, record_key
+
 KINDS = ("paper", "blog", "repo")
 MAX_TEXT_CHARS = 20_000  # one record's abstract; longer ones are cut (no real one comes near)
 MAX_TITLE_CHARS = 1_000  # one record's title, cut there
@@ -35,7 +37,9 @@ class Entry:
 
 @dataclass(frozen=True)
 class PaperRecord:
-    """Metadata of an arXiv paper, fetched from the API or read from a snapshot."""
+    """Metadata of a paper, fetched from its source (the arXiv API) or read from a dump (a
+    snapshot). `arxiv_id` is the record's key (sources/ids.py): an arXiv id, or `scheme:id` for
+    a record of another source; it keeps the name records.json has always given it."""
 
     arxiv_id: str
     title: str
@@ -49,8 +53,19 @@ class PaperRecord:
     doi: str | None = None
     journal_ref: str | None = None
 
+    @property
+    def id(self) -> str:
+        """The source-qualified id: `arxiv:2106.09685`, `doi:10.18653/v1/2021.acl-long.353`."""
+        return qualify(self.arxiv_id)
+
+    @property
+    def key(self) -> str:
+        """The key of the record in the record cache: the bare id for arXiv, else `id`."""
+        return record_key(self.arxiv_id)
+
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
+        data["arxiv_id"] = self.key  # never `arxiv:`: the file keeps bare arXiv ids
         data["authors"] = list(self.authors)
         data["categories"] = list(self.categories)
         return data
@@ -67,7 +82,7 @@ class PaperRecord:
         if year is not None and (not isinstance(year, int) or isinstance(year, bool)):
             raise ValueError(f"year {year!r} is not a number")
         return cls(
-            arxiv_id=_text(data, "arxiv_id", required=True),
+            arxiv_id=record_key(_text(data, "arxiv_id", required=True)),  # `arxiv:` read as bare
             title=_text(data, "title", required=True),
             abstract=_text(data, "abstract")[:MAX_TEXT_CHARS],
             authors=_texts(data, "authors"),

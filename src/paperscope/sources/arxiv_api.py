@@ -8,6 +8,10 @@ dropped connections, unreadable pages) are retried with bounded exponential
 backoff that honours Retry-After, each retry announced through `on_retry`. When
 arXiv cannot be reached at all (refused, no route, no DNS) nothing is retried
 and nothing more is asked. What fails is reported per id, never raised.
+
+`changed_since` lists the records updated in a range of days through the API's search
+(`lastUpdatedDate`), a page at a time under the same bounds, up to `max_listed` records; there
+a failure is raised (FetchError), as a listing cut short has no id to report it under.
 """
 
 from __future__ import annotations
@@ -21,12 +25,13 @@ import time
 import xml.etree.ElementTree as ET
 import xml.parsers.expat
 import zlib
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Sequence
+from datetime import date, datetime, timezone
 from urllib.parse import urljoin
 
 from ..records import MAX_AUTHORS, MAX_NAME_CHARS, MAX_TITLE_CHARS, PaperRecord
 from . import clean_text, utc_now
+from .base import Deleted, FetchResult, not_a_dump
 
 ARXIV_API_URL = "https://export.arxiv.org/api/query"
 API_URL_ENV = "PAPERSCOPE_ARXIV_API"  # another endpoint with the same API (a mirror, a test server)
@@ -34,18 +39,9 @@ RETRYABLE_STATUS = {429, 500, 502, 503, 504}
 REDIRECT_STATUS = {301, 302, 303, 307, 308}
 MAX_ABSTRACT_CHARS = 20_000  # arXiv allows 1,920; more is not an abstract
 _ATOM, _ARXIV = "{http://www.w3.org/2005/Atom}", "{http://arxiv.org/schemas/atom}"
+_OPENSEARCH = "{http://a9.com/-/spec/opensearch/1.1/}"
 _CHUNK = 64 * 1024
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class FetchResult:
-    """What a fetch got: records by arXiv id, a reason for each id it could not get, and
-    `unreachable`, why arXiv could not be reached at all (then nothing more was asked)."""
-
-    records: dict[str, PaperRecord] = field(default_factory=dict)
-    failures: dict[str, str] = field(default_factory=dict)
-    unreachable: str | None = None
 
 
 class _TransientError(Exception):
@@ -63,9 +59,13 @@ class _UnreachableError(Exception):
 
 
 class ArxivApiSource:
-    """Fetches arXiv records by id, rate-limited, with every request bounded in time and size.
+    """Fetches arXiv records by id, rate-limited, with every request bounded in time and size
+    (a PaperSource: fetch and changed_since; it holds no dump to read through).
 
     `on_retry(reason, delay_seconds)` is called before each backoff wait."""
+
+    scheme = "arxiv"
+    label = "arXiv"
 
     def __init__(self, api_url: str | None = None, batch_size: int = 50,
                  delay_seconds: float = 3.0, max_retries: int = 4, timeout: float = 30.0,
@@ -73,7 +73,8 @@ class ArxivApiSource:
                  max_bytes: int = 20_000_000, max_redirects: int = 5,
                  backoff_seconds: float = 3.0, max_backoff_seconds: float = 60.0,
                  sleep: Callable[[float], None] = time.sleep,
-                 on_retry: Callable[[str, float], None] | None = None):
+                 on_retry: Callable[[str, float], None] | None = None,
+                 page_size: int = 200, max_listed: int = 10_000):
         import requests
 
         self.api_url = api_url or os.environ.get(API_URL_ENV) or ARXIV_API_URL
@@ -88,6 +89,8 @@ class ArxivApiSource:
         self.backoff_seconds = backoff_seconds
         self.max_backoff_seconds = max_backoff_seconds
         self.on_retry = on_retry
+        self.page_size = page_size
+        self.max_listed = max_listed
         self._sleep = sleep
         self._session = requests.Session()
         self._session.headers.update({"User-Agent": "paperscope", "Accept-Encoding": "gzip"})
@@ -106,6 +109,62 @@ class ArxivApiSource:
             if progress:
                 progress(len(batch))
         return result
+
+    def work(self, ids: Sequence[str]) -> tuple[int, str]:
+        return len(ids), "papers"
+
+    def changed_since(self, since: date, *, until: date | None = None,
+                      categories: Sequence[str] = ()) -> Iterator[PaperRecord | Deleted]:
+        """The records last updated from `since` to `until` (today when None), both days
+        included, in any of `categories` ("cs" for the archive, "cs.CL" for one category),
+        oldest first: pages of `page_size`, at most `max_listed` records in all. An entry
+        without title or abstract is passed over; a page that cannot be had is a FetchError."""
+        from ..errors import FetchError
+
+        last = until or datetime.now(timezone.utc).date()
+        query = f"lastUpdatedDate:[{since:%Y%m%d}0000 TO {last:%Y%m%d}2359]"
+        if categories:
+            wanted = " OR ".join(f"cat:{c}" if "." in c else f"cat:{c}.*" for c in categories)
+            query = f"({wanted}) AND {query}"
+        listed = 0
+        while listed < self.max_listed:
+            size = min(self.page_size, self.max_listed - listed)
+            log.info("asking %s for changes (%s), results %d to %d", self.api_url, query,
+                     listed + 1, listed + size)
+            try:
+                entries, total = self._page({"search_query": query, "sortBy": "lastUpdatedDate",
+                                             "sortOrder": "ascending", "start": listed,
+                                             "max_results": size})
+            except (_PermanentError, _UnreachableError) as err:
+                raise FetchError(f"Could not list arXiv's changes: {err}.", {}) from None
+            for record in entries.values():
+                if isinstance(record, PaperRecord):
+                    yield record
+            listed += size
+            if not entries or total is None or listed >= total:
+                return
+
+    def records(self) -> Iterator[PaperRecord]:
+        return not_a_dump(self)
+
+    def _page(self, query: dict) -> tuple[dict[str, PaperRecord | str], int | None]:
+        """One page of a search, retried as a batch is; _PermanentError once the tries are spent."""
+        for attempt in range(self.max_retries + 1):
+            try:
+                return _parse_feed(self._ask(query))
+            except _TransientError as err:
+                reason, retry_after = str(err), err.retry_after
+            if attempt < self.max_retries:
+                self._back_off(attempt, reason, retry_after)
+        raise _PermanentError(f"{reason} (after {self.max_retries + 1} tries)")
+
+    def _back_off(self, attempt: int, reason: str, retry_after: float | None) -> None:
+        delay = min(self.backoff_seconds * 2 ** attempt, self.max_backoff_seconds)
+        if retry_after is not None:
+            delay = min(max(delay, retry_after), self.max_backoff_seconds)
+        if self.on_retry:
+            self.on_retry(reason, delay)
+        self._sleep(delay)
 
     def _fetch_batch(self, batch: list[str], result: FetchResult) -> None:
         pending = list(batch)
@@ -132,24 +191,22 @@ class ArxivApiSource:
                 result.failures.update(dict.fromkeys(pending, str(err)))
                 return
             if attempt < self.max_retries:
-                delay = min(self.backoff_seconds * 2 ** attempt, self.max_backoff_seconds)
-                if retry_after is not None:
-                    delay = min(max(delay, retry_after), self.max_backoff_seconds)
-                if self.on_retry:
-                    self.on_retry(reason, delay)
-                self._sleep(delay)
+                self._back_off(attempt, reason, retry_after)
         for arxiv_id in pending:
             result.failures[arxiv_id] = f"{reason} (after {self.max_retries + 1} tries)"
 
     def _request(self, ids: list[str]) -> dict[str, PaperRecord | str]:
         """One request for `ids` (never paged: a server that ignores `start` costs nothing more)."""
+        log.info("asking %s for %d ids", self.api_url, len(ids))
+        return _parse(self._ask({"id_list": ",".join(ids), "start": 0, "max_results": len(ids)}))
+
+    def _ask(self, query: dict) -> bytes:
+        """The body of one exchange, at most one every `delay_seconds`."""
         wait = self._last_request + self.delay_seconds - time.monotonic()
         if wait > 0:
             self._sleep(wait)
         self._last_request = time.monotonic()
-        query = {"id_list": ",".join(ids), "start": 0, "max_results": len(ids)}
-        log.info("asking %s for %d ids", self.api_url, len(ids))
-        return _parse(self._get(query))
+        return self._get(query)
 
     def _get(self, query: dict) -> bytes:
         """The body of one exchange, redirects included, within `deadline` seconds in all.
@@ -260,6 +317,12 @@ def _parse_retry_after(value: str | None) -> float | None:
 
 def _parse(body: bytes) -> dict[str, PaperRecord | str]:
     """Each entry of an Atom page by arXiv id: its record, or why it is unusable."""
+    return _parse_feed(body)[0]
+
+
+def _parse_feed(body: bytes) -> tuple[dict[str, PaperRecord | str], int | None]:
+    """Each entry of an Atom page by arXiv id (its record, or why it is unusable), and the
+    number of results the page says the query has (None when it does not say)."""
     if _has_doctype(body):  # arXiv never sends one; refusing it rules out entity tricks
         raise _TransientError("arXiv sent a page that is not an Atom feed")
     try:
@@ -273,7 +336,8 @@ def _parse(body: bytes) -> dict[str, PaperRecord | str]:
         arxiv_id = re.sub(r"v\d+$", "", _text(entry, f"{_ATOM}id").split("arxiv.org/abs/")[-1])
         if arxiv_id and not isinstance(entries.get(arxiv_id), PaperRecord):  # the first good one
             entries[arxiv_id] = _record(arxiv_id, entry)
-    return entries
+    total = _text(root, f"{_OPENSEARCH}totalResults")
+    return entries, int(total) if total.isdigit() else None
 
 
 class _Prolog(Exception):

@@ -12,7 +12,8 @@ import gzip
 import json
 import re
 import zlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from datetime import date
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
@@ -20,8 +21,10 @@ from typing import Any
 from ..errors import SnapshotError
 from ..records import MAX_TEXT_CHARS, MAX_TITLE_CHARS, PaperRecord
 from . import clean_text, utc_now, year_from_arxiv_id
+from .base import Deleted, FetchResult
 
 _ID_FIELD = re.compile(rb'"id"\s*:\s*"([^"]+)"')
+_UPDATE_FIELD = re.compile(rb'"update_date"\s*:\s*"(\d{4}-\d{2}-\d{2})"')
 MAX_LINE_BYTES = 1 << 20  # longer snapshot lines are skipped as damaged (real ones are a few KiB)
 
 
@@ -95,6 +98,82 @@ def read_snapshot(path: Path, wanted: Iterable[str],
         if len(found) == len(wanted):
             break
     return found
+
+
+class SnapshotSource:
+    """arXiv's metadata snapshot as a PaperSource: a local dump, read in one pass per call
+    (so `batch_size` is None: a caller hands it every id at once)."""
+
+    scheme = "arxiv"
+    batch_size = None
+
+    def __init__(self, path: Path | str):
+        self.path = Path(path)
+        self.label = f"the snapshot {self.path.name}"
+        self.provenance = f"snapshot:{self.path.name}"  # PaperRecord.source of what it reads
+
+    def fetch(self, ids: Sequence[str], progress: Callable[[int], None] | None = None) -> FetchResult:
+        """The usable records of `ids`; an id the file does not hold with title and abstract is
+        in neither `records` nor `failures`. `progress` is told the bytes read."""
+        return FetchResult(records=read_snapshot(self.path, ids, progress=progress))
+
+    def work(self, ids: Sequence[str]) -> tuple[int, str]:
+        from ..store import file_size
+
+        return file_size(self.path), "bytes"
+
+    def changed_since(self, since: date, *, until: date | None = None,
+                      categories: Sequence[str] = ()) -> Iterator[PaperRecord | Deleted]:
+        """The records whose last update (`update_date`, else the last version's date) is on
+        or after `since` (and on or before `until`), in any of `categories` (a prefix such as
+        "cs" takes its subcategories). A line's date is looked at before it is parsed."""
+        first, last = since.isoformat(), until.isoformat() if until else "9999-12-31"
+        for record, data in self._parsed(prefilter=lambda line: _before(line, first)):
+            changed = _changed_date(data)
+            if changed and first <= changed <= last and _in_categories(record.categories, categories):
+                yield record
+
+    def records(self, on_skip: Callable[[str], None] | None = None) -> Iterator[PaperRecord]:
+        """Every usable record of the file, in its order; `on_skip(reason)` hears of each line
+        skipped. SnapshotError when the file is not a snapshot at all."""
+        for record, _ in self._parsed(on_skip=on_skip):
+            yield record
+
+    def _parsed(self, prefilter: Callable[[bytes], bool] | None = None,
+                on_skip: Callable[[str], None] | None = None) -> Iterator[tuple[PaperRecord, dict[str, Any]]]:
+        fetched_at = utc_now()
+        for number, line in enumerate(snapshot_lines(self.path), start=1):
+            if number == 1:
+                refuse_unless_snapshot(self.path, line)
+            if prefilter is not None and prefilter(line):
+                continue
+            try:
+                yield parse_line(line, source=self.provenance, fetched_at=fetched_at)
+            except UnusableLine as why:
+                if on_skip:
+                    on_skip(str(why))
+
+
+def _before(line: bytes, first: str) -> bool:
+    """Whether a line's update date, found without parsing it, is before `first`."""
+    match = _UPDATE_FIELD.search(line)
+    return match is not None and match.group(1).decode() < first
+
+
+def _changed_date(data: dict[str, Any]) -> str:
+    """The date a record last changed, YYYY-MM-DD ("" when the line does not say)."""
+    updated = data.get("update_date")
+    if isinstance(updated, str) and re.match(r"^\d{4}-\d{2}-\d{2}$", updated):
+        return updated
+    versions = data.get("versions")
+    try:
+        return parsedate_to_datetime(versions[-1]["created"]).date().isoformat()  # type: ignore[index]
+    except (IndexError, KeyError, TypeError, ValueError, AttributeError):
+        return ""
+
+
+def _in_categories(categories: Sequence[str], wanted: Sequence[str]) -> bool:
+    return not wanted or any(c == w or c.startswith((w + ".", w + "-")) for c in categories for w in wanted)
 
 
 def parse_line(line: bytes, source: str = "snapshot", fetched_at: str = "",
