@@ -412,6 +412,14 @@ class OpenIndex:
             raise IndexCorruptError(f"The index manifest {store.manifest_path} is damaged "
                                     "(counts or model missing, or a value of the wrong type).",
                                     REBUILD_HINT) from None
+        from .lexical import TOKENIZER_VERSIONS
+
+        # The tokenizer that built the BM25 vocabulary (indexes built before spelling.py: 1).
+        tokenizer = (manifest.get("lexical") or {}).get("tokenizer", 1)
+        if type(tokenizer) is not int or tokenizer not in TOKENIZER_VERSIONS:
+            raise IndexMismatchError(f"The index in {directory} was built with tokenizer version "
+                                     f"{tokenizer!r}; this paperscope knows "
+                                     f"{', '.join(map(str, TOKENIZER_VERSIONS))}.", REBUILD_HINT)
         paths = {name: store.data_path(manifest, name) for name in REQUIRED_FILES}
         self.vectors = self._array(paths["vectors"], (passages, self.dimension), np.float32)
         self.bounds = self._array(paths["bounds"], (self.count + 1,), np.int64)
@@ -434,7 +442,7 @@ class OpenIndex:
 
         lexical = manifest.get("lexical") or {}
         self.lexical = LexicalIndex(self._term_column, bm25data, bm25docs, bm25ptr, self.count,
-                                    lexical.get("stopwords") or [])
+                                    lexical.get("stopwords") or [], tokenizer)
         log.info("opened %s: %d documents, %d passages, model %s, %s search", directory, self.count,
                  passages, self.model_name, self.search_method.get("kind"))
         self._ann: Any = None  # a faiss index

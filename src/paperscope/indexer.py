@@ -17,7 +17,7 @@ from . import __version__, chunks
 from .embedding import Encoder, load_encoder, model_fingerprint, resolve_model_dir
 from .errors import IndexMismatchError, PaperscopeError, UsageError
 from .index import FORMAT_VERSION, IndexStore, OpenIndex, documents_digest, write_document_table
-from .lexical import BM25_PARAMS, build_lexical, default_stopwords
+from .lexical import BM25_PARAMS, TOKENIZER_VERSION, build_lexical, default_stopwords
 from .records import Document
 from .settings import scheme_record, settings_change
 from .text import DEFAULT_SCHEME, SCHEMES, document_names, passages
@@ -127,7 +127,8 @@ def _build(store: IndexStore, documents: Sequence[Document], old: OpenIndex | No
     report.removed = [doc_id for doc_id in old_ids if doc_id not in new_ids]
     digest = documents_digest(documents)
     if old and not report.reason and old.manifest.get("documents_digest") == digest and \
-            old.manifest.get("search_requested", "auto") == search:
+            old.manifest.get("search_requested", "auto") == search and \
+            old.lexical.tokenize.version == TOKENIZER_VERSION:  # else: new BM25 arrays, same vectors
         report.search = old.search_method.get("kind", "exact")
         return report
 
@@ -171,7 +172,7 @@ def _build(store: IndexStore, documents: Sequence[Document], old: OpenIndex | No
             "documents_digest": digest,
             "facets": _facet_names(documents),
             "lexical": {"library": "paperscope", "stemmer": "english", **BM25_PARAMS,
-                        "stopwords": stopwords},
+                        "tokenizer": TOKENIZER_VERSION, "stopwords": stopwords},
             "versions": _versions(),
         })
     except BaseException:
@@ -257,7 +258,8 @@ def _write(writer, documents: Sequence[Document], hashes: list[str], pool: dict[
     writer.finish_array("vectors", vectors)
     writer.array("bounds", bounds)
     writer.array("facets", _facets(documents))
-    lexical = build_lexical((doc.embedding_text for doc in documents), default_stopwords())
+    lexical = build_lexical((doc.embedding_text for doc in documents), default_stopwords(),
+                            TOKENIZER_VERSION)
     writer.array("bm25data", lexical.data)
     writer.array("bm25docs", lexical.indices)
     writer.array("bm25ptr", lexical.indptr)
