@@ -45,14 +45,19 @@ class Tokenizer:
         self._stem = Stemmer.Stemmer("english").stemWords
 
     def __call__(self, text: str) -> list[str]:
+        words, joined = self.parts(text)
+        return words + joined
+
+    def parts(self, text: str) -> tuple[list[str], list[str]]:
+        """The terms of `text`: those of its words, and those of its hyphenated words joined."""
         lowered = text.lower()
         if self.version < 2:
             joined = ["".join(p for p in m.groups() if p) for m in _HYPHENATED.finditer(lowered)]
-            words = [w for w in _WORD.findall(lowered) if w not in self.stopwords] + joined
-            return self._stem(words)
-        joined = ["".join(american(p) for p in m.groups() if p) for m in _HYPHENATED.finditer(lowered)]
-        words = [american(w) for w in _WORD.findall(lowered)]
-        return self._stem([w for w in words if w not in self.stopwords] + joined)
+            words = [w for w in _WORD.findall(lowered) if w not in self.stopwords]
+        else:
+            joined = ["".join(american(p) for p in m.groups() if p) for m in _HYPHENATED.finditer(lowered)]
+            words = [w for w in map(american, _WORD.findall(lowered)) if w not in self.stopwords]
+        return self._stem(words), self._stem(joined)
 
 
 def default_stopwords() -> list[str]:
@@ -176,6 +181,29 @@ class LexicalIndex:
                 docs, weights = postings
                 out[docs] += weights  # a document appears once in a term's posting list
         return out
+
+    def coverage(self, query: str, positions: np.ndarray) -> np.ndarray:
+        """For each document at `positions`, the share of the query's distinct terms it
+        contains, each term weighed by its IDF (a word no document has weighs as much as the
+        rarest can; a hyphenated word joined, "parameterefficient", only when some document
+        has it): 1 when every query word occurs in it, whatever the query's length."""
+        positions = np.asarray(positions, dtype=np.int64)
+        out = np.zeros(len(positions), dtype=np.float64)
+        total = 0.0
+        unknown = math.log(1.0 + (self.num_docs + 0.5) / 0.5)
+        words, joined = self.tokenize.parts(query)
+        for term in dict.fromkeys(words + joined):
+            postings = self._postings(term)
+            if postings is None:
+                total += unknown if term in words else 0.0
+                continue
+            docs = postings[0]
+            idf = math.log(1.0 + (self.num_docs - len(docs) + 0.5) / (len(docs) + 0.5))
+            total += idf
+            if len(docs) and len(positions):
+                at = np.minimum(np.searchsorted(docs, positions), len(docs) - 1)
+                out += idf * (docs[at] == positions)
+        return out / total if total > 0 else out
 
     def knows_any(self, query: str) -> bool:
         """Whether any word of `query` (stopwords aside) occurs in some document."""

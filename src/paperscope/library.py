@@ -523,27 +523,30 @@ class Library:
         return index, notices
 
     def search(self, query: str, *, k: int = 10, mode: str = "hybrid",
-               filters: Filters | None = None, update: bool = True) -> SearchOutcome:
-        """The `k` entries that best answer `query`."""
+               filters: Filters | None = None, update: bool = True,
+               min_score: float = 0.0) -> SearchOutcome:
+        """The `k` entries that best answer `query` (those scoring `min_score` or more)."""
         from .search import check_query
 
         query = check_query(query)
-        _check_k(k)
+        _check_k(k, min_score)
         index, notices = self.index(update=update)
         return search_index(index, self.encoder, query, k=k, mode=mode, filters=filters,
-                            notices=notices, model=self.model)
+                            notices=notices, model=self.model, min_score=min_score)
 
     def related(self, entry_id: str, *, k: int = 5, mode: str = "hybrid",
-                filters: Filters | None = None, update: bool = True) -> SearchOutcome:
-        """The `k` entries closest to the entry `entry_id`, itself excluded."""
-        _check_k(k)
+                filters: Filters | None = None, update: bool = True,
+                min_score: float = 0.0) -> SearchOutcome:
+        """The `k` entries closest to the entry `entry_id`, itself excluded (those scoring
+        `min_score` or more)."""
+        _check_k(k, min_score)
         entry = self.entry(entry_id)
         index, notices = self.index(update=update)
         if index.position(entry.id) is None:
             raise UsageError(f"The entry {entry.id!r} is not in the index yet (it has no abstract).",
                              "Fetch it with: paperscope ingest")
         return related_in_index(index, self.encoder, entry.id, k=k, mode=mode, filters=filters,
-                                notices=notices, model=self.model)
+                                notices=notices, model=self.model, min_score=min_score)
 
     def status(self, verify: bool = False) -> dict:
         """How the index compares with the catalogue, and why the next build would embed
@@ -621,23 +624,26 @@ class Collection:
         return self._index
 
     def search(self, query: str, *, k: int = 10, mode: str = "hybrid",
-               filters: Filters | None = None) -> SearchOutcome:
+               filters: Filters | None = None, min_score: float = 0.0) -> SearchOutcome:
         from .search import check_query
 
         query = check_query(query)
-        _check_k(k)
-        return search_index(self.index(), self.encoder, query, k=k, mode=mode, filters=filters)
+        _check_k(k, min_score)
+        return search_index(self.index(), self.encoder, query, k=k, mode=mode, filters=filters,
+                            min_score=min_score)
 
     def related(self, doc_id: str, *, k: int = 5, mode: str = "hybrid",
-                filters: Filters | None = None) -> SearchOutcome:
-        _check_k(k)
-        return related_in_index(self.index(), self.encoder, doc_id, k=k, mode=mode, filters=filters)
+                filters: Filters | None = None, min_score: float = 0.0) -> SearchOutcome:
+        _check_k(k, min_score)
+        return related_in_index(self.index(), self.encoder, doc_id, k=k, mode=mode, filters=filters,
+                                min_score=min_score)
 
 
 def search_index(index: OpenIndex, encoder: Encoder | None, query: str, *, k: int, mode: str,
                  filters: Filters | None, notices: list[str] | None = None,
-                 model: str | None = None) -> SearchOutcome:
-    """Rank the documents of an open index for a cleaned query (`model`: see `Searcher`)."""
+                 model: str | None = None, min_score: float = 0.0) -> SearchOutcome:
+    """Rank the documents of an open index for a cleaned query (`model`: see `Searcher`);
+    only the hits scoring `min_score` or more are kept."""
     from .search import Searcher
 
     allowed = (filters or Filters()).mask(index)
@@ -646,12 +652,12 @@ def search_index(index: OpenIndex, encoder: Encoder | None, query: str, *, k: in
     if mode == "hybrid" and hits and not index.lexical.knows_any(query):
         notices.append("No word of the query occurs in any document: these are ranked by meaning "
                        "alone, and the first may not be close.")
-    return SearchOutcome(hits, notices)
+    return _weak_and_filtered(hits, notices, min_score, "No close match")
 
 
 def related_in_index(index: OpenIndex, encoder: Encoder | None, doc_id: str, *, k: int, mode: str,
                      filters: Filters | None, notices: list[str] | None = None,
-                     model: str | None = None) -> SearchOutcome:
+                     model: str | None = None, min_score: float = 0.0) -> SearchOutcome:
     """The documents of an open index closest to the one with id `doc_id`."""
     from .search import Searcher
 
@@ -659,10 +665,26 @@ def related_in_index(index: OpenIndex, encoder: Encoder | None, doc_id: str, *, 
     if position is None:
         raise UnknownEntryError(f"No document with id {doc_id!r} in {index.store.directory}.")
     allowed = (filters or Filters()).mask(index)
-    return SearchOutcome(Searcher(index, encoder, model).related(position, k=k, mode=mode, allowed=allowed),
-                         notices or [])
+    hits = Searcher(index, encoder, model).related(position, k=k, mode=mode, allowed=allowed)
+    return _weak_and_filtered(hits, list(notices or []), min_score, "No close entry")
 
 
-def _check_k(k: int) -> None:
+def _weak_and_filtered(hits: list[Hit], notices: list[str], min_score: float, what: str) -> SearchOutcome:
+    """A notice when even the best hit is a weak match (search.WEAK_SCORE); the hits scoring
+    `min_score` or more, in their ranking's order (ranks kept)."""
+    from .search import WEAK_SCORE
+
+    if hits and max(hit.score for hit in hits) < WEAK_SCORE:
+        notices.append(f"{what}: the best hit scores {max(hit.score for hit in hits):.2f} "
+                       f"(under {WEAK_SCORE:.2f}, the score of a weak match).")
+    kept = [hit for hit in hits if hit.score >= min_score]
+    if hits and not kept:
+        notices.append(f"No hit scores {min_score:g} or more.")
+    return SearchOutcome(kept, notices)
+
+
+def _check_k(k: int, min_score: float = 0.0) -> None:
     if k < 1:
         raise UsageError(f"-k must be at least 1 (got {k}).")
+    if not 0.0 <= min_score <= 1.0:
+        raise UsageError(f"--min-score must be between 0 and 1 (got {min_score:g}).")

@@ -137,16 +137,16 @@ class Generation:
         return [entry_json(e, self.record(e)) for e in self.library.entries(section=section, tags=tags)]
 
     def search(self, query: str, *, k: int = 10, mode: str = "hybrid",
-               filters: Filters | None = None) -> SearchOutcome:
+               filters: Filters | None = None, min_score: float = 0.0) -> SearchOutcome:
         from ..search import check_query
 
         _check_bounds(query=query, k=k)
         query = check_query(query)
         return search_index(self.require_index(), self.library.encoder, query, k=k, mode=mode,
-                            filters=filters, notices=list(self.notices))
+                            filters=filters, notices=list(self.notices), min_score=min_score)
 
     def related(self, key: str, *, k: int = 5, mode: str = "hybrid",
-                filters: Filters | None = None) -> SearchOutcome:
+                filters: Filters | None = None, min_score: float = 0.0) -> SearchOutcome:
         _check_bounds(k=k)
         entry = self.entry(key)
         index = self.require_index()
@@ -154,7 +154,7 @@ class Generation:
             raise UsageError(f"The entry {entry.id!r} is not in the index yet (it has no abstract).",
                              "Fetch it with: paperscope ingest")
         return related_in_index(index, self.library.encoder, entry.id, k=k, mode=mode,
-                                filters=filters, notices=list(self.notices))
+                                filters=filters, notices=list(self.notices), min_score=min_score)
 
     def bibtex(self, key: str) -> tuple[Entry, str, str]:
         """(entry, citation key, BibTeX text), as `paperscope cite` prints it."""
