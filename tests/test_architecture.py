@@ -18,6 +18,7 @@ LAYERS = [
     {"collection"},
     {"indexer", "search"},
     {"index", "chunks", "embedding", "lexical"},
+    {"spelling"},
     {"catalogue", "beir", "bibtex", "render", "settings", "text", "store", "records", "errors",
      "version", "sources", "sources.base", "sources.ids", "sources.arxiv_api", "sources.snapshot"},
 ]

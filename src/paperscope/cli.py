@@ -188,6 +188,10 @@ PassageScheme = Annotated[Optional[str], typer.Option(
 CorpusName = Annotated[Optional[str], typer.Option(
     "--corpus", "-c", metavar="NAME",
     help="Search the named corpus (see `paperscope corpus list`) instead of the catalogue.")]
+MinScore = Annotated[float, typer.Option(
+    "--min-score", metavar="SCORE", min=0.0, max=1.0,
+    help="Only hits scoring SCORE or more (0 to 1; the score is about the chance a hit is "
+         "relevant, the same in every query).")]
 
 
 def _print_object(data: dict, fmt: str) -> None:
@@ -635,12 +639,16 @@ def search(
     as_json: AsJson = False,
     corpus: CorpusName = None,
     index_dir: IndexDir = None,
+    min_score: MinScore = 0.0,
 ) -> None:
     """Find the entries that best answer a question.
 
-    The score is a relevance from 0 to 1 in every mode: the fused score (hybrid), the cosine
-    similarity (dense) or BM25 divided by the query's best BM25 score (lexical). An entry
-    named exactly by the query comes first with 1.000.
+    The score, from 0 to 1, is about the chance that a hit is relevant, and means the same
+    in every query: calibrated on judged questions from the hit's similarity in meaning, the
+    share of the query's words it holds and its place among the candidates. Under 0.3 a hit
+    is a weak match ("weak" in JSON); when even the best is, a note says so. The ranking
+    itself is the fused one, so a lower hit can score above a higher one. An entry named
+    exactly by the query comes first with 1.000.
 
     Examples:
 
@@ -651,15 +659,19 @@ def search(
       paperscope search "speculative decoding" --corpus arxiv-cl --year-from 2025
 
       paperscope search "adapters" --tag peft
+
+      paperscope search "quantization" --min-score 0.5
     """
     fmt = _output_format(fmt, as_json)
     filters = _filters(section, kind, year_from, year_to, tag)
     if corpus or index_dir:
         collection = _api().open_collection(corpus=corpus, index_dir=index_dir)
-        _show_hits(collection.search(query, k=k, mode=mode, filters=filters), fmt, query, None)
+        _show_hits(collection.search(query, k=k, mode=mode, filters=filters, min_score=min_score),
+                   fmt, query, None)
         return
     library = _library()
-    _show_hits(library.search(query, k=k, mode=mode, filters=filters), fmt, query, library)
+    _show_hits(library.search(query, k=k, mode=mode, filters=filters, min_score=min_score), fmt,
+               query, library)
 
 
 @_command()
@@ -676,8 +688,12 @@ def related(
     as_json: AsJson = False,
     corpus: CorpusName = None,
     index_dir: IndexDir = None,
+    min_score: MinScore = 0.0,
 ) -> None:
     """Find the entries closest to a given one, with the terms they share.
+
+    The score, from 0 to 1, is about the chance that a hit is judged related (calibrated on
+    judged related entries); under 0.3 it is a weak match.
 
     Examples:
 
@@ -689,10 +705,12 @@ def related(
     filters = _filters(section, kind, year_from, year_to, tag)
     if corpus or index_dir:
         collection = _api().open_collection(corpus=corpus, index_dir=index_dir)
-        _show_hits(collection.related(entry_id, k=k, mode=mode, filters=filters), fmt, "", None)
+        _show_hits(collection.related(entry_id, k=k, mode=mode, filters=filters, min_score=min_score),
+                   fmt, "", None)
         return
     library = _library()
-    _show_hits(library.related(entry_id, k=k, mode=mode, filters=filters), fmt, "", library)
+    _show_hits(library.related(entry_id, k=k, mode=mode, filters=filters, min_score=min_score), fmt,
+               "", library)
 
 
 def _show_hits(outcome, fmt: str, query: str, library: Optional[Library]) -> None:

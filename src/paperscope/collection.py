@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from .errors import IndexMissingError, PaperscopeError, UnknownEntryError, UsageError, storage_error
 from .index import IndexStore, OpenIndex, documents_digest
 from .records import Document, Hit
-from .search import Searcher, check_query
+from .search import WEAK_SCORE, Searcher, check_query
 from .settings import configured_model, settings_change
 
 if TYPE_CHECKING:  # NumPy and the encoders load only when an index is opened or built
@@ -96,9 +96,12 @@ def check_tags(wanted: Sequence[str], known: Sequence[str]) -> None:
                          "No entry has tags yet: add them with `paperscope edit ID` or `add --tag`.")
 
 
-def check_k(k: int) -> None:
+def check_k(k: int, min_score: float = 0.0) -> None:
+    """UsageError for a k under 1 or a minimum score outside 0 to 1."""
     if k < 1:
         raise UsageError(f"-k must be at least 1 (got {k}).")
+    if not 0.0 <= min_score <= 1.0:
+        raise UsageError(f"--min-score must be between 0 and 1 (got {min_score:g}).")
 
 
 @dataclass
@@ -107,6 +110,18 @@ class SearchOutcome:
 
     hits: list[Hit]
     notices: list[str] = field(default_factory=list)
+
+
+def _weak_and_filtered(hits: list[Hit], notices: list[str], min_score: float, what: str) -> SearchOutcome:
+    """A notice when even the best hit is a weak match (search.WEAK_SCORE); the hits scoring
+    `min_score` or more, in their ranking's order (ranks kept)."""
+    if hits and max(hit.score for hit in hits) < WEAK_SCORE:
+        notices.append(f"{what}: the best hit scores {max(hit.score for hit in hits):.2f} "
+                       f"(under {WEAK_SCORE:.2f}, the score of a weak match).")
+    kept = [hit for hit in hits if hit.score >= min_score]
+    if hits and not kept:
+        notices.append(f"No hit scores {min_score:g} or more.")
+    return SearchOutcome(kept, notices)
 
 
 class Collection:
@@ -229,26 +244,27 @@ class Collection:
 
     def search(self, query: str, *, k: int = 10, mode: str = "hybrid",
                filters: Filters | None = None, update: bool = True,
-               notices: Sequence[str] = ()) -> SearchOutcome:
-        """The `k` documents that best answer `query`."""
+               notices: Sequence[str] = (), min_score: float = 0.0) -> SearchOutcome:
+        """The `k` documents that best answer `query` (those scoring `min_score` or more)."""
         query = check_query(query)
-        check_k(k)
+        check_k(k, min_score)
         index, found = self.index(update=update)
         allowed = (filters or Filters()).mask(index)
         terms = index.lexical.tokenize(query)
         hits = self.searcher(index).search(query, k=k, mode=mode, allowed=allowed, query_terms=terms)
-        outcome = SearchOutcome(hits, [*found, *notices])
+        notes = [*found, *notices]
         if mode == "hybrid" and hits and not index.lexical.knows_any(terms):
-            outcome.notices.append("No word of the query occurs in any document: these are ranked "
-                                   "by meaning alone, and the first may not be close.")
-        return outcome
+            notes.append("No word of the query occurs in any document: these are ranked by meaning "
+                         "alone, and the first may not be close.")
+        return _weak_and_filtered(hits, notes, min_score, "No close match")
 
     def related(self, doc_id: str, *, k: int = 5, mode: str = "hybrid",
                 filters: Filters | None = None, update: bool = True,
-                notices: Sequence[str] = (), missing: str = "") -> SearchOutcome:
-        """The `k` documents closest to the one with id `doc_id`, itself excluded; `missing`
-        is the message when that document is not in the index."""
-        check_k(k)
+                notices: Sequence[str] = (), missing: str = "",
+                min_score: float = 0.0) -> SearchOutcome:
+        """The `k` documents closest to the one with id `doc_id`, itself excluded (those scoring
+        `min_score` or more); `missing` is the message when that document is not in the index."""
+        check_k(k, min_score)
         index, found = self.index(update=update)
         position = index.position(doc_id)
         if position is None:
@@ -256,8 +272,8 @@ class Collection:
                 raise UsageError(missing, "Fetch it with: paperscope ingest")
             raise UnknownEntryError(f"No document with id {doc_id!r} in {self.store.directory}.")
         allowed = (filters or Filters()).mask(index)
-        return SearchOutcome(self.searcher(index).related(position, k=k, mode=mode, allowed=allowed),
-                             [*found, *notices])
+        return _weak_and_filtered(self.searcher(index).related(position, k=k, mode=mode, allowed=allowed),
+                                  [*found, *notices], min_score, "No close entry")
 
     def close(self) -> None:
         """Close the opened index (the next call opens the index as it is then)."""

@@ -125,6 +125,7 @@ class Manifest:
     tags: tuple[str, ...] = ()
     lexical: dict[str, Any] = field(default_factory=dict)  # BM25 parameters, for the record
     stopwords: tuple[str, ...] = ()
+    tokenizer: int = 1  # lexical.TOKENIZER_VERSION of the BM25 vocabulary (absent: 1, before spelling.py)
     model_fingerprint: str | None = None
     encoder: str | None = None  # the registered encoder kind that made the vectors
     versions: dict[str, str] = field(default_factory=dict)
@@ -144,7 +145,7 @@ class Manifest:
             "search": search, "search_requested": self.search_requested,
             "documents_digest": self.documents_digest,
             "facets": {"sections": list(self.sections), "kinds": list(self.kinds), "tags": list(self.tags)},
-            "lexical": {**self.lexical, "stopwords": list(self.stopwords)},
+            "lexical": {**self.lexical, "tokenizer": self.tokenizer, "stopwords": list(self.stopwords)},
             "versions": dict(self.versions),
         }
         if self.files:
@@ -176,8 +177,9 @@ class Manifest:
                 search_requested=_text(data.get("search_requested", "auto")),
                 sections=_texts(facets.get("sections")), kinds=_texts(facets.get("kinds")),
                 tags=_texts(facets.get("tags")),
-                lexical={k: v for k, v in lexical.items() if k != "stopwords"},
+                lexical={k: v for k, v in lexical.items() if k not in ("stopwords", "tokenizer")},
                 stopwords=_texts(lexical.get("stopwords")),
+                tokenizer=_natural(lexical.get("tokenizer", 1)),
                 model_fingerprint=_optional_text(data.get("model_fingerprint")),
                 encoder=_optional_text(data.get("encoder")),
                 versions={_text(k): _text(v) for k, v in _object(data.get("versions")).items()},
@@ -541,6 +543,13 @@ class OpenIndex:
         directory = store.directory
         self.count, self.dimension, passages = manifest.count, manifest.dimension, manifest.passages
         self.model_name = manifest.model
+        from .lexical import TOKENIZER_VERSIONS
+
+        # The tokenizer that built the BM25 vocabulary (indexes built before spelling.py: 1).
+        if manifest.tokenizer not in TOKENIZER_VERSIONS:
+            raise IndexMismatchError(f"The index in {directory} was built with tokenizer version "
+                                     f"{manifest.tokenizer!r}; this paperscope knows "
+                                     f"{', '.join(map(str, TOKENIZER_VERSIONS))}.", REBUILD_HINT)
         paths = {name: store.data_path(manifest, name) for name in REQUIRED_FILES}
         self.vectors = self._array(paths["vectors"], (passages, self.dimension), np.float32)
         self.bounds = self._array(paths["bounds"], (self.count + 1,), np.int64)
@@ -562,7 +571,7 @@ class OpenIndex:
         from .lexical import LexicalIndex
 
         self.lexical = LexicalIndex(self._term_column, bm25data, bm25docs, bm25ptr, self.count,
-                                    manifest.stopwords)
+                                    manifest.stopwords, manifest.tokenizer)
         log.info("opened %s: %d documents, %d passages, model %s, %s search", directory, self.count,
                  passages, self.model_name, manifest.search)
         self._ann: Any = None  # a faiss index

@@ -34,7 +34,7 @@ from .index import (
     documents_digest,
     write_document_table,
 )
-from .lexical import BM25_PARAMS, build_lexical, default_stopwords
+from .lexical import BM25_PARAMS, TOKENIZER_VERSION, build_lexical, default_stopwords
 from .records import Document
 from .settings import settings_change
 from .text import DEFAULT_SCHEME, SCHEMES, document_names, passages
@@ -147,7 +147,8 @@ def _build(store: IndexStore, documents: Sequence[Document], old: OpenIndex | No
     report.removed = [doc_id for doc_id in old_ids if doc_id not in new_ids]
     digest = documents_digest(documents)
     if old and not report.reason and old.manifest.documents_digest == digest and \
-            old.manifest.search_requested == search:
+            old.manifest.search_requested == search and \
+            old.manifest.tokenizer == TOKENIZER_VERSION:  # else: new BM25 arrays, same vectors
         report.search = old.manifest.search
         return report
 
@@ -194,6 +195,7 @@ def _build(store: IndexStore, documents: Sequence[Document], old: OpenIndex | No
             sections=tuple(names["sections"]), kinds=tuple(names["kinds"]), tags=tuple(names["tags"]),
             lexical={"library": "paperscope", "stemmer": "english", **BM25_PARAMS},
             stopwords=tuple(default_stopwords()),
+            tokenizer=TOKENIZER_VERSION,
             versions=_versions(),
         ))
     except BaseException:
@@ -278,7 +280,8 @@ def _write(writer: IndexWriter, documents: Sequence[Document], hashes: list[str]
     writer.finish_array("vectors", vectors)
     writer.array("bounds", bounds)
     writer.array("facets", _facets(documents))
-    lexical = build_lexical((doc.embedding_text for doc in documents), default_stopwords())
+    lexical = build_lexical((doc.embedding_text for doc in documents), default_stopwords(),
+                            TOKENIZER_VERSION)
     writer.array("bm25data", lexical.data)
     writer.array("bm25docs", lexical.indices)
     writer.array("bm25ptr", lexical.indptr)

@@ -22,25 +22,42 @@ from typing import Any
 
 import numpy as np
 
+from .spelling import american
+
 BM25_PARAMS: dict[str, Any] = {"k1": 1.2, "b": 0.75, "method": "lucene"}
+# The tokenizer's version, recorded in the manifest's `lexical` record as "tokenizer": an
+# index's vocabulary is queried with the tokenizer that built it. 1 (no record): no spelling
+# normalisation; 2: British spellings made American (spelling.py).
+TOKENIZER_VERSION = 2
+TOKENIZER_VERSIONS = (1, 2)
 _WORD = re.compile(r"(?u)\b\w\w+\b")
 _HYPHENATED = re.compile(r"\b(\w+)-(\w+)(?:-(\w+))?\b")
 
 
 class Tokenizer:
-    """Text to BM25 terms; the stop words travel with the index."""
+    """Text to BM25 terms; the stop words and the version travel with the index."""
 
-    def __init__(self, stopwords: Iterable[str]):
+    def __init__(self, stopwords: Iterable[str], version: int = TOKENIZER_VERSION):
         import Stemmer
 
         self.stopwords = frozenset(stopwords)
+        self.version = version
         self._stem = Stemmer.Stemmer("english").stemWords
 
     def __call__(self, text: str) -> list[str]:
+        words, joined = self.parts(text)
+        return words + joined
+
+    def parts(self, text: str) -> tuple[list[str], list[str]]:
+        """The terms of `text`: those of its words, and those of its hyphenated words joined."""
         lowered = text.lower()
-        joined = ["".join(p for p in m.groups() if p) for m in _HYPHENATED.finditer(lowered)]
-        words = [w for w in _WORD.findall(lowered) if w not in self.stopwords] + joined
-        return self._stem(words)
+        if self.version < 2:
+            joined = ["".join(p for p in m.groups() if p) for m in _HYPHENATED.finditer(lowered)]
+            words = [w for w in _WORD.findall(lowered) if w not in self.stopwords]
+        else:
+            joined = ["".join(american(p) for p in m.groups() if p) for m in _HYPHENATED.finditer(lowered)]
+            words = [w for w in map(american, _WORD.findall(lowered)) if w not in self.stopwords]
+        return self._stem(words), self._stem(joined)
 
 
 def default_stopwords() -> list[str]:
@@ -95,10 +112,11 @@ class LexicalArrays:
     num_docs: int
 
 
-def build_lexical(texts: Iterable[str], stopwords: Iterable[str]) -> LexicalArrays:
+def build_lexical(texts: Iterable[str], stopwords: Iterable[str],
+                  version: int = TOKENIZER_VERSION) -> LexicalArrays:
     """BM25 weights (Lucene's idf and saturation, BM25_PARAMS) of every (term, document) pair,
     streaming over `texts` with postings kept in compact arrays."""
-    tokenize = Tokenizer(stopwords)
+    tokenize = Tokenizer(stopwords, version)
     term_ids: dict[str, int] = {}
     post_terms, post_docs, post_tfs, lengths = array("i"), array("i"), array("i"), array("i")
     for position, text in enumerate(texts):
@@ -133,16 +151,19 @@ class LexicalIndex:
     (None when the term is not in the vocabulary)."""
 
     def __init__(self, column: Callable[[str], int | None], data: np.ndarray, indices: np.ndarray,
-                 indptr: np.ndarray, num_docs: int, stopwords: Iterable[str]):
+                 indptr: np.ndarray, num_docs: int, stopwords: Iterable[str],
+                 version: int = TOKENIZER_VERSION):
         self.column = column
         self._data, self._indices, self._indptr = data, indices, indptr
         self.num_docs = num_docs
-        self.tokenize = Tokenizer(stopwords)
+        self.tokenize = Tokenizer(stopwords, version)
 
     @classmethod
-    def from_arrays(cls, arrays: LexicalArrays, stopwords: Iterable[str]) -> LexicalIndex:
+    def from_arrays(cls, arrays: LexicalArrays, stopwords: Iterable[str],
+                    version: int = TOKENIZER_VERSION) -> LexicalIndex:
         columns = {term: i for i, term in enumerate(arrays.terms)}
-        return cls(columns.get, arrays.data, arrays.indices, arrays.indptr, arrays.num_docs, stopwords)
+        return cls(columns.get, arrays.data, arrays.indices, arrays.indptr, arrays.num_docs,
+                   stopwords, version)
 
     def _postings(self, term: str) -> tuple[np.ndarray, np.ndarray] | None:
         column = self.column(term) if term else None
@@ -165,6 +186,29 @@ class LexicalIndex:
                 docs, weights = postings
                 out[docs] += weights  # a document appears once in a term's posting list
         return out
+
+    def coverage(self, query: str, positions: np.ndarray) -> np.ndarray:
+        """For each document at `positions`, the share of the query's distinct terms it
+        contains, each term weighed by its IDF (a word no document has weighs as much as the
+        rarest can; a hyphenated word joined, "parameterefficient", only when some document
+        has it): 1 when every query word occurs in it, whatever the query's length."""
+        positions = np.asarray(positions, dtype=np.int64)
+        out = np.zeros(len(positions), dtype=np.float64)
+        total = 0.0
+        unknown = math.log(1.0 + (self.num_docs + 0.5) / 0.5)
+        words, joined = self.tokenize.parts(query)
+        for term in dict.fromkeys(words + joined):
+            postings = self._postings(term)
+            if postings is None:
+                total += unknown if term in words else 0.0
+                continue
+            docs = postings[0]
+            idf = math.log(1.0 + (self.num_docs - len(docs) + 0.5) / (len(docs) + 0.5))
+            total += idf
+            if len(docs) and len(positions):
+                at = np.minimum(np.searchsorted(docs, positions), len(docs) - 1)
+                out += idf * (docs[at] == positions)
+        return out / total if total > 0 else out
 
     def knows_any(self, query: str | Sequence[str]) -> bool:
         """Whether any word of `query` (stopwords aside) occurs in some document."""

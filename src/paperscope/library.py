@@ -439,18 +439,22 @@ class Library:
         return [f"{no_abstract_yet(len(missing))} ({names}{more}). Fetch them with: paperscope ingest"]
 
     def search(self, query: str, *, k: int = 10, mode: str = "hybrid",
-               filters: Filters | None = None, update: bool = True) -> SearchOutcome:
-        """The `k` entries that best answer `query`."""
+               filters: Filters | None = None, update: bool = True,
+               min_score: float = 0.0) -> SearchOutcome:
+        """The `k` entries that best answer `query` (those scoring `min_score` or more)."""
         return self.collection.search(query, k=k, mode=mode, filters=filters, update=update,
-                                      notices=self._missing_notices())
+                                      notices=self._missing_notices(), min_score=min_score)
 
     def related(self, entry_id: str, *, k: int = 5, mode: str = "hybrid",
-                filters: Filters | None = None, update: bool = True) -> SearchOutcome:
-        """The `k` entries closest to the entry `entry_id`, itself excluded."""
+                filters: Filters | None = None, update: bool = True,
+                min_score: float = 0.0) -> SearchOutcome:
+        """The `k` entries closest to the entry `entry_id`, itself excluded (those scoring
+        `min_score` or more)."""
         entry = self.entry(entry_id)
         return self.collection.related(
             entry.id, k=k, mode=mode, filters=filters, update=update, notices=self._missing_notices(),
-            missing=f"The entry {entry.id!r} is not in the index yet (it has no abstract).")
+            missing=f"The entry {entry.id!r} is not in the index yet (it has no abstract).",
+            min_score=min_score)
 
     def status(self, verify: bool = False) -> dict:
         """How the index compares with the catalogue, and why the next build would embed

@@ -147,12 +147,14 @@ class Hit:
     document: Document
     snippet: str = ""
     shared_terms: tuple[str, ...] = ()  # for related entries: what connects the two
+    weak: bool = False  # the score is under search.WEAK_SCORE: not a close match
 
     def to_json(self) -> dict[str, Any]:
         meta = self.document.meta
         return {
             "rank": self.rank,
             "score": round(float(self.score), 6),
+            "weak": self.weak,
             "id": self.document.id,
             "title": self.document.title,
             "section": meta.get("section"),

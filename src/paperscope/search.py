@@ -10,6 +10,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -125,18 +126,68 @@ def rank(index: OpenIndex, *, query_text: str, query_vector: np.ndarray | None, 
         top = top[np.lexsort((top, -ranking[top]))]
     else:
         top = np.argsort(-ranking, kind="stable")[:count]
-    shown = relevance(scores, mode)
-    shown[named_at] = 1.0
-    return [(int(positions[i]), float(shown[i])) for i in top]
+    shown = relevance(index, query_text, positions[top], None if dense is None else dense[positions[top]],
+                      _relative(scores, mode)[top], mode=mode, related=exclude is not None)
+    shown[np.isin(top, named_at)] = 1.0
+    return [(int(positions[i]), float(shown[n])) for n, i in enumerate(top)]
 
 
-def relevance(scores: np.ndarray, mode: str) -> np.ndarray:
-    """Scores as a 0-1 relevance, in the ranking's order: the fused score (already 0-1), the
-    cosine similarity clipped at 0, or BM25 divided by the query's top BM25 score."""
+@dataclass(frozen=True)
+class Calibration:
+    """A logistic model of P(relevant) from a hit's evidence: the cosine similarity of its best
+    passage to the query, the IDF-weighted share of the query's terms it holds, and its score
+    relative to the query's other candidates (see `_relative`)."""
+
+    intercept: float
+    cosine: float
+    coverage: float
+    relative: float
+
+    def __call__(self, cosine: np.ndarray | None, coverage: np.ndarray, relative: np.ndarray) -> np.ndarray:
+        z = self.intercept + self.coverage * coverage + self.relative * relative
+        if cosine is not None:
+            z = z + self.cosine * cosine
+        return 1.0 / (1.0 + np.exp(-z))
+
+
+# The shown score: a probability-like relevance that means the same in every query (of hits
+# scored 0.8, about eight in ten are relevant, whatever the query), fitted with a logistic
+# regression on the judged sets (evaluation/catalogue, with evaluation/off-topic's questions
+# whose every hit is not relevant, for search; evaluation/related for related entries) by
+# `python benchmarks/score_calibration.py --fit`, which prints these lines and how well the
+# score separates judged-relevant hits from the others (docs/experiments.md, "What a score
+# means"). Fitted on the default model's cosines (all-MiniLM-L6-v2).
+CALIBRATION = {
+    ("search", "hybrid"): Calibration(intercept=-5.514, cosine=3.145, coverage=4.470, relative=1.999),
+    ("search", "dense"): Calibration(intercept=-4.524, cosine=2.388, coverage=6.168, relative=0.000),
+    ("search", "lexical"): Calibration(intercept=-4.260, cosine=0.000, coverage=6.008, relative=0.763),
+    ("related", "hybrid"): Calibration(intercept=-8.744, cosine=3.562, coverage=2.859, relative=7.846),
+    ("related", "dense"): Calibration(intercept=-8.543, cosine=9.305, coverage=15.803, relative=0.000),
+    ("related", "lexical"): Calibration(intercept=-4.401, cosine=0.000, coverage=2.354, relative=4.874),
+}
+# Under this score even the best hit is a weak match: `search` says so ("No close match").
+WEAK_SCORE = 0.3
+
+
+def _relative(scores: np.ndarray, mode: str) -> np.ndarray:
+    """The mode's ranking scores as a 0-1 share of the query's best: the fused score (already
+    so), the cosine (dense: not relative, the cosine feature carries it; 0 here), or BM25
+    divided by the query's best BM25 score (lexical)."""
+    if mode == "dense":
+        return np.zeros(len(scores))
     if mode == "lexical":
         top = float(scores.max()) if len(scores) else 0.0
-        return scores / top if top > 0 else np.zeros_like(scores)
-    return np.clip(scores, 0.0, 1.0)
+        return scores / top if top > 0 else np.zeros(len(scores))
+    return np.asarray(scores, dtype=np.float64)
+
+
+def relevance(index: OpenIndex, query_text: str, positions: np.ndarray, cosine: np.ndarray | None,
+              relative: np.ndarray, *, mode: str, related: bool = False) -> np.ndarray:
+    """The shown 0-1 score of the documents at `positions` (see CALIBRATION), from their
+    cosines (None in lexical mode), query-term coverage and relative scores (`_relative`)."""
+    model = CALIBRATION[("related" if related else "search", mode)]
+    cosines = None if cosine is None else np.asarray(cosine, dtype=np.float64)
+    return model(cosines, index.lexical.coverage(query_text, positions), relative)
 
 
 def _dense(index: OpenIndex, query_vector, mask: np.ndarray, lexical: np.ndarray | None,
@@ -187,7 +238,7 @@ def hits(index: OpenIndex, ranked: Sequence[tuple[int, float]], query_terms: Seq
     """The ranked documents, each with the sentence that best matches the query's terms."""
     documents = index.documents([position for position, _ in ranked])
     wanted = set(query_terms)
-    return [Hit(rank=n, score=score, document=document,
+    return [Hit(rank=n, score=score, document=document, weak=score < WEAK_SCORE,
                 snippet=best_sentence(document.text, wanted, index.lexical.tokenize))
             for n, ((_, score), document) in enumerate(zip(ranked, documents, strict=True), start=1)]
 

@@ -40,8 +40,10 @@ def build_server(resident: Resident):
             raise ToolError(str(err)) from None
 
     @server.tool(description="Rank the reading list's entries for a question or keywords. Each "
-                 "hit has rank, score, id, title, section, kind, year, url, arxiv_id and the "
-                 "best-matching sentence (snippet).")
+                 "hit has rank, score (0-1, calibrated: about the chance the hit is relevant, "
+                 "comparable across queries), weak (score under 0.3: not a close match), id, "
+                 "title, section, kind, year, url, arxiv_id and the best-matching sentence "
+                 "(snippet).")
     def search(
         query: Annotated[str, Field(min_length=1, max_length=MAX_QUERY_CHARS,
                                     description="A question or keywords.")],
@@ -52,12 +54,14 @@ def build_server(resident: Resident):
         year_from: Annotated[int | None, Field(ge=0, le=9999)] = None,
         year_to: Annotated[int | None, Field(ge=0, le=9999)] = None,
         tags: Annotated[list[str] | None, Field(description="Only entries with any of these tags.")] = None,
+        min_score: Annotated[float, Field(ge=0.0, le=1.0, description="Only hits scoring this or more "
+                                          "(about the chance a hit is relevant).")] = 0.0,
     ) -> dict[str, Any]:
         def run():
             generation = resident.current()
             filters = Filters(sections=tuple(sections or ()), kinds=tuple(kinds or ()),
                               year_from=year_from, year_to=year_to, tags=tuple(tags or ()))
-            outcome = generation.search(query, k=k, mode=mode, filters=filters)
+            outcome = generation.search(query, k=k, mode=mode, filters=filters, min_score=min_score)
             return {"query": query, "hits": [hit.to_json() for hit in outcome.hits],
                     "notices": outcome.notices}
         return answer(run)
@@ -68,11 +72,12 @@ def build_server(resident: Resident):
         id: Annotated[str, Field(min_length=1, max_length=200, description="An entry id or arXiv id.")],
         k: Annotated[int, Field(ge=1, le=MAX_K, description="How many results.")] = 5,
         mode: Annotated[Mode, Field(description="hybrid, dense or lexical.")] = "hybrid",
+        min_score: Annotated[float, Field(ge=0.0, le=1.0, description="Only hits scoring this or more.")] = 0.0,
     ) -> dict[str, Any]:
         def run():
             generation = resident.current()
             entry = generation.entry(id)
-            outcome = generation.related(entry.id, k=k, mode=mode)
+            outcome = generation.related(entry.id, k=k, mode=mode, min_score=min_score)
             return {"id": entry.id, "hits": [hit.to_json() for hit in outcome.hits],
                     "notices": outcome.notices}
         return answer(run)

@@ -126,18 +126,19 @@ class Generation:
         return [entry_json(e, self.record(e)) for e in self.library.entries(section=section, tags=tags)]
 
     def search(self, query: str, *, k: int = 10, mode: str = "hybrid",
-               filters: Filters | None = None) -> SearchOutcome:
+               filters: Filters | None = None, min_score: float = 0.0) -> SearchOutcome:
         _check_bounds(query=query, k=k)
         return self.require_collection().search(query, k=k, mode=mode, filters=filters,
-                                                notices=self.notices)
+                                                notices=self.notices, min_score=min_score)
 
     def related(self, key: str, *, k: int = 5, mode: str = "hybrid",
-                filters: Filters | None = None) -> SearchOutcome:
+                filters: Filters | None = None, min_score: float = 0.0) -> SearchOutcome:
         _check_bounds(k=k)
         entry = self.entry(key)
         return self.require_collection().related(
             entry.id, k=k, mode=mode, filters=filters, notices=self.notices,
-            missing=f"The entry {entry.id!r} is not in the index yet (it has no abstract).")
+            missing=f"The entry {entry.id!r} is not in the index yet (it has no abstract).",
+            min_score=min_score)
 
     def bibtex(self, key: str) -> tuple[Entry, str, str]:
         """(entry, citation key, BibTeX text), as `paperscope cite` prints it."""

@@ -63,6 +63,8 @@ assert set(MODES) == set(get_args(Mode)) and set(KINDS) == set(get_args(Kind))
 QueryText = Annotated[str, Query(min_length=1, max_length=MAX_QUERY_CHARS,
                                  description="A question or keywords.")]
 K = Annotated[int, Query(ge=1, le=MAX_K, description="How many results.")]
+MinScore = Annotated[float, Query(ge=0.0, le=1.0, description="Only hits scoring this or more "
+                                  "(the score is calibrated: about the chance the hit is relevant).")]
 Sections = Annotated[list[str] | None, Query(description="Only these sections (repeatable).")]
 Kinds = Annotated[list[Kind] | None, Query(description="Only these kinds (repeatable).")]
 Tags = Annotated[list[str] | None, Query(description="Only entries with any of these tags.")]
@@ -226,12 +228,13 @@ def create_app(resident: Resident, *, allowed_hosts: list[str] | None = None) ->
     @app.get(f"{API}/search", tags=["api"], summary="Rank the entries for a question")
     def api_search(q: QueryText, k: K = 10, mode: Mode = "hybrid", section: Sections = None,
                    kind: Kinds = None, year_from: Year = None, year_to: Year = None,
-                   tag: Tags = None) -> JSONResponse:
+                   tag: Tags = None, min_score: MinScore = 0.0) -> JSONResponse:
         """The `k` entries that best answer `q`: each hit has the fields of
         `paperscope search --json`, its `tags`, and `highlight`: [start, end) code-point spans
         of the snippet's words that match the query."""
         generation = resident.current()
-        outcome = generation.search(q, k=k, mode=mode, filters=_filters(section, kind, year_from, year_to, tag))
+        outcome = generation.search(q, k=k, mode=mode, filters=_filters(section, kind, year_from, year_to, tag),
+                                    min_score=min_score)
         return JSONResponse({"query": q, "k": k, "mode": mode,  # plain JSON types: no re-encoding
                              "hits": [hit_json(generation, h, q) for h in outcome.hits],
                              "notices": outcome.notices, "index": generation.describe()})
@@ -239,12 +242,13 @@ def create_app(resident: Resident, *, allowed_hosts: list[str] | None = None) ->
     @app.get(f"{API}/related/{{entry_id}}", tags=["api"], summary="The entries closest to one entry")
     def api_related(entry_id: str, k: K = 5, mode: Mode = "hybrid", section: Sections = None,
                     kind: Kinds = None, year_from: Year = None, year_to: Year = None,
-                    tag: Tags = None) -> JSONResponse:
+                    tag: Tags = None, min_score: MinScore = 0.0) -> JSONResponse:
         """As `paperscope related ID --json`, with `shared_terms` on each hit."""
         generation = resident.current()
         entry = generation.entry(entry_id)
         outcome = generation.related(entry.id, k=k, mode=mode,
-                                     filters=_filters(section, kind, year_from, year_to, tag))
+                                     filters=_filters(section, kind, year_from, year_to, tag),
+                                     min_score=min_score)
         return JSONResponse({"id": entry.id, "k": k, "mode": mode,
                              "hits": [hit_json(generation, h, "") for h in outcome.hits],
                              "notices": outcome.notices, "index": generation.describe()})
