@@ -13,6 +13,7 @@ import json
 import os
 import sqlite3
 import sys
+import threading
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -220,9 +221,13 @@ def _output_format(fmt: str, as_json: bool) -> str:
 
 class _Progress:
     """A progress bar on stderr when it is a terminal; otherwise, on long work, a plain line
-    every `LINE_SECONDS` (for logs and CI), so that long work is never silent."""
+    every `LINE_SECONDS` (for logs and CI), so that long work is never silent: a thread writes it
+    even while nothing advances (a model loading, a long batch, a Ray job's first chunk). The
+    time left is estimated from the pace since the first advance, so that what came before it
+    (loading a model) does not inflate it."""
 
     LINE_SECONDS = 30.0
+    TICK_SECONDS = 5.0  # how often the thread looks
 
     def __init__(self, description: str):
         self.description = description
@@ -231,14 +236,21 @@ class _Progress:
         self._plain = False  # plain lines instead of a bar (stderr is not a terminal)
         self._done = self._total = 0
         self._unit = ""
-        self._started = self._last_line = 0.0
+        self._first: tuple[float, int] | None = None  # (time, count) at the first advance
+        self._last_line = 0.0
+        self._lock = threading.Lock()
+        self._stopped = threading.Event()
+        self._ticker: threading.Thread | None = None
 
     def start(self, total: int, unit: str = "") -> None:
         if total <= 0:
             return
         if not sys.stderr.isatty():
             self._plain, self._done, self._total, self._unit = True, 0, total, unit
-            self._started = self._last_line = time.monotonic()
+            self._first, self._last_line = None, time.monotonic()
+            self._stopped.clear()
+            self._ticker = threading.Thread(target=self._tick, name="progress", daemon=True)
+            self._ticker.start()
             return
         from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
@@ -253,19 +265,41 @@ class _Progress:
         if self._bar is not None and self._task is not None:
             self._bar.advance(self._task, amount)
         elif self._plain:
-            self._done += amount
-            now = time.monotonic()
-            if now - self._last_line >= self.LINE_SECONDS and self._done < self._total:
-                self._last_line = now
-                minutes = round((now - self._started) / self._done * (self._total - self._done) / 60)
-                left = f"about {minutes} min left" if minutes else "under a minute left"
-                _err(f"{self.description}: {self._done}/{self._total} {self._unit} "
-                     f"({self._done / self._total:.0%}), {left}")
+            with self._lock:
+                self._done += amount
+                now = time.monotonic()
+                if self._first is None:
+                    self._first = (now, self._done)
+                if now - self._last_line >= self.LINE_SECONDS:
+                    self._line(now)
+
+    def _tick(self) -> None:
+        while not self._stopped.wait(self.TICK_SECONDS):
+            with self._lock:
+                now = time.monotonic()
+                if self._plain and now - self._last_line >= self.LINE_SECONDS:
+                    self._line(now)
+
+    def _line(self, now: float) -> None:
+        if self._done >= self._total:
+            return
+        self._last_line = now
+        left = "estimating the time left"
+        if self._first is not None and self._done > self._first[1] and now > self._first[0]:
+            pace = (self._done - self._first[1]) / (now - self._first[0])
+            minutes = round((self._total - self._done) / pace / 60)
+            left = f"about {minutes} min left" if minutes else "under a minute left"
+        _err(f"{self.description}: {self._done}/{self._total} {self._unit} "
+             f"({self._done / self._total:.0%}), {left}")
 
     def stop(self) -> None:
         if self._bar is not None:
             self._bar.stop()
             self._bar = None
+        self._stopped.set()
+        if self._ticker is not None:
+            self._ticker.join()
+            self._ticker = None
         self._plain = False
 
 
