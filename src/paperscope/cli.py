@@ -1105,10 +1105,11 @@ def _file_size(path: Path) -> int:
 
 
 def _build_named_corpus(corpus, *, full: bool, model: Optional[str], search: str,
-                        scheme: Optional[str], no_wait: bool) -> None:
+                        scheme: Optional[str], no_wait: bool, embedder=None) -> None:
     with _embedding_feedback("paper") as (on_encoder, advance):
         report = corpus.build(model=model, full=full, search=search, scheme=scheme, progress=advance,
-                              on_encoder=on_encoder, wait=not no_wait, on_wait=_waiting)
+                              on_encoder=on_encoder, wait=not no_wait, on_wait=_waiting,
+                              embedder=embedder)
     _report_build(report)
     _err(f'Search it with: paperscope search "QUESTION" --corpus {corpus.name}')
 
@@ -1122,19 +1123,34 @@ def corpus_build(
     search: SearchMethod = "auto",
     scheme: PassageScheme = None,
     no_wait: bool = typer.Option(False, "--no-wait", help="Fail at once if another build runs."),
+    ray: bool = typer.Option(False, "--ray", help="Embed on a Ray cluster: $RAY_ADDRESS, else a "
+                             "local one started for the build (needs paperscope[ray])."),
+    ray_address: Optional[str] = typer.Option(None, "--ray-address", metavar="HOST:PORT",
+                                              help="The Ray cluster to embed on (implies --ray)."),
 ) -> None:
     """Index a corpus, or finish an interrupted build without embedding again what was done.
 
     Chunk files made elsewhere (benchmarks/gpu_corpus.py on a GPU machine, other processes) and
     copied into the corpus's index/chunks/ folder are used when their model, passage scheme and
-    texts match.
+    texts match. With --ray the embedding runs on a Ray cluster (Ray Data actors, one a GPU),
+    each finished range committed at once, so an interrupted build resumes as any other; keep
+    Ray on a private network: it has no authentication of its own.
 
-    Example: paperscope corpus build arxiv-cl
+    Examples:
+
+    \b
+    paperscope corpus build arxiv-cl
+    RAY_ADDRESS=10.0.0.5:6379 paperscope corpus build arxiv-cl --ray
     """
     from .corpora import Corpus
 
+    embedder = None
+    if ray or ray_address:
+        from .distributed import ray_embedder
+
+        embedder = ray_embedder(ray_address, on_note=_err)
     _build_named_corpus(Corpus.open(name), full=full, model=model, search=search, scheme=scheme,
-                        no_wait=no_wait)
+                        no_wait=no_wait, embedder=embedder)
 
 
 @_corpus_command("list")

@@ -31,7 +31,7 @@ from .store import cache_dir
 if TYPE_CHECKING:
     from .embedding import Encoder
     from .index import OpenIndex
-    from .indexer import BuildReport
+    from .indexer import BuildReport, Embedder
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _MONTH = re.compile(r"^\d{4}(-\d{2}(-\d{2})?)?$")
@@ -291,8 +291,10 @@ class Corpus:
     def build(self, *, model: str | None = None, full: bool = False, search: str = "auto",
               scheme: str | None = None, progress: Callable[[int], None] | None = None,
               on_encoder: Callable[[str, int, str], None] | None = None,
-              wait: bool = True, on_wait: Callable[[], None] | None = None) -> BuildReport:
-        """Embed what is not embedded yet (resuming an interrupted build) and commit the index."""
+              wait: bool = True, on_wait: Callable[[], None] | None = None,
+              embedder: Embedder | None = None) -> BuildReport:
+        """Embed what is not embedded yet (resuming an interrupted build) and commit the index;
+        `embedder` embeds elsewhere (distributed.ray_embedder), by default this process does."""
         from .indexer import build_index
         from .settings import configured_model
 
@@ -303,7 +305,7 @@ class Corpus:
                                    model=model or (self.encoder.model_name if self.encoder else configured_model()),
                                    full=full, encoder=self.encoder, scheme=scheme, search=search,
                                    source=f"corpus:{self.name}", progress=progress,
-                                   on_encoder=on_encoder)
+                                   on_encoder=on_encoder, embedder=embedder)
         finally:
             documents.close()
 
