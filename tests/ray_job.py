@@ -43,9 +43,10 @@ def main() -> None:
         try:
             build_index(store, corpus, model=model, scheme="multi-scale", progress=stop_after_three,
                         embedder=ray_embedder(range_documents=25, on_note=notes.append))
+            stopped = False
         except Stop:
-            pass
-        summary[name] = {"chunked": sum(len(info.hashes) for info in map(
+            stopped = True
+        summary[name] = {"stopped": stopped, "chunked": sum(len(info.hashes) for info in map(
             chunks.read_chunk_info, chunks.chunk_files(store.chunks_dir)) if info)}
     # The first store resumes on Ray; the second is left for a build without Ray (the test's).
     report = build_index(IndexStore(work / "ray"), corpus, model=model, scheme="multi-scale",

@@ -1055,9 +1055,10 @@ def corpus_import(
     The snapshot is streamed, so memory stays small whatever its size. Embedding is the long
     part: whole abstracts (`--passages whole`, the default above 20,000 papers) take about 50
     minutes per 100,000 on a 2-core laptop CPU (seconds on a GPU); smaller corpora default to
-    multi-scale passages, about 13 vectors a paper and as many times slower, for a little more
-    quality. It is committed in chunks, so Ctrl-C and `paperscope corpus build NAME` later
-    resume where it stopped.
+    multi-scale passages, about 13 vectors a paper and several times slower, for a little more
+    quality, unless they would take more than 10 minutes here (then whole, as a line says). It
+    is committed in chunks of about 45 seconds of work, so Ctrl-C and `paperscope corpus build
+    NAME` later resume where it stopped.
 
     Examples:
 

@@ -37,16 +37,19 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import IndexMismatchError, UsageError
-from .indexer import CHUNK_DOCUMENTS, Embedder, EmbeddingJob
+from .indexer import Embedder, EmbeddingJob
 from .text import SCHEMES, counted, passages
 
 log = logging.getLogger(__name__)
 
-# A range of documents embedded by one actor call, committed as one chunk file: on CPU actors,
-# about RANGE_PASSAGES_PER_CPU passages for each of the actor's CPUs (about 45 s for the
-# default model at some 27 passages a second a core: a killed job loses under a minute of each
-# actor's work); on GPU actors, CHUNK_DOCUMENTS documents (a second or two).
-RANGE_PASSAGES_PER_CPU = 1200
+# A range of documents embedded by one actor call, committed as one chunk file, holds about
+# RANGE_CHARACTERS_PER_CPU characters of text for each CPU of a CPU actor: some 40 s of work for
+# the default model (about 25,000 characters a second a core on a laptop, whole abstracts or
+# passages alike), so that a killed job loses under a minute of each actor's work; on a GPU
+# actor, RANGE_CHARACTERS_PER_GPU (a few seconds there), so that Ray's cost per call stays small.
+RANGE_CHARACTERS_PER_CPU = 1_000_000
+RANGE_CHARACTERS_PER_GPU = 20_000_000
+RANGE_DOCUMENTS = 10_000  # at most
 # CPU actors use up to this many CPUs each (torch threads); a node's CPUs beyond make more actors.
 ACTOR_CPUS = 4
 
@@ -188,8 +191,7 @@ def run_on_ray(job: EmbeddingJob, cluster: Cluster, *, range_documents: int | No
     logging.getLogger("ray.data").setLevel(logging.ERROR)  # its INFO lines about each execution
     rows = [{"range": i, "texts": [text for group in groups[i] for text in group]} for i in groups]
     dataset = ray.data.from_items(rows, override_num_blocks=len(rows))
-    # The model's name travels in the class (pickled with it), not as constructor arguments,
-    # which Ray keeps in its object store and could not restart an actor without.
+    # The model's name and the actor's threads travel in the class, pickled with it.
     actor = type("EmbeddingActor", (EmbeddingActor,),
                  {"model": job.report.model, "threads": cluster.cpus_per_actor})
     # A task whose worker or node dies is retried, and the actor restarted, by Ray Data itself;
@@ -217,17 +219,17 @@ def run_on_ray(job: EmbeddingJob, cluster: Cluster, *, range_documents: int | No
 
 
 def _range_size(job: EmbeddingJob, cluster: Cluster) -> int:
-    """Documents a range: CHUNK_DOCUMENTS on GPU actors; on CPU actors about
-    RANGE_PASSAGES_PER_CPU passages a CPU, and at least two ranges an actor to share the work."""
+    """Documents a range: about RANGE_CHARACTERS_PER_CPU characters a CPU of a CPU actor, or
+    RANGE_CHARACTERS_PER_GPU on a GPU one; at least two ranges an actor, to share the work."""
     todo = job.plan.todo
-    if cluster.gpus_per_actor:
-        return min(job.chunk_documents, CHUNK_DOCUMENTS)
     lengths = SCHEMES[job.plan.scheme]
     sample = todo[:: max(1, len(todo) // 200)]
-    per_document = sum(len(passages(job.documents[i], lengths)) for i in sample) / max(1, len(sample))
-    size = int(RANGE_PASSAGES_PER_CPU * cluster.cpus_per_actor / max(per_document, 1.0))
+    per_document = sum(len(text) for i in sample for text in passages(job.documents[i], lengths)) / \
+        max(1, len(sample))
+    budget = RANGE_CHARACTERS_PER_GPU if cluster.gpus_per_actor else \
+        RANGE_CHARACTERS_PER_CPU * cluster.cpus_per_actor
     share = math.ceil(len(todo) / (2 * cluster.actors))
-    return max(1, min(size, share, job.chunk_documents))
+    return max(1, min(int(budget / max(per_document, 1.0)), share, RANGE_DOCUMENTS))
 
 
 class EmbeddingActor:
