@@ -8,7 +8,9 @@ usage:
 Texts: SciFact's abstracts (../shared/data/scifact), with the packaged model.
 
 - schemes: one process, the build's own path (indexer.build_index): papers a second embedded
-  whole and in multi-scale passages (and passages a second), on every core.
+  whole and in multi-scale passages (and passages a second), on every core. Each build embeds
+  more than indexer.LIGHT_ENCODER_LIMIT passages, so it goes through sentence-transformers, as
+  large builds do (fewer go through the NumPy encoder, made for small incremental builds).
 - ray (CPU): the same abstracts embedded whole by a build in one process and by a build on a
   local Ray cluster of the same cores (one actor of all of them), alternately, twice; prints each
   build's time, abstracts a second and Ray's overhead in per cent (the cluster's start is
@@ -36,7 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
 from paperscope.index import IndexStore  # noqa: E402
-from paperscope.indexer import build_index  # noqa: E402
+from paperscope.indexer import LIGHT_ENCODER_LIMIT, build_index  # noqa: E402
 from paperscope.settings import DEFAULT_MODEL  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data"
@@ -68,6 +70,8 @@ def schemes(args: argparse.Namespace) -> None:
     for scheme, count in (("whole", args.whole), ("multi-scale", args.multi)):
         documents = abstracts(count)
         vectors = sum(len(passages(doc, SCHEMES[scheme])) for doc in documents)
+        if vectors <= LIGHT_ENCODER_LIMIT:
+            raise SystemExit(f"{scheme}: {vectors} passages would go through the NumPy encoder; ask for more papers")
         seconds = timed_build(documents, scheme)
         print(f"{scheme:12} {count:6} papers {vectors:7} vectors  {seconds:7.1f} s  "
               f"{count / seconds:6.1f} papers/s  {vectors / seconds:6.1f} vectors/s "

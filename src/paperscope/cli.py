@@ -248,9 +248,10 @@ class _Progress:
         if not sys.stderr.isatty():
             self._plain, self._done, self._total, self._unit = True, 0, total, unit
             self._first, self._last_line = None, time.monotonic()
-            self._stopped.clear()
-            self._ticker = threading.Thread(target=self._tick, name="progress", daemon=True)
-            self._ticker.start()
+            if self._ticker is None:
+                self._stopped.clear()
+                self._ticker = threading.Thread(target=self._tick, name="progress", daemon=True)
+                self._ticker.start()
             return
         from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
