@@ -7,10 +7,8 @@ usage:
 
 Texts: SciFact's abstracts (../shared/data/scifact), with the packaged model.
 
-- schemes: one process, the build's own path (indexer.build_index): papers a second embedded
-  whole and in multi-scale passages (and passages a second), on every core. Each build embeds
-  more than indexer.LIGHT_ENCODER_LIMIT passages, so it goes through sentence-transformers, as
-  large builds do (fewer go through the NumPy encoder, made for small incremental builds).
+- schemes: one process, the encoder of large builds (sentence-transformers, on every core):
+  papers a second embedded whole and in multi-scale passages, alternately, and their ratio.
 - ray (CPU): the same abstracts embedded whole by a build in one process and by a build on a
   local Ray cluster of the same cores (one actor of all of them), alternately, twice; prints each
   build's time, abstracts a second and Ray's overhead in per cent (the cluster's start is
@@ -38,7 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
 from paperscope.index import IndexStore  # noqa: E402
-from paperscope.indexer import LIGHT_ENCODER_LIMIT, build_index  # noqa: E402
+from paperscope.indexer import build_index  # noqa: E402
 from paperscope.settings import DEFAULT_MODEL  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data"
@@ -64,18 +62,29 @@ def timed_build(documents, scheme: str, **options) -> float:
 
 
 def schemes(args: argparse.Namespace) -> None:
+    """Papers a second whole and in multi-scale passages through the build's encoder (loaded
+    once), alternately, so that a busy machine slows both alike; the ratio is what travels."""
+    from paperscope.embedding import SentenceTransformerEncoder
     from paperscope.text import SCHEMES, passages
 
-    print(f"## One process, {os.cpu_count()} cores, {DEFAULT_MODEL}")
-    for scheme, count in (("whole", args.whole), ("multi-scale", args.multi)):
-        documents = abstracts(count)
-        vectors = sum(len(passages(doc, SCHEMES[scheme])) for doc in documents)
-        if vectors <= LIGHT_ENCODER_LIMIT:
-            raise SystemExit(f"{scheme}: {vectors} passages would go through the NumPy encoder; ask for more papers")
-        seconds = timed_build(documents, scheme)
-        print(f"{scheme:12} {count:6} papers {vectors:7} vectors  {seconds:7.1f} s  "
-              f"{count / seconds:6.1f} papers/s  {vectors / seconds:6.1f} vectors/s "
-              "(model load included)", flush=True)
+    encoder = SentenceTransformerEncoder(DEFAULT_MODEL)
+    encoder.encode(["warm up"] * 8)
+    texts = {scheme: [text for doc in abstracts(count) for text in passages(doc, SCHEMES[scheme])]
+             for scheme, count in (("whole", args.whole), ("multi-scale", args.multi))}
+    papers = {"whole": args.whole, "multi-scale": args.multi}
+    rates: dict[str, list[float]] = {scheme: [] for scheme in texts}
+    for _ in range(args.rounds):
+        for scheme, batch in texts.items():
+            started = time.perf_counter()
+            encoder.encode(batch)
+            rates[scheme].append(papers[scheme] / (time.perf_counter() - started))
+    print(f"## One process, {os.cpu_count()} cores, {DEFAULT_MODEL}, median of {args.rounds} alternating rounds")
+    for scheme, batch in texts.items():
+        rate = statistics.median(rates[scheme])
+        print(f"{scheme:12} {papers[scheme]:5} papers {len(batch):6} vectors: {rate:6.2f} papers/s, "
+              f"{rate * len(batch) / papers[scheme]:6.1f} vectors/s  {[round(r, 2) for r in rates[scheme]]}")
+    ratio = statistics.median(rates["whole"]) / statistics.median(rates["multi-scale"])
+    print(f"multi-scale passages take {ratio:.1f} times as long as whole abstracts", flush=True)
 
 
 def on_ray(args: argparse.Namespace) -> None:
@@ -101,10 +110,12 @@ def on_ray(args: argparse.Namespace) -> None:
             times["Ray"].append(timed_build(documents, "whole", embedder=ray_embedder(on_note=print)))
             print({key: [round(t, 1) for t in value] for key, value in times.items()}, flush=True)
     single, ray = (statistics.median(times[key]) for key in ("one process", "Ray"))
+    ratios = [r / o for o, r in zip(times["one process"], times["Ray"], strict=True)]
     print(f"## CPU, {cores} cores, {count} SciFact abstracts embedded whole (builds, model load included)")
     print(f"one process: {single:.1f} s, {count / single:.1f} abstracts/s")
     print(f"Ray (1 actor of {cores} CPUs): {ray:.1f} s, {count / ray:.1f} abstracts/s")
-    print(f"Ray's overhead: {100 * (ray / single - 1):+.0f}% (median of {args.rounds} alternating rounds)")
+    print(f"Ray's overhead: {100 * (statistics.median(ratios) - 1):+.0f}% (median of the {args.rounds} "
+          f"rounds' ratios: {', '.join(f'{100 * (r - 1):+.0f}%' for r in ratios)})")
 
 
 def _cuda() -> bool:
@@ -120,9 +131,9 @@ def main() -> None:
     parser.add_argument("--only", choices=("schemes", "ray"))
     parser.add_argument("--count", type=int, default=1500, help="abstracts for the CPU comparison")
     parser.add_argument("--gpu-count", type=int, default=50_000, help="abstracts for the CUDA comparison")
-    parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--whole", type=int, default=600, help="papers for the whole-abstract speed")
-    parser.add_argument("--multi", type=int, default=200, help="papers for the multi-scale speed")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--whole", type=int, default=400, help="papers for the whole-abstract speed")
+    parser.add_argument("--multi", type=int, default=60, help="papers for the multi-scale speed")
     parser.add_argument("--isolate", action="store_true",
                         help="re-run in a network namespace of its own (unshare -n, as root)")
     args = parser.parse_args()

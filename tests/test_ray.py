@@ -22,7 +22,6 @@ from paperscope.index import IndexStore
 from paperscope.indexer import build_index
 from paperscope.records import Document
 
-pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -45,6 +44,7 @@ def _isolated() -> str:
     return ""
 
 
+@pytest.mark.slow
 def test_ray_build_matches_one_process_and_resumes_after_a_stop(tmp_path):
     reason = _isolated()
     if reason:
@@ -81,3 +81,37 @@ def test_ray_build_matches_one_process_and_resumes_after_a_stop(tmp_path):
     assert len(report.embedded) == 300 - report.resumed
     np.testing.assert_allclose(np.asarray(IndexStore(tmp_path / "stopped").open().vectors), expected,
                                atol=1e-5)
+
+
+def test_a_local_cluster_off_loopback_is_said_plainly():
+    from paperscope.distributed import _warn_unless_loopback
+
+    notes: list[str] = []
+    _warn_unless_loopback("127.0.0.1:6379", notes.append)
+    _warn_unless_loopback("[::1]:6379", notes.append)
+    assert notes == []
+    _warn_unless_loopback("10.0.3.7:6379", notes.append)
+    assert len(notes) == 1 and "10.0.3.7" in notes[0] and "CVE-2023-48022" in notes[0]
+
+
+def test_ranges_hold_under_a_minute_of_an_actor_and_share_the_work(tmp_path):
+    from paperscope.distributed import RANGE_CHARACTERS_PER_CPU, Cluster, _range_size
+    from paperscope.indexer import BuildReport, EmbeddingJob, plan_embedding
+
+    corpus = documents(10_000)
+    plan = plan_embedding(IndexStore(tmp_path / "index"), corpus, model="m", scheme="whole")
+    job = EmbeddingJob(IndexStore(tmp_path / "index"), corpus, plan, BuildReport())
+    size = _range_size(job, Cluster("local", 1, 0, 2, True))
+    characters = sum(len(doc.embedding_text) for doc in corpus[:size])
+    assert 0.8 * 2 * RANGE_CHARACTERS_PER_CPU <= characters <= 1.2 * 2 * RANGE_CHARACTERS_PER_CPU
+    assert _range_size(job, Cluster("local", 50, 0, 1, True)) == 10_000 // 100  # two ranges an actor
+
+
+def test_without_ray_installed_the_error_says_what_to_install(monkeypatch):
+    from paperscope.distributed import _import_ray
+    from paperscope.errors import UsageError
+
+    monkeypatch.setitem(sys.modules, "ray", None)
+    with pytest.raises(UsageError) as raised:
+        _import_ray()
+    assert "paperscope[ray]" in raised.value.hint

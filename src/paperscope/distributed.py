@@ -111,9 +111,6 @@ def _connected(address: str | None, *, cpus: int | None,
         # Ray 2.60 (and some releases before) take calls only with the token that ray.init
         # writes to ~/.ray/auth_token; it does so by itself, with a warning, when this is unset.
         os.environ.setdefault("RAY_AUTH_MODE", "token")
-        # Ray's own processes log to files; the driver's stderr gets errors that are Ray's
-        # internal notes (as "actor has constructor arguments in the object store").
-        os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")
     ray = _import_ray()
     if ray.is_initialized():
         yield _gcs_address(ray), False
