@@ -16,9 +16,14 @@ index's chunk folder the moment they arrive, in whatever order ranges finish. So
 keeps every finished range, and the next build, on Ray or not, resumes from them; the driver
 then assembles the index as any build does. Nothing needs a shared file system.
 
-Ray has no authentication (its job API was exploited in the wild: CVE-2023-48022, "ShadowRay").
-A local cluster that paperscope starts itself has no dashboard and sends no usage statistics, is
-asked to bind 127.0.0.1, and a warning names the address when Ray binds another one anyway.
+The driver holds the passages of what is left to embed in memory (about the size of their text),
+and Ray's object store holds them until each range is done.
+
+Ray runs whatever code its callers send, and older releases have no authentication at all (its
+job API was exploited in the wild: CVE-2023-48022, "ShadowRay"). A local cluster that paperscope
+starts itself has no dashboard, sends no usage statistics, takes calls only with Ray's token
+(RAY_AUTH_MODE=token, Ray 2.60), is asked to bind 127.0.0.1, and a warning names the address when
+Ray binds another one anyway (2.60 does).
 
 `ray` is imported only here, and only when a build asks for it.
 """
@@ -81,7 +86,7 @@ def ray_embedder(address: str | None = None, *, actors: int | None = None,
     (`ray.init`) is used as it is. `actors` and `range_documents` override the sizes chosen from
     the cluster's resources; `on_note` is told what runs where, and warnings."""
     if actors is not None and actors < 1:
-        raise UsageError("--ray-actors must be at least 1.")
+        raise UsageError("A Ray build needs at least 1 actor.")
 
     def embed(job: EmbeddingJob) -> int:
         with _connected(address, cpus=cpus, on_note=on_note) as (where, started_here):
