@@ -27,7 +27,8 @@ def main() -> None:
     parser.add_argument("--full", action="store_true", help="rebuild the index from scratch")
     args = parser.parse_args()
     paperscope = [sys.executable, "-m", "paperscope"]
-    build = [*paperscope, "build", "--corpus", str(DATASET), "--index-dir", str(args.index_dir)]
+    build = [*paperscope, "build", "--corpus", str(DATASET), "--index-dir", str(args.index_dir),
+             "--passages", "multi-scale"]  # the figures are multi-scale ones, whatever the machine
     started = time.perf_counter()
     subprocess.run(build + (["--full"] if args.full else []), check=True)
     build_seconds = time.perf_counter() - started

@@ -15,7 +15,7 @@ LAYERS = [
     {"serve.commands", "serve.web", "serve.mcp", "serve.resident", "serve"},
     {"library"},
     {"corpora", "discover", "evaluate", "ingest", "markdown", "sources.corpus"},
-    {"collection"},
+    {"collection", "distributed"},
     {"indexer", "search"},
     {"index", "chunks", "embedding", "lexical"},
     {"spelling"},

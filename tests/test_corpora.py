@@ -144,7 +144,9 @@ def test_whole_abstract_scheme_gives_one_vector_per_paper(snapshot, fake_encoder
 
 
 @pytest.mark.slow
-def test_kill_9_during_a_corpus_build_then_build_resumes_from_its_chunks(tmp_path):
+def test_kill_9_twice_during_a_corpus_build_then_build_resumes_from_its_chunks(tmp_path):
+    """Each killed build keeps the chunks it committed and the next one starts from them (issue
+    19: two kills in a row used to keep nothing); the last build embeds only the rest."""
     import os
     import re
     import signal
@@ -152,6 +154,7 @@ def test_kill_9_during_a_corpus_build_then_build_resumes_from_its_chunks(tmp_pat
     import sys
     import time
 
+    from paperscope import chunks
     from tests.test_light_encoder import build_model
 
     model = build_model(tmp_path / "tiny-model")
@@ -168,21 +171,32 @@ def test_kill_9_during_a_corpus_build_then_build_resumes_from_its_chunks(tmp_pat
     subprocess.run(paperscope("corpus", "import", str(snapshot), "--name", "big", "--no-build"),
                    env=env, check=True, capture_output=True)
     chunk_dir = tmp_path / "cache" / "corpora" / "big" / "index" / "chunks"
-    builder = subprocess.Popen(paperscope("corpus", "build", "big", "--passages", "whole"), env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline and len(list(chunk_dir.glob("chunk-*.npz"))) < 2:
-        time.sleep(0.05)
-    builder.send_signal(signal.SIGKILL)
-    builder.wait()
-    done = len(list(chunk_dir.glob("chunk-*.npz")))
-    assert 2 <= done < 10, "the build should have been killed halfway"
+
+    def chunked() -> int:
+        """Documents in whole chunk files."""
+        return sum(len(info.hashes) for info in map(chunks.read_chunk_info, chunks.chunk_files(chunk_dir))
+                   if info is not None)
+
+    def kill_after(more: int) -> int:
+        before = len(list(chunks.chunk_files(chunk_dir)))
+        builder = subprocess.Popen(paperscope("corpus", "build", "big", "--passages", "whole"), env=env,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline and len(list(chunks.chunk_files(chunk_dir))) < before + more:
+            time.sleep(0.02)
+        builder.send_signal(signal.SIGKILL)
+        builder.wait()
+        return chunked()
+
+    first = kill_after(1)
+    second = kill_after(2)
+    assert 0 < first < second < 20_000, "each build should have been killed halfway, keeping its chunks"
     assert not (chunk_dir.parent / "manifest.json").exists()  # no half-written index
     resumed = subprocess.run(paperscope("corpus", "build", "big"), env=env, capture_output=True,
                              text=True)
     assert resumed.returncode == 0, resumed.stderr
-    count = int(re.search(r"(\d+) from earlier chunks", resumed.stderr).group(1))
-    assert count >= 2 * 2000 and count == done * 2000
+    assert int(re.search(r"(\d+) from earlier chunks", resumed.stderr).group(1)) == second
+    assert f"Index built: {20_000 - second} embedded" in resumed.stderr
     found = subprocess.run(paperscope("search", "transmission spectra", "--corpus", "big", "--json"),
                            env=env, capture_output=True, text=True)
     assert found.returncode == 0 and json.loads(found.stdout)

@@ -66,10 +66,32 @@ def test_long_work_writes_plain_progress_lines_when_not_on_a_terminal(monkeypatc
     monkeypatch.setattr(cli._Progress, "LINE_SECONDS", 0.0)
     bar = cli._Progress("Embedding")
     bar.start(4, "documents")
+    bar.advance(1)  # the pace is measured from the first advance on (not from a model's loading)
     bar.advance(1)
-    bar.advance(3)  # done: no line, the command reports the result itself
+    bar.advance(2)  # done: no line, the command reports the result itself
     bar.stop()
-    assert capsys.readouterr().err.splitlines() == ["Embedding: 1/4 documents (25%), under a minute left"]
+    assert capsys.readouterr().err.splitlines() == [
+        "Embedding: 1/4 documents (25%), estimating the time left",
+        "Embedding: 2/4 documents (50%), under a minute left"]
+
+
+def test_plain_progress_lines_come_even_while_nothing_advances(monkeypatch, capsys):
+    """A long batch, a model loading or a Ray job's first chunk: the line still comes."""
+    import time
+
+    from paperscope import cli
+
+    monkeypatch.setattr(cli._Progress, "LINE_SECONDS", 0.05)
+    monkeypatch.setattr(cli._Progress, "TICK_SECONDS", 0.01)
+    bar = cli._Progress("Embedding")
+    bar.start(10, "papers")
+    deadline = time.monotonic() + 10
+    lines: list[str] = []
+    while time.monotonic() < deadline and not lines:
+        time.sleep(0.02)
+        lines = capsys.readouterr().err.splitlines()
+    bar.stop()
+    assert lines and lines[0] == "Embedding: 0/10 papers (0%), estimating the time left"
 
 
 def test_filters_narrow_before_ranking(library_dir):

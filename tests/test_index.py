@@ -138,6 +138,84 @@ def test_an_interrupted_build_resumes_from_its_committed_chunks(tmp_path, fake_e
                                fake_encoder.encode([corpus[7].embedding_text])[0], atol=1e-6)
 
 
+class Clocked:
+    """Wraps an encoder: each passage takes `seconds` on a fake clock, the build's own."""
+
+    def __init__(self, encoder, seconds, monkeypatch):
+        from paperscope import indexer
+
+        self.inner, self.seconds, self.now = encoder, seconds, 0.0
+        self.model_name, self.dimension = encoder.model_name, encoder.dimension
+        monkeypatch.setattr(indexer, "_clock", lambda: self.now)
+
+    def encode(self, texts, progress=None):
+        self.now += self.seconds * len(texts)
+        return self.inner.encode(texts, progress)
+
+
+def test_chunks_are_committed_by_time_as_well_as_by_count(tmp_path, fake_encoder, monkeypatch):
+    """A kill loses at most about CHUNK_SECONDS of work, however slow the model: the chunks
+    after the first hold what the speed measured so far embeds in that time (issue 19)."""
+    from paperscope import indexer
+
+    monkeypatch.setattr(indexer, "CHUNK_SECONDS", 10.0)
+    monkeypatch.setattr(indexer, "FIRST_CHUNK_CHARACTERS", 100)
+    slow = Clocked(fake_encoder, 0.5, monkeypatch)  # 20 passages in CHUNK_SECONDS
+    corpus = many_docs(200)
+    report = build_index(IndexStore(tmp_path / "index"), corpus, model="fake-model", encoder=slow,
+                         scheme="whole")
+    sizes = [len(call) for call in fake_encoder.calls]
+    assert report.written and sum(sizes) == 200 and len(sizes) > 5
+    assert sizes[0] < 20 and max(sizes) * 0.5 <= 10.0 + 0.5  # a chunk: under CHUNK_SECONDS (+ one document)
+    assert max(sizes) >= 15  # sized by the measured speed, not one document at a time
+    fast = build_index(IndexStore(tmp_path / "fast"), corpus, model="fake-model", encoder=fake_encoder,
+                       scheme="whole", chunk_documents=50)
+    quick = [len(call) for call in fake_encoder.calls[len(sizes):]]
+    assert fast.written and sum(quick) == 200 and quick[1:4] == [50] * 3  # by count when fast
+
+
+def long_docs(count):
+    sentence = "The {} model improves {} results on a benchmark of many tasks."
+    words = ["adapter", "quantized", "reward", "code", "vision", "speech", "graph", "protein"]
+    return [Document(id=f"l{i}", title=f"Paper {i}", text=" ".join(
+        sentence.format(words[(i + j) % 8], words[(i * j) % 8]) for j in range(14)), meta={})
+        for i in range(count)]
+
+
+def test_the_default_scheme_takes_the_time_it_would_take_into_account(tmp_path, fake_encoder,
+                                                                       monkeypatch, caplog):
+    """Multi-scale passages unless embedding them here would take over SCHEME_BUDGET_SECONDS at the
+    speed measured on a sample; then whole abstracts, said with how to ask for passages."""
+    from paperscope.indexer import SCHEME_BUDGET_SECONDS, WHOLE_SCHEME_FROM, default_scheme
+
+    corpus = long_docs(600)
+    per_passage = SCHEME_BUDGET_SECONDS / sum(len(passages(doc)) for doc in corpus)
+    quick = Clocked(fake_encoder, per_passage / 2, monkeypatch)
+    assert default_scheme(corpus, "fake-model", quick)[0] == "multi-scale"
+    assert default_scheme(corpus[:100], "fake-model", Clocked(fake_encoder, 60.0, monkeypatch))[0] == \
+        "multi-scale"  # too few passages to be long anywhere: not even measured
+    slow = Clocked(fake_encoder, per_passage * 2, monkeypatch)
+    report = build_index(IndexStore(tmp_path / "index"), corpus, model="fake-model", encoder=slow)
+    assert report.scheme == "whole" and report.written
+    assert "--passages multi-scale" in caplog.text and "about 20 min here" in caplog.text
+    assert default_scheme(many_docs(WHOLE_SCHEME_FROM + 1), "fake-model", fake_encoder)[0] == "whole"
+
+
+def test_plan_embedding_is_what_is_left(tmp_path, fake_encoder):
+    """The plan a build (or a Ray driver) works from: the chunk files' documents are done."""
+    from paperscope.indexer import plan_embedding
+
+    store = IndexStore(tmp_path / "index")
+    corpus = many_docs(30)
+    with pytest.raises(KeyboardInterrupt):
+        build_index(store, corpus, model="fake-model", encoder=Interrupting(fake_encoder, 2),
+                    chunk_documents=10, scheme="whole")
+    plan = plan_embedding(store, corpus, model="fake-model", scheme="whole")
+    assert plan.todo == list(range(20, 30)) and plan.resumed == 20
+    assert plan.ranges(4) == [[20, 21, 22, 23], [24, 25, 26, 27], [28, 29]]
+    assert plan_embedding(store, corpus, model="fake-model", scheme="multi-scale").todo == list(range(30))
+
+
 def test_chunks_made_elsewhere_are_used_when_they_match(tmp_path, fake_encoder):
     store = IndexStore(tmp_path / "index")
     corpus = many_docs(20)

@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import threading
 import time
 import webbrowser
 from collections.abc import Iterable
@@ -227,9 +228,13 @@ def _output_format(fmt: str, as_json: bool) -> str:
 
 class _Progress:
     """A progress bar on stderr when it is a terminal; otherwise, on long work, a plain line
-    every `LINE_SECONDS` (for logs and CI), so that long work is never silent."""
+    every `LINE_SECONDS` (for logs and CI), so that long work is never silent: a thread writes it
+    even while nothing advances (a model loading, a long batch, a Ray job's first chunk). The
+    time left is estimated from the pace since the first advance, so that what came before it
+    (loading a model) does not inflate it."""
 
     LINE_SECONDS = 30.0
+    TICK_SECONDS = 5.0  # how often the thread looks
 
     def __init__(self, description: str):
         self.description = description
@@ -238,14 +243,22 @@ class _Progress:
         self._plain = False  # plain lines instead of a bar (stderr is not a terminal)
         self._done = self._total = 0
         self._unit = ""
-        self._started = self._last_line = 0.0
+        self._first: tuple[float, int] | None = None  # (time, count) at the first advance
+        self._last_line = 0.0
+        self._lock = threading.Lock()
+        self._stopped = threading.Event()
+        self._ticker: threading.Thread | None = None
 
     def start(self, total: int, unit: str = "") -> None:
         if total <= 0:
             return
         if not sys.stderr.isatty():
             self._plain, self._done, self._total, self._unit = True, 0, total, unit
-            self._started = self._last_line = time.monotonic()
+            self._first, self._last_line = None, time.monotonic()
+            if self._ticker is None:
+                self._stopped.clear()
+                self._ticker = threading.Thread(target=self._tick, name="progress", daemon=True)
+                self._ticker.start()
             return
         from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
@@ -260,19 +273,41 @@ class _Progress:
         if self._bar is not None and self._task is not None:
             self._bar.advance(self._task, amount)
         elif self._plain:
-            self._done += amount
-            now = time.monotonic()
-            if now - self._last_line >= self.LINE_SECONDS and self._done < self._total:
-                self._last_line = now
-                minutes = round((now - self._started) / self._done * (self._total - self._done) / 60)
-                left = f"about {minutes} min left" if minutes else "under a minute left"
-                _err(f"{self.description}: {self._done}/{self._total} {self._unit} "
-                     f"({self._done / self._total:.0%}), {left}")
+            with self._lock:
+                self._done += amount
+                now = time.monotonic()
+                if self._first is None:
+                    self._first = (now, self._done)
+                if now - self._last_line >= self.LINE_SECONDS:
+                    self._line(now)
+
+    def _tick(self) -> None:
+        while not self._stopped.wait(self.TICK_SECONDS):
+            with self._lock:
+                now = time.monotonic()
+                if self._plain and now - self._last_line >= self.LINE_SECONDS:
+                    self._line(now)
+
+    def _line(self, now: float) -> None:
+        if self._done >= self._total:
+            return
+        self._last_line = now
+        left = "estimating the time left"
+        if self._first is not None and self._done > self._first[1] and now > self._first[0]:
+            pace = (self._done - self._first[1]) / (now - self._first[0])
+            minutes = round((self._total - self._done) / pace / 60)
+            left = f"about {minutes} min left" if minutes else "under a minute left"
+        _err(f"{self.description}: {self._done}/{self._total} {self._unit} "
+             f"({self._done / self._total:.0%}), {left}")
 
     def stop(self) -> None:
         if self._bar is not None:
             self._bar.stop()
             self._bar = None
+        self._stopped.set()
+        if self._ticker is not None:
+            self._ticker.join()
+            self._ticker = None
         self._plain = False
 
 
@@ -572,12 +607,13 @@ def build(
 
 
 def _build_collection(collection, noun: str, *, full: bool = False, model: Optional[str] = None,
-                      search: str = "auto", scheme: Optional[str] = None, no_wait: bool = False) -> None:
+                      search: str = "auto", scheme: Optional[str] = None, no_wait: bool = False,
+                      embedder=None) -> None:
     """Build a corpus's or BEIR file's index with a progress bar, and report it."""
     with _embedding_feedback(noun) as (on_encoder, advance):
         report = collection.build(full=full, model=model, search=search, scheme=scheme,
                                   progress=advance, on_encoder=on_encoder, wait=not no_wait,
-                                  on_wait=_waiting)
+                                  on_wait=_waiting, embedder=embedder)
     _report_build(report, noun)
 
 
@@ -972,9 +1008,10 @@ def corpus_import(
     The snapshot is streamed, so memory stays small whatever its size. Embedding is the long
     part: whole abstracts (`--passages whole`, the default above 20,000 papers) take about 50
     minutes per 100,000 on a 2-core laptop CPU (seconds on a GPU); smaller corpora default to
-    multi-scale passages, about 13 vectors a paper and as many times slower, for a little more
-    quality. It is committed in chunks, so Ctrl-C and `paperscope corpus build NAME` later
-    resume where it stopped.
+    multi-scale passages, about 13 vectors a paper and several times slower, for a little more
+    quality, unless they would take more than 10 minutes here (then whole, as a line says). It
+    is committed in chunks of about 45 seconds of work, so Ctrl-C and `paperscope corpus build
+    NAME` later resume where it stopped.
 
     Examples:
 
@@ -1021,17 +1058,28 @@ def corpus_build(
     search: SearchMethod = "auto",
     scheme: PassageScheme = None,
     no_wait: bool = typer.Option(False, "--no-wait", help="Fail at once if another build runs."),
+    ray: bool = typer.Option(False, "--ray", help="Embed on a Ray cluster: $RAY_ADDRESS, else a "
+                             "local one started for the build (needs paperscope[ray])."),
+    ray_address: Optional[str] = typer.Option(None, "--ray-address", metavar="HOST:PORT",
+                                              help="The Ray cluster to embed on (implies --ray)."),
 ) -> None:
     """Index a corpus, or finish an interrupted build without embedding again what was done.
 
     Chunk files made elsewhere (benchmarks/gpu_corpus.py on a GPU machine, other processes) and
     copied into the corpus's index/chunks/ folder are used when their model, passage scheme and
-    texts match.
+    texts match. With --ray the embedding runs on a Ray cluster (Ray Data actors, one a GPU),
+    each finished range committed at once, so an interrupted build resumes as any other; keep
+    Ray on a private network: it has no authentication of its own.
 
-    Example: paperscope corpus build arxiv-cl
+    Examples:
+
+    \b
+    paperscope corpus build arxiv-cl
+    RAY_ADDRESS=10.0.0.5:6379 paperscope corpus build arxiv-cl --ray
     """
+    embedder = _api().ray_embedder(ray_address, on_note=_err) if ray or ray_address else None
     _build_collection(_api().Corpus.open(name).collection, "paper", full=full, model=model, search=search,
-                      scheme=scheme, no_wait=no_wait)
+                      scheme=scheme, no_wait=no_wait, embedder=embedder)
     _err(f'Search it with: paperscope search "QUESTION" --corpus {name}')
 
 

@@ -26,7 +26,7 @@ if TYPE_CHECKING:  # NumPy and the encoders load only when an index is opened or
     import numpy as np
 
     from .embedding import Encoder
-    from .indexer import BuildReport
+    from .indexer import BuildReport, Embedder
 
 
 @dataclass(frozen=True)
@@ -165,8 +165,10 @@ class Collection:
     def build(self, *, full: bool = False, model: str | None = None, search: str = "auto",
               scheme: str | None = None, progress: Callable[[int], None] | None = None,
               on_encoder: Callable[[str, int, str], None] | None = None,
-              wait: bool = True, on_wait: Callable[[], None] | None = None) -> BuildReport:
-        """Embed what is not embedded yet and commit the index (see indexer.build_index)."""
+              wait: bool = True, on_wait: Callable[[], None] | None = None,
+              embedder: Embedder | None = None) -> BuildReport:
+        """Embed what is not embedded yet and commit the index (see indexer.build_index);
+        `embedder` embeds elsewhere (distributed.ray_embedder), by default this process does."""
         from .indexer import build_index
 
         with self.store.write_lock(wait=wait, on_wait=on_wait):
@@ -175,7 +177,7 @@ class Collection:
                 report = build_index(self.store, documents, model=self.build_model(model),
                                      full=full, encoder=self.encoder, scheme=scheme or self.scheme,
                                      search=search, source=self.source, progress=progress,
-                                     on_encoder=on_encoder)
+                                     on_encoder=on_encoder, embedder=embedder)
             finally:
                 close = getattr(documents, "close", None)
                 if close is not None:

@@ -156,12 +156,15 @@ class SentenceTransformerEncoder:
             return np.zeros((0, self.dimension), dtype=np.float32)
         if self.device.startswith("cuda") and not self._model.default_prompt_name:
             return self._encode_cuda(texts, progress)
-        # Length-sorted batches waste no compute on padding; chunks report progress.
+        # Length-sorted batches waste no compute on padding. They are run a few at a time, long
+        # and short ones mixed (a golden-ratio sequence), so that progress is reported every few
+        # seconds at an even pace: estimates of the time left do not start inflated (issue 19).
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]), reverse=True)
         out = np.empty((len(texts), self.dimension), dtype=np.float32)
-        chunk = self.batch_size * 32  # progress every few seconds, sorting within large chunks
-        for start in range(0, len(order), chunk):
-            rows = order[start:start + chunk]
+        batches = [order[s:s + self.batch_size] for s in range(0, len(order), self.batch_size)]
+        spread = sorted(range(len(batches)), key=lambda b: (b * 0.6180339887498949) % 1.0)
+        for start in range(0, len(spread), 4):
+            rows = [i for b in spread[start:start + 4] for i in batches[b]]
             vectors = self._model.encode(
                 [texts[i] for i in rows], batch_size=self.batch_size,
                 normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False,

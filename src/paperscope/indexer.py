@@ -6,11 +6,14 @@ through the index format's atomic commit (see index.py and chunks.py)."""
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
+import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -37,7 +40,7 @@ from .index import (
 from .lexical import BM25_PARAMS, TOKENIZER_VERSION, build_lexical, default_stopwords
 from .records import Document
 from .settings import settings_change
-from .text import DEFAULT_SCHEME, SCHEMES, document_names, passages
+from .text import DEFAULT_SCHEME, SCHEMES, counted, document_names, passages
 from .version import __version__
 
 # Up to this many new passages are embedded by the light NumPy encoder (instant start, 24
@@ -49,8 +52,20 @@ WHOLE_SCHEME_FROM = 20_000
 # Indexes of more passages than this get an approximate FAISS index (README "Scale").
 ANN_FROM_PASSAGES = 100_000
 SEARCH_METHODS = ("auto", "exact", "approximate")
-# Documents embedded per committed chunk: a few minutes of work on a laptop CPU at most.
+# Documents embedded per committed chunk at most; a chunk also holds no more than about
+# CHUNK_SECONDS of work, measured as the build goes, so that a kill loses at most about a minute
+# whatever the passage scheme, model or machine (issue 19).
 CHUNK_DOCUMENTS = 2000
+CHUNK_SECONDS = 60.0
+# The first chunk, before any speed is measured: a few seconds of work on a laptop CPU.
+FIRST_CHUNK_CHARACTERS = 100_000
+# Multi-scale passages are the default up to WHOLE_SCHEME_FROM documents, unless embedding them
+# here would take longer than this (estimated from the speed measured on a sample).
+SCHEME_BUDGET_SECONDS = 600.0
+
+log = logging.getLogger(__name__)
+# The build's clock (a test replaces it with a fake one).
+_clock = time.monotonic
 
 
 @dataclass
@@ -72,6 +87,7 @@ class BuildReport:
 
 
 def choose_scheme(count: int) -> str:
+    """The passage scheme by size alone: whole abstracts above WHOLE_SCHEME_FROM documents."""
     return "whole" if count > WHOLE_SCHEME_FROM else DEFAULT_SCHEME
 
 
@@ -89,12 +105,97 @@ def _open_previous(store: IndexStore) -> tuple[OpenIndex | None, str]:
 
 
 @dataclass
-class _VectorSource:
+class VectorSource:
     """Where one document's vectors are: rows of the old index, or of a chunk file."""
 
     chunk: Any  # a chunk file Path, or None for the old index
     first: int
     count: int
+
+
+@dataclass
+class EmbeddingPlan:
+    """What a build of some documents with `model` and `scheme` has to embed: where the vectors
+    it can reuse are (`pool`, by content hash: rows of the old index or of chunk files) and the
+    positions of the documents still missing (`todo`, in document order)."""
+
+    model: str
+    scheme: str
+    hashes: list[str]  # every document's content hash, in document order
+    pool: dict[str, VectorSource]
+    todo: list[int]
+
+    @property
+    def resumed(self) -> int:
+        """Documents whose vectors come from chunk files."""
+        return sum(1 for h in self.hashes if h in self.pool and self.pool[h].chunk is not None)
+
+    def ranges(self, size: int) -> list[list[int]]:
+        """The missing documents' positions in runs of at most `size`: one chunk file each."""
+        return [self.todo[start:start + size] for start in range(0, len(self.todo), max(1, size))]
+
+    def commit(self, store: IndexStore, positions: Sequence[int], counts: Sequence[int],
+               vectors: np.ndarray, *, source: str = "") -> Path:
+        """Write the vectors of the documents at `positions` (`counts` passages each, in order)
+        as one chunk file, and take them into the pool; returns the file."""
+        hashes = [self.hashes[i] for i in positions]
+        store.chunks_dir.mkdir(parents=True, exist_ok=True)
+        path = chunks.write_chunk(store.chunks_dir, model=self.model, scheme=self.scheme,
+                                  source=source, start=positions[0], hashes=hashes, counts=counts,
+                                  vectors=vectors)
+        offset = 0
+        for h, count in zip(hashes, counts, strict=True):
+            self.pool.setdefault(h, VectorSource(path, offset, count))
+            offset += count
+        return path
+
+
+def plan_embedding(store: IndexStore, documents: Sequence[Document], *, model: str, scheme: str,
+                   old: OpenIndex | None = None) -> EmbeddingPlan:
+    """What is left to embed for an index of `documents`: the vectors of `old` (an index made
+    with the same model and scheme, whose vectors may be reused) and of the matching chunk files
+    in the store's chunk folder are taken as they are; the rest is `todo`."""
+    hashes = [doc.content_hash for doc in documents]
+    pool: dict[str, VectorSource] = {}
+    if old is not None:
+        pool = {h: VectorSource(None, first, count) for h, (first, count) in old.content_rows().items()}
+    wanted = set(hashes)
+    for path in chunks.chunk_files(store.chunks_dir):
+        info = chunks.read_chunk_info(path)
+        if info is None or info.model != model or info.scheme != scheme:
+            continue
+        offset = 0
+        for h, count in zip(info.hashes, info.counts, strict=True):
+            if h in wanted and h not in pool:
+                pool[h] = VectorSource(path, offset, count)
+            offset += count
+    return EmbeddingPlan(model, scheme, hashes, pool, [i for i, h in enumerate(hashes) if h not in pool])
+
+
+@dataclass
+class EmbeddingJob:
+    """What an embedder is given: the plan to carry out, committing each finished run of
+    documents with `plan.commit(store, ...)` as soon as it is done, so that a killed build keeps
+    it. `progress(n)` counts documents embedded; `on_encoder(kind, count, reason)` is told what
+    embeds how many documents before it starts."""
+
+    store: IndexStore
+    documents: Sequence[Document]
+    plan: EmbeddingPlan
+    report: BuildReport
+    source: str = ""
+    on_encoder: Callable[[str, int, str], None] | None = None
+    progress: Callable[[int], None] | None = None
+    chunk_documents: int = CHUNK_DOCUMENTS
+
+    def commit(self, positions: Sequence[int], counts: Sequence[int], vectors: np.ndarray) -> Path:
+        return self.plan.commit(self.store, positions, counts, vectors, source=self.source)
+
+
+# An embedder carries out a plan (every document of `job.plan.todo`, committed in chunk files)
+# and returns the dimension of the vectors: this process (the default) or a Ray cluster
+# (distributed.py).
+Embedder = Callable[[EmbeddingJob], int]
 
 
 def check_scheme(scheme: str) -> None:
@@ -108,41 +209,98 @@ def build_index(store: IndexStore, documents: Sequence[Document], *, model: str,
                 search: str = "auto", source: str = "",
                 on_encoder: Callable[[str, int, str], None] | None = None,
                 progress: Callable[[int], None] | None = None,
-                chunk_documents: int = CHUNK_DOCUMENTS) -> BuildReport:
+                chunk_documents: int = CHUNK_DOCUMENTS, embedder: Embedder | None = None) -> BuildReport:
     """Embed what changed and commit a new index of `documents` to `store`.
 
     `scheme` is a passage scheme of text.SCHEMES (by default the old index's, else that of an
-    interrupted build's chunks, else chosen by the number of documents); `search` is auto,
-    exact or approximate. `on_encoder(kind, count, reason)` is told which encoder embeds how
-    many documents, and why everything is embedded again when it is, before the encoder loads;
-    `progress(n)` counts documents embedded."""
+    interrupted build's chunks, else chosen by the number of documents and the time embedding
+    them would take: `default_scheme`); `search` is auto, exact or approximate.
+    `on_encoder(kind, count, reason)` is told which encoder embeds how many documents, and why
+    everything is embedded again when it is, before the encoder loads; `progress(n)` counts
+    documents embedded. `embedder` embeds elsewhere (distributed.ray_embedder); by default this
+    process does, with `encoder` or the one `load_encoder` gives."""
     if search not in SEARCH_METHODS:
         raise UsageError(f"Unknown search method {search!r}: choose one of {', '.join(SEARCH_METHODS)}.")
     if scheme is not None:
         check_scheme(scheme)
     old, reason = _open_previous(store)
-    scheme = scheme or (old.manifest.scheme if old and old.manifest.scheme in SCHEMES else None) or \
-        _started_scheme(store, model) or choose_scheme(len(documents))
-    report = BuildReport(total=len(documents), model=model, scheme=scheme)
-    reason = "--full was asked for" if full else reason or (
-        settings_change(old.manifest, model, scheme) if old else "")
-    report.reason = reason
-    report.encoder = (old.manifest.encoder or "") if old and not reason else ""
     try:
-        return _build(store, documents, old, report, encoder=encoder, search=search,
-                      source=source, on_encoder=on_encoder, progress=progress,
-                      chunk_documents=chunk_documents)
+        scheme = scheme or (old.manifest.scheme if old and old.manifest.scheme in SCHEMES else None) or \
+            _started_scheme(store, model)
+        loaded = False
+        if scheme is None:
+            if embedder is None:
+                loaded = encoder is None
+                scheme, encoder = default_scheme(documents, model, encoder)
+                loaded = loaded and encoder is not None
+            else:
+                scheme = choose_scheme(len(documents))
+        report = BuildReport(total=len(documents), model=model, scheme=scheme)
+        reason = "--full was asked for" if full else reason or (
+            settings_change(old.manifest, model, scheme) if old else "")
+        report.reason = reason
+        report.encoder = (old.manifest.encoder or "") if old and not reason else ""
+
+        def here(job: EmbeddingJob) -> int:
+            return _embed(job, encoder, announce=loaded)
+
+        return _build(store, documents, old, report, embedder=embedder or here, search=search, source=source,
+                      on_encoder=on_encoder, progress=progress, chunk_documents=chunk_documents)
     finally:
         if old is not None:
             old.close()
 
 
+def default_scheme(documents: Sequence[Document], model: str,
+                   encoder: Encoder | None = None) -> tuple[str, Encoder | None]:
+    """The passage scheme of a new index of `documents`, and the encoder loaded to decide it
+    (or `encoder`): whole abstracts above WHOLE_SCHEME_FROM documents, or when multi-scale
+    passages would take longer than SCHEME_BUDGET_SECONDS at the speed measured here on a
+    sample of them (said in a warning, with how to ask for multi-scale passages)."""
+    count = len(documents)
+    if count > WHOLE_SCHEME_FROM:
+        return "whole", encoder
+    if not count:
+        return DEFAULT_SCHEME, encoder
+    sample = [documents[int(i)] for i in np.unique(np.linspace(0, count - 1, min(count, 200)).astype(int))]
+    groups = [passages(doc, SCHEMES[DEFAULT_SCHEME]) for doc in sample]
+    if sum(map(len, groups)) / len(sample) * count <= SCHEME_MEASURE_FROM:
+        return DEFAULT_SCHEME, encoder
+    if encoder is None:
+        encoder = load_encoder(model, kinds=BUILD_ENCODERS)
+    step = max(1, len(groups) // 24)  # about 24 documents' passages, spread over the corpus
+    probe = [text for group in groups[::step] for text in group][:PROBE_PASSAGES]
+    encoder.encode(probe[:2])  # the first call of a model warms up
+    started = _clock()
+    encoder.encode(probe)
+    rate = sum(map(len, probe)) / max(_clock() - started, 1e-6)  # characters a second
+    per_document = sum(len(text) for group in groups for text in group) / len(sample)
+    seconds = per_document * count / rate
+    if seconds <= SCHEME_BUDGET_SECONDS:
+        return DEFAULT_SCHEME, encoder
+    whole = sum(len(doc.embedding_text) for doc in sample) / len(sample) * count / rate
+    log.warning("Embedding %s in multi-scale passages would take about %s here; each is embedded "
+                "whole instead (about %s, a little less precise search). To embed multi-scale "
+                "passages anyway, build with --passages multi-scale.",
+                counted(count, "document"), _minutes(seconds), _minutes(whole))
+    return "whole", encoder
+
+
+# Below this many multi-scale passages (estimated), default_scheme takes them without measuring:
+# under ten minutes at 5 passages a second, slower than any machine.
+SCHEME_MEASURE_FROM = 3000
+PROBE_PASSAGES = 96
+
+
+def _minutes(seconds: float) -> str:
+    return f"{round(seconds / 60)} min" if seconds >= 90 else f"{max(1, round(seconds))} s"
+
+
 def _build(store: IndexStore, documents: Sequence[Document], old: OpenIndex | None,
-           report: BuildReport, *, encoder: Encoder | None, search: str, source: str,
+           report: BuildReport, *, embedder: Embedder, search: str, source: str,
            on_encoder, progress, chunk_documents: int) -> BuildReport:
     model, scheme = report.model, report.scheme
     old_ids = old.ids() if old else []
-    hashes = [doc.content_hash for doc in documents]
     new_ids = {doc.id for doc in documents}
     report.removed = [doc_id for doc_id in old_ids if doc_id not in new_ids]
     digest = documents_digest(documents)
@@ -152,28 +310,19 @@ def _build(store: IndexStore, documents: Sequence[Document], old: OpenIndex | No
         report.search = old.manifest.search
         return report
 
-    pool: dict[str, _VectorSource] = {}
-    if old and not report.reason:
-        pool = {h: _VectorSource(None, first, count) for h, (first, count) in old.content_rows().items()}
-    wanted = set(hashes)
-    for path in chunks.chunk_files(store.chunks_dir):
-        info = chunks.read_chunk_info(path)
-        if info is None or info.model != model or info.scheme != scheme:
-            continue
-        offset = 0
-        for h, count in zip(info.hashes, info.counts, strict=True):
-            if h in wanted and h not in pool:
-                pool[h] = _VectorSource(path, offset, count)
-            offset += count
-    todo = [i for i, h in enumerate(hashes) if h not in pool]
-    report.embedded = [documents[i].id for i in todo]
-    report.resumed = sum(1 for h in hashes if h in pool and pool[h].chunk is not None)
-    report.reused = len(documents) - len(todo) - report.resumed
+    plan = plan_embedding(store, documents, model=model, scheme=scheme,
+                          old=old if old and not report.reason else None)
+    hashes, pool = plan.hashes, plan.pool
+    report.embedded = [documents[i].id for i in plan.todo]
+    report.resumed = plan.resumed
+    report.reused = len(documents) - len(plan.todo) - report.resumed
 
-    if todo:
-        encoder = _embed(store, documents, hashes, todo, pool, encoder, report, source=source,
-                         on_encoder=on_encoder, progress=progress, chunk_documents=chunk_documents)
-    dimension = encoder.dimension if encoder else (old.dimension if old else _chunk_dimension(pool))
+    if plan.todo:
+        dimension = embedder(EmbeddingJob(store, documents, plan, report, source=source,
+                                          on_encoder=on_encoder, progress=progress,
+                                          chunk_documents=chunk_documents))
+    else:
+        dimension = old.dimension if old and not report.reason else _chunk_dimension(pool)
     writer = store.writer()
     try:
         report.search = _write(writer, documents, hashes, pool, old, dimension, search)
@@ -208,36 +357,43 @@ def _build(store: IndexStore, documents: Sequence[Document], old: OpenIndex | No
     return report
 
 
-def _embed(store: IndexStore, documents: Sequence[Document], hashes: list[str], todo: list[int],
-           pool: dict[str, _VectorSource], encoder: Encoder | None, report: BuildReport, *,
-           source: str, on_encoder, progress, chunk_documents: int) -> Encoder:
-    """Embed the documents at `todo` chunk by chunk, committing each chunk as a file."""
-    lengths = SCHEMES[report.scheme]
-    if encoder is None:
-        few = len(todo) <= LIGHT_ENCODER_LIMIT and \
-            sum(len(passages(documents[i], lengths)) for i in todo) <= LIGHT_ENCODER_LIMIT
-        if on_encoder:
-            on_encoder("light" if few else "sentence-transformers", len(todo), report.reason)
-        encoder = load_encoder(report.model, kinds=SMALL_BUILD_ENCODERS if few else BUILD_ENCODERS)
+def _embed(job: EmbeddingJob, encoder: Encoder | None, *, announce: bool = False) -> int:
+    """Embed the plan's documents in this process, committing a chunk file each time
+    `job.chunk_documents` documents or about CHUNK_SECONDS of work (at the speed measured on the
+    chunks before) are done, whichever comes first."""
+    plan, report, documents = job.plan, job.report, job.documents
+    lengths = SCHEMES[plan.scheme]
+    if encoder is None or announce:
+        few = encoder is None and len(plan.todo) <= LIGHT_ENCODER_LIMIT and \
+            sum(len(passages(documents[i], lengths)) for i in plan.todo) <= LIGHT_ENCODER_LIMIT
+        if job.on_encoder:
+            job.on_encoder("light" if few else "sentence-transformers", len(plan.todo), report.reason)
+        if encoder is None:
+            encoder = load_encoder(report.model, kinds=SMALL_BUILD_ENCODERS if few else BUILD_ENCODERS)
     report.device = getattr(encoder, "device", "cpu")
     report.encoder = encoder_kind(encoder)
-    store.chunks_dir.mkdir(parents=True, exist_ok=True)
-    for start in range(0, len(todo), chunk_documents):
-        batch = todo[start:start + chunk_documents]
-        texts = [passages(documents[i], lengths) for i in batch]
+    budget = float(FIRST_CHUNK_CHARACTERS)  # characters in the next chunk
+    position = 0
+    while position < len(plan.todo):
+        batch: list[int] = []
+        texts: list[list[str]] = []
+        size = 0
+        while position < len(plan.todo) and len(batch) < job.chunk_documents and (not batch or size < budget):
+            group = passages(documents[plan.todo[position]], lengths)
+            batch.append(plan.todo[position])
+            texts.append(group)
+            size += sum(map(len, group))
+            position += 1
         flat = [text for group in texts for text in group]
-        vectors = encoder.encode(flat, progress=_per_document(progress, [len(t) for t in texts]))
+        started = _clock()
+        vectors = encoder.encode(flat, progress=_per_document(job.progress, [len(t) for t in texts]))
+        elapsed = _clock() - started
         if vectors.shape[1:] != (encoder.dimension,):
             raise IndexMismatchError(f"The model {report.model} gave vectors of shape {vectors.shape}.")
-        batch_hashes = [hashes[i] for i in batch]
-        path = chunks.write_chunk(store.chunks_dir, model=report.model, scheme=report.scheme,
-                                  source=source, start=batch[0], hashes=batch_hashes,
-                                  counts=[len(t) for t in texts], vectors=vectors)
-        offset = 0
-        for h, group in zip(batch_hashes, texts, strict=True):
-            pool.setdefault(h, _VectorSource(path, offset, len(group)))
-            offset += len(group)
-    return encoder
+        job.commit(batch, [len(t) for t in texts], vectors)
+        # The next chunk holds what this speed embeds in CHUNK_SECONDS.
+        budget = size / elapsed * CHUNK_SECONDS if elapsed > 0 else math.inf
+    return encoder.dimension
 
 
 def _started_scheme(store: IndexStore, model: str) -> str | None:
@@ -247,7 +403,7 @@ def _started_scheme(store: IndexStore, model: str) -> str | None:
     return found.most_common(1)[0][0] if found else None
 
 
-def _chunk_dimension(pool: dict[str, _VectorSource]) -> int:
+def _chunk_dimension(pool: dict[str, VectorSource]) -> int:
     for entry in pool.values():
         if entry.chunk is not None:
             info = chunks.read_chunk_info(entry.chunk)
@@ -256,7 +412,7 @@ def _chunk_dimension(pool: dict[str, _VectorSource]) -> int:
     return 0
 
 
-def _write(writer: IndexWriter, documents: Sequence[Document], hashes: list[str], pool: dict[str, _VectorSource],
+def _write(writer: IndexWriter, documents: Sequence[Document], hashes: list[str], pool: dict[str, VectorSource],
            old: OpenIndex | None, dimension: int, search: str) -> str:
     """Stage every data file of the new index; returns the search method written."""
     counts = np.array([pool[h].count for h in hashes], dtype=np.int64)
@@ -280,8 +436,7 @@ def _write(writer: IndexWriter, documents: Sequence[Document], hashes: list[str]
     writer.finish_array("vectors", vectors)
     writer.array("bounds", bounds)
     writer.array("facets", _facets(documents))
-    lexical = build_lexical((doc.embedding_text for doc in documents), default_stopwords(),
-                            TOKENIZER_VERSION)
+    lexical = build_lexical((doc.embedding_text for doc in documents), default_stopwords())
     writer.array("bm25data", lexical.data)
     writer.array("bm25docs", lexical.indices)
     writer.array("bm25ptr", lexical.indptr)
@@ -368,7 +523,7 @@ RETIRE_DOCUMENTS = 1000
 RETIRED_CHUNKS = 20
 
 
-def _retire(store: IndexStore, old: OpenIndex, pool: dict[str, _VectorSource], indexed: set[str],
+def _retire(store: IndexStore, old: OpenIndex, pool: dict[str, VectorSource], indexed: set[str],
             model: str, scheme: str) -> None:
     leaving = [(h, entry) for h, entry in pool.items() if entry.chunk is None and h not in indexed]
     if not leaving or len(leaving) > RETIRE_DOCUMENTS:

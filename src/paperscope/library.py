@@ -33,7 +33,7 @@ from .sources import fetch_ids, open_source, source_for
 
 __all__ = ["MODES", "Collection", "Corpus", "Filters", "Library", "SearchOutcome", "SnapshotFilter",
            "check_scheme", "corpora_dir", "entry_json", "find_papers", "list_corpora", "open_collection",
-           "run_evaluation"]
+           "ray_embedder", "run_evaluation"]
 
 import collections
 import contextlib
@@ -49,6 +49,7 @@ from .catalogue import Catalogue, normalise_arxiv_id, parse_catalogue
 from .collection import Collection, Filters, SearchOutcome, check_tags
 from .corpora import Corpus, SnapshotFilter, corpora_dir, list_corpora
 from .discover import discover as find_papers
+from .distributed import ray_embedder
 from .errors import (
     CatalogueChangedError,
     PaperscopeError,
