@@ -1,10 +1,12 @@
 """Harvesting arXiv's OAI-PMH interface against recorded pages served on 127.0.0.1."""
 
+import json
 from datetime import date
 from pathlib import Path
 
 import pytest
 
+from paperscope.corpora import Corpus, SnapshotFilter, StagedDocuments
 from paperscope.errors import FetchError
 from paperscope.sources import open_source
 from paperscope.sources.base import Deleted, PaperSource
@@ -176,3 +178,100 @@ def test_fetch_by_id_asks_get_record(stub):
     result = source(stub, delay_seconds=0).fetch(["2611.00101", "2611.99999"])
     assert list(result.records) == ["2611.00101"] and result.failures == {}
     assert stub.requests[0]["identifier"] == ["oai:arXiv.org:2611.00101"]
+
+
+# --- keeping a corpus up to date -------------------------------------------------------------
+
+def snapshot_record(arxiv_id, title, abstract, created, categories="cs.CL"):
+    return json.dumps({"id": arxiv_id, "title": title, "abstract": abstract, "categories": categories,
+                       "authors": "A. Author", "authors_parsed": [["Author", "A.", ""]],
+                       "versions": [{"version": "v1", "created": created}]})
+
+
+@pytest.fixture
+def corpus(tmp_path, monkeypatch, fake_encoder):
+    """A cs.CL corpus imported from a snapshot and built: LoRA (changed in page 2), a paper
+    arXiv deletes in page 2, and one that no harvest touches."""
+    monkeypatch.setenv("PAPERSCOPE_CACHE", str(tmp_path / "cache"))
+    path = tmp_path / "snapshot.jsonl"
+    path.write_text("\n".join([
+        snapshot_record("2106.09685", "LoRA: Low-Rank Adaptation of Large Language Models",
+                        "We propose Low-Rank Adaptation, or LoRA.", "Thu, 17 Jun 2021 17:37:18 GMT"),
+        snapshot_record("2610.00999", "A paper withdrawn later", "Its abstract, soon gone.",
+                        "Mon, 5 Oct 2026 10:00:00 GMT"),
+        snapshot_record("2610.00500", "Tokenizers for code-switched speech transcripts",
+                        "We compare tokenizers on code-switched transcripts.", "Tue, 20 Oct 2026 08:00:00 GMT"),
+    ]) + "\n")
+    made = Corpus("cl", encoder=fake_encoder)
+    made.import_snapshot(path, SnapshotFilter(("cs.CL",), since="2021"))
+    made.build()
+    return made
+
+
+def ids_in_order(corpus):
+    documents = StagedDocuments(corpus.staged_path)
+    try:
+        return [documents[i].id for i in range(len(documents))]
+    finally:
+        documents.close()
+
+
+AFTER = ["2106.09685", "2610.00500", "2611.00101", "2611.00233"]
+
+
+def test_an_update_applies_new_changed_and_deleted_records_and_embeds_only_those(stub, corpus):
+    two_pages(stub)
+    report = corpus.update(source(stub, delay_seconds=0), today=date(2026, 11, 20))
+    assert stub.requests[0]["from"] == ["2026-10-20"] and stub.requests[0]["set"] == ["cs"]
+    assert (report.added, report.changed, report.deleted, report.unchanged, report.outside) == (2, 1, 1, 0, 1)
+    assert ids_in_order(corpus) == AFTER  # changed in place, deleted gap closed, new appended
+    assert corpus.document("2106.09685").text.endswith("(revised: results on more models).")
+    assert corpus.document("2611.00233").meta["date"] == "2026-11-05"
+    assert sorted(report.build.embedded) == ["2106.09685", "2611.00101", "2611.00233"]
+    assert report.build.reused == 1
+    about = corpus.about()
+    assert (about["harvested"], about["documents"]) == ("2026-11-20", 4)
+    assert [h.document.id for h in corpus.collection.search("sparse adapters translation", k=1).hits] == [
+        "2611.00101"]
+
+
+def test_an_update_run_twice_is_a_no_op(stub, corpus):
+    two_pages(stub)
+    corpus.update(source(stub, delay_seconds=0), today=date(2026, 11, 20))
+    two_pages(stub)  # the same days asked again: the records come back unchanged
+    again = corpus.update(source(stub, delay_seconds=0), today=date(2026, 11, 20))
+    assert stub.requests[2]["from"] == ["2026-11-20"]
+    assert (again.touched, again.unchanged) == (0, 3)
+    assert again.build.embedded == [] and not again.build.written
+    assert ids_in_order(corpus) == AFTER
+
+
+def test_an_update_that_finds_nothing_asks_once_and_builds_nothing(stub, corpus):
+    stub.script = [("body", NO_RECORDS)]
+    report = corpus.update(source(stub, delay_seconds=0), today=date(2026, 11, 21))
+    assert len(stub.requests) == 1 and report.harvested == 0 and not report.build.written
+
+
+def test_an_update_killed_half_way_finishes_when_run_again(stub, corpus):
+    stub.script = [("body", PAGE1)] + [("status", 503, {"Retry-After": "1"})] * 3
+    batches = []
+    with pytest.raises(FetchError):
+        corpus.update(source(stub, delay_seconds=0), today=date(2026, 11, 20), batch=1,
+                      on_batch=lambda r: batches.append(r.added))
+    about = corpus.about()  # page 1 is in, the day harvested is not recorded
+    assert batches and "harvested" not in about and about["harvesting"] == "2026-10-20"
+    assert "2611.00101" in ids_in_order(corpus)
+    two_pages(stub)
+    report = corpus.update(source(stub, delay_seconds=0), today=date(2026, 11, 20))
+    assert stub.requests[-2]["from"] == ["2026-10-20"]  # the same days again
+    assert (report.added, report.changed, report.deleted, report.unchanged) == (1, 1, 1, 1)
+    assert ids_in_order(corpus) == AFTER and corpus.about()["harvested"] == "2026-11-20"
+    assert "harvesting" not in corpus.about()
+    assert sorted(report.build.embedded) == ["2106.09685", "2611.00101", "2611.00233"]
+
+
+def test_a_paper_that_leaves_the_selection_is_removed(stub, corpus):
+    moved = PAGE2.replace("<categories>cs.CL cs.AI cs.LG</categories>", "<categories>cs.LG</categories>")
+    stub.script = [("body", PAGE1), ("body", moved)]
+    report = corpus.update(source(stub, delay_seconds=0), today=date(2026, 11, 20))
+    assert "2106.09685" not in ids_in_order(corpus) and report.deleted == 2
