@@ -1,11 +1,13 @@
 """Harvesting arXiv's OAI-PMH interface against recorded pages served on 127.0.0.1."""
 
 import json
-from datetime import date
+from datetime import date, datetime, timezone
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+from paperscope.cli import app
 from paperscope.corpora import Corpus, SnapshotFilter, StagedDocuments
 from paperscope.errors import FetchError
 from paperscope.sources import open_source
@@ -189,9 +191,9 @@ def snapshot_record(arxiv_id, title, abstract, created, categories="cs.CL"):
 
 
 @pytest.fixture
-def corpus(tmp_path, monkeypatch, fake_encoder):
-    """A cs.CL corpus imported from a snapshot and built: LoRA (changed in page 2), a paper
-    arXiv deletes in page 2, and one that no harvest touches."""
+def snapshot(tmp_path, monkeypatch):
+    """A snapshot of three cs.CL papers: LoRA (changed in page 2), a paper arXiv deletes in
+    page 2, and one that no harvest touches."""
     monkeypatch.setenv("PAPERSCOPE_CACHE", str(tmp_path / "cache"))
     path = tmp_path / "snapshot.jsonl"
     path.write_text("\n".join([
@@ -202,8 +204,14 @@ def corpus(tmp_path, monkeypatch, fake_encoder):
         snapshot_record("2610.00500", "Tokenizers for code-switched speech transcripts",
                         "We compare tokenizers on code-switched transcripts.", "Tue, 20 Oct 2026 08:00:00 GMT"),
     ]) + "\n")
+    return path
+
+
+@pytest.fixture
+def corpus(snapshot, fake_encoder):
+    """The snapshot imported as a cs.CL corpus and built."""
     made = Corpus("cl", encoder=fake_encoder)
-    made.import_snapshot(path, SnapshotFilter(("cs.CL",), since="2021"))
+    made.import_snapshot(snapshot, SnapshotFilter(("cs.CL",), since="2021"))
     made.build()
     return made
 
@@ -275,3 +283,25 @@ def test_a_paper_that_leaves_the_selection_is_removed(stub, corpus):
     stub.script = [("body", PAGE1), ("body", moved)]
     report = corpus.update(source(stub, delay_seconds=0), today=date(2026, 11, 20))
     assert "2106.09685" not in ids_in_order(corpus) and report.deleted == 2
+
+
+def test_the_cli_updates_a_corpus_and_says_what_changed(stub, snapshot, library_dir, monkeypatch):
+    monkeypatch.setenv("PAPERSCOPE_ARXIV_OAI", stub.url)
+
+    def run(*args):
+        return CliRunner().invoke(app, ["--library", str(library_dir), *args])
+
+    assert run("corpus", "import", str(snapshot), "--name", "cl", "--category", "cs.CL").exit_code == 0
+    stub.script = [("body", PAGE2.replace("6960524|1001", ""))]  # one page: no politeness wait
+    result = run("corpus", "update", "cl")
+    assert result.exit_code == 0, result.output
+    assert "1 new, 1 changed, 1 removed, 0 unchanged" in result.output
+    assert "Index built: 2 embedded, 1 reused" in result.output
+    stub.script = [("body", NO_RECORDS)]
+    again = run("corpus", "update", "cl")
+    assert again.exit_code == 0 and "Index already up to date (3 papers)" in again.output
+    assert stub.requests[-1]["from"] == [datetime.now(timezone.utc).date().isoformat()]  # the last harvest's day
+    stub.script = [("body", NO_RECORDS.replace("noRecordsMatch", "badArgument"))]
+    failed = run("corpus", "update", "cl")
+    assert failed.exit_code == 8 and "badArgument" in failed.output and "Traceback" not in failed.output
+    assert run("corpus", "update", "cl", "--since", "2026-13-01").exit_code == 2

@@ -1017,6 +1017,39 @@ def corpus_build(
     _err(f'Search it with: paperscope search "QUESTION" --corpus {name}')
 
 
+@_corpus_command("update")
+def corpus_update(
+    name: str = typer.Argument(..., metavar="NAME", help="The corpus (see `paperscope corpus list`)."),
+    since: Optional[str] = typer.Option(None, "--since", metavar="DAY", help="Harvest from this "
+                                        "day (YYYY-MM-DD) instead of the last harvest's."),
+    search: SearchMethod = "auto",
+    no_wait: bool = typer.Option(False, "--no-wait", help="Fail at once if another build runs."),
+) -> None:
+    """Bring a corpus up to date with arXiv: harvest what was added, changed or deleted since
+    its last harvest (else since its newest paper), keep what matches its categories and dates,
+    and index it, embedding only new or changed papers.
+
+    Harvesting goes through arXiv's OAI-PMH interface (https://oaipmh.arxiv.org/oai, or
+    $PAPERSCOPE_ARXIV_OAI), one request every 3 seconds; arXiv refreshes it daily, Sunday to
+    Thursday. Interrupted, the next run asks the same days again and finishes; run twice, it
+    changes nothing.
+
+    Example: paperscope corpus update arxiv-cl
+    """
+    corpus = _api().Corpus.open(name)
+
+    def on_retry(reason: str, delay: float) -> None:
+        _err(f"arXiv: {reason}; trying again in {delay:.0f} s")
+
+    with _embedding_feedback("paper") as (on_encoder, advance):
+        report = corpus.update(since=since, on_retry=on_retry, search=search, progress=advance,
+                               on_encoder=on_encoder, wait=not no_wait, on_wait=_waiting)
+    _err(f"Harvested {counted(report.harvested, 'record')} from {report.since}: "
+         f"{report.added:,} new, {report.changed:,} changed, {report.deleted:,} removed, "
+         f"{report.unchanged:,} unchanged, {report.outside:,} outside the corpus's selection.")
+    _report_build(report.build, "paper")
+
+
 @_corpus_command("list")
 def corpus_list(
     as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts."),

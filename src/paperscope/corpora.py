@@ -287,9 +287,10 @@ class Corpus:
         return report
 
 
-    def update(self, source: PaperSource | None = None, *, since: date | None = None,
+    def update(self, source: PaperSource | None = None, *, since: date | str | None = None,
                today: date | None = None, batch: int = 500,
                on_batch: Callable[[UpdateReport], None] | None = None,
+               on_retry: Callable[[str, float], None] | None = None,
                **build_options: Any) -> UpdateReport:
         """Harvest what arXiv added, changed or deleted since the last harvest (else since the
         newest paper's day), keep what the corpus's selection accepts, and rebuild the index,
@@ -299,7 +300,16 @@ class Corpus:
         a record as the corpus holds it already is left alone, so a second run is a no-op.
         Each `batch` of records is committed as it comes (told to `on_batch`); the day
         harvested (`today`, UTC, when the harvest began) is recorded once every record is in,
-        so an update killed half-way harvests the same days again and finishes the work."""
+        so an update killed half-way harvests the same days again and finishes the work.
+
+        `source` is arXiv's OAI-PMH interface by default (`$PAPERSCOPE_ARXIV_OAI` for another
+        address), told `on_retry(reason, seconds)` before it waits to ask again; `since`
+        (YYYY-MM-DD) harvests from another day. FetchError when arXiv cannot be harvested
+        (what was applied stays, and the next run asks the same days again)."""
+        if isinstance(since, str):
+            if not re.match(r"^\d{4}-\d{2}-\d{2}$", since) or _day(since) is None:
+                raise UsageError(f"{since!r} is not a day: write YYYY-MM-DD.")
+            since = _day(since)
         about = self.about()
         chosen = about.get("filter") or {}
         selection = SnapshotFilter(tuple(chosen.get("categories") or ()), chosen.get("since"),
@@ -310,7 +320,7 @@ class Corpus:
             raise UsageError(f"The corpus {self.name!r} has no dated paper to harvest from.",
                              f"Give a day: paperscope corpus update {self.name} --since YYYY-MM-DD")
         today = today or datetime.now(timezone.utc).date()
-        source = source or open_source("arxiv-oai")
+        source = source or open_source("arxiv-oai", on_retry=on_retry)
         report = UpdateReport(since=start.isoformat(), until=today.isoformat())
         pending: list = []
         # whole archives are harvested ("cs" for "cs.CL") and filtered here, so that a paper
