@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from paperscope.cli import app
 from paperscope.corpora import Corpus, SnapshotFilter, StagedDocuments
-from paperscope.errors import FetchError
+from paperscope.errors import FetchError, UsageError
 from paperscope.sources import open_source
 from paperscope.sources.base import Deleted, PaperSource
 from paperscope.sources.oaipmh import OaiPmhSource, OaiRecord, oai_set
@@ -305,3 +305,68 @@ def test_the_cli_updates_a_corpus_and_says_what_changed(stub, snapshot, library_
     failed = run("corpus", "update", "cl")
     assert failed.exit_code == 8 and "badArgument" in failed.output and "Traceback" not in failed.output
     assert run("corpus", "update", "cl", "--since", "2026-13-01").exit_code == 2
+
+
+# --- a corpus started from arXiv, with no snapshot -------------------------------------------
+
+NEW_CL = SnapshotFilter(("cs.CL",), since="2026-11-01")
+
+
+def test_a_corpus_starts_from_arxiv_then_updates(stub, tmp_path, monkeypatch, fake_encoder):
+    monkeypatch.setenv("PAPERSCOPE_CACHE", str(tmp_path / "cache"))
+    two_pages(stub)
+    corpus = Corpus("new", encoder=fake_encoder)
+    report = corpus.import_arxiv(NEW_CL, source(stub, delay_seconds=0), today=date(2026, 11, 20))
+    assert stub.requests[0]["from"] == ["2026-11-01"] and stub.requests[0]["set"] == ["cs"]
+    assert ids_in_order(corpus) == ["2611.00101", "2611.00233"]  # LoRA was first posted in 2021
+    assert (report.added, report.outside) == (2, 2)
+    about = corpus.about()
+    assert (about["harvested"], about["documents"], about["filter"]["since"]) == ("2026-11-20", 2, "2026-11-01")
+    assert len(corpus.build().embedded) == 2
+    stub.script = [("body", NO_RECORDS)]
+    again = corpus.update(source(stub, delay_seconds=0), today=date(2026, 11, 21))
+    assert stub.requests[-1]["from"] == ["2026-11-20"] and not again.build.written
+
+
+def test_an_import_from_arxiv_cut_short_is_finished_by_an_update(stub, tmp_path, monkeypatch, fake_encoder):
+    monkeypatch.setenv("PAPERSCOPE_CACHE", str(tmp_path / "cache"))
+    stub.script = [("body", PAGE1)] + [("status", 503)] * 3
+    corpus = Corpus("new", encoder=fake_encoder)
+    with pytest.raises(FetchError) as cut:
+        corpus.import_arxiv(NEW_CL, source(stub, delay_seconds=0), today=date(2026, 11, 20))
+    assert "paperscope corpus update new" in cut.value.hint
+    assert ids_in_order(corpus) == ["2611.00101"]
+    two_pages(stub)
+    corpus.update(source(stub, delay_seconds=0), today=date(2026, 11, 20))
+    assert stub.requests[-2]["from"] == ["2026-11-01"]
+    assert ids_in_order(corpus) == ["2611.00101", "2611.00233"]
+
+
+def test_an_import_from_arxiv_that_keeps_nothing_leaves_no_corpus(stub, tmp_path, monkeypatch):
+    monkeypatch.setenv("PAPERSCOPE_CACHE", str(tmp_path / "cache"))
+    stub.script = [("body", NO_RECORDS)]
+    corpus = Corpus("new")
+    with pytest.raises(UsageError, match="No paper harvested"):
+        corpus.import_arxiv(NEW_CL, source(stub, delay_seconds=0))
+    assert not corpus.directory.exists()
+    with pytest.raises(UsageError, match="needs --since"):
+        corpus.import_arxiv(SnapshotFilter(("cs.CL",)), source(stub, delay_seconds=0))
+
+
+def test_the_cli_imports_from_arxiv(stub, library_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("PAPERSCOPE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("PAPERSCOPE_ARXIV_OAI", stub.url)
+
+    def run(*args):
+        return CliRunner().invoke(app, ["--library", str(library_dir), *args])
+
+    stub.script = [("body", PAGE2.replace("6960524|1001", ""))]
+    result = run("corpus", "import", "--from-arxiv", "--category", "cs.CL", "--since", "2026-11-01",
+                 "--name", "fresh")
+    assert result.exit_code == 0, result.output
+    assert "Imported 1 paper into corpus 'fresh'" in result.output and "Index built" in result.output
+    found = run("search", "court rulings summaries", "--corpus", "fresh", "--json")
+    assert found.exit_code == 0 and "2611.00233" in found.output
+    assert run("corpus", "import", "--name", "x", "--category", "cs.CL").exit_code == 2
+    assert run("corpus", "import", "--from-arxiv", "--name", "x", "--category", "cs.CL").exit_code == 2
+    assert run("corpus", "import", "--from-arxiv", "--name", "fresh", "--since", "2026-11").exit_code == 2

@@ -929,10 +929,13 @@ def _corpus_command(*args, **kwargs):
 
 @_corpus_command("import")
 def corpus_import(
-    snapshot: Path = typer.Argument(..., metavar="SNAPSHOT", help="arXiv's metadata snapshot "
-                                    "(arxiv-metadata-oai-snapshot.json, or a slice of it; .gz works).",
-                                    dir_okay=False),
+    snapshot: Optional[Path] = typer.Argument(None, metavar="[SNAPSHOT]", help="arXiv's metadata "
+                                              "snapshot (arxiv-metadata-oai-snapshot.json, or a slice "
+                                              "of it; .gz works).", dir_okay=False, show_default=False),
     name: str = typer.Option(..., "--name", "-n", metavar="NAME", help="The corpus's name."),
+    from_arxiv: bool = typer.Option(False, "--from-arxiv", help="No snapshot: harvest the papers "
+                                    "from arXiv's OAI-PMH interface (needs --since; later "
+                                    "`paperscope corpus update NAME` keeps it up)."),
     category: Optional[list[str]] = typer.Option(
         None, "--category", metavar="CAT", help="Only papers in this category (repeatable; "
         "cs.CL, or a prefix such as cs or astro-ph)."),
@@ -967,11 +970,39 @@ def corpus_import(
     \b
     paperscope corpus import snapshot.jsonl.gz --category cs --limit 20000 \\
         --name cs-sample --no-build
+
+    \b
+    paperscope corpus import --from-arxiv --category cs.CL --since 2026-11-01 --name cl-new
     """
     if scheme is not None:
         _api().check_scheme(scheme)  # before the import, not after it
     selection = _api().SnapshotFilter(tuple(category or ()), since, until)
     corpus = _api().Corpus(name)
+    if from_arxiv or snapshot is None:
+        if snapshot is not None or not from_arxiv:
+            raise UsageError("Give a SNAPSHOT file or --from-arxiv (one of them).")
+        if limit is not None:
+            raise UsageError("--limit goes with a SNAPSHOT file; --from-arxiv takes every paper "
+                             "of --category since --since.")
+
+        def on_retry(reason: str, delay: float) -> None:
+            _err(f"arXiv: {reason}; trying again in {delay:.0f} s")
+
+        _err(f"Harvesting arXiv's papers since {since} (one request every 3 s)…")
+        harvest = corpus.import_arxiv(selection, replace=replace, on_retry=on_retry,
+                                      on_batch=lambda r: _err(f"… {r.added:,} papers so far"))
+        _err(f"Imported {counted(harvest.added, 'paper')} into corpus {name!r} from "
+             f"{counted(harvest.harvested, 'harvested record')}.")
+    else:
+        _import_snapshot(corpus, snapshot, selection, limit=limit, replace=replace)
+    if no_build:
+        _err(f"Index it with: paperscope corpus build {name}")
+        return
+    _build_collection(corpus.collection, "paper", search=search, scheme=scheme)
+    _err(f'Search it with: paperscope search "QUESTION" --corpus {name}')
+
+
+def _import_snapshot(corpus, snapshot: Path, selection, *, limit: Optional[int], replace: bool) -> None:
     bar = _Progress("Reading snapshot")
     bar.start(file_size(snapshot), "bytes")
     try:
@@ -980,14 +1011,10 @@ def corpus_import(
     finally:
         bar.stop()
     skipped = sum(report.skipped.values())
-    _err(f"Imported {counted(report.kept, 'paper')} into corpus {name!r} from {counted(report.read, 'record')}"
+    _err(f"Imported {counted(report.kept, 'paper')} into corpus {corpus.name!r} from "
+         f"{counted(report.read, 'record')}"
          + (f"; skipped {skipped:,} unusable ({_reasons(report.skipped)})" if skipped else "")
          + (f"; {report.duplicates:,} repeated ids ignored" if report.duplicates else "") + ".")
-    if no_build:
-        _err(f"Index it with: paperscope corpus build {name}")
-        return
-    _build_collection(corpus.collection, "paper", search=search, scheme=scheme)
-    _err(f'Search it with: paperscope search "QUESTION" --corpus {name}')
 
 
 def _reasons(skipped: dict[str, int]) -> str:

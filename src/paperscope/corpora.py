@@ -287,10 +287,63 @@ class Corpus:
         return report
 
 
+
+    def import_arxiv(self, selection: SnapshotFilter, source: PaperSource | None = None, *,
+                     today: date | None = None, replace: bool = False,
+                     on_batch: Callable[[UpdateReport], None] | None = None,
+                     on_retry: Callable[[str, float], None] | None = None) -> UpdateReport:
+        """Start this corpus from arXiv itself, with no snapshot: harvest the papers of
+        `selection` (its `since` is required: the harvest asks for what changed from that day,
+        which holds every paper first posted since) and keep them, as `update` does (no build:
+        `build()` indexes them). Interrupted, what was harvested is kept and
+        `update()` finishes the harvest; a harvest that kept nothing leaves no corpus."""
+        start = _day(selection.since)
+        if start is None:
+            raise UsageError("Importing from arXiv needs --since: the first day of papers to harvest.")
+        if self.staged_path.exists() and not replace:
+            raise UsageError(f"A corpus named {self.name!r} exists already; nothing was imported.",
+                             f"Bring it up to date with: paperscope corpus update {self.name} "
+                             "(or pass --replace to import it anew).")
+        created = not self.directory.exists()
+        self.directory.mkdir(parents=True, exist_ok=True)
+        temp = self.directory / f".{STAGED_NAME}.{os.getpid()}.tmp"
+        temp.unlink(missing_ok=True)
+        with contextlib.closing(sqlite3.connect(temp)) as db:
+            db.execute("CREATE TABLE documents (position INTEGER PRIMARY KEY, id TEXT UNIQUE NOT NULL, "
+                       "title TEXT NOT NULL, text TEXT NOT NULL, meta TEXT NOT NULL)")
+            db.execute("CREATE TABLE about (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+            about = {"snapshot": None, "source": "arXiv OAI-PMH", "filter": selection.to_json(),
+                     "limit": None, "documents": 0, "harvesting": start.isoformat()}
+            db.executemany("INSERT INTO about VALUES (?, ?)",
+                           [(key, json.dumps(value)) for key, value in about.items()])
+            db.commit()
+        os.replace(temp, self.staged_path)
+        try:
+            report = self.update(source, since=start, today=today, on_batch=on_batch,
+                                 on_retry=on_retry, build=False)
+        except PaperscopeError as err:
+            if self.about().get("documents"):
+                err.hint = (f"What was harvested is kept: paperscope corpus update {self.name} "
+                            "finishes the import.")
+            elif created:
+                shutil.rmtree(self.directory, ignore_errors=True)
+            raise
+        except BaseException:
+            if created and not self.about().get("documents"):
+                shutil.rmtree(self.directory, ignore_errors=True)
+            raise
+        if not self.about().get("documents"):
+            if created:
+                shutil.rmtree(self.directory, ignore_errors=True)
+            raise UsageError(f"No paper harvested from arXiv matched; nothing was imported "
+                             f"({report.harvested:,} records since {report.since}).",
+                             "Check --category and --since/--until (`paperscope corpus import --help`).")
+        return report
+
     def update(self, source: PaperSource | None = None, *, since: date | str | None = None,
                today: date | None = None, batch: int = 500,
                on_batch: Callable[[UpdateReport], None] | None = None,
-               on_retry: Callable[[str, float], None] | None = None,
+               on_retry: Callable[[str, float], None] | None = None, build: bool = True,
                **build_options: Any) -> UpdateReport:
         """Harvest what arXiv added, changed or deleted since the last harvest (else since the
         newest paper's day), keep what the corpus's selection accepts, and rebuild the index,
@@ -301,6 +354,7 @@ class Corpus:
         Each `batch` of records is committed as it comes (told to `on_batch`); the day
         harvested (`today`, UTC, when the harvest began) is recorded once every record is in,
         so an update killed half-way harvests the same days again and finishes the work.
+        With `build` False the index is left for a later build.
 
         `source` is arXiv's OAI-PMH interface by default (`$PAPERSCOPE_ARXIV_OAI` for another
         address), told `on_retry(reason, seconds)` before it waits to ask again; `since`
@@ -330,19 +384,24 @@ class Corpus:
             with db:
                 db.execute("INSERT OR REPLACE INTO about VALUES ('harvesting', ?)",
                            (json.dumps(report.since),))
-            for item in source.changed_since(start, categories=archives):
-                pending.append(item)
-                if len(pending) >= batch:
-                    self._apply(db, pending, selection, report)
-                    pending = []
-                    if on_batch:
-                        on_batch(report)
+            try:
+                for item in source.changed_since(start, categories=archives):
+                    pending.append(item)
+                    if len(pending) >= batch:
+                        self._apply(db, pending, selection, report)
+                        pending = []
+                        if on_batch:
+                            on_batch(report)
+            except PaperscopeError:  # the harvest was cut short: keep what came before
+                self._apply(db, pending, selection, report)
+                raise
             self._apply(db, pending, selection, report)
             with db:
                 db.execute("INSERT OR REPLACE INTO about VALUES ('harvested', ?)",
                            (json.dumps(report.until),))
                 db.execute("DELETE FROM about WHERE key = 'harvesting'")
-        report.build = self.collection.build(**build_options)
+        if build:
+            report.build = self.collection.build(**build_options)
         return report
 
     def _newest_day(self) -> date | None:
