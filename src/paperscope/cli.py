@@ -972,7 +972,8 @@ def corpus_import(
         --name cs-sample --no-build
 
     \b
-    paperscope corpus import --from-arxiv --category cs.CL --since 2026-11-01 --name cl-new
+    paperscope corpus import --from-arxiv --category cs.CL \\
+        --since 2026-11-01 --name cl-new
     """
     if scheme is not None:
         _api().check_scheme(scheme)  # before the import, not after it
