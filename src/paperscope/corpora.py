@@ -412,9 +412,12 @@ class Corpus:
 
     def _apply(self, db: sqlite3.Connection, items: list, selection: SnapshotFilter,
                report: UpdateReport) -> None:
-        """Apply harvested records and deletions in one transaction (positions stay 0..n-1)."""
+        """Apply harvested records and deletions in one transaction (positions stay 0..n-1),
+        under the index's lock, so that no build reads the documents half-changed."""
+        if not items:
+            return
         removed = False
-        with db:
+        with self.store.write_lock(), db:
             for item in items:
                 report.harvested += 1
                 key = item.key if isinstance(item, Deleted) else item.arxiv_id
