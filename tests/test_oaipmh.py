@@ -370,3 +370,19 @@ def test_the_cli_imports_from_arxiv(stub, library_dir, tmp_path, monkeypatch):
     assert run("corpus", "import", "--name", "x", "--category", "cs.CL").exit_code == 2
     assert run("corpus", "import", "--from-arxiv", "--name", "x", "--category", "cs.CL").exit_code == 2
     assert run("corpus", "import", "--from-arxiv", "--name", "fresh", "--since", "2026-11").exit_code == 2
+
+
+def test_an_update_that_finds_nothing_reads_no_document_once_an_update_built_the_index(
+        stub, corpus, monkeypatch):
+    two_pages(stub)
+    corpus.update(source(stub, delay_seconds=0), today=date(2026, 11, 20))
+    builds = []
+    real_build = corpus.collection.build
+    monkeypatch.setattr(corpus.collection, "build", lambda **o: builds.append(o) or real_build(**o))
+    stub.script = [("body", NO_RECORDS)]
+    quiet = corpus.update(source(stub, delay_seconds=0), today=date(2026, 11, 21))
+    assert builds == [] and not quiet.build.written and quiet.build.total == 4
+    corpus.build(full=True)  # another build since: the next update checks the documents again
+    stub.script = [("body", NO_RECORDS)]
+    corpus.update(source(stub, delay_seconds=0), today=date(2026, 11, 22))
+    assert len(builds) == 2  # the full build above, then the update's check

@@ -401,8 +401,30 @@ class Corpus:
                            (json.dumps(report.until),))
                 db.execute("DELETE FROM about WHERE key = 'harvesting'")
         if build:
-            report.build = self.collection.build(**build_options)
+            report.build = self._build_unless_current(report, build_options)
         return report
+
+    def _build_unless_current(self, report: UpdateReport, build_options: dict[str, Any]) -> BuildReport:
+        """The build after an update. When the update changed nothing and the index was built
+        by an update from the documents as they are (the `revision` its `_apply`s count, and
+        the manifest as that build left it), nothing is read: an update that finds nothing
+        new takes the time of its requests, not of a pass over every document."""
+        from .indexer import BuildReport
+
+        about = self.about()
+        try:
+            manifest = self.store.manifest_path.stat().st_mtime_ns
+        except OSError:
+            manifest = None
+        revision = about.get("revision", 0)
+        if (not report.touched and not build_options.get("full") and manifest is not None
+                and about.get("indexed") == {"revision": revision, "manifest": manifest}):
+            return BuildReport(total=about.get("documents") or 0, written=False)
+        built = self.collection.build(**build_options)
+        with contextlib.closing(sqlite3.connect(self.staged_path)) as db, db:
+            db.execute("INSERT OR REPLACE INTO about VALUES ('indexed', ?)", (json.dumps(
+                {"revision": revision, "manifest": self.store.manifest_path.stat().st_mtime_ns}),))
+        return built
 
     def _newest_day(self) -> date | None:
         """The first day of the newest paper's date (YYYY-MM-DD, YYYY-MM or YYYY)."""
@@ -416,7 +438,7 @@ class Corpus:
         under the index's lock, so that no build reads the documents half-changed."""
         if not items:
             return
-        removed = False
+        removed, before = False, report.touched
         with self.store.write_lock(), db:
             for item in items:
                 report.harvested += 1
@@ -452,6 +474,9 @@ class Corpus:
                            "WHERE documents.id = r.id")
             count = db.execute("SELECT count(*) FROM documents").fetchone()[0]
             db.execute("INSERT OR REPLACE INTO about VALUES ('documents', ?)", (json.dumps(count),))
+            if report.touched > before:  # the documents' revision, for _build_unless_current
+                db.execute("INSERT OR REPLACE INTO about VALUES ('revision', coalesce((SELECT "
+                           "CAST(value AS INTEGER) FROM about WHERE key = 'revision'), 0) + 1)")
 
     def document(self, doc_id: str) -> Document | None:
         """One imported paper by id, from the import itself (no index needed)."""
