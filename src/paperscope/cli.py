@@ -911,8 +911,9 @@ def evaluate(
 
 corpus_app = typer.Typer(
     name="corpus", no_args_is_help=True,
-    help="Import slices of arXiv's metadata snapshot as named corpora, to search them and to "
-         "discover papers for the catalogue.\n\nExample:\n\n"
+    help="Import slices of arXiv (its metadata snapshot, or its OAI-PMH interface) as named "
+         "corpora, keep them up to date, search them and discover papers for the catalogue."
+         "\n\nExample:\n\n"
          "\b\npaperscope corpus import arxiv-metadata-oai-snapshot.json \\\n"
          "    --category cs.CL --since 2025-01 --name arxiv-cl")
 app.add_typer(corpus_app)
