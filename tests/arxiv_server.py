@@ -51,7 +51,7 @@ def closed_port_url() -> str:
 class ArxivStub:
     """Answers each request with the next scripted step, then with `default` (the recorded feed).
 
-    Steps: ("ok",), ("status", code[, headers]), ("sleep", seconds), ("reset",), ("body", text),
+    Steps: ("ok",), ("status", code[, headers]), ("sleep", seconds), ("reset",), ("body", text[, wait]),
     ("summary", text): every abstract replaced by text (raw XML, entities included),
     ("drip", seconds[, "headers"]): the body (or the headers) one byte every `seconds`,
     ("gzip_bomb", size): a gzip body of `size` zero bytes once inflated,
@@ -82,6 +82,8 @@ class ArxivStub:
                     return
                 if kind == "sleep":
                     time.sleep(step[1])
+                if kind == "body" and len(step) > 2:  # ("body", text, seconds): after a wait
+                    time.sleep(step[2])
                 if kind == "status":
                     self.send_response(step[1])
                     for name, value in (step[2] if len(step) > 2 else {}).items():

@@ -20,7 +20,8 @@ LAYERS = [
     {"index", "chunks", "embedding", "lexical"},
     {"spelling"},
     {"catalogue", "beir", "bibtex", "render", "settings", "text", "store", "records", "errors",
-     "version", "sources", "sources.base", "sources.ids", "sources.arxiv_api", "sources.snapshot"},
+     "version", "sources", "sources.base", "sources.ids", "sources.arxiv_api", "sources.oaipmh",
+     "sources.snapshot"},
 ]
 
 

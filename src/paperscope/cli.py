@@ -965,8 +965,9 @@ def evaluate(
 
 corpus_app = typer.Typer(
     name="corpus", no_args_is_help=True,
-    help="Import slices of arXiv's metadata snapshot as named corpora, to search them and to "
-         "discover papers for the catalogue.\n\nExample:\n\n"
+    help="Import slices of arXiv (its metadata snapshot, or its OAI-PMH interface) as named "
+         "corpora, keep them up to date, search them and discover papers for the catalogue."
+         "\n\nExample:\n\n"
          "\b\npaperscope corpus import arxiv-metadata-oai-snapshot.json \\\n"
          "    --category cs.CL --since 2025-01 --name arxiv-cl")
 app.add_typer(corpus_app)
@@ -983,10 +984,13 @@ def _corpus_command(*args, **kwargs):
 
 @_corpus_command("import")
 def corpus_import(
-    snapshot: Path = typer.Argument(..., metavar="SNAPSHOT", help="arXiv's metadata snapshot "
-                                    "(arxiv-metadata-oai-snapshot.json, or a slice of it; .gz works).",
-                                    dir_okay=False),
+    snapshot: Optional[Path] = typer.Argument(None, metavar="[SNAPSHOT]", help="arXiv's metadata "
+                                              "snapshot (arxiv-metadata-oai-snapshot.json, or a slice "
+                                              "of it; .gz works).", dir_okay=False, show_default=False),
     name: str = typer.Option(..., "--name", "-n", metavar="NAME", help="The corpus's name."),
+    from_arxiv: bool = typer.Option(False, "--from-arxiv", help="No snapshot: harvest the papers "
+                                    "from arXiv's OAI-PMH interface (needs --since; later "
+                                    "`paperscope corpus update NAME` keeps it up)."),
     category: Optional[list[str]] = typer.Option(
         None, "--category", metavar="CAT", help="Only papers in this category (repeatable; "
         "cs.CL, or a prefix such as cs or astro-ph)."),
@@ -1022,11 +1026,40 @@ def corpus_import(
     \b
     paperscope corpus import snapshot.jsonl.gz --category cs --limit 20000 \\
         --name cs-sample --no-build
+
+    \b
+    paperscope corpus import --from-arxiv --category cs.CL \\
+        --since 2026-11-01 --name cl-new
     """
     if scheme is not None:
         _api().check_scheme(scheme)  # before the import, not after it
     selection = _api().SnapshotFilter(tuple(category or ()), since, until)
     corpus = _api().Corpus(name)
+    if from_arxiv or snapshot is None:
+        if snapshot is not None or not from_arxiv:
+            raise UsageError("Give a SNAPSHOT file or --from-arxiv (one of them).")
+        if limit is not None:
+            raise UsageError("--limit goes with a SNAPSHOT file; --from-arxiv takes every paper "
+                             "of --category since --since.")
+
+        def on_retry(reason: str, delay: float) -> None:
+            _err(f"arXiv: {reason}; trying again in {delay:.0f} s")
+
+        _err(f"Harvesting arXiv's papers since {since} (one request every 3 s)…")
+        harvest = corpus.import_arxiv(selection, replace=replace, on_retry=on_retry,
+                                      on_batch=lambda r: _err(f"… {r.added:,} papers so far"))
+        _err(f"Imported {counted(harvest.added, 'paper')} into corpus {name!r} from "
+             f"{counted(harvest.harvested, 'harvested record')}.")
+    else:
+        _import_snapshot(corpus, snapshot, selection, limit=limit, replace=replace)
+    if no_build:
+        _err(f"Index it with: paperscope corpus build {name}")
+        return
+    _build_collection(corpus.collection, "paper", search=search, scheme=scheme)
+    _err(f'Search it with: paperscope search "QUESTION" --corpus {name}')
+
+
+def _import_snapshot(corpus, snapshot: Path, selection, *, limit: Optional[int], replace: bool) -> None:
     bar = _Progress("Reading snapshot")
     bar.start(file_size(snapshot), "bytes")
     try:
@@ -1035,14 +1068,10 @@ def corpus_import(
     finally:
         bar.stop()
     skipped = sum(report.skipped.values())
-    _err(f"Imported {counted(report.kept, 'paper')} into corpus {name!r} from {counted(report.read, 'record')}"
+    _err(f"Imported {counted(report.kept, 'paper')} into corpus {corpus.name!r} from "
+         f"{counted(report.read, 'record')}"
          + (f"; skipped {skipped:,} unusable ({_reasons(report.skipped)})" if skipped else "")
          + (f"; {report.duplicates:,} repeated ids ignored" if report.duplicates else "") + ".")
-    if no_build:
-        _err(f"Index it with: paperscope corpus build {name}")
-        return
-    _build_collection(corpus.collection, "paper", search=search, scheme=scheme)
-    _err(f'Search it with: paperscope search "QUESTION" --corpus {name}')
 
 
 def _reasons(skipped: dict[str, int]) -> str:
@@ -1081,6 +1110,39 @@ def corpus_build(
     _build_collection(_api().Corpus.open(name).collection, "paper", full=full, model=model, search=search,
                       scheme=scheme, no_wait=no_wait, embedder=embedder)
     _err(f'Search it with: paperscope search "QUESTION" --corpus {name}')
+
+
+@_corpus_command("update")
+def corpus_update(
+    name: str = typer.Argument(..., metavar="NAME", help="The corpus (see `paperscope corpus list`)."),
+    since: Optional[str] = typer.Option(None, "--since", metavar="DAY", help="Harvest from this "
+                                        "day (YYYY-MM-DD) instead of the last harvest's."),
+    search: SearchMethod = "auto",
+    no_wait: bool = typer.Option(False, "--no-wait", help="Fail at once if another build runs."),
+) -> None:
+    """Bring a corpus up to date with arXiv: harvest what was added, changed or deleted since
+    its last harvest (else since its newest paper), keep what matches its categories and dates,
+    and index it, embedding only new or changed papers.
+
+    Harvesting goes through arXiv's OAI-PMH interface (https://oaipmh.arxiv.org/oai, or
+    $PAPERSCOPE_ARXIV_OAI), one request every 3 seconds; arXiv refreshes it daily, Sunday to
+    Thursday. Interrupted, the next run asks the same days again and finishes; run twice, it
+    changes nothing.
+
+    Example: paperscope corpus update arxiv-cl
+    """
+    corpus = _api().Corpus.open(name)
+
+    def on_retry(reason: str, delay: float) -> None:
+        _err(f"arXiv: {reason}; trying again in {delay:.0f} s")
+
+    with _embedding_feedback("paper") as (on_encoder, advance):
+        report = corpus.update(since=since, on_retry=on_retry, search=search, progress=advance,
+                               on_encoder=on_encoder, wait=not no_wait, on_wait=_waiting)
+    _err(f"Harvested {counted(report.harvested, 'record')} from {report.since}: "
+         f"{report.added:,} new, {report.changed:,} changed, {report.deleted:,} removed, "
+         f"{report.unchanged:,} unchanged, {report.outside:,} outside the corpus's selection.")
+    _report_build(report.build, "paper")
 
 
 @_corpus_command("list")

@@ -19,7 +19,7 @@ import shutil
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime, timezone
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,13 +28,15 @@ from .collection import Collection
 from .errors import PaperscopeError, UnknownEntryError, UsageError
 from .index import IndexStore
 from .records import Document, PaperRecord
-from .sources import month_from_arxiv_id, utc_now
+from .sources import month_from_arxiv_id, open_source, utc_now
+from .sources.base import Deleted
 from .sources.snapshot import UnusableLine, parse_line, refuse_unless_snapshot, snapshot_lines
 from .store import cache_dir
 
 if TYPE_CHECKING:
     from .embedding import Encoder
     from .indexer import BuildReport
+    from .sources.base import PaperSource
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _MONTH = re.compile(r"^\d{4}(-\d{2}(-\d{2})?)?$")
@@ -63,6 +65,27 @@ class ImportReport:
 
     def skip(self, reason: str) -> None:
         self.skipped[reason] = self.skipped.get(reason, 0) + 1
+
+
+@dataclass
+class UpdateReport:
+    """What an update harvested and did: papers added, changed (replaced) and deleted (by
+    arXiv, or no longer in the corpus's selection), records that were already as harvested,
+    and records outside the selection; then the build's report."""
+
+    since: str = ""
+    until: str = ""  # the day recorded as harvested: the next update starts there
+    harvested: int = 0
+    added: int = 0
+    changed: int = 0
+    deleted: int = 0
+    unchanged: int = 0
+    outside: int = 0
+    build: BuildReport | None = None
+
+    @property
+    def touched(self) -> int:
+        return self.added + self.changed + self.deleted
 
 
 @dataclass(frozen=True)
@@ -263,6 +286,198 @@ class Corpus:
             raise
         return report
 
+
+
+    def import_arxiv(self, selection: SnapshotFilter, source: PaperSource | None = None, *,
+                     today: date | None = None, replace: bool = False,
+                     on_batch: Callable[[UpdateReport], None] | None = None,
+                     on_retry: Callable[[str, float], None] | None = None) -> UpdateReport:
+        """Start this corpus from arXiv itself, with no snapshot: harvest the papers of
+        `selection` (its `since` is required: the harvest asks for what changed from that day,
+        which holds every paper first posted since) and keep them, as `update` does (no build:
+        `build()` indexes them). Interrupted, what was harvested is kept and
+        `update()` finishes the harvest; a harvest that kept nothing leaves no corpus."""
+        start = _day(selection.since)
+        if start is None:
+            raise UsageError("Importing from arXiv needs --since: the first day of papers to harvest.")
+        if self.staged_path.exists() and not replace:
+            raise UsageError(f"A corpus named {self.name!r} exists already; nothing was imported.",
+                             f"Bring it up to date with: paperscope corpus update {self.name} "
+                             "(or pass --replace to import it anew).")
+        created = not self.directory.exists()
+        self.directory.mkdir(parents=True, exist_ok=True)
+        temp = self.directory / f".{STAGED_NAME}.{os.getpid()}.tmp"
+        temp.unlink(missing_ok=True)
+        with contextlib.closing(sqlite3.connect(temp)) as db:
+            db.execute("CREATE TABLE documents (position INTEGER PRIMARY KEY, id TEXT UNIQUE NOT NULL, "
+                       "title TEXT NOT NULL, text TEXT NOT NULL, meta TEXT NOT NULL)")
+            db.execute("CREATE TABLE about (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+            about = {"snapshot": None, "source": "arXiv OAI-PMH", "filter": selection.to_json(),
+                     "limit": None, "documents": 0, "harvesting": start.isoformat()}
+            db.executemany("INSERT INTO about VALUES (?, ?)",
+                           [(key, json.dumps(value)) for key, value in about.items()])
+            db.commit()
+        os.replace(temp, self.staged_path)
+        try:
+            report = self.update(source, since=start, today=today, on_batch=on_batch,
+                                 on_retry=on_retry, build=False)
+        except PaperscopeError as err:
+            if self.about().get("documents"):
+                err.hint = (f"What was harvested is kept: paperscope corpus update {self.name} "
+                            "finishes the import.")
+            elif created:
+                shutil.rmtree(self.directory, ignore_errors=True)
+            raise
+        except BaseException:
+            if created and not self.about().get("documents"):
+                shutil.rmtree(self.directory, ignore_errors=True)
+            raise
+        if not self.about().get("documents"):
+            if created:
+                shutil.rmtree(self.directory, ignore_errors=True)
+            raise UsageError(f"No paper harvested from arXiv matched; nothing was imported "
+                             f"({report.harvested:,} records since {report.since}).",
+                             "Check --category and --since/--until (`paperscope corpus import --help`).")
+        return report
+
+    def update(self, source: PaperSource | None = None, *, since: date | str | None = None,
+               today: date | None = None, batch: int = 500,
+               on_batch: Callable[[UpdateReport], None] | None = None,
+               on_retry: Callable[[str, float], None] | None = None, build: bool = True,
+               **build_options: Any) -> UpdateReport:
+        """Harvest what arXiv added, changed or deleted since the last harvest (else since the
+        newest paper's day), keep what the corpus's selection accepts, and rebuild the index,
+        embedding only new or changed papers (`Collection.build`'s options).
+
+        Changed papers are replaced where they stand, deleted ones removed, new ones appended;
+        a record as the corpus holds it already is left alone, so a second run is a no-op.
+        Each `batch` of records is committed as it comes (told to `on_batch`); the day
+        harvested (`today`, UTC, when the harvest began) is recorded once every record is in,
+        so an update killed half-way harvests the same days again and finishes the work.
+        With `build` False the index is left for a later build.
+
+        `source` is arXiv's OAI-PMH interface by default (`$PAPERSCOPE_ARXIV_OAI` for another
+        address), told `on_retry(reason, seconds)` before it waits to ask again; `since`
+        (YYYY-MM-DD) harvests from another day. FetchError when arXiv cannot be harvested
+        (what was applied stays, and the next run asks the same days again)."""
+        if isinstance(since, str):
+            if not re.match(r"^\d{4}-\d{2}-\d{2}$", since) or _day(since) is None:
+                raise UsageError(f"{since!r} is not a day: write YYYY-MM-DD.")
+            since = _day(since)
+        about = self.about()
+        chosen = about.get("filter") or {}
+        selection = SnapshotFilter(tuple(chosen.get("categories") or ()), chosen.get("since"),
+                                   chosen.get("until"))
+        # a harvest cut short left where it began: its days are asked again, whatever it added
+        start = since or _day(about.get("harvesting")) or _day(about.get("harvested")) or self._newest_day()
+        if start is None:
+            raise UsageError(f"The corpus {self.name!r} has no dated paper to harvest from.",
+                             f"Give a day: paperscope corpus update {self.name} --since YYYY-MM-DD")
+        today = today or datetime.now(timezone.utc).date()
+        source = source or open_source("arxiv-oai", on_retry=on_retry)
+        report = UpdateReport(since=start.isoformat(), until=today.isoformat())
+        pending: list = []
+        # whole archives are harvested ("cs" for "cs.CL") and filtered here, so that a paper
+        # whose categories left the selection is seen, and removed
+        archives = tuple(dict.fromkeys(c.split(".")[0] for c in selection.categories))
+        with contextlib.closing(sqlite3.connect(self.staged_path)) as db:
+            with db:
+                db.execute("INSERT OR REPLACE INTO about VALUES ('harvesting', ?)",
+                           (json.dumps(report.since),))
+            try:
+                for item in source.changed_since(start, categories=archives):
+                    pending.append(item)
+                    if len(pending) >= batch:
+                        self._apply(db, pending, selection, report)
+                        pending = []
+                        if on_batch:
+                            on_batch(report)
+            except PaperscopeError:  # the harvest was cut short: keep what came before
+                self._apply(db, pending, selection, report)
+                raise
+            self._apply(db, pending, selection, report)
+            with db:
+                db.execute("INSERT OR REPLACE INTO about VALUES ('harvested', ?)",
+                           (json.dumps(report.until),))
+                db.execute("DELETE FROM about WHERE key = 'harvesting'")
+        if build:
+            report.build = self._build_unless_current(report, build_options)
+        return report
+
+    def _build_unless_current(self, report: UpdateReport, build_options: dict[str, Any]) -> BuildReport:
+        """The build after an update. When the update changed nothing and the index was built
+        by an update from the documents as they are (the `revision` its `_apply`s count, and
+        the manifest as that build left it), nothing is read: an update that finds nothing
+        new takes the time of its requests, not of a pass over every document."""
+        from .indexer import BuildReport
+
+        about = self.about()
+        try:
+            manifest = self.store.manifest_path.stat().st_mtime_ns
+        except OSError:
+            manifest = None
+        revision = about.get("revision", 0)
+        if (not report.touched and not build_options.get("full") and manifest is not None
+                and about.get("indexed") == {"revision": revision, "manifest": manifest}):
+            return BuildReport(total=about.get("documents") or 0, written=False)
+        built = self.collection.build(**build_options)
+        with contextlib.closing(sqlite3.connect(self.staged_path)) as db, db:
+            db.execute("INSERT OR REPLACE INTO about VALUES ('indexed', ?)", (json.dumps(
+                {"revision": revision, "manifest": self.store.manifest_path.stat().st_mtime_ns}),))
+        return built
+
+    def _newest_day(self) -> date | None:
+        """The first day of the newest paper's date (YYYY-MM-DD, YYYY-MM or YYYY)."""
+        with contextlib.closing(sqlite3.connect(f"file:{self.staged_path}?mode=ro", uri=True)) as db:
+            newest = db.execute("SELECT max(json_extract(meta, '$.date')) FROM documents").fetchone()[0]
+        return _day(newest)
+
+    def _apply(self, db: sqlite3.Connection, items: list, selection: SnapshotFilter,
+               report: UpdateReport) -> None:
+        """Apply harvested records and deletions in one transaction (positions stay 0..n-1),
+        under the index's lock, so that no build reads the documents half-changed."""
+        if not items:
+            return
+        removed, before = False, report.touched
+        with self.store.write_lock(), db:
+            for item in items:
+                report.harvested += 1
+                key = item.key if isinstance(item, Deleted) else item.arxiv_id
+                row = db.execute("SELECT position, title, text, meta FROM documents WHERE id = ?",
+                                 (key,)).fetchone()
+                day = "" if isinstance(item, Deleted) else (
+                    getattr(item, "created", "") or month_from_arxiv_id(item.arxiv_id) or "")
+                if isinstance(item, Deleted) or not selection.accepts(item.categories, day):
+                    if row is not None:
+                        db.execute("DELETE FROM documents WHERE id = ?", (key,))
+                        report.deleted += 1
+                        removed = True
+                    elif not isinstance(item, Deleted):
+                        report.outside += 1
+                    continue
+                document = record_document(item, day)
+                values = (document.title, document.text, json.dumps(document.meta, ensure_ascii=False))
+                if row is None:
+                    db.execute("INSERT INTO documents VALUES ((SELECT coalesce(max(position), -1) + 1 "
+                               "FROM documents), ?, ?, ?, ?)", (document.id, *values))
+                    report.added += 1
+                elif tuple(row[1:]) != values:
+                    db.execute("UPDATE documents SET title = ?, text = ?, meta = ? WHERE id = ?",
+                               (*values, document.id))
+                    report.changed += 1
+                else:
+                    report.unchanged += 1
+            if removed:  # close the gaps, keeping the order
+                db.execute("UPDATE documents SET position = -1 - position")
+                db.execute("UPDATE documents SET position = r.n FROM (SELECT id, row_number() OVER "
+                           "(ORDER BY position DESC) - 1 AS n FROM documents) AS r "
+                           "WHERE documents.id = r.id")
+            count = db.execute("SELECT count(*) FROM documents").fetchone()[0]
+            db.execute("INSERT OR REPLACE INTO about VALUES ('documents', ?)", (json.dumps(count),))
+            if report.touched > before:  # the documents' revision, for _build_unless_current
+                db.execute("INSERT OR REPLACE INTO about VALUES ('revision', coalesce((SELECT "
+                           "CAST(value AS INTEGER) FROM about WHERE key = 'revision'), 0) + 1)")
+
     def document(self, doc_id: str) -> Document | None:
         """One imported paper by id, from the import itself (no index needed)."""
         documents = StagedDocuments(self.staged_path)
@@ -299,6 +514,16 @@ class Corpus:
         with self.store.write_lock(wait=False):
             shutil.rmtree(self.directory / "index", ignore_errors=True)
         shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def _day(value: Any) -> date | None:
+    """The first day of a YYYY-MM-DD, YYYY-MM or YYYY date; None for anything else."""
+    if not isinstance(value, str) or not _MONTH.match(value):
+        return None
+    try:
+        return date.fromisoformat((value + "-01-01")[:10])
+    except ValueError:
+        return None
 
 
 def list_corpora() -> list[str]:

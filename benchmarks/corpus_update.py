@@ -1,0 +1,126 @@
+"""How long a `corpus update` takes when arXiv has nothing new (issue 20's target: the time of
+its HTTP requests), printed beside the time of those requests.
+
+usage: python benchmarks/corpus_update.py [--papers N] [--overlap N] [--latency S]
+
+Builds a corpus of N synthetic cs.CL papers (whole abstracts, a hashed bag-of-words encoder:
+the build is not what is measured) in a temporary cache, then runs `Corpus.update` five times
+against a local OAI-PMH stand-in (tests/arxiv_server.py) that waits `latency` seconds before
+each answer, as a far server would:
+  1. nothing new (one `noRecordsMatch` page), right after `corpus build`: the documents are
+     checked against the index once (a pass over every document)
+  2. nothing new again: the index is known to be current, nothing is read
+  3. the last harvest's day again: one page of `overlap` records, all as the corpus holds them
+  4. the same page with one paper changed: one paper embedded, the index committed again
+  5. nothing new after that
+For each: the whole update, the time spent in HTTP requests, and what is left (applying,
+checking the index, committing).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from paperscope.corpora import Corpus, SnapshotFilter  # noqa: E402
+from paperscope.sources.oaipmh import OaiPmhSource  # noqa: E402
+from tests.arxiv_server import ArxivStub  # noqa: E402
+from tests.conftest import FakeEncoder  # noqa: E402
+
+NO_RECORDS = (ROOT / "tests" / "fixtures" / "oaipmh" / "no-records.xml").read_text()
+HEAD = ('<?xml version="1.0" encoding="UTF-8"?>\n<OAI-PMH xmlns="http://www.openarchives.org/OAI/2.0/">'
+        "<responseDate>2026-11-20T09:00:00Z</responseDate><request>x</request><ListRecords>")
+WORDS = ["adapter", "attention", "corpus", "decoding", "embedding", "finetuning", "gradient",
+         "language", "latent", "model", "parameter", "quantization", "retrieval", "sparse", "token",
+         "transformer", "translation"]
+
+
+def paper(n: int) -> tuple[str, str, str]:
+    words = [WORDS[(n * 7 + i * 3) % len(WORDS)] for i in range(40)]
+    return f"2611.{n:05d}", f"Paper {n} on {words[0]} and {words[1]}", " ".join(words) + f" {n}."
+
+
+def oai_page(numbers: range, changed: int | None = None) -> str:
+    records = []
+    for n in numbers:
+        arxiv_id, title, abstract = paper(n)
+        if n == changed:
+            abstract += " Revised."
+        records.append(
+            f"<record><header><identifier>oai:arXiv.org:{arxiv_id}</identifier><datestamp>2026-11-20"
+            "</datestamp></header><metadata><arXiv xmlns=\"http://arxiv.org/OAI/arXiv/\">"
+            f"<id>{arxiv_id}</id><created>2026-11-02</created><authors><author><keyname>Author"
+            "</keyname><forenames>A.</forenames></author></authors>"
+            f"<title>{title}</title><categories>cs.CL</categories><abstract>{abstract}</abstract>"
+            "</arXiv></metadata></record>")
+    return HEAD + "".join(records) + "</ListRecords></OAI-PMH>"
+
+
+class TimedSource(OaiPmhSource):
+    """The OAI-PMH source, adding up the time its HTTP exchanges take."""
+
+    http_seconds = 0.0
+
+    def _page(self, params):
+        started = time.perf_counter()
+        try:
+            return super()._page(params)
+        finally:
+            self.http_seconds += time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--papers", type=int, default=20_000)
+    parser.add_argument("--overlap", type=int, default=1_000)
+    parser.add_argument("--latency", type=float, default=0.3)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        import os
+
+        os.environ["PAPERSCOPE_CACHE"] = tmp
+        snapshot = Path(tmp) / "snapshot.jsonl"
+        with snapshot.open("w") as out:
+            for n in range(args.papers):
+                arxiv_id, title, abstract = paper(n)
+                out.write(json.dumps({"id": arxiv_id, "title": title, "abstract": abstract,
+                                      "categories": "cs.CL", "authors": "A. Author",
+                                      "authors_parsed": [["Author", "A.", ""]],
+                                      "versions": [{"version": "v1",
+                                                    "created": "Mon, 2 Nov 2026 10:00:00 GMT"}]}) + "\n")
+        corpus = Corpus("bench", encoder=FakeEncoder())
+        corpus.import_snapshot(snapshot, SnapshotFilter(("cs.CL",)))
+        started = time.perf_counter()
+        corpus.build(scheme="whole", search="exact")
+        print(f"corpus: {args.papers:,} papers, built in {time.perf_counter() - started:.1f} s; "
+              f"server latency {args.latency:g} s per answer")
+        page = oai_page(range(min(args.overlap, args.papers)))
+        cases = [("nothing new, after `corpus build`", NO_RECORDS),
+                 ("nothing new, after an update", NO_RECORDS),
+                 (f"{args.overlap:,} records, none changed", page),
+                 (f"{args.overlap:,} records, one changed", oai_page(range(min(args.overlap, args.papers)), 0)),
+                 ("nothing new, after that", NO_RECORDS)]
+        print(f"{'update':<38} {'total s':>8} {'HTTP s':>8} {'rest s':>8} {'embedded':>9}")
+        with ArxivStub() as stub:
+            for label, body in cases:
+                stub.script = [("body", body, args.latency)]
+                source = TimedSource(stub.url, delay_seconds=0)
+                started = time.perf_counter()
+                report = corpus.update(source, today=date(2026, 11, 20), scheme="whole", search="exact")
+                total = time.perf_counter() - started
+                print(f"{label:<38} {total:>8.3f} {source.http_seconds:>8.3f} "
+                      f"{total - source.http_seconds:>8.3f} {len(report.build.embedded):>9}")
+        print("(shared 2-core machine; `rest` is applying the records, checking the documents' "
+              "digest and, when one changed, embedding it and committing the index)")
+
+
+if __name__ == "__main__":
+    main()
