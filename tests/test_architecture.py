@@ -19,7 +19,8 @@ LAYERS = [
     {"indexer", "search"},
     {"index", "chunks", "embedding", "lexical"},
     {"catalogue", "beir", "bibtex", "render", "settings", "text", "store", "records", "errors",
-     "version", "sources", "sources.base", "sources.ids", "sources.arxiv_api", "sources.snapshot"},
+     "version", "sources", "sources.base", "sources.ids", "sources.arxiv_api", "sources.snapshot",
+     "sources.http", "sources.doi"},
 ]
 
 

@@ -25,6 +25,7 @@ SOURCES: dict[str, str] = {
     "arxiv": "paperscope.sources.arxiv_api:ArxivApiSource",  # arXiv ids, from the arXiv API
     "arxiv-snapshot": "paperscope.sources.snapshot:SnapshotSource",  # arXiv's metadata snapshot file
     "corpus": "paperscope.sources.corpus:CorpusSource",  # a named corpus imported from a snapshot
+    "doi": "paperscope.sources.doi:DoiSource",  # DOIs, from OpenAlex (Crossref for a missing abstract)
 }
 
 __all__ = ["DEFAULT_SCHEME", "SOURCES", "fetch_ids", "open_source", "qualify", "record_key",
