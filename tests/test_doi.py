@@ -205,3 +205,128 @@ def test_jats_is_stripped_without_gluing_words():
     jats = ("<jats:sec><jats:title>Abstract</jats:title><jats:p>We study <jats:italic>H</jats:italic>"
             "<jats:sub>2</jats:sub> &amp; more.</jats:p><jats:p>Second.</jats:p></jats:sec>")
     assert strip_jats(jats) == "We study H2 & more. Second."
+
+
+# -- DOIs in the catalogue, `add`, `ingest`, `show` and `cite` ------------------------------------
+
+@pytest.fixture
+def doi_env(stub, monkeypatch):
+    """The DOI source, as the library opens it, asks the local stub and never waits."""
+    monkeypatch.setenv("PAPERSCOPE_OPENALEX_URL", stub.url("openalex"))
+    monkeypatch.setenv("PAPERSCOPE_CROSSREF_URL", stub.url("crossref"))
+    monkeypatch.setattr(DoiSource, "__init__", _quick_init(DoiSource.__init__))
+    return stub
+
+
+def _quick_init(init):
+    def quick(self, *args, **options):
+        init(self, *args, **{"delay_seconds": 0, "backoff_seconds": 0, **options})
+    return quick
+
+
+def _cli(library, *args):
+    from typer.testing import CliRunner
+
+    from paperscope.cli import app
+
+    return CliRunner().invoke(app, ["--library", str(library), *args])
+
+
+def test_add_a_doi_link_writes_a_doi_entry_and_caches_its_record(small_library, doi_env):
+    from paperscope import Library
+    from paperscope.index import IndexStore
+
+    result = Library.open(small_library).add(f"https://doi.org/{DAPT}", section="Training Recipe",
+                                             build=False)
+    entry = result.entry
+    assert entry.doi == DAPT and entry.arxiv_id is None and entry.kind == "paper"
+    assert entry.url == f"https://doi.org/{DAPT}" and entry.id == "don-t-stop-pretraining"
+    text = (small_library / "catalogue.yaml").read_text()
+    assert f'doi: "{DAPT}"' in text and "# a small catalogue for tests" in text
+    records = IndexStore(small_library / "index").read_records()
+    assert records[f"doi:{DAPT}"].abstract.startswith("Language models pretrained")
+    again = Library.open(small_library).add(DAPT, build=False)
+    assert again.already and again.entry.id == entry.id
+
+
+def test_cli_add_show_and_cite_a_doi(small_library, doi_env):
+    result = _cli(small_library, "add", DAPT, "--section", "Training Recipe", "--no-build")
+    assert result.exit_code == 0, result.stderr
+    shown = _cli(small_library, "show", f"doi:{DAPT}", "--json")
+    assert shown.exit_code == 0, shown.stderr
+    data = json.loads(shown.stdout)
+    assert data["doi"] == DAPT and data["abstract"].startswith("Language models pretrained")
+    assert data["authors"][0] == "Suchin Gururangan" and data["year"] == 2020
+    assert data["venue"].startswith("Proceedings of the 58th Annual Meeting")
+    cited = _cli(small_library, "cite", "don-t-stop-pretraining")
+    assert cited.exit_code == 0, cited.stderr
+    assert f"doi = {{{DAPT}}}" in cited.stdout and "author = {Suchin Gururangan and" in cited.stdout
+
+
+def test_adding_a_doi_nobody_knows_changes_nothing(small_library, doi_env):
+    before = (small_library / "catalogue.yaml").read_text()
+    result = _cli(small_library, "add", UNKNOWN, "--section", "Training Recipe", "--no-build")
+    assert result.exit_code == 8 and "Traceback" not in result.stderr
+    assert f"DOI {UNKNOWN}: no record of this DOI in OpenAlex or Crossref" in result.stderr
+    assert (small_library / "catalogue.yaml").read_text() == before
+
+
+def test_a_doi_without_an_abstract_is_added_with_a_summary(small_library, doi_env):
+    result = _cli(small_library, "add", PANEL, "--section", "Training Recipe", "--no-build")
+    assert result.exit_code == 8 and "--title and --summary" in result.stderr
+    result = _cli(small_library, "add", PANEL, "--section", "Training Recipe", "--no-build",
+                  "--title", "A panel", "--summary", "Sustainability in teaching computing.")
+    assert result.exit_code == 0, result.stderr
+    assert f'doi: "{PANEL}"' in (small_library / "catalogue.yaml").read_text()
+
+
+def test_ingest_fetches_missing_doi_records_then_nothing(small_library, doi_env, monkeypatch):
+    from paperscope import Library
+    from paperscope.index import IndexStore
+    from paperscope.sources.arxiv_api import ArxivApiSource
+
+    from .arxiv_server import ArxivStub
+
+    text = (small_library / "catalogue.yaml").read_text() + f"""\
+    - id: parrots
+      title: On the Dangers of Stochastic Parrots
+      url: https://doi.org/{PARROTS}
+      doi: "{PARROTS.upper()}"
+"""
+    (small_library / "catalogue.yaml").write_text(text)
+    library = Library.open(small_library)
+    assert library.entry("parrots").doi == PARROTS and library.entry(f"https://doi.org/{PARROTS}").id == "parrots"
+    with ArxivStub() as arxiv:
+        report = library.ingest(source=ArxivApiSource(api_url=arxiv.url, delay_seconds=0))
+    assert report.failures == {} and sorted(report.fetched) == ["2106.09685", f"doi:{PARROTS}"]
+    records = IndexStore(small_library / "index").read_records()
+    assert records[f"doi:{PARROTS}"].abstract.startswith("The past 3 years")
+    asked = len(doi_env.requests)
+    report = Library.open(small_library).ingest(source=ArxivApiSource(api_url=closed_port_url()))
+    assert report.fetched == [] and report.cached == 2 and len(doi_env.requests) == asked
+    documents, missing = Library.open(small_library).documents()
+    parrots = next(d for d in documents if d.id == "parrots")
+    assert parrots.text.startswith("The past 3 years") and missing == []
+
+
+@pytest.mark.parametrize("field, message", [
+    ('doi: "2106.09685"', "doi '2106.09685' of 'x' is not a DOI"),
+    ("doi: [10.1234/x]", "`doi` must be"),
+])
+def test_a_catalogue_doi_is_validated(field, message):
+    from paperscope.catalogue import parse_catalogue
+    from paperscope.errors import CatalogueError
+
+    with pytest.raises(CatalogueError, match=message.replace("[", "\\[")):
+        parse_catalogue(f"- section: S\n  entries:\n    - id: x\n      title: X\n"
+                        f"      url: https://example.org/x\n      {field}\n")
+
+
+def test_two_entries_with_one_doi_are_refused():
+    from paperscope.catalogue import parse_catalogue
+    from paperscope.errors import CatalogueError
+
+    entry = "    - id: {}\n      title: X\n      url: https://example.org/x\n      doi: {}\n"
+    with pytest.raises(CatalogueError, match=f"DOI {DAPT} is already the entry 'a'"):
+        parse_catalogue("- section: S\n  entries:\n" + entry.format("a", DAPT)
+                        + entry.format("b", f"https://doi.org/{DAPT.upper()}"))

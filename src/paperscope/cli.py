@@ -755,7 +755,7 @@ def list_entries(
     entries = library.entries(section=section, tags=tag or ())
     records = library.records()
     if fmt in ("json", "jsonl"):
-        _print_items((_api().entry_json(e, records.get(e.arxiv_id or "")) for e in entries), fmt)
+        _print_items((_api().entry_json(e, records.get(e.record_key or "")) for e in entries), fmt)
         return
     if fmt == "bibtex":
         _echo_bibtex(library, [e.id for e in entries])
@@ -789,15 +789,15 @@ def show(
     if fmt == "bibtex":
         _echo_bibtex(library, [entry.id])
         return
-    record = library.records().get(entry.arxiv_id) if entry.arxiv_id else None
+    record = library.records().get(entry.record_key) if entry.record_key else None
     data = _api().entry_json(entry, record)
     if fmt != "table":
         _print_object(data, fmt)
         return
     typer.echo(entry_as_text(data, _console().width, all_authors))
-    if entry.arxiv_id and not data["abstract"] and not entry.summary:
+    if entry.record_key and not data["abstract"] and not entry.summary:
         _err("No abstract yet: fetch it with `paperscope ingest`.")
-    elif not entry.arxiv_id and not entry.summary:
+    elif not entry.record_key and not entry.summary:
         _err(f"No summary yet: write 3 to 6 sentences in its `summary` (paperscope edit {entry.id}); "
              "search reads its title until then.")
 
