@@ -330,3 +330,26 @@ def test_two_entries_with_one_doi_are_refused():
     with pytest.raises(CatalogueError, match=f"DOI {DAPT} is already the entry 'a'"):
         parse_catalogue("- section: S\n  entries:\n" + entry.format("a", DAPT)
                         + entry.format("b", f"https://doi.org/{DAPT.upper()}"))
+
+
+def test_cli_reports_each_doi_retry_on_stderr(small_library, doi_env):
+    doi_env.script["openalex"] = [("status", 503)]
+    result = _cli(small_library, "add", DAPT, "--section", "Training Recipe", "--no-build")
+    assert result.exit_code == 0, result.stderr
+    assert "DOI: HTTP 503 from OpenAlex; trying again in 0 s" in result.stderr
+
+
+def test_cli_add_with_unreachable_services_fails_fast_and_takes_a_summary(small_library, monkeypatch):
+    monkeypatch.setenv("PAPERSCOPE_OPENALEX_URL", closed_port_url())
+    monkeypatch.setenv("PAPERSCOPE_CROSSREF_URL", closed_port_url())
+    before = (small_library / "catalogue.yaml").read_text()
+    started = time.monotonic()
+    result = _cli(small_library, "add", DAPT, "--section", "Training Recipe", "--no-build")
+    assert time.monotonic() - started < 5 and result.exit_code == 8
+    assert "OpenAlex cannot be reached" in result.stderr and "Traceback" not in result.stderr
+    assert "--title and --summary" in result.stderr and "--from-snapshot" not in result.stderr
+    assert (small_library / "catalogue.yaml").read_text() == before
+    result = _cli(small_library, "add", DAPT, "--section", "Training Recipe", "--no-build",
+                  "--title", "DAPT", "--summary", "Pretraining again on the domain helps.")
+    assert result.exit_code == 0, result.stderr
+    assert f'doi: "{DAPT}"' in (small_library / "catalogue.yaml").read_text()

@@ -282,6 +282,17 @@ def _arxiv_source():
     return ArxivApiSource(on_retry=on_retry)
 
 
+def _web_sources() -> list:
+    """The arXiv client and the DOI client (OpenAlex, Crossref), saying on stderr when they
+    wait to try again."""
+    from .sources.doi import DoiSource
+
+    def on_retry(reason: str, delay: float) -> None:
+        _err(f"DOI: {reason}; trying again in {delay:.0f} s")
+
+    return [_arxiv_source(), DoiSource(on_retry=on_retry)]
+
+
 def _waiting() -> None:
     _err("Another paperscope process is writing this library; waiting for it to finish…")
 
@@ -311,7 +322,7 @@ def ingest(
     bar = _Progress("Reading snapshot" if from_snapshot else "Fetching")
     try:
         report = library.ingest(snapshot=from_snapshot, refresh=refresh, progress=bar.advance,
-                                source=None if from_snapshot else _arxiv_source(),
+                                source=None if from_snapshot else _web_sources(),
                                 on_plan=bar.start, wait=not no_wait, on_wait=_waiting)
     finally:
         bar.stop()
@@ -389,7 +400,7 @@ def add(
         results, report = library.add_many(
             sources, section=section, summary=summary, title=title, kind=kind, entry_id=entry_id,
             authors=names, year=year, tags=tag or (), note=note, snapshot=from_snapshot,
-            corpus=corpus, api=None if (from_snapshot or corpus) else _arxiv_source(),
+            corpus=corpus, api=None if (from_snapshot or corpus) else _web_sources(),
             build=not no_build, on_encoder=on_encoder, wait=not no_wait, on_wait=_waiting)
     for result in results:
         entry = result.entry

@@ -11,7 +11,7 @@ collected per id rather than stopping the run, unless arXiv cannot be reached at
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -46,18 +46,20 @@ def _has_text(record: PaperRecord) -> bool:
     return bool(record.title.strip() and record.abstract.strip())
 
 
-def ingest(catalogue: Catalogue, store: IndexStore, *, source: PaperSource | None = None,
+def ingest(catalogue: Catalogue, store: IndexStore, *,
+           source: PaperSource | Sequence[PaperSource] | None = None,
            snapshot: Path | None = None, refresh: bool = False,
            progress: Callable[[int], None] | None = None,
            on_plan: Callable[[int, str], None] | None = None) -> IngestReport:
     """Fill the record cache for the catalogue's arXiv and DOI entries.
 
     Each id is asked of the source of its scheme (sources.SOURCES: arXiv ids of the API, DOIs
-    of OpenAlex and Crossref); `source`, if given, is asked for the ids of its scheme.
+    of OpenAlex and Crossref); `source` (one or several), if given, is asked for the ids of its
+    scheme.
     `snapshot`, if given, is read for the arXiv ids instead and no network is used (DOIs are
     then left for a later ingest). `on_plan(count, unit)` announces the work (ids to fetch, or
     bytes of snapshot to read), `progress` follows it."""
-    from .sources import DEFAULT_SCHEME, open_source, record_key, split_id
+    from .sources import DEFAULT_SCHEME, given_sources, open_source, record_key, split_id
 
     records = store.read_records()
     wanted = {key for entry in catalogue.entries if (key := entry.record_key)}
@@ -71,9 +73,9 @@ def ingest(catalogue: Catalogue, store: IndexStore, *, source: PaperSource | Non
         by_scheme.setdefault(split_id(key)[0], []).append(key)
     if snapshot is not None:
         by_scheme = {DEFAULT_SCHEME: by_scheme[DEFAULT_SCHEME]}
-    given = getattr(source, "scheme", DEFAULT_SCHEME)  # a wrapper that does not say serves arXiv
+    given = given_sources(source)
     sources = {scheme: open_source("arxiv-snapshot", snapshot) if snapshot is not None else
-               source if source is not None and given == scheme else open_source(scheme)
+               given.get(scheme) or open_source(scheme)
                for scheme in by_scheme if by_scheme[scheme] or scheme == DEFAULT_SCHEME}
     if on_plan:
         plans = [sources[scheme].work(by_scheme[scheme]) for scheme in sources]

@@ -29,7 +29,7 @@ from .catalogue import (
     slug,
 )
 from .errors import FetchError
-from .sources import fetch_ids, open_source, source_for
+from .sources import fetch_ids, given_sources, open_source, source_for
 from .sources.ids import parse_doi, split_id
 
 __all__ = ["MODES", "Collection", "Corpus", "Filters", "Library", "SearchOutcome", "SnapshotFilter",
@@ -343,11 +343,14 @@ class Library:
             return {}
         source = (open_source("corpus", corpus) if corpus is not None else
                   open_source("arxiv-snapshot", snapshot) if snapshot is not None else
-                  api or source_for(arxiv_ids[0]))
+                  api or source_for(arxiv_ids[0]))  # api: one source, or several (arXiv, DOI)
         result = fetch_ids(arxiv_ids, source)
         advice = (f" (its papers: paperscope search QUERY --corpus {corpus}; or add it with "
                   "--from-snapshot FILE)" if corpus is not None else "")
-        failures = {a: result.failures.get(a) or f"not in {source.label}{advice}"
+        given = given_sources(source)
+        labels = {a: given[scheme].label if (scheme := split_id(a)[0]) in given else scheme
+                  for a in arxiv_ids}
+        failures = {a: result.failures.get(a) or f"not in {labels[a]}{advice}"
                     for a in arxiv_ids if a not in result.records}
         unreachable = result.unreachable is not None
         # given a title and summary, an entry is added without its record while its source
