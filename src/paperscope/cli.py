@@ -353,7 +353,8 @@ def ingest(
 @_command()
 def add(
     sources: list[str] = typer.Argument(..., metavar="ARXIV_ID_OR_URL...",
-                                        help="arXiv ids or arxiv.org links, or another http(s) link."),
+                                        help="arXiv ids or arxiv.org links, DOIs (10.…/…, doi:…, "
+                                        "https://doi.org/…), or another http(s) link."),
     section: Optional[str] = typer.Option(None, "--section", "-s", metavar="SECTION",
                                           help="Section to add to (created if new; needed when "
                                           "the catalogue has several)."),
@@ -386,6 +387,8 @@ def add(
       paperscope add 2203.15556 --section "Training Recipe" --tag scaling
 
       paperscope add 2106.09685 2305.14314 --section "Training Recipe"
+
+      paperscope add 10.18653/v1/2020.acl-main.740 --section "Training Recipe"
 
       paperscope add 2512.03402 --corpus arxiv-cl --section "Training Recipe"
 
