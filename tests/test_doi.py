@@ -353,3 +353,29 @@ def test_cli_add_with_unreachable_services_fails_fast_and_takes_a_summary(small_
                   "--title", "DAPT", "--summary", "Pretraining again on the domain helps.")
     assert result.exit_code == 0, result.stderr
     assert f'doi: "{DAPT}"' in (small_library / "catalogue.yaml").read_text()
+
+
+def test_ingest_keeps_what_it_got_when_a_doi_fails(small_library, doi_env):
+    from paperscope import Library
+    from paperscope.index import IndexStore
+    from paperscope.sources.arxiv_api import ArxivApiSource
+
+    from .arxiv_server import ArxivStub
+
+    text = (small_library / "catalogue.yaml").read_text() + "".join(f"""\
+    - id: {name}
+      title: {name}
+      url: https://doi.org/{doi}
+      doi: "{doi}"
+""" for name, doi in (("panel", PANEL), ("parrots", PARROTS), ("unknown", UNKNOWN)))
+    (small_library / "catalogue.yaml").write_text(text)
+    doi_env.script["openalex"] = [("status", 503)] * 4  # all four tries for PANEL: then Crossref
+    with ArxivStub() as arxiv:
+        report = Library.open(small_library).ingest(source=ArxivApiSource(api_url=arxiv.url, delay_seconds=0))
+    assert report.failures == {
+        f"doi:{PANEL}": "no record with an abstract (OpenAlex: HTTP 503 from OpenAlex (after 4 tries); "
+                        "Crossref: no abstract)",
+        f"doi:{UNKNOWN}": "no record of this DOI in OpenAlex or Crossref"}
+    assert sorted(report.fetched) == ["2106.09685", f"doi:{PARROTS}"]
+    assert sorted(IndexStore(small_library / "index").read_records()) == ["2106.09685", f"doi:{PARROTS}"]
+    assert (small_library / "catalogue.yaml").read_text() == text
