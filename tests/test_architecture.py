@@ -21,7 +21,7 @@ LAYERS = [
     {"spelling"},
     {"catalogue", "beir", "bibtex", "render", "settings", "text", "store", "records", "errors",
      "version", "sources", "sources.base", "sources.ids", "sources.arxiv_api", "sources.oaipmh",
-     "sources.snapshot"},
+     "sources.snapshot", "sources.http", "sources.doi"},
 ]
 
 

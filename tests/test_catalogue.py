@@ -71,7 +71,7 @@ def entry(**fields) -> str:
     (entry(kind="video"), 7, "kind 'video'"),
     (entry(id="../../etc/passwd"), 3, "not a slug"),
     (entry(id="Has Spaces"), 3, "not a slug"),
-    (entry(summary=None), 3, "needs an `arxiv` id or a `summary`"),
+    (entry(summary=None), 3, "needs an `arxiv` id, a `doi` or a `summary`"),
     (entry(colour="red"), 7, "unknown entry field `colour`"),
     (entry(year="twenty"), 7, "four-digit year"),
     (entry(authors="Ada"), 7, "list of names"),

@@ -167,8 +167,8 @@ def test_export_writes_years_from_the_entry_or_its_arxiv_record():
 def test_needs_summary_is_validated():
     base = "- section: S\n  entries:\n    - id: post\n      title: A post\n      url: https://e.org/p\n"
     assert parse_catalogue(base + "      needs_summary: true\n").entries[0].needs_summary
-    for extra, message in [("", "needs an `arxiv` id or a `summary`"),
-                           ("      needs_summary: false\n", "needs an `arxiv` id or a `summary`"),
+    for extra, message in [("", "needs an `arxiv` id, a `doi` or a `summary`"),
+                           ("      needs_summary: false\n", "needs an `arxiv` id, a `doi` or a `summary`"),
                            ("      needs_summary: soon\n", "must be true or false"),
                            ('      arxiv: "2106.09685"\n      needs_summary: true\n', "is on arXiv")]:
         with pytest.raises(CatalogueError, match=message):

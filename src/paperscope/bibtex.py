@@ -41,7 +41,7 @@ def citation_keys(entries: Sequence[Entry], records: dict[str, PaperRecord]) -> 
     keys: dict[str, str] = {}
     taken: set[str] = set()
     for entry in entries:
-        key = base = base_key(entry, records.get(entry.arxiv_id) if entry.arxiv_id else None)
+        key = base = base_key(entry, records.get(entry.record_key) if entry.record_key else None)
         suffix = ord("b")
         while key in taken:
             key, suffix = f"{base}{chr(suffix)}", suffix + 1
@@ -67,6 +67,10 @@ def bibtex_entry(entry: Entry, record: PaperRecord | None, key: str) -> str:
             fields.append(("primaryClass", escape(record.primary_category)))
         if record and record.doi:
             fields.append(("doi", escape(record.doi)))
+    elif entry.doi:
+        fields.append(("doi", escape(entry.doi)))
+        if record and record.journal_ref:
+            fields.append(("howpublished", escape(record.journal_ref)))
     else:
         fields.append(("howpublished", "\\url{" + url + "}"))
         fields.append(("note", {"blog": "Blog post", "repo": "Software repository"}.get(entry.kind, "")))

@@ -24,6 +24,7 @@ import yaml
 
 from .errors import CatalogueChangedError, CatalogueError, UsageError
 from .records import KINDS, MAX_TEXT_CHARS, Entry
+from .sources.ids import parse_doi
 from .store import atomic_write_bytes, read_text
 
 ID_PATTERN = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,78}[a-z0-9])?$")
@@ -33,8 +34,8 @@ URL_PATTERN = re.compile(r"^https?://[^\s/$.?#][^\s]*$", re.IGNORECASE)
 # libyaml's safe loader when PyYAML was built with it (5x faster), else the pure-Python one.
 _SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _CONTROL = re.compile("[\x00-\x1f]")
-ENTRY_FIELDS = {"id", "title", "url", "kind", "arxiv", "summary", "needs_summary", "authors", "year",
-                "tags", "note"}
+ENTRY_FIELDS = {"id", "title", "url", "kind", "arxiv", "doi", "summary", "needs_summary", "authors",
+                "year", "tags", "note"}
 SECTION_FIELDS = {"section", "entries"}
 _PLAIN_TAGS = {f"tag:yaml.org,2002:{name}" for name in
                ("str", "int", "float", "bool", "null", "timestamp", "seq", "map")}
@@ -66,6 +67,9 @@ class Catalogue:
 
     def by_arxiv_id(self) -> dict[str, Entry]:
         return {entry.arxiv_id: entry for entry in self.entries if entry.arxiv_id}
+
+    def by_doi(self) -> dict[str, Entry]:
+        return {entry.doi: entry for entry in self.entries if entry.doi}
 
     def section_named(self, name: str) -> str | None:
         """The section called `name`, compared without case; None if there is none."""
@@ -277,6 +281,7 @@ def _checked(entries: Iterable[tuple[str, yaml.Node | None]], fail: _Fail
     sections: dict[str, None] = {}
     seen: dict[str, int] = {}
     seen_arxiv: dict[str, str] = {}
+    seen_doi: dict[str, str] = {}
     for section, entry_node in entries:
         if entry_node is None:
             sections[section] = None
@@ -290,6 +295,10 @@ def _checked(entries: Iterable[tuple[str, yaml.Node | None]], fail: _Fail
                 fail(f"arXiv id {entry.arxiv_id} is already the entry {seen_arxiv[entry.arxiv_id]!r}",
                      entry_node)
             seen_arxiv[entry.arxiv_id] = entry.id
+        if entry.doi:
+            if entry.doi in seen_doi:
+                fail(f"DOI {entry.doi} is already the entry {seen_doi[entry.doi]!r}", entry_node)
+            seen_doi[entry.doi] = entry.id
         checked.append(entry)
     return tuple(checked), tuple(sections)
 
@@ -424,6 +433,13 @@ def _entry(node, section: str, fail) -> Entry:
         if arxiv_id is None:
             fail(f"arxiv {raw_arxiv!r} of {entry_id!r} is not an arXiv identifier "
                  "(like 2106.09685 or hep-th/9901001; quote it in YAML)", fields["arxiv"][1])
+    doi = None
+    raw_doi = _string(fields, "doi", node, fail)
+    if raw_doi is not None:
+        doi = parse_doi(raw_doi)
+        if doi is None:
+            fail(f"doi {raw_doi!r} of {entry_id!r} is not a DOI (like 10.18653/v1/2020.acl-main.740)",
+                 fields["doi"][1])
     summary = _string(fields, "summary", node, fail)
     needs_summary = False
     if "needs_summary" in fields:
@@ -434,8 +450,8 @@ def _entry(node, section: str, fail) -> Entry:
         if needs_summary and arxiv_id is not None:
             fail(f"entry {entry_id!r} is on arXiv: search reads its abstract, so it needs no "
                  "summary (remove `needs_summary`)", flag_node)
-    if arxiv_id is None and not summary and not needs_summary:
-        fail(f"entry {entry_id!r} needs an `arxiv` id or a `summary`: search has no text for it",
+    if arxiv_id is None and doi is None and not summary and not needs_summary:
+        fail(f"entry {entry_id!r} needs an `arxiv` id, a `doi` or a `summary`: search has no text for it",
              node, hint="Or mark it `needs_summary: true` to search it by its title until then.")
     authors = _words(fields, "authors", f"`authors` of {entry_id!r} must be a list of names", fail)
     tags = tuple(dict.fromkeys(_words(fields, "tags", f"`tags` of {entry_id!r} must be a list of words "
@@ -450,7 +466,7 @@ def _entry(node, section: str, fail) -> Entry:
     return Entry(
         id=entry_id, title=title, url=url, kind=kind, section=section, arxiv_id=arxiv_id,
         summary=summary, needs_summary=needs_summary, authors=authors, year=year, tags=tags,
-        note=note, line=node.start_mark.line + 1,
+        note=note, line=node.start_mark.line + 1, doi=doi,
     )
 
 
@@ -503,7 +519,7 @@ def render_entry(fields: dict) -> str:
         elif key in ("authors", "tags"):
             value = CommentedSeq(value)
             value.fa.set_flow_style()  # [Ada Lovelace, Alan Turing], as the file writes them
-        elif key == "arxiv":
+        elif key in ("arxiv", "doi"):
             value = DoubleQuotedScalarString(value)
         item[key] = value
     out = io.StringIO()

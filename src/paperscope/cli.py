@@ -321,6 +321,17 @@ def _arxiv_source():
     return ArxivApiSource(on_retry=on_retry)
 
 
+def _web_sources() -> list:
+    """The arXiv client and the DOI client (OpenAlex, Crossref), saying on stderr when they
+    wait to try again."""
+    from .sources.doi import DoiSource
+
+    def on_retry(reason: str, delay: float) -> None:
+        _err(f"DOI: {reason}; trying again in {delay:.0f} s")
+
+    return [_arxiv_source(), DoiSource(on_retry=on_retry)]
+
+
 def _waiting() -> None:
     _err("Another paperscope process is writing this library; waiting for it to finish…")
 
@@ -350,7 +361,7 @@ def ingest(
     bar = _Progress("Reading snapshot" if from_snapshot else "Fetching")
     try:
         report = library.ingest(snapshot=from_snapshot, refresh=refresh, progress=bar.advance,
-                                source=None if from_snapshot else _arxiv_source(),
+                                source=None if from_snapshot else _web_sources(),
                                 on_plan=bar.start, wait=not no_wait, on_wait=_waiting)
     finally:
         bar.stop()
@@ -381,7 +392,8 @@ def ingest(
 @_command()
 def add(
     sources: list[str] = typer.Argument(..., metavar="ARXIV_ID_OR_URL...",
-                                        help="arXiv ids or arxiv.org links, or another http(s) link."),
+                                        help="arXiv ids or arxiv.org links, DOIs (10.…/…, doi:…, "
+                                        "https://doi.org/…), or another http(s) link."),
     section: Optional[str] = typer.Option(None, "--section", "-s", metavar="SECTION",
                                           help="Section to add to (created if new; needed when "
                                           "the catalogue has several)."),
@@ -415,6 +427,8 @@ def add(
 
       paperscope add 2106.09685 2305.14314 --section "Training Recipe"
 
+      paperscope add 10.18653/v1/2020.acl-main.740 --section "Training Recipe"
+
       paperscope add 2512.03402 --corpus arxiv-cl --section "Training Recipe"
 
     \b
@@ -428,7 +442,7 @@ def add(
         results, report = library.add_many(
             sources, section=section, summary=summary, title=title, kind=kind, entry_id=entry_id,
             authors=names, year=year, tags=tag or (), note=note, snapshot=from_snapshot,
-            corpus=corpus, api=None if (from_snapshot or corpus) else _arxiv_source(),
+            corpus=corpus, api=None if (from_snapshot or corpus) else _web_sources(),
             build=not no_build, on_encoder=on_encoder, wait=not no_wait, on_wait=_waiting)
     for result in results:
         entry = result.entry
@@ -809,7 +823,7 @@ def list_entries(
     entries = library.entries(section=section, tags=tag or ())
     records = library.records()
     if fmt in ("json", "jsonl"):
-        _print_items((_api().entry_json(e, records.get(e.arxiv_id or "")) for e in entries), fmt)
+        _print_items((_api().entry_json(e, records.get(e.record_key or "")) for e in entries), fmt)
         return
     if fmt == "bibtex":
         _echo_bibtex(library, [e.id for e in entries])
@@ -843,15 +857,15 @@ def show(
     if fmt == "bibtex":
         _echo_bibtex(library, [entry.id])
         return
-    record = library.records().get(entry.arxiv_id) if entry.arxiv_id else None
+    record = library.records().get(entry.record_key) if entry.record_key else None
     data = _api().entry_json(entry, record)
     if fmt != "table":
         _print_object(data, fmt)
         return
     typer.echo(entry_as_text(data, _console().width, all_authors))
-    if entry.arxiv_id and not data["abstract"] and not entry.summary:
+    if entry.record_key and not data["abstract"] and not entry.summary:
         _err("No abstract yet: fetch it with `paperscope ingest`.")
-    elif not entry.arxiv_id and not entry.summary:
+    elif not entry.record_key and not entry.summary:
         _err(f"No summary yet: write 3 to 6 sentences in its `summary` (paperscope edit {entry.id}); "
              "search reads its title until then.")
 

@@ -1,7 +1,8 @@
 """Ingestion: getting each catalogue entry's text, and turning entries into documents.
 
-arXiv entries take their abstract from the record cache (index/records.json),
-filled through a PaperSource (sources/): the arXiv API, or a metadata snapshot; other
+arXiv and DOI entries take their abstract from the record cache (index/records.json),
+filled through a PaperSource (sources/): the arXiv API or a metadata snapshot, OpenAlex and
+Crossref for DOIs; other
 entries carry a summary in the catalogue. Only ids without a cached record with text are fetched
 (all of them with `refresh`); a source never yields a record without text, so none
 replaces a good one; the cache is saved after every batch, and failures are
@@ -10,7 +11,7 @@ collected per id rather than stopping the run, unless arXiv cannot be reached at
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,14 +30,15 @@ class IngestReport:
 
     fetched: list[str] = field(default_factory=list)
     cached: int = 0
-    failures: dict[str, str] = field(default_factory=dict)  # arXiv id -> reason
+    failures: dict[str, str] = field(default_factory=dict)  # record key (arXiv id, doi:…) -> reason
     pruned: list[str] = field(default_factory=list)
     unreachable: str | None = None  # why arXiv could not be reached; then nothing more was asked
 
 
 def ids_to_fetch(catalogue: Catalogue, records: dict[str, PaperRecord], refresh: bool) -> list[str]:
-    """The arXiv ids to fetch: those without a cached record with text (all with `refresh`)."""
-    wanted = [entry.arxiv_id for entry in catalogue.entries if entry.arxiv_id]
+    """The record keys to fetch (arXiv ids, `doi:` keys): those without a cached record with
+    text (all with `refresh`)."""
+    wanted = [key for entry in catalogue.entries if (key := entry.record_key)]
     return wanted if refresh else [i for i in wanted if not (i in records and _has_text(records[i]))]
 
 
@@ -44,46 +46,62 @@ def _has_text(record: PaperRecord) -> bool:
     return bool(record.title.strip() and record.abstract.strip())
 
 
-def ingest(catalogue: Catalogue, store: IndexStore, *, source: PaperSource | None = None,
+def ingest(catalogue: Catalogue, store: IndexStore, *,
+           source: PaperSource | Sequence[PaperSource] | None = None,
            snapshot: Path | None = None, refresh: bool = False,
            progress: Callable[[int], None] | None = None,
            on_plan: Callable[[int, str], None] | None = None) -> IngestReport:
-    """Fill the record cache for the catalogue's arXiv entries.
+    """Fill the record cache for the catalogue's arXiv and DOI entries.
 
-    `source` is the PaperSource asked (by default the one registered for arXiv ids, the API);
-    `snapshot`, if given, is read instead and no network is used. `on_plan(count, unit)`
-    announces the work (ids to fetch, or bytes of snapshot to read), `progress` follows it."""
-    from .sources import DEFAULT_SCHEME, open_source
+    Each id is asked of the source of its scheme (sources.SOURCES: arXiv ids of the API, DOIs
+    of OpenAlex and Crossref); `source` (one or several), if given, is asked for the ids of its
+    scheme.
+    `snapshot`, if given, is read for the arXiv ids instead and no network is used (DOIs are
+    then left for a later ingest). `on_plan(count, unit)` announces the work (ids to fetch, or
+    bytes of snapshot to read), `progress` follows it."""
+    from .sources import DEFAULT_SCHEME, given_sources, open_source, record_key, split_id
 
     records = store.read_records()
-    wanted = {entry.arxiv_id for entry in catalogue.entries if entry.arxiv_id}
+    wanted = {key for entry in catalogue.entries if (key := entry.record_key)}
     pruned = sorted(set(records) - wanted)
-    for arxiv_id in pruned:
-        del records[arxiv_id]
+    for key in pruned:
+        del records[key]
     todo = ids_to_fetch(catalogue, records, refresh)
     report = IngestReport(cached=len(wanted) - len(todo), pruned=pruned)
+    by_scheme: dict[str, list[str]] = {DEFAULT_SCHEME: []}  # arXiv first, asked even for none
+    for key in todo:
+        by_scheme.setdefault(split_id(key)[0], []).append(key)
     if snapshot is not None:
-        source = open_source("arxiv-snapshot", snapshot)
-    elif source is None:
-        source = open_source(DEFAULT_SCHEME)
+        by_scheme = {DEFAULT_SCHEME: by_scheme[DEFAULT_SCHEME]}
+    given = given_sources(source)
+    sources = {scheme: open_source("arxiv-snapshot", snapshot) if snapshot is not None else
+               given.get(scheme) or open_source(scheme)
+               for scheme in by_scheme if by_scheme[scheme] or scheme == DEFAULT_SCHEME}
     if on_plan:
-        on_plan(*source.work(todo))
-    size = source.batch_size or max(len(todo), 1)
-    # at least one call, even for no ids: a dump is checked even when nothing is read from it
-    for start in range(0, max(len(todo), 1), size):
-        batch = todo[start:start + size]
-        result = source.fetch(batch, progress=progress)
-        records.update(result.records)
-        report.fetched.extend(sorted(result.records))
-        report.failures.update(result.failures)
-        report.failures.update({i: _not_held(source, snapshot) for i in batch
-                                if i not in result.records and i not in result.failures})
-        if result.records or pruned:
-            store.write_records(records)  # after every batch: a crash keeps what was fetched
-        if result.unreachable:
-            report.unreachable = result.unreachable
-            report.failures.update(dict.fromkeys(todo[start + len(batch):], result.unreachable))
-            break
+        plans = [sources[scheme].work(by_scheme[scheme]) for scheme in sources]
+        on_plan(sum(count for count, _ in plans), plans[0][1])
+    for scheme, asked in sources.items():
+        keys = by_scheme[scheme]
+        local = {split_id(key)[1] if scheme != DEFAULT_SCHEME else key: key for key in keys}
+        order = list(local)
+        size = asked.batch_size or max(len(keys), 1)
+        # at least one call, even for no ids: a dump is checked even when nothing is read from it
+        for start in range(0, max(len(keys), 1), size):
+            batch = order[start:start + size]
+            result = asked.fetch(batch, progress=progress)
+            got = {record_key(f"{scheme}:{i}"): r for i, r in result.records.items()}
+            records.update(got)
+            report.fetched.extend(sorted(got))
+            report.failures.update({local[i]: why for i, why in result.failures.items() if i in local})
+            report.failures.update({local[i]: _not_held(asked, snapshot) for i in batch
+                                    if i not in result.records and i not in result.failures})
+            if got or pruned:
+                store.write_records(records)  # after every batch: a crash keeps what was fetched
+            if result.unreachable:
+                report.unreachable = report.unreachable or result.unreachable
+                report.failures.update({local[i]: result.unreachable
+                                        for i in order[start + len(batch):]})
+                break
     return report
 
 
@@ -116,6 +134,10 @@ def entry_meta(entry: Entry, record: PaperRecord | None) -> dict:
         "year": entry.year or (record.year if record else None),
         "authors": list(entry.authors or (record.authors if record else ())),
     }
+    if entry.doi:
+        meta["doi"] = entry.doi
+        if record and record.journal_ref:
+            meta["venue"] = record.journal_ref
     if entry.tags:
         meta["tags"] = list(entry.tags)
     if entry.note:
@@ -136,7 +158,7 @@ def catalogue_documents(catalogue: Catalogue, records: dict[str, PaperRecord]
     for its abstract is searched by its title (and note) meanwhile."""
     documents, missing = [], []
     for entry in catalogue.entries:
-        record = records.get(entry.arxiv_id) if entry.arxiv_id else None
+        record = records.get(entry.record_key) if entry.record_key else None
         document = entry_document(entry, record)
         if document is None:
             missing.append(entry)

@@ -29,7 +29,8 @@ from .catalogue import (
     slug,
 )
 from .errors import FetchError
-from .sources import fetch_ids, open_source, source_for
+from .sources import fetch_ids, given_sources, open_source, source_for
+from .sources.ids import parse_doi, split_id
 
 __all__ = ["MODES", "Collection", "Corpus", "Filters", "Library", "SearchOutcome", "SnapshotFilter",
            "check_scheme", "corpora_dir", "entry_json", "find_papers", "list_corpora", "open_collection",
@@ -91,15 +92,36 @@ class EditResult:
     build: BuildReport | None = None
 
 
-def _entry_fields(source: str, arxiv_id: str | None, record: PaperRecord | None, *,
+def _entry_fields(source: str, key: str | None, record: PaperRecord | None, *,
                   title: str, entry_id: str, kind: str | None, authors: list[str],
                   year: int | None, tags: list[str], summary: str | None, note: str | None) -> dict:
-    """The fields `add` writes for one entry, in the file's usual order."""
+    """The fields `add` writes for one entry (`key`: its arXiv id or `doi:` key), in the
+    file's usual order."""
+    doi = key[4:] if key and key.startswith("doi:") else None
+    arxiv_id = key if key and not doi else None
     fields = {"id": entry_id, "title": title,
-              "url": f"https://arxiv.org/abs/{arxiv_id}" if arxiv_id else source,
-              "kind": kind or ("paper" if arxiv_id else "blog"), "arxiv": arxiv_id,
+              "url": f"https://arxiv.org/abs/{arxiv_id}" if arxiv_id else
+                     f"https://doi.org/{doi}" if doi else source,
+              "kind": kind or ("paper" if key else "blog"), "arxiv": arxiv_id, "doi": doi,
               "authors": authors, "year": year, "tags": tags, "summary": summary, "note": note}
     return {key: value for key, value in fields.items() if value}
+
+
+def _paper_key(source: str) -> str | None:
+    """What `add` fetches for `source`: its arXiv id (an arXiv DOI, 10.48550/arXiv.…, too), or
+    `doi:<doi>` for another DOI; None for anything else."""
+    if arxiv_id := normalise_arxiv_id(source):
+        return arxiv_id
+    doi = parse_doi(source)
+    if doi and doi.startswith("10.48550/arxiv."):
+        return normalise_arxiv_id(doi.removeprefix("10.48550/arxiv.")) or f"doi:{doi}"
+    return f"doi:{doi}" if doi else None
+
+
+def _named(key: str) -> str:
+    """A record key as messages name it: `arXiv 2106.09685`, `DOI 10.18653/…`."""
+    scheme, local = split_id(key)
+    return f"DOI {local}" if scheme == "doi" else f"arXiv {key}"
 
 
 class Library:
@@ -137,6 +159,8 @@ class Library:
         found = catalogue.get(key.strip())
         if found is None and (arxiv_id := normalise_arxiv_id(key)):
             found = catalogue.by_arxiv_id().get(arxiv_id)
+        if found is None and (doi := parse_doi(key)):
+            found = catalogue.by_doi().get(doi)
         if found is None:
             ids = [entry.id for entry in catalogue.entries]
             close = difflib.get_close_matches(key.strip().lower(), ids, n=3, cutoff=0.4)
@@ -173,7 +197,7 @@ class Library:
         entries = [self.entry(key) for key in ids] if ids else list(self.catalogue.entries)
         records = self.records()
         keys = citation_keys(self.catalogue.entries, records)
-        return "\n".join(bibtex_entry(entry, records.get(entry.arxiv_id) if entry.arxiv_id else None,
+        return "\n".join(bibtex_entry(entry, records.get(entry.record_key) if entry.record_key else None,
                                       keys[entry.id]) for entry in entries)
 
     def documents(self) -> tuple[list[Document], list[Entry]]:
@@ -242,10 +266,10 @@ class Library:
         if kind is not None and kind not in KINDS:
             raise UsageError(f"Unknown kind {kind!r}: choose one of {', '.join(KINDS)}.")
         catalogue = self.catalogue
-        arxiv_ids = {source: normalise_arxiv_id(source) for source in sources}
+        arxiv_ids = {source: _paper_key(source) for source in sources}  # arXiv id, doi:…, or None
         for source, arxiv_id in arxiv_ids.items():
             if arxiv_id is None and not URL_PATTERN.match(source):
-                raise UsageError(f"{source!r} is neither an arXiv id nor an http(s) link.")
+                raise UsageError(f"{source!r} is neither an arXiv id, a DOI nor an http(s) link.")
             if arxiv_id is None and not (title and summary):
                 raise UsageError("An entry that is not on arXiv needs --title and --summary "
                                  "(the summary is the text search reads).")
@@ -293,6 +317,8 @@ class Library:
 
     @staticmethod
     def _existing(catalogue: Catalogue, source: str, arxiv_id: str | None) -> Entry | None:
+        if arxiv_id and arxiv_id.startswith("doi:"):
+            return catalogue.by_doi().get(arxiv_id[4:])
         return (catalogue.by_arxiv_id().get(arxiv_id) if arxiv_id else
                 next((e for e in catalogue.entries if e.url == source), None))
 
@@ -318,18 +344,26 @@ class Library:
             return {}
         source = (open_source("corpus", corpus) if corpus is not None else
                   open_source("arxiv-snapshot", snapshot) if snapshot is not None else
-                  api or source_for(arxiv_ids[0]))
+                  api or source_for(arxiv_ids[0]))  # api: one source, or several (arXiv, DOI)
         result = fetch_ids(arxiv_ids, source)
         advice = (f" (its papers: paperscope search QUERY --corpus {corpus}; or add it with "
                   "--from-snapshot FILE)" if corpus is not None else "")
-        failures = {a: result.failures.get(a) or f"not in {source.label}{advice}"
+        given = given_sources(source)
+        labels = {a: given[scheme].label if (scheme := split_id(a)[0]) in given else scheme
+                  for a in arxiv_ids}
+        failures = {a: result.failures.get(a) or f"not in {labels[a]}{advice}"
                     for a in arxiv_ids if a not in result.records}
         unreachable = result.unreachable is not None
-        if failures and not (unreachable and offline_ok):
-            hint = ("Add it offline with --from-snapshot FILE (an arXiv metadata snapshot), or with "
-                    "--title and --summary (`paperscope ingest` fetches its abstract later)."
-                    if unreachable else None)
-            reasons = "; ".join(f"arXiv {a}: {why}" for a, why in failures.items())
+        # given a title and summary, an entry is added without its record while its source
+        # cannot be reached, and a DOI also when no source has its abstract
+        without = unreachable or all(a.startswith("doi:") for a in failures)
+        if failures and not (without and offline_ok):
+            offline = ("Add it offline with --from-snapshot FILE (an arXiv metadata snapshot), or with "
+                       if any(not a.startswith("doi:") for a in failures) else "Add it with ")
+            hint = (offline + "--title and --summary (`paperscope ingest` fetches its abstract later)."
+                    if unreachable else "Add it with --title and --summary (the summary is the text "
+                    "search reads)." if without else None)
+            reasons = "; ".join(f"{_named(a)}: {why}" for a, why in failures.items())
             raise FetchError(f"Could not get {reasons}. Nothing was changed.", failures, hint=hint)
         return result.records
 

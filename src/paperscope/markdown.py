@@ -91,7 +91,7 @@ def _escape_brackets(title: str) -> str:
 
 
 def _record_year(entry: Entry, records: Mapping[str, PaperRecord] | None) -> int | None:
-    record = records.get(entry.arxiv_id) if records and entry.arxiv_id else None
+    record = records.get(entry.record_key) if records and entry.record_key else None
     return record.year if record else None
 
 

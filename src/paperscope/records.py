@@ -33,6 +33,13 @@ class Entry:
     tags: tuple[str, ...] = ()
     note: str | None = None  # the maintainer's own words: shown, and searched with the text
     line: int | None = None  # where it stands in catalogue.yaml, for messages
+    doi: str | None = None  # lower case, without `doi:` or https://doi.org/
+
+    @property
+    def record_key(self) -> str | None:
+        """The key of the entry's fetched record in the record cache: its arXiv id, else
+        `doi:<doi>` (sources/ids.py); None for an entry no source fetches."""
+        return self.arxiv_id or (f"doi:{self.doi}" if self.doi else None)
 
 
 @dataclass(frozen=True)

@@ -116,7 +116,7 @@ class Generation:
         return self.library.entry(key)
 
     def record(self, entry: Entry) -> PaperRecord | None:
-        return self.records.get(entry.arxiv_id) if entry.arxiv_id else None
+        return self.records.get(entry.record_key) if entry.record_key else None
 
     def entry_json(self, key: str) -> dict[str, Any]:
         entry = self.entry(key)

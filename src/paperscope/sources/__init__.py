@@ -26,9 +26,10 @@ SOURCES: dict[str, str] = {
     "arxiv-snapshot": "paperscope.sources.snapshot:SnapshotSource",  # arXiv's metadata snapshot file
     "corpus": "paperscope.sources.corpus:CorpusSource",  # a named corpus imported from a snapshot
     "arxiv-oai": "paperscope.sources.oaipmh:OaiPmhSource",  # arXiv's OAI-PMH interface (harvesting changes)
+    "doi": "paperscope.sources.doi:DoiSource",  # DOIs, from OpenAlex (Crossref for a missing abstract)
 }
 
-__all__ = ["DEFAULT_SCHEME", "SOURCES", "fetch_ids", "open_source", "qualify", "record_key",
+__all__ = ["DEFAULT_SCHEME", "SOURCES", "fetch_ids", "given_sources", "open_source", "qualify", "record_key",
            "source_for", "split_id"]
 
 
@@ -56,11 +57,21 @@ def source_for(paper_id: str, **options: Any) -> PaperSource:
     return open_source(scheme, **options)
 
 
-def fetch_ids(ids: Sequence[str], source: PaperSource | None = None,
+def given_sources(source: PaperSource | Sequence[PaperSource] | None) -> dict[str, PaperSource]:
+    """The sources a caller made itself (one, several or none), by the scheme each serves; one
+    that does not say serves arXiv ids."""
+    if source is None:
+        return {}
+    listed: list[PaperSource] = list(source) if isinstance(source, (list, tuple)) else [source]  # type: ignore[list-item]
+    return {getattr(s, "scheme", DEFAULT_SCHEME): s for s in listed}
+
+
+def fetch_ids(ids: Sequence[str], source: PaperSource | Sequence[PaperSource] | None = None,
               progress: Callable[[int], None] | None = None) -> FetchResult:
     """The records of paper ids of any scheme (qualified, or bare arXiv ids), by record key.
 
-    Ids of `source`'s scheme are asked of `source`, the others of the source registered for
+    Ids of `source`'s scheme (or of one of several sources given) are asked of it, the others
+    of the source registered for
     their scheme (UsageError, before anything is asked, for a scheme no source serves), one
     source after the other. An id its source does not hold is in neither `records` nor
     `failures`, as `fetch` leaves it; `unreachable` is that of the first source that could not
@@ -73,8 +84,8 @@ def fetch_ids(ids: Sequence[str], source: PaperSource | None = None,
         scheme, local = split_id(paper_id)
         by_scheme.setdefault(scheme, []).append(local)
         first.setdefault(scheme, paper_id)
-    asked = {scheme: source if source is not None and source.scheme == scheme else source_for(first[scheme])
-             for scheme in by_scheme}
+    given = given_sources(source)
+    asked = {scheme: given.get(scheme) or source_for(first[scheme]) for scheme in by_scheme}
     result = FetchResult()
     for scheme, local_ids in by_scheme.items():
         got = asked[scheme].fetch(local_ids, progress=progress)

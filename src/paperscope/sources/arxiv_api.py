@@ -16,46 +16,30 @@ a failure is raised (FetchError), as a listing cut short has no id to report it 
 
 from __future__ import annotations
 
-import email.utils
 import logging
 import os
 import re
-import threading
 import time
 import xml.etree.ElementTree as ET
 import xml.parsers.expat
-import zlib
 from collections.abc import Callable, Iterator, Sequence
 from datetime import date, datetime, timezone
-from urllib.parse import urljoin
 
 from ..records import MAX_AUTHORS, MAX_NAME_CHARS, MAX_TITLE_CHARS, PaperRecord
 from . import clean_text, utc_now
 from .base import Deleted, FetchResult, not_a_dump
+from .http import Limits, backoff_delay, bounded_get, new_session
+from .http import PermanentError as _PermanentError
+from .http import TransientError as _TransientError
+from .http import UnreachableError as _UnreachableError
 
 ARXIV_API_URL = "https://export.arxiv.org/api/query"
 API_URL_ENV = "PAPERSCOPE_ARXIV_API"  # another endpoint with the same API (a mirror, a test server)
-RETRYABLE_STATUS = {429, 500, 502, 503, 504}
-REDIRECT_STATUS = {301, 302, 303, 307, 308}
 MAX_ABSTRACT_CHARS = 20_000  # arXiv allows 1,920; more is not an abstract
 _ATOM, _ARXIV = "{http://www.w3.org/2005/Atom}", "{http://arxiv.org/schemas/atom}"
 _OPENSEARCH = "{http://a9.com/-/spec/opensearch/1.1/}"
-_CHUNK = 64 * 1024
 log = logging.getLogger(__name__)
 
-
-class _TransientError(Exception):
-    def __init__(self, reason: str, retry_after: float | None = None):
-        super().__init__(reason)
-        self.retry_after = retry_after
-
-
-class _PermanentError(Exception):
-    pass
-
-
-class _UnreachableError(Exception):
-    pass
 
 
 class ArxivApiSource:
@@ -75,8 +59,6 @@ class ArxivApiSource:
                  sleep: Callable[[float], None] = time.sleep,
                  on_retry: Callable[[str, float], None] | None = None,
                  page_size: int = 200, max_listed: int = 10_000):
-        import requests
-
         self.api_url = api_url or os.environ.get(API_URL_ENV) or ARXIV_API_URL
         self.batch_size = batch_size
         self.delay_seconds = delay_seconds
@@ -92,8 +74,7 @@ class ArxivApiSource:
         self.page_size = page_size
         self.max_listed = max_listed
         self._sleep = sleep
-        self._session = requests.Session()
-        self._session.headers.update({"User-Agent": "paperscope", "Accept-Encoding": "gzip"})
+        self._session = new_session("paperscope")
         self._last_request = float("-inf")
 
     def fetch(self, arxiv_ids: Sequence[str],
@@ -159,9 +140,7 @@ class ArxivApiSource:
         raise _PermanentError(f"{reason} (after {self.max_retries + 1} tries)")
 
     def _back_off(self, attempt: int, reason: str, retry_after: float | None) -> None:
-        delay = min(self.backoff_seconds * 2 ** attempt, self.max_backoff_seconds)
-        if retry_after is not None:
-            delay = min(max(delay, retry_after), self.max_backoff_seconds)
+        delay = backoff_delay(attempt, self.backoff_seconds, self.max_backoff_seconds, retry_after)
         if self.on_retry:
             self.on_retry(reason, delay)
         self._sleep(delay)
@@ -209,110 +188,12 @@ class ArxivApiSource:
         return self._get(query)
 
     def _get(self, query: dict) -> bytes:
-        """The body of one exchange, redirects included, within `deadline` seconds in all.
-
-        The exchange runs on a daemon thread so that nothing (a drip of headers, a DNS
-        lookup) can hold the caller past the deadline; the thread stops reading at it too."""
-        deadline = time.monotonic() + self.deadline
-        outcome: dict = {}
-
-        def exchange():
-            try:
-                outcome["body"] = self._download(query, deadline)
-            except Exception as err:  # handed to the caller below
-                outcome["error"] = err
-
-        worker = threading.Thread(target=exchange, daemon=True)
-        worker.start()
-        worker.join(self.deadline)
-        if "body" in outcome:
-            return outcome["body"]
-        raise _classify(outcome.get("error"), self.deadline)
-
-    def _download(self, query: dict | None, deadline: float) -> bytes:
-        url = self.api_url
-        for _ in range(self.max_redirects + 1):
-            with self._session.get(url, params=query, stream=True, allow_redirects=False,
-                                   timeout=(self.connect_timeout, self.timeout)) as response:
-                status = response.status_code
-                if status in REDIRECT_STATUS and response.headers.get("Location"):
-                    url, query = urljoin(response.url, response.headers["Location"]), None
-                    continue
-                if status in RETRYABLE_STATUS:
-                    raise _TransientError(f"HTTP {status} from arXiv",
-                                          _parse_retry_after(response.headers.get("Retry-After")))
-                if status != 200:
-                    raise _PermanentError(f"HTTP {status} from arXiv")
-                return self._read(response, deadline)
-        raise _PermanentError(f"arXiv redirected more than {self.max_redirects} times")
-
-    def _read(self, response, deadline: float) -> bytes:
-        """The body, inflated if gzip or deflate; stops past `max_bytes` (either way) or the deadline."""
-        encoding = response.headers.get("Content-Encoding", "identity").strip().lower()
-        if encoding not in ("identity", "gzip", "x-gzip", "deflate"):
-            raise _PermanentError(f"arXiv sent an unsupported content encoding {encoding!r}")
-        inflate = zlib.decompressobj(47) if encoding != "identity" else None  # gzip or zlib header
-        body, received = bytearray(), 0
-        too_large = _PermanentError(f"arXiv's answer is larger than {self.max_bytes:,} bytes")
-        while chunk := response.raw.read1(_CHUNK, decode_content=False):
-            received += len(chunk)
-            if received > self.max_bytes:
-                raise too_large
-            try:
-                body += inflate.decompress(chunk, self.max_bytes + 1 - len(body)) if inflate else chunk
-            except zlib.error:
-                raise _PermanentError(f"arXiv sent a {encoding} page that cannot be inflated") from None
-            if len(body) > self.max_bytes:
-                raise too_large
-            if time.monotonic() > deadline:
-                raise _TransientError(f"arXiv did not answer within {self.deadline:g} s")
-        if inflate and not inflate.eof:
-            raise _TransientError("arXiv sent a page that cannot be read (truncated compressed data)")
-        return bytes(body)
-
-
-def _classify(error: Exception | None, deadline: float) -> Exception:
-    """The error of a failed exchange as one of this module's errors."""
-    import requests
-    import urllib3
-
-    if error is None:
-        return _TransientError(f"arXiv did not answer within {deadline:g} s")
-    if isinstance(error, (_TransientError, _PermanentError)):
-        return error
-    if isinstance(error, requests.exceptions.ConnectTimeout):
-        return _UnreachableError("arXiv cannot be reached (no answer to connect)")
-    reason = getattr(error.args[0], "reason", None) if error.args else None
-    if isinstance(error, requests.exceptions.ConnectionError) and isinstance(
-            reason, urllib3.exceptions.NewConnectionError):
-        if isinstance(reason, urllib3.exceptions.NameResolutionError):
-            return _UnreachableError("arXiv cannot be reached (its name does not resolve)")
-        cause = getattr(reason.__cause__, "strerror", None) or "no connection"
-        return _UnreachableError(f"arXiv cannot be reached ({cause.lower()})")
-    if isinstance(error, (requests.exceptions.Timeout, urllib3.exceptions.ReadTimeoutError)):
-        return _TransientError("arXiv did not answer in time")
-    if isinstance(error, (requests.exceptions.InvalidURL, requests.exceptions.InvalidSchema,
-                          requests.exceptions.MissingSchema, requests.exceptions.InvalidHeader)):
-        return _PermanentError(f"cannot ask arXiv at this address ({error})")  # a bad redirect too
-    if isinstance(error, (requests.exceptions.ConnectionError, urllib3.exceptions.HTTPError, OSError)):
-        return _TransientError(f"connection to arXiv failed ({type(error).__name__})")
-    # Whatever else the exchange raised came from what the server sent (a Location that is no
-    # URL, bytes that are not text): not worth another try, and never a traceback.
-    return _PermanentError(f"arXiv sent an answer that cannot be read ({type(error).__name__}: {error})")
-
-
-def _parse_retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
+        """The body of one exchange, redirects included, within `deadline` seconds in all
+        (http.bounded_get)."""
+        limits = Limits(deadline=self.deadline, timeout=self.timeout,
+                        connect_timeout=self.connect_timeout, max_bytes=self.max_bytes,
+                        max_redirects=self.max_redirects)
+        return bounded_get(self._session, "arXiv", self.api_url, query, limits)
 
 
 def _parse(body: bytes) -> dict[str, PaperRecord | str]:

@@ -6,13 +6,14 @@ arXiv is the default scheme: an id without one is an arXiv id, as every file wri
 before sources were pluggable holds them. So the record cache keeps arXiv records under
 their bare ids (`record_key`), and today's files read back unchanged.
 
-Only the syntax lives here (no imports, nothing to load): which schemes exist is the
+Only the syntax lives here (nothing to load): which schemes exist is the
 registry's business (`paperscope.sources.SOURCES`).
 """
 
 from __future__ import annotations
 
 import re
+from urllib.parse import unquote
 
 DEFAULT_SCHEME = "arxiv"
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9_-]*):(.*)$", re.S)
@@ -56,3 +57,23 @@ def local_id(paper_id: str, scheme: str) -> str:
     if found != scheme:
         raise ValueError(f"{paper_id!r} is a {found} id, not a {scheme} id")
     return local
+
+
+MAX_DOI_CHARS = 300
+_DOI = re.compile(r"^10\.\d{4,9}/[^\s\x00-\x1f\x7f]+$")
+_DOI_PREFIX = re.compile(r"^(?:doi:\s*|(?:https?://)?(?:dx\.)?doi\.org/)", re.I)
+
+
+def parse_doi(text: str) -> str | None:
+    """The DOI `text` names, in its canonical lower case (DOIs ignore case), or None: a bare
+    `10.18653/v1/2020.acl-main.740`, `doi:10.…`, or `https://doi.org/10.…` (also `dx.doi.org`,
+    and with its slashes written `%2F`)."""
+    text = text.strip()
+    prefixed = _DOI_PREFIX.match(text)
+    doi = text[prefixed.end():] if prefixed else text
+    if prefixed and prefixed.group(0).lower().endswith("doi.org/"):
+        doi = unquote(doi.split("#")[0].split("?")[0])
+    doi = doi.strip()
+    if len(doi) > MAX_DOI_CHARS or not _DOI.match(doi):
+        return None
+    return doi.lower()
