@@ -11,6 +11,7 @@ import anyio
 import pytest
 
 from paperscope.library import Library
+from paperscope.render import hit_json
 
 from .conftest import REPO
 from .serve_helpers import HOSTILE_ID, HOSTILE_TITLE, hostile_library
@@ -49,7 +50,7 @@ def test_mcp_tools_answer_over_stdio(library):
 
             found = structured(await client.call_tool("search", {"query": "parameter-efficient finetuning", "k": 3}))
             expected = Library.open(library).search("parameter-efficient finetuning", k=3).hits
-            assert found["hits"] == [hit.to_json() for hit in expected]
+            assert found["hits"] == [hit_json(hit) for hit in expected]
             assert {"lora", "qlora"} <= {hit["id"] for hit in found["hits"]}
 
             blogs = structured(await client.call_tool("search", {"query": "attention", "kinds": ["blog"]}))

@@ -17,6 +17,7 @@ from fastapi.testclient import TestClient
 
 from paperscope.bibtex import bibtex_entry, citation_keys
 from paperscope.library import Library
+from paperscope.render import display_text, hit_json
 from paperscope.serve.commands import is_loopback
 from paperscope.serve.resident import MAX_K, MAX_QUERY_CHARS, Resident
 from paperscope.serve.web import create_app
@@ -49,7 +50,7 @@ def test_search_finds_lora_and_qlora_with_the_fields_of_search_json(client, libr
     assert {"lora", "qlora"} <= {hit["id"] for hit in body["hits"][:3]}
     expected = Library.open(library).search("parameter-efficient finetuning", k=3).hits
     for hit, want in zip(body["hits"], expected, strict=False):
-        cli = want.to_json()
+        cli = hit_json(want)
         assert {key: hit[key] for key in cli} == cli  # the same fields and values as --json
         assert all(isinstance(span, list) and len(span) == 2 for span in hit["highlight"])
     assert body["index"]["count"] and body["index"]["generation"] >= 1
@@ -94,6 +95,20 @@ def test_entries_entry_and_cite(client, library):
     entry = library_.entry("lora")
     assert cite == {"id": "lora", "key": keys["lora"],
                     "bibtex": bibtex_entry(entry, library_.records()[entry.arxiv_id], keys["lora"])}
+
+
+def test_the_page_and_the_api_show_the_text_as_show_prints_it(client, library):
+    """`show` prints "Low Rank Adapters (LoRA)" where arXiv wrote `Adapters~(LoRA)`: so do the
+    entry's page, the API, and the hits' titles and snippets (issue 21)."""
+    stored = Library.open(library).records()["2305.14314"].abstract
+    assert "Adapters~(LoRA)" in stored
+    assert client.get(f"{API}/entries/qlora").json()["abstract"] == display_text(stored)
+    page = client.get("/entries/qlora").text
+    assert "Low Rank Adapters (LoRA)" in page and "~(LoRA)" not in page
+    hits = client.get(f"{API}/search", params={"q": "low rank adapters", "k": 50}).json()["hits"]
+    snippets = [hit["snippet"] for hit in hits]
+    assert any("Adapters (LoRA)" in text for text in snippets)
+    assert not any("~(" in text or "\\" in text for text in snippets)
 
 
 @pytest.mark.parametrize("path, params, status, kind", [

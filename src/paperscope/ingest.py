@@ -18,6 +18,7 @@ from typing import Any
 from .catalogue import Catalogue
 from .index import IndexStore
 from .records import Document, Entry, PaperRecord
+from .render import display_text
 from .sources.snapshot import read_snapshot
 from .store import file_size
 
@@ -125,10 +126,16 @@ def entry_meta(entry: Entry, record: PaperRecord | None) -> dict:
 
 
 def entry_json(entry: Entry, record: PaperRecord | None) -> dict[str, Any]:
-    """One entry with every field shown by `show --json`, `list --json`, the API and MCP."""
+    """One entry with every field shown by `show --json`, `list --json`, the API and MCP; its
+    title, abstract, summary and note as `show` displays them (`render.display_text`)."""
     meta = entry_meta(entry, record)
-    return {"id": entry.id, "title": entry.title, **meta, "tags": list(entry.tags), "note": entry.note,
-            "abstract": record.abstract if record else None, "summary": entry.summary}
+    abstract = record.abstract if record else None
+    return {"id": entry.id, "title": display_text(entry.title), **meta, "tags": list(entry.tags),
+            "note": _shown(entry.note), "abstract": _shown(abstract), "summary": _shown(entry.summary)}
+
+
+def _shown(text: str | None) -> str | None:
+    return display_text(text) if text else text
 
 
 def catalogue_documents(catalogue: Catalogue, records: dict[str, PaperRecord]

@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
-from .. import __version__
+from .. import __version__, render
 from ..collection import Filters
 from ..errors import PaperscopeError
 from .resident import MAX_K, MAX_QUERY_CHARS, Resident
@@ -58,7 +58,7 @@ def build_server(resident: Resident):
             filters = Filters(sections=tuple(sections or ()), kinds=tuple(kinds or ()),
                               year_from=year_from, year_to=year_to, tags=tuple(tags or ()))
             outcome = generation.search(query, k=k, mode=mode, filters=filters)
-            return {"query": query, "hits": [hit.to_json() for hit in outcome.hits],
+            return {"query": query, "hits": [render.hit_json(hit) for hit in outcome.hits],
                     "notices": outcome.notices}
         return answer(run)
 
@@ -73,7 +73,7 @@ def build_server(resident: Resident):
             generation = resident.current()
             entry = generation.entry(id)
             outcome = generation.related(entry.id, k=k, mode=mode)
-            return {"id": entry.id, "hits": [hit.to_json() for hit in outcome.hits],
+            return {"id": entry.id, "hits": [render.hit_json(hit) for hit in outcome.hits],
                     "notices": outcome.notices}
         return answer(run)
 

@@ -20,6 +20,7 @@ from fastapi.templating import Jinja2Templates
 from markupsafe import Markup, escape
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from .. import render
 from ..collection import Filters
 from ..errors import (
     CatalogueError,
@@ -87,11 +88,11 @@ def _filters(section, kind, year_from, year_to, tag) -> Filters:
 
 def hit_json(generation: Generation, hit, query: str) -> dict[str, Any]:
     """A hit with the fields of `search --json`, plus its tags and where the snippet matches."""
-    data = hit.to_json()
+    data = render.hit_json(hit)
     tags = hit.document.meta.get("tags")
     if tags:
         data["tags"] = list(tags)
-    data["highlight"] = [list(span) for span in generation.highlight(hit.snippet, query)]
+    data["highlight"] = [list(span) for span in generation.highlight(data["snippet"], query)]
     return data
 
 
