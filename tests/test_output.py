@@ -261,7 +261,8 @@ def test_display_text_shows_greek_letters_and_symbols_as_characters():
     from paperscope.render import display_text
 
     assert display_text("the update $\\Delta W = B A$ of rank $r \\ll d$") == "the update ΔW = B A of rank r ≪ d"
-    assert display_text("$\\alpha$-scaling, $\\approx$ 3x, $n \\leq 8$, 10\\,GB") == "α-scaling, ≈ 3x, n ≤ 8, 10 GB"
+    assert display_text("$\\alpha$-scaling, $\\approx$ 3x, $n \\leq 8$, 10\\,GB") == \
+        "\u03b1-scaling, ≈ 3x, n ≤ 8, 10 GB"
     assert display_text("\\frac{a}{b} and \\unknown stay") == "\\frac{a}{b} and \\unknown stay"
     assert display_text(display_text("$\\Delta W$ ~ 40\\%")) == "ΔW 40%"  # twice: the same
 

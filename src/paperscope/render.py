@@ -18,19 +18,18 @@ AUTHORS_SHOWN = 3  # `show` names this many authors of a longer list, then "and 
 _LATEX_COMMAND = re.compile(r"\\(?:textit|textbf|textsc|texttt|textrm|textsf|emph|mathrm|mathbf|"
                             r"mathit|mathcal|mathbb|mathsf|boldsymbol|underline|text|mbox|url)\s*"
                             r"\{([^{}]*)\}|\{\\(?:em|it|bf|sc|tt|rm)\s+([^{}]*)\}")
-_GREEK = dict(zip(
-    "alpha beta gamma delta epsilon varepsilon zeta eta theta vartheta iota kappa lambda mu nu xi "
-    "pi rho sigma tau upsilon phi varphi chi psi omega Gamma Delta Theta Lambda Xi Pi Sigma "
-    "Upsilon Phi Psi Omega".split(),
-    "αβγδϵεζηθϑικλμνξπρστυϕφχψωΓΔΘΛΞΠΣΥΦΨΩ", strict=True))
+_GREEK_NAMES = ("alpha beta gamma delta epsilon varepsilon zeta eta theta vartheta iota kappa "
+                "lambda mu nu xi pi rho sigma tau upsilon phi varphi chi psi omega Gamma Delta "
+                "Theta Lambda Xi Pi Sigma Upsilon Phi Psi Omega")
+_GREEK = dict(zip(_GREEK_NAMES.split(), "αβγδϵεζηθϑικλμνξπρστυϕφχψωΓΔΘΛΞΠΣΥΦΨΩ", strict=True))
 # A command shown as the character it prints; the spacing commands as a space, the sizing and
 # font switches as nothing.
 _LATEX_SYMBOLS = {
     **_GREEK, "sim": "~", "times": "\u00d7", "approx": "≈", "leq": "≤", "geq": "≥", "le": "≤",
     "ge": "≥", "neq": "≠", "ne": "≠", "lesssim": "≲", "gtrsim": "≳", "simeq": "≃", "equiv": "≡",
     "propto": "∝", "ll": "≪", "gg": "≫", "pm": "±", "cdot": "·", "circ": "∘", "odot": "⊙",
-    "star": "⋆", "ast": "∗", "ell": "ℓ", "infty": "∞", "in": "∈", "to": "→", "rightarrow": "→",
-    "leftarrow": "←", "nabla": "∇", "partial": "∂", "sum": "∑", "prime": "′", "ldots": "…",
+    "star": "⋆", "ast": "\u2217", "ell": "\u2113", "infty": "∞", "in": "∈", "to": "→", "rightarrow": "→",
+    "leftarrow": "←", "nabla": "∇", "partial": "∂", "sum": "∑", "prime": "\u2032", "ldots": "…",
     "dots": "…", "cdots": "⋯", "log": "log", "ln": "ln", "exp": "exp", "max": "max",
     "min": "min", "left": "", "right": "", "rm": "", "it": "", "bf": "", "sc": "", "tt": "",
     "%": "%", "&": "&", "_": "_", "#": "#", "$": "$", "{": "{", "}": "}", ",": " ", ";": " ",
