@@ -97,6 +97,16 @@ def test_entries_entry_and_cite(client, library):
                     "bibtex": bibtex_entry(entry, library_.records()[entry.arxiv_id], keys["lora"])}
 
 
+def test_the_words_related_entries_share_read_as_a_list(client):
+    """Copied or read aloud, the shared words are "a, b, c", not "abc" (issue 21)."""
+    page = client.get("/entries/lora").text
+    shown = re.findall(r'<div class="shared">(.*?)</div>', page)
+    terms = client.get(f"{API}/related/lora", params={"k": 5}).json()["hits"]
+    assert shown and len(shown) == sum(1 for hit in terms if hit.get("shared_terms"))
+    for html, hit in zip(shown, [h for h in terms if h.get("shared_terms")], strict=True):
+        assert re.sub(r"<[^>]+>", "", html) == "shared: " + ", ".join(hit["shared_terms"])
+
+
 def test_the_page_and_the_api_show_the_text_as_show_prints_it(client, library):
     """`show` prints "Low Rank Adapters (LoRA)" where arXiv wrote `Adapters~(LoRA)`: so do the
     entry's page, the API, and the hits' titles and snippets (issue 21)."""
