@@ -305,3 +305,24 @@ def test_the_map_places_every_indexed_entry_and_marks_the_top_hits(client):
     assert page.text.count('class="point"') + page.text.count('class="point top"') == len(points)
     assert re.search(r'class="point top" data-id="(lora|qlora)"', page.text)
     assert "&lt;img src=x" in page.text and "<img" not in page.text
+
+
+def test_the_map_labels_cover_no_other_point_and_its_legend_comes_first(client):
+    """A top hit's mark is its rank inside its own circle, its title in the list above the map,
+    so no label covers another point; the legend stands above the map, not below the fold."""
+    page = client.get("/map", params={"q": "parameter-efficient finetuning"}).text
+    svg = page[page.index('<svg id="map"'):]
+    assert page.index('class="legend"') < page.index('<svg id="map"')
+    assert page.index('class="map-hits"') < page.index('<svg id="map"')
+    points = re.findall(r'<a href="[^"]+" class="point( top)?" data-id="[^"]+">(.*?)</a>', svg, re.S)
+    labelled = 0
+    for top, body in points:
+        circle = re.search(r'<circle cx="([\d.-]+)" cy="([\d.-]+)" r="(\d+)"', body)
+        texts = re.findall(r'<text x="([\d.-]+)" y="([\d.-]+)"[^>]*>([^<]*)</text>', body)
+        assert len(texts) == (1 if top else 0)
+        for x, y, label in texts:
+            assert (x, y) == circle.groups()[:2] and label.isdigit() and int(circle.group(3)) >= 11
+            labelled += 1
+    assert labelled == 5
+    tops = [i for i, (top, _) in enumerate(points) if top]
+    assert tops == list(range(len(points) - 5, len(points)))  # drawn last: over the others

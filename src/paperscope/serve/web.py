@@ -334,11 +334,14 @@ def create_app(resident: Resident, *, allowed_hosts: list[str] | None = None) ->
     def map_page(request: Request, q: Annotated[str, Query(max_length=MAX_QUERY_CHARS)] = ""):
         generation = resident.current()
         points = generation.map_points()
-        top = {}
+        hits = []
         if q.strip():
-            top = {h.document.id: h.rank for h in generation.search(q, k=5).hits}
+            hits = [render.hit_json(h) for h in generation.search(q, k=5).hits]
+        top = {hit["id"]: hit["rank"] for hit in hits}
+        points = sorted(points, key=lambda p: p["id"] in top)  # the hits drawn last, on top
         colours = {name: PALETTE[i % len(PALETTE)] for i, name in enumerate(generation.catalogue.sections)}
-        return page(request, "map.html", {"points": points, "top": top, "q": q, "colours": colours})
+        return page(request, "map.html", {"points": points, "top": top, "hits": hits, "q": q,
+                                          "colours": colours})
 
     @app.get("/static/{name}", include_in_schema=False)
     def static_file(name: str):
