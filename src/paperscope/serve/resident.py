@@ -14,7 +14,7 @@ import logging
 import re
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -36,6 +36,18 @@ log = logging.getLogger(__name__)
 
 MAX_QUERY_CHARS = 500  # a search box question; longer ones are refused with a 400
 MAX_K = 50  # results a request may ask for
+
+
+def input_problems(errors: Iterable[Mapping[str, Any]]) -> str:
+    """pydantic's validation errors as paperscope states them, for the JSON API and MCP alike:
+    "k: Input should be less than or equal to 50" (the field and the short message: neither the
+    input echoed back nor pydantic's link to its documentation)."""
+    problems = []
+    for problem in errors:
+        where = ".".join(str(p) for p in problem.get("loc", ()) if p not in ("query", "path"))
+        message = str(problem.get("msg") or "Invalid value")
+        problems.append(f"{where}: {message}" if where else message)
+    return "; ".join(problems) or "Invalid request."
 
 
 class CachedEncoder:

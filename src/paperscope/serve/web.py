@@ -36,7 +36,7 @@ from ..ingest import entry_json as as_json
 from ..records import KINDS
 from ..search import MODES
 from ..version import __version__
-from .resident import MAX_K, MAX_QUERY_CHARS, Generation, Resident
+from .resident import MAX_K, MAX_QUERY_CHARS, Generation, Resident, input_problems
 
 HERE = Path(__file__).resolve().parent
 API = "/api/v1"
@@ -196,11 +196,7 @@ def create_app(resident: Resident, *, allowed_hosts: list[str] | None = None) ->
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, err: RequestValidationError):
-        problems = []
-        for problem in err.errors():
-            where = ".".join(str(p) for p in problem.get("loc", ()) if p != "query")
-            problems.append(f"{where}: {problem.get('msg')}" if where else str(problem.get("msg")))
-        message = "; ".join(problems) or "Invalid request."
+        message = input_problems(err.errors())
         if not wants_json(request):
             return page(request, "error.html", {"status": 400, "message": message, "hint": None}, status=400)
         return JSONResponse(error_body("usage", message), status_code=400)
