@@ -326,3 +326,67 @@ def test_the_map_labels_cover_no_other_point_and_its_legend_comes_first(client):
     assert labelled == 5
     tops = [i for i, (top, _) in enumerate(points) if top]
     assert tops == list(range(len(points) - 5, len(points)))  # drawn last: over the others
+
+
+@pytest.fixture
+def bounded_server():
+    """A uvicorn server with `serve`'s configuration and a half-second request deadline, in a
+    thread, in front of a one-line app: (host, port)."""
+    import socket
+    import threading
+
+    import uvicorn
+
+    from paperscope.serve.commands import server_config
+
+    async def app(scope, receive, send):
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(16)
+    server = uvicorn.Server(server_config(app, request_seconds=0.5))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    yield sock.getsockname()
+    server.should_exit = True
+    thread.join(30)
+    sock.close()
+
+
+def _closed_by_server(connection, wait: float = 60) -> bool:
+    """Whether the server closes `connection` within `wait` seconds (generous: only the close,
+    not its moment, is tested)."""
+
+    connection.settimeout(wait)
+    try:
+        return connection.recv(1024) == b""
+    except ConnectionResetError:
+        return True
+    except TimeoutError:
+        return False
+
+
+def test_a_connection_that_never_finishes_its_headers_is_closed(bounded_server):
+    """uvicorn alone keeps such a connection for ever (issue 21): a silent one, and one that
+    sends its headers a byte at a time, are closed at the request deadline."""
+    import socket
+
+    with socket.create_connection(bounded_server) as silent:
+        assert _closed_by_server(silent)
+    with socket.create_connection(bounded_server) as dripping:
+        dripping.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n")
+        closed = False
+        for _ in range(600):  # a header line every 0.1 s: a minute of them, if never closed
+            try:
+                dripping.sendall(b"X-Slow: a\r\n")
+            except (BrokenPipeError, ConnectionResetError):
+                closed = True
+                break
+            time.sleep(0.1)
+        assert closed or _closed_by_server(dripping, 5)
+    with socket.create_connection(bounded_server) as prompt:  # a whole request is answered
+        prompt.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        prompt.settimeout(60)
+        assert prompt.recv(1024).startswith(b"HTTP/1.1 200")
