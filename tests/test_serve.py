@@ -188,6 +188,24 @@ def test_the_api_is_documented_and_versioned(client):
     assert client.get("/docs").status_code == 200
 
 
+def test_the_api_docs_page_works_offline(client):
+    """/docs (the nav bar's "API") is Swagger UI from this server, not from a CDN: blank
+    offline before (issue 21); and it runs no inline script."""
+    page = client.get("/docs")
+    assert page.status_code == 200 and 'id="swagger-ui"' in page.text
+    assert not re.findall(r'(?:src|href)="(?:https?:)?//', page.text), "nothing from elsewhere"
+    for path in re.findall(r'(?:src|href)="(/static/[^"]+)"', page.text):
+        asset = client.get(path)
+        assert asset.status_code == 200 and asset.content, path
+    bundle = client.get("/static/docs/swagger-ui-bundle.js")
+    assert b"SwaggerUIBundle" in bundle.content and len(bundle.content) > 500_000
+    assert "<script>" not in page.text
+    policy = page.headers["content-security-policy"]
+    assert "script-src 'self';" in policy and "http" not in policy
+    assert client.get("/static/docs/../../catalogue.yaml").status_code == 404
+    assert client.get("/static/docs/index.html").status_code == 404
+
+
 def test_hostile_text_is_escaped_on_every_page(client):
     pages = [client.get("/", params={"q": "evaluating chatbots"}), client.get(f"/entries/{HOSTILE_ID}"),
              client.get("/browse"), client.get("/browse", params={"section": "LLM Evaluation"}),
