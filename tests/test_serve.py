@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient
 
 from paperscope.bibtex import bibtex_entry, citation_keys
 from paperscope.library import Library
-from paperscope.render import display_text, hit_json
+from paperscope.render import hit_json, latex_as_text
 from paperscope.serve.commands import is_loopback
 from paperscope.serve.resident import MAX_K, MAX_QUERY_CHARS, Resident
 from paperscope.serve.web import create_app
@@ -112,7 +112,7 @@ def test_the_page_and_the_api_show_the_text_as_show_prints_it(client, library):
     entry's page, the API, and the hits' titles and snippets (issue 21)."""
     stored = Library.open(library).records()["2305.14314"].abstract
     assert "Adapters~(LoRA)" in stored
-    assert client.get(f"{API}/entries/qlora").json()["abstract"] == display_text(stored)
+    assert client.get(f"{API}/entries/qlora").json()["abstract"] == latex_as_text(stored)
     page = client.get("/entries/qlora").text
     assert "Low Rank Adapters (LoRA)" in page and "~(LoRA)" not in page
     hits = client.get(f"{API}/search", params={"q": "low rank adapters", "k": 50}).json()["hits"]

@@ -18,7 +18,7 @@ from typing import Any
 from .catalogue import Catalogue
 from .index import IndexStore
 from .records import Document, Entry, PaperRecord
-from .render import display_text
+from .render import latex_as_text
 from .sources.snapshot import read_snapshot
 from .store import file_size
 
@@ -127,15 +127,15 @@ def entry_meta(entry: Entry, record: PaperRecord | None) -> dict:
 
 def entry_json(entry: Entry, record: PaperRecord | None) -> dict[str, Any]:
     """One entry with every field shown by `show --json`, `list --json`, the API and MCP; its
-    title, abstract, summary and note as `show` displays them (`render.display_text`)."""
+    title, abstract, summary and note as `show` displays them (`render.latex_as_text`)."""
     meta = entry_meta(entry, record)
     abstract = record.abstract if record else None
-    return {"id": entry.id, "title": display_text(entry.title), **meta, "tags": list(entry.tags),
+    return {"id": entry.id, "title": latex_as_text(entry.title), **meta, "tags": list(entry.tags),
             "note": _shown(entry.note), "abstract": _shown(abstract), "summary": _shown(entry.summary)}
 
 
 def _shown(text: str | None) -> str | None:
-    return display_text(text) if text else text
+    return latex_as_text(text) if text else text
 
 
 def catalogue_documents(catalogue: Catalogue, records: dict[str, PaperRecord]

@@ -51,23 +51,29 @@ def printable(text: str) -> str:
 
 
 def display_text(text: str) -> str:
+    """A title or abstract as a terminal shows it: `latex_as_text`, then `printable`."""
+    return printable(latex_as_text(text))
+
+
+def latex_as_text(text: str) -> str:
     """A title or abstract as people read it: simple LaTeX shown as text (`\\textit{Pythia}`
     -> Pythia, `40\\%` -> 40%, `~` -> a space, `$\\sim$` -> ~) and line breaks joined.
-    Greek letters and common symbols are shown as characters (`$\\Delta W$` -> ΔW).
-    For display only: stored and indexed text keep what arXiv wrote."""
+    Greek letters and common symbols are shown as characters (`$\\Delta W$` -> ΔW). What
+    every front door shows (the JSON of --json, the API and MCP keep control characters as
+    data: JSON escapes them). For display only: stored and indexed text keep what arXiv wrote."""
     for _ in range(3):  # nested commands, from the inside out
         text = _LATEX_COMMAND.sub(lambda m: m.group(1) or m.group(2) or "", text)
     text = re.sub("``|''|~", lambda m: _QUOTES[m.group()], text)
     text = _MATH.sub(lambda m: m.group(1).replace("{", "").replace("}", ""), text)
     text = _LATEX_SYMBOL.sub(_symbol, text)
-    return printable(" ".join(text.split()))
+    return " ".join(text.split())
 
 
 def hit_json(hit: Hit) -> dict:
     """A hit as `search --json`, the API and MCP give it: its title and snippet as displayed."""
     data = hit.to_json()
-    data["title"] = display_text(data["title"])
-    data["snippet"] = display_text(data["snippet"])
+    data["title"] = latex_as_text(data["title"])
+    data["snippet"] = latex_as_text(data["snippet"])
     return data
 
 

@@ -25,7 +25,7 @@ from ..errors import CatalogueError, PaperscopeError, UsageError
 from ..ingest import entry_json
 from ..library import Library
 from ..records import Entry, PaperRecord
-from ..render import display_text
+from ..render import latex_as_text
 from ..store import file_signature
 
 if TYPE_CHECKING:
@@ -186,7 +186,7 @@ class Generation:
             xy = centred @ axes[:2].T if len(axes) >= 2 else np.zeros((len(documents), 2))
             low, high = xy.min(axis=0), xy.max(axis=0)
             xy = (xy - low) / np.where(high > low, high - low, 1.0)
-            self._map = [{"id": d.id, "title": display_text(d.title), "section": d.meta.get("section"),
+            self._map = [{"id": d.id, "title": latex_as_text(d.title), "section": d.meta.get("section"),
                           "x": round(float(x), 4), "y": round(float(y), 4)}
                          for d, (x, y) in zip(documents, xy, strict=True)]
         return self._map
