@@ -4,6 +4,7 @@ scripted faults, so that tests drive the real client over HTTP on 127.0.0.1."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import socket
 import threading
 import time
@@ -34,8 +35,10 @@ def feed_for(ids: list[str], total: int | None = None, summary: str | None = Non
     return head + body
 
 
+@functools.lru_cache(maxsize=4)
 def gzip_zeros(size: int) -> bytes:
-    """A gzip stream of `size` zero bytes, made a megabyte at a time."""
+    """A gzip stream of `size` zero bytes, made a megabyte at a time (once: a test makes it
+    before its clock starts, so a busy machine's slow compression is not timed)."""
     packer, block = zlib.compressobj(9, zlib.DEFLATED, 31), bytes(1 << 20)
     return b"".join(packer.compress(block) for _ in range(size >> 20)) + packer.flush()
 

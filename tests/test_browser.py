@@ -148,3 +148,37 @@ def test_the_hostile_title_shows_as_text(server, browser, shots):
     browser.get(server + "/browse")
     assert HOSTILE_TITLE in browser.find_element(By.TAG_NAME, "main").text
     browser.save_screenshot(str(shots / "5-browse.png"))
+
+
+def test_the_api_docs_render_offline_and_the_map_legend_is_in_view(server, browser, shots):
+    """/docs shows the API's operations with no network beyond this server (Swagger UI came
+    from a CDN: blank offline); the map's legend is in the first screen and no number drawn
+    on the map covers a point other than its own (issue 21)."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    wait = WebDriverWait(browser, 30)
+    browser.get(server + "/docs")
+    operations = wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, ".opblock-summary-path"))
+    assert "/api/v1/search" in {op.text.replace("\u200b", "") for op in operations}
+    assert not [e for e in _errors(browser) if "Content Security Policy" in e["message"]]
+    browser.save_screenshot(str(shots / "7-docs.png"))
+
+    browser.get(server + "/map?q=parameter-efficient+finetuning")
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#map a.point.top"))
+    legend = browser.execute_script(
+        "return document.querySelector('.legend').getBoundingClientRect().bottom <= window.innerHeight")
+    assert legend
+    overlaps = browser.execute_script("""
+        const boxes = Array.from(document.querySelectorAll('#map a.point')).map(function (a) {
+          const circle = a.querySelector('circle').getBoundingClientRect();
+          const text = a.querySelector('text');
+          return {circle: circle, text: text ? text.getBoundingClientRect() : null};
+        });
+        const inside = function (r, c) {
+          return r.left >= c.left && r.right <= c.right && r.top >= c.top && r.bottom <= c.bottom;
+        };
+        return boxes.filter(function (b) { return b.text && !inside(b.text, b.circle); }).length;
+    """)
+    assert overlaps == 0
+    browser.save_screenshot(str(shots / "8-map.png"))

@@ -87,6 +87,7 @@ def test_a_corpus_is_built_searched_and_filtered_through_the_same_facade(snapsho
     assert not again.written  # nothing changed
 
 
+@pytest.mark.slow  # imports, builds with the real model, searches, discovers and adds
 def test_the_cli_imports_searches_discovers_and_adds_offline(snapshot, library_dir):
     def run(*args):
         return runner.invoke(__import__("paperscope.cli").cli.app, ["--library", str(library_dir), *args])

@@ -73,3 +73,16 @@ def test_shared_terms_are_content_words_as_written():
     index = _index(texts)
     shared = index.shared_terms(0, 1, texts[0], texts[1])
     assert "adapters" in shared and "for" not in shared
+
+
+def test_weak_words_are_not_offered_as_shared():
+    """The half "fine" of "fine-tuning", the parts of links and "outperforms" are shared by
+    many texts and say nothing of what connects two (issue 21)."""
+    texts = ["Fine-tuning adapters outperforms thousands of baselines, code at https://github.com/a/b",
+             "We fine-tune adapters; it outperforms thousands of them (https://github.com/c/d)",
+             "Quantized language models", "Reward models for dialogue"]
+    index = _index(texts)
+    shared = index.shared_terms(0, 1, texts[0], texts[1], limit=20)
+    assert "adapters" in shared
+    assert not {w.casefold() for w in shared} & {"fine", "https", "github", "com", "outperforms",
+                                                   "thousands"}, shared

@@ -247,6 +247,7 @@ def edit_module(modules_json: Path, index: int, **changes) -> None:
     modules_json.write_text(json.dumps(modules))
 
 
+@pytest.mark.slow  # builds a tiny BERT with torch and transformers (a minute on a busy machine)
 @pytest.mark.parametrize("breakage", list(BROKEN))
 def test_declines_every_folder_it_would_not_reproduce(base_model, tmp_path, breakage):
     model = variant(base_model, tmp_path)
@@ -262,6 +263,7 @@ def test_declines_what_is_no_model_folder(tmp_path):
     assert not LightEncoder.supports(tmp_path / "missing")
 
 
+@pytest.mark.slow
 def test_a_declined_model_is_explained_once(base_model, tmp_path, monkeypatch, caplog):
     model = variant(base_model, tmp_path)
     edit_json(model / "config.json", hidden_act="gelu_new")

@@ -11,6 +11,7 @@ import anyio
 import pytest
 
 from paperscope.library import Library
+from paperscope.render import hit_json
 
 from .conftest import REPO
 from .serve_helpers import HOSTILE_ID, HOSTILE_TITLE, hostile_library
@@ -49,7 +50,7 @@ def test_mcp_tools_answer_over_stdio(library):
 
             found = structured(await client.call_tool("search", {"query": "parameter-efficient finetuning", "k": 3}))
             expected = Library.open(library).search("parameter-efficient finetuning", k=3).hits
-            assert found["hits"] == [hit.to_json() for hit in expected]
+            assert found["hits"] == [hit_json(hit) for hit in expected]
             assert {"lora", "qlora"} <= {hit["id"] for hit in found["hits"]}
 
             blogs = structured(await client.call_tool("search", {"query": "attention", "kinds": ["blog"]}))
@@ -83,3 +84,38 @@ def test_mcp_tools_answer_over_stdio(library):
 
     anyio.run(main)
 
+
+
+def test_bad_arguments_get_paperscopes_message_not_pydantics(library):
+    """As the JSON API says it: the field and what is wrong; no pydantic text or link (#21)."""
+    async def main():
+        async with session(library) as client:
+            bad = await client.call_tool("search", {"query": "lora", "k": 500})
+            text = bad.content[0].text
+            assert bad.is_error and text == ("Invalid arguments for search: k: Input should be "
+                                             "less than or equal to 50.")
+            missing = await client.call_tool("show", {})
+            assert missing.is_error and "id: Field required" in missing.content[0].text
+            assert "pydantic" not in missing.content[0].text and "type=" not in missing.content[0].text
+
+    anyio.run(main)
+
+
+def test_a_line_that_is_not_json_is_answered_with_a_parse_error(library):
+    """JSON-RPC's -32700 (id null) for a line that is not JSON, -32600 for JSON that is not a
+    JSON-RPC message; the server goes on answering (#21)."""
+    import subprocess
+
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "OMP_NUM_THREADS": "1"}
+    initialize = {"jsonrpc": "2.0", "id": 1, "method": "initialize",
+                  "params": {"protocolVersion": "2025-06-18", "capabilities": {},
+                             "clientInfo": {"name": "test", "version": "1"}}}
+    lines = ["this is not json", '{"hello": "world"}', json.dumps(initialize)]
+    done = subprocess.run([sys.executable, "-m", "paperscope", "--library", str(library), "mcp"],
+                          input="\n".join(lines) + "\n", capture_output=True, text=True, env=env,
+                          timeout=300)
+    answers = [json.loads(line) for line in done.stdout.splitlines()]
+    assert answers[0] == {"jsonrpc": "2.0", "id": None,
+                          "error": {"code": -32700, "message": "Parse error: the message is not valid JSON."}}
+    assert answers[1]["id"] is None and answers[1]["error"]["code"] == -32600
+    assert answers[2]["id"] == 1 and answers[2]["result"]["serverInfo"]["name"] == "paperscope"

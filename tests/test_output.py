@@ -128,7 +128,8 @@ def test_lexical_relevance_keeps_the_bm25_order(library_dir):
 # -- related: what two entries share -----------------------------------------------------
 
 FILLER = {"than", "greatly", "despite", "when", "while", "still", "several", "better", "best",
-          "without", "even", "has", "number", "time", "paper", "results", "furthermore"}
+          "without", "even", "has", "number", "time", "paper", "results", "furthermore", "fine",
+          "https", "com", "outperforms"}
 
 
 @pytest.mark.parametrize("entry", ["lora", "qlora", "instructgpt", "codex", "humaneval"])
@@ -242,7 +243,9 @@ def test_show_wraps_joins_line_breaks_shortens_authors_and_cleans_latex(library_
     every = terminal(library_dir, 80, "show", "pythia", "--all-authors")
     assert "others" not in every.split("\n\n")[0] and "Stella Biderman" in every
     abstract = json.loads(run(library_dir, "show", "pythia", "--json").stdout)["abstract"]
-    assert "\\textit{Pythia}" in abstract  # stored text is kept as written
+    assert "\\textit" not in abstract and "introduce Pythia, a suite" in abstract  # as shown
+    stored = (library_dir / "index" / "records.json").read_text(encoding="utf-8")
+    assert "\\\\textit{Pythia}" in stored  # the stored text is kept as written (JSON-escaped)
 
 
 def test_display_text_shows_simple_latex_as_text():
@@ -251,6 +254,17 @@ def test_display_text_shows_simple_latex_as_text():
     assert display_text("We introduce \\textit{Pythia},\na suite") == "We introduce Pythia, a suite"
     assert display_text("achieves 40\\% pass@1, 10~times faster") == "achieves 40% pass@1, 10 times faster"
     assert display_text("at \\url{https://x.org/a}") == "at https://x.org/a"
+    assert display_text("into Low Rank Adapters~(LoRA).") == "into Low Rank Adapters (LoRA)."
+
+
+def test_display_text_shows_greek_letters_and_symbols_as_characters():
+    from paperscope.render import display_text
+
+    assert display_text("the update $\\Delta W = B A$ of rank $r \\ll d$") == "the update ΔW = B A of rank r ≪ d"
+    assert display_text("$\\alpha$-scaling, $\\approx$ 3x, $n \\leq 8$, 10\\,GB") == \
+        "\u03b1-scaling, ≈ 3x, n ≤ 8, 10 GB"
+    assert display_text("\\frac{a}{b} and \\unknown stay") == "\\frac{a}{b} and \\unknown stay"
+    assert display_text(display_text("$\\Delta W$ ~ 40\\%")) == "ΔW 40%"  # twice: the same
 
 
 # -- one output path for every command -------------------------------------------------

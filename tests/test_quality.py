@@ -30,10 +30,12 @@ def scores(fixture_collection):
     return {s.mode: s for s in results}
 
 
+@pytest.mark.slow  # evaluates every judged question in three modes (minutes on a busy machine)
 def test_there_are_at_least_twenty_judged_questions(scores):
     assert scores["hybrid"].queries >= 20
 
 
+@pytest.mark.slow
 def test_hybrid_is_at_least_as_good_as_either_ranker(scores):
     best_single = max(scores["dense"].ndcg_at_10, scores["lexical"].ndcg_at_10)
     assert scores["hybrid"].ndcg_at_10 >= best_single

@@ -88,12 +88,17 @@ def test_a_second_writer_waits_or_fails_clearly(library_dir):
         assert "Another paperscope process is writing" in refused.stderr
         waiting = subprocess.Popen([sys.executable, "-m", "paperscope", "--library", str(library_dir),
                                     "build"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        time.sleep(1.5)
+        # Released once the second writer says it waits: not after a fixed time, which a busy
+        # machine can spend before the process has even started (issue 21).
+        said = ""
+        while "waiting for it to finish" not in said and (line := waiting.stderr.readline()):
+            said += line
+        assert "waiting for it to finish" in said, said
         assert waiting.poll() is None  # still waiting for the lock
     finally:
         lock.release()
-    _, stderr = waiting.communicate(timeout=60)
-    assert waiting.returncode == 0 and "waiting for it to finish" in stderr
+    _, stderr = waiting.communicate(timeout=300)
+    assert waiting.returncode == 0, said + stderr
 
 
 @pytest.mark.slow

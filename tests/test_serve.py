@@ -17,6 +17,7 @@ from fastapi.testclient import TestClient
 
 from paperscope.bibtex import bibtex_entry, citation_keys
 from paperscope.library import Library
+from paperscope.render import hit_json, latex_as_text
 from paperscope.serve.commands import is_loopback
 from paperscope.serve.resident import MAX_K, MAX_QUERY_CHARS, Resident
 from paperscope.serve.web import create_app
@@ -49,7 +50,7 @@ def test_search_finds_lora_and_qlora_with_the_fields_of_search_json(client, libr
     assert {"lora", "qlora"} <= {hit["id"] for hit in body["hits"][:3]}
     expected = Library.open(library).search("parameter-efficient finetuning", k=3).hits
     for hit, want in zip(body["hits"], expected, strict=False):
-        cli = want.to_json()
+        cli = hit_json(want)
         assert {key: hit[key] for key in cli} == cli  # the same fields and values as --json
         assert all(isinstance(span, list) and len(span) == 2 for span in hit["highlight"])
     assert body["index"]["count"] and body["index"]["generation"] >= 1
@@ -94,6 +95,30 @@ def test_entries_entry_and_cite(client, library):
     entry = library_.entry("lora")
     assert cite == {"id": "lora", "key": keys["lora"],
                     "bibtex": bibtex_entry(entry, library_.records()[entry.arxiv_id], keys["lora"])}
+
+
+def test_the_words_related_entries_share_read_as_a_list(client):
+    """Copied or read aloud, the shared words are "a, b, c", not "abc" (issue 21)."""
+    page = client.get("/entries/lora").text
+    shown = re.findall(r'<div class="shared">(.*?)</div>', page)
+    terms = client.get(f"{API}/related/lora", params={"k": 5}).json()["hits"]
+    assert shown and len(shown) == sum(1 for hit in terms if hit.get("shared_terms"))
+    for html, hit in zip(shown, [h for h in terms if h.get("shared_terms")], strict=True):
+        assert re.sub(r"<[^>]+>", "", html) == "shared: " + ", ".join(hit["shared_terms"])
+
+
+def test_the_page_and_the_api_show_the_text_as_show_prints_it(client, library):
+    """`show` prints "Low Rank Adapters (LoRA)" where arXiv wrote `Adapters~(LoRA)`: so do the
+    entry's page, the API, and the hits' titles and snippets (issue 21)."""
+    stored = Library.open(library).records()["2305.14314"].abstract
+    assert "Adapters~(LoRA)" in stored
+    assert client.get(f"{API}/entries/qlora").json()["abstract"] == latex_as_text(stored)
+    page = client.get("/entries/qlora").text
+    assert "Low Rank Adapters (LoRA)" in page and "~(LoRA)" not in page
+    hits = client.get(f"{API}/search", params={"q": "low rank adapters", "k": 50}).json()["hits"]
+    snippets = [hit["snippet"] for hit in hits]
+    assert any("Adapters (LoRA)" in text for text in snippets)
+    assert not any("~(" in text or "\\" in text for text in snippets)
 
 
 @pytest.mark.parametrize("path, params, status, kind", [
@@ -161,6 +186,24 @@ def test_the_api_is_documented_and_versioned(client):
     params = {p["name"]: p for p in spec["paths"][f"{API}/search"]["get"]["parameters"]}
     assert params["k"]["schema"]["maximum"] == MAX_K and params["q"]["schema"]["maxLength"] == MAX_QUERY_CHARS
     assert client.get("/docs").status_code == 200
+
+
+def test_the_api_docs_page_works_offline(client):
+    """/docs (the nav bar's "API") is Swagger UI from this server, not from a CDN: blank
+    offline before (issue 21); and it runs no inline script."""
+    page = client.get("/docs")
+    assert page.status_code == 200 and 'id="swagger-ui"' in page.text
+    assert not re.findall(r'(?:src|href)="(?:https?:)?//', page.text), "nothing from elsewhere"
+    for path in re.findall(r'(?:src|href)="(/static/[^"]+)"', page.text):
+        asset = client.get(path)
+        assert asset.status_code == 200 and asset.content, path
+    bundle = client.get("/static/docs/swagger-ui-bundle.js")
+    assert b"SwaggerUIBundle" in bundle.content and len(bundle.content) > 500_000
+    assert "<script>" not in page.text
+    policy = page.headers["content-security-policy"]
+    assert "script-src 'self';" in policy and "http" not in policy
+    assert client.get("/static/docs/../../catalogue.yaml").status_code == 404
+    assert client.get("/static/docs/index.html").status_code == 404
 
 
 def test_hostile_text_is_escaped_on_every_page(client):
@@ -280,3 +323,88 @@ def test_the_map_places_every_indexed_entry_and_marks_the_top_hits(client):
     assert page.text.count('class="point"') + page.text.count('class="point top"') == len(points)
     assert re.search(r'class="point top" data-id="(lora|qlora)"', page.text)
     assert "&lt;img src=x" in page.text and "<img" not in page.text
+
+
+def test_the_map_labels_cover_no_other_point_and_its_legend_comes_first(client):
+    """A top hit's mark is its rank inside its own circle, its title in the list above the map,
+    so no label covers another point; the legend stands above the map, not below the fold."""
+    page = client.get("/map", params={"q": "parameter-efficient finetuning"}).text
+    svg = page[page.index('<svg id="map"'):]
+    assert page.index('class="legend"') < page.index('<svg id="map"')
+    assert page.index('class="map-hits"') < page.index('<svg id="map"')
+    points = re.findall(r'<a href="[^"]+" class="point( top)?" data-id="[^"]+">(.*?)</a>', svg, re.S)
+    labelled = 0
+    for top, body in points:
+        circle = re.search(r'<circle cx="([\d.-]+)" cy="([\d.-]+)" r="(\d+)"', body)
+        texts = re.findall(r'<text x="([\d.-]+)" y="([\d.-]+)"[^>]*>([^<]*)</text>', body)
+        assert len(texts) == (1 if top else 0)
+        for x, y, label in texts:
+            assert (x, y) == circle.groups()[:2] and label.isdigit() and int(circle.group(3)) >= 11
+            labelled += 1
+    assert labelled == 5
+    tops = [i for i, (top, _) in enumerate(points) if top]
+    assert tops == list(range(len(points) - 5, len(points)))  # drawn last: over the others
+
+
+@pytest.fixture
+def bounded_server():
+    """A uvicorn server with `serve`'s configuration and a half-second request deadline, in a
+    thread, in front of a one-line app: (host, port)."""
+    import socket
+    import threading
+
+    import uvicorn
+
+    from paperscope.serve.commands import server_config
+
+    async def app(scope, receive, send):
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(16)
+    server = uvicorn.Server(server_config(app, request_seconds=0.5))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    yield sock.getsockname()
+    server.should_exit = True
+    thread.join(30)
+    sock.close()
+
+
+def _closed_by_server(connection, wait: float = 60) -> bool:
+    """Whether the server closes `connection` within `wait` seconds (generous: only the close,
+    not its moment, is tested)."""
+
+    connection.settimeout(wait)
+    try:
+        return connection.recv(1024) == b""
+    except ConnectionResetError:
+        return True
+    except TimeoutError:
+        return False
+
+
+def test_a_connection_that_never_finishes_its_headers_is_closed(bounded_server):
+    """uvicorn alone keeps such a connection for ever (issue 21): a silent one, and one that
+    sends its headers a byte at a time, are closed at the request deadline."""
+    import socket
+
+    with socket.create_connection(bounded_server) as silent:
+        assert _closed_by_server(silent)
+    with socket.create_connection(bounded_server) as dripping:
+        dripping.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n")
+        closed = False
+        for _ in range(600):  # a header line every 0.1 s: a minute of them, if never closed
+            try:
+                dripping.sendall(b"X-Slow: a\r\n")
+            except (BrokenPipeError, ConnectionResetError):
+                closed = True
+                break
+            time.sleep(0.1)
+        assert closed or _closed_by_server(dripping, 5)
+    with socket.create_connection(bounded_server) as prompt:  # a whole request is answered
+        prompt.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        prompt.settimeout(60)
+        assert prompt.recv(1024).startswith(b"HTTP/1.1 200")

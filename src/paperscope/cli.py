@@ -771,7 +771,7 @@ def _show_hits(outcome, fmt: str, query: str, library: Optional[Library]) -> Non
             raise UsageError("BibTeX needs catalogue entries; a corpus index has none.")
         _echo_bibtex(library, [hit.document.id for hit in outcome.hits])
     elif fmt in ("json", "jsonl"):
-        _print_items([hit.to_json() for hit in outcome.hits], fmt)
+        _print_items([render.hit_json(hit) for hit in outcome.hits], fmt)
     elif not outcome.hits:
         _err("No matching entries.")
     elif (console := _console()).is_terminal:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from .catalogue import Catalogue
 from .index import IndexStore
 from .records import Document, Entry, PaperRecord
+from .render import latex_as_text
 
 if TYPE_CHECKING:
     from .sources.base import PaperSource
@@ -146,10 +147,16 @@ def entry_meta(entry: Entry, record: PaperRecord | None) -> dict:
 
 
 def entry_json(entry: Entry, record: PaperRecord | None) -> dict[str, Any]:
-    """One entry with every field shown by `show --json`, `list --json`, the API and MCP."""
+    """One entry with every field shown by `show --json`, `list --json`, the API and MCP; its
+    title, abstract, summary and note as `show` displays them (`render.latex_as_text`)."""
     meta = entry_meta(entry, record)
-    return {"id": entry.id, "title": entry.title, **meta, "tags": list(entry.tags), "note": entry.note,
-            "abstract": record.abstract if record else None, "summary": entry.summary}
+    abstract = record.abstract if record else None
+    return {"id": entry.id, "title": latex_as_text(entry.title), **meta, "tags": list(entry.tags),
+            "note": _shown(entry.note), "abstract": _shown(abstract), "summary": _shown(entry.summary)}
+
+
+def _shown(text: str | None) -> str | None:
+    return latex_as_text(text) if text else text
 
 
 def catalogue_documents(catalogue: Catalogue, records: dict[str, PaperRecord]

@@ -67,8 +67,10 @@ def default_stopwords() -> list[str]:
 
 
 # Words never shown as what connects two texts or highlighted as matching, on top of the
-# index's stop words: function words, and the filler of abstracts ("than", "greatly",
-# "despite", "results", "propose"). Compared by stem, so "provides" also covers "provided".
+# index's stop words: function words, the filler of abstracts ("than", "greatly", "despite",
+# "results", "propose"), the halves of hyphenated words ("fine" of "fine-tuning", whose whole
+# "finetuning" is a term of its own) and the parts of links ("https", "com", "github").
+# Compared by stem, so "provides" also covers "provided".
 DISPLAY_STOPWORDS = frozenset("""
     a an and are as at be but by if in into is it no not of on or such that the their then
     there these they this to was will with about above across after again against ago all
@@ -98,6 +100,10 @@ DISPLAY_STOPWORDS = frozenset("""
     significant significantly similar simple simply small state strong study substantially
     such suggest time times use used uses using various version way ways well wide widely
     work works written
+    fine post self multi non co sub semi specific specifically exclusively facilitate
+    facilitates cover covers related linked multiple area outperform outperforms outperformed
+    perform performs performed performing hundreds thousands millions billions trillions
+    http https www com org io github html pdf
 """.split())  # noqa: SIM905 (a word list reads better as text)
 
 

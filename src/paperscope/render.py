@@ -1,6 +1,8 @@
-"""Turning hits into text for people: a rich table for terminals, plain lines for pipes.
-Used by the CLI only; returns text or renderables, prints nothing. Text from files or the
-network passes through `printable` before it reaches a terminal."""
+"""Turning hits into text for people: a rich table for terminals, plain lines for pipes, and
+the text of titles, abstracts and snippets as every front door shows it (`display_text`: the
+CLI, the JSON of --json, the web page and API, MCP). Returns text or renderables, prints
+nothing. Text from files or the network passes through `printable` before it reaches a
+terminal."""
 
 from __future__ import annotations
 
@@ -14,10 +16,27 @@ FORMATS = ("table", "json", "jsonl", "bibtex")
 WIDE = 100  # from this many columns on, hits are a table; below, one compact block each
 AUTHORS_SHOWN = 3  # `show` names this many authors of a longer list, then "and N others"
 _LATEX_COMMAND = re.compile(r"\\(?:textit|textbf|textsc|texttt|textrm|textsf|emph|mathrm|mathbf|"
-                            r"mathit|mathcal|text|mbox|url)\s*\{([^{}]*)\}|\{\\(?:em|it|bf|sc|tt)\s+([^{}]*)\}")
-_LATEX_SYMBOLS = {"sim": "~", "times": "×",  # noqa: RUF001 (the multiplication sign is meant) "approx": "≈", "leq": "≤", "geq": "≥", "le": "≤",
-                  "ge": "≥", "pm": "±", "cdot": "·", "%": "%", "&": "&", "_": "_", "#": "#", "$": "$"}
-_LATEX_SYMBOL = re.compile(r"\\(%|&|_|#|\$|[a-z]+(?![a-zA-Z]))")
+                            r"mathit|mathcal|mathbb|mathsf|boldsymbol|underline|text|mbox|url)\s*"
+                            r"\{([^{}]*)\}|\{\\(?:em|it|bf|sc|tt|rm)\s+([^{}]*)\}")
+_GREEK_NAMES = ("alpha beta gamma delta epsilon varepsilon zeta eta theta vartheta iota kappa "
+                "lambda mu nu xi pi rho sigma tau upsilon phi varphi chi psi omega Gamma Delta "
+                "Theta Lambda Xi Pi Sigma Upsilon Phi Psi Omega")
+_GREEK = dict(zip(_GREEK_NAMES.split(), "αβγδϵεζηθϑικλμνξπρστυϕφχψωΓΔΘΛΞΠΣΥΦΨΩ", strict=True))
+# A command shown as the character it prints; the spacing commands as a space, the sizing and
+# font switches as nothing.
+_LATEX_SYMBOLS = {
+    **_GREEK, "sim": "~", "times": "\u00d7", "approx": "≈", "leq": "≤", "geq": "≥", "le": "≤",
+    "ge": "≥", "neq": "≠", "ne": "≠", "lesssim": "≲", "gtrsim": "≳", "simeq": "≃", "equiv": "≡",
+    "propto": "∝", "ll": "≪", "gg": "≫", "pm": "±", "cdot": "·", "circ": "∘", "odot": "⊙",
+    "star": "⋆", "ast": "\u2217", "ell": "\u2113", "infty": "∞", "in": "∈", "to": "→", "rightarrow": "→",
+    "leftarrow": "←", "nabla": "∇", "partial": "∂", "sum": "∑", "prime": "\u2032", "ldots": "…",
+    "dots": "…", "cdots": "⋯", "log": "log", "ln": "ln", "exp": "exp", "max": "max",
+    "min": "min", "left": "", "right": "", "rm": "", "it": "", "bf": "", "sc": "", "tt": "",
+    "%": "%", "&": "&", "_": "_", "#": "#", "$": "$", "{": "{", "}": "}", ",": " ", ";": " ",
+    ":": " ", " ": " ", "!": "", "(": "", ")": ""}
+_LATEX_SYMBOL = re.compile(r"\\([%&_#${},;: !()]|[a-zA-Z]+(?![a-zA-Z]))( ?)")
+# Letters, whose following space TeX swallows (`$\\Delta W$` -> ΔW); a relation keeps its own.
+_LETTERS = {*_GREEK, "ell", "infty", "partial", "nabla", "prime"}
 _QUOTES = {"``": "\u201c", "''": "\u201d", "~": " "}
 _MATH = re.compile(r"\$([^$]{1,60})\$")
 _WORD = re.compile(r"\w[\w-]*")
@@ -32,15 +51,37 @@ def printable(text: str) -> str:
 
 
 def display_text(text: str) -> str:
+    """A title or abstract as a terminal shows it: `latex_as_text`, then `printable`."""
+    return printable(latex_as_text(text))
+
+
+def latex_as_text(text: str) -> str:
     """A title or abstract as people read it: simple LaTeX shown as text (`\\textit{Pythia}`
     -> Pythia, `40\\%` -> 40%, `~` -> a space, `$\\sim$` -> ~) and line breaks joined.
-    For display only: stored and indexed text keep what arXiv wrote."""
+    Greek letters and common symbols are shown as characters (`$\\Delta W$` -> ΔW). What
+    every front door shows (the JSON of --json, the API and MCP keep control characters as
+    data: JSON escapes them). For display only: stored and indexed text keep what arXiv wrote."""
     for _ in range(3):  # nested commands, from the inside out
         text = _LATEX_COMMAND.sub(lambda m: m.group(1) or m.group(2) or "", text)
     text = re.sub("``|''|~", lambda m: _QUOTES[m.group()], text)
     text = _MATH.sub(lambda m: m.group(1).replace("{", "").replace("}", ""), text)
-    text = _LATEX_SYMBOL.sub(lambda m: _LATEX_SYMBOLS.get(m.group(1), m.group()), text)
-    return printable(" ".join(text.split()))
+    text = _LATEX_SYMBOL.sub(_symbol, text)
+    return " ".join(text.split())
+
+
+def hit_json(hit: Hit) -> dict:
+    """A hit as `search --json`, the API and MCP give it: its title and snippet as displayed."""
+    data = hit.to_json()
+    data["title"] = latex_as_text(data["title"])
+    data["snippet"] = latex_as_text(data["snippet"])
+    return data
+
+
+def _symbol(match: re.Match) -> str:
+    name, space = match.groups()
+    if name not in _LATEX_SYMBOLS:
+        return match.group()
+    return _LATEX_SYMBOLS[name] + ("" if name in _LETTERS else space)
 
 
 def short_authors(authors: Sequence[str], every: bool = False) -> str:

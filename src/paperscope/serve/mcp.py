@@ -2,21 +2,25 @@
 
 Tools: search, related, show and cite, with typed inputs and the JSON of the CLI's --json
 (and of the web API); the catalogue is the resource paperscope://catalogue and each entry
-paperscope://entries/{id}. A paperscope error becomes a tool error with its message and hint.
+paperscope://entries/{id}. A paperscope error becomes a tool error with its message and hint;
+arguments that do not fit a tool's schema get paperscope's message, as the JSON API gives it
+(`resident.input_problems`), not pydantic's text and link. A line that is not JSON is answered
+with JSON-RPC's -32700 (parse error), one that is not a JSON-RPC message with -32600.
 Nothing but the protocol is written to stdout.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
-from .. import __version__
+from .. import __version__, render
 from ..collection import Filters
 from ..errors import PaperscopeError
-from .resident import MAX_K, MAX_QUERY_CHARS, Resident
+from .resident import MAX_K, MAX_QUERY_CHARS, Resident, input_problems
 
 Mode = Literal["hybrid", "dense", "lexical"]
 Kind = Literal["paper", "blog", "repo"]
@@ -29,9 +33,23 @@ INSTRUCTIONS = ("paperscope searches a curated reading list of research papers, 
 def build_server(resident: Resident):
     from mcp.server.mcpserver import MCPServer
     from mcp.server.mcpserver.exceptions import ResourceNotFoundError, ToolError
+    from pydantic import ValidationError
 
-    server = MCPServer("paperscope", version=__version__, instructions=INSTRUCTIONS,
-                       log_level="WARNING")
+    class Server(MCPServer):
+        async def call_tool(self, name, arguments, context=None):
+            try:
+                return await super().call_tool(name, arguments, context)
+            except ToolError as err:
+                if not isinstance(err.__cause__, ValidationError):
+                    raise
+                raise ToolError(f"Invalid arguments for {name}: "
+                                f"{input_problems(err.__cause__.errors())}.") from err.__cause__
+
+        async def run_stdio_async(self) -> None:
+            await serve_stdio(self._lowlevel_server)  # the SDK's loop, with parse errors answered
+
+    server = Server("paperscope", version=__version__, instructions=INSTRUCTIONS,
+                    log_level="WARNING")
 
     def answer(call):
         try:
@@ -62,7 +80,7 @@ def build_server(resident: Resident):
             filters = Filters(sections=tuple(sections or ()), kinds=tuple(kinds or ()),
                               year_from=year_from, year_to=year_to, tags=tuple(tags or ()))
             outcome = generation.search(query, k=k, mode=mode, filters=filters, min_score=min_score)
-            return {"query": query, "hits": [hit.to_json() for hit in outcome.hits],
+            return {"query": query, "hits": [render.hit_json(hit) for hit in outcome.hits],
                     "notices": outcome.notices}
         return answer(run)
 
@@ -78,7 +96,7 @@ def build_server(resident: Resident):
             generation = resident.current()
             entry = generation.entry(id)
             outcome = generation.related(entry.id, k=k, mode=mode, min_score=min_score)
-            return {"id": entry.id, "hits": [hit.to_json() for hit in outcome.hits],
+            return {"id": entry.id, "hits": [render.hit_json(hit) for hit in outcome.hits],
                     "notices": outcome.notices}
         return answer(run)
 
@@ -115,3 +133,38 @@ def build_server(resident: Resident):
             raise ResourceNotFoundError(str(err)) from None
 
     return server
+
+
+async def serve_stdio(lowlevel) -> None:
+    """The SDK's stdio transport and server loop, with one step between them: the SDK hands a
+    line it cannot read to the server as an exception, which it only logs, so the client waits
+    for an answer that never comes. Here such a line is answered with a JSON-RPC error (id null):
+    -32700 when it is not JSON, -32600 when it is JSON but not a JSON-RPC message."""
+    import anyio
+    from mcp.server.stdio import stdio_server
+    from mcp.shared.message import SessionMessage
+    from mcp_types import INVALID_REQUEST, PARSE_ERROR, ErrorData, JSONRPCError
+
+    def error(problem: Exception) -> SessionMessage:
+        not_json = any(e.get("type") == "json_invalid" for e in getattr(problem, "errors", list)())
+        data = (ErrorData(code=PARSE_ERROR, message="Parse error: the message is not valid JSON.")
+                if not_json else
+                ErrorData(code=INVALID_REQUEST, message="Invalid request: not a JSON-RPC 2.0 message."))
+        return SessionMessage(JSONRPCError(jsonrpc="2.0", id=None, error=data))
+
+    async with stdio_server() as (read_stream, write_stream):
+        forward, received = anyio.create_memory_object_stream[Any](0)
+
+        async def relay() -> None:
+            async with forward:
+                async for item in read_stream:
+                    if not isinstance(item, Exception):
+                        await forward.send(item)
+                        continue
+                    with contextlib.suppress(anyio.ClosedResourceError, anyio.BrokenResourceError):
+                        await write_stream.send(error(item))
+
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(relay)
+            await lowlevel.run(received, write_stream, lowlevel.create_initialization_options())
+            tasks.cancel_scope.cancel()

@@ -14,7 +14,7 @@ import logging
 import re
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,6 +25,7 @@ from ..errors import CatalogueError, PaperscopeError, UsageError
 from ..ingest import entry_json
 from ..library import Library
 from ..records import Entry, PaperRecord
+from ..render import latex_as_text
 from ..store import file_signature
 
 if TYPE_CHECKING:
@@ -35,6 +36,18 @@ log = logging.getLogger(__name__)
 
 MAX_QUERY_CHARS = 500  # a search box question; longer ones are refused with a 400
 MAX_K = 50  # results a request may ask for
+
+
+def input_problems(errors: Iterable[Mapping[str, Any]]) -> str:
+    """pydantic's validation errors as paperscope states them, for the JSON API and MCP alike:
+    "k: Input should be less than or equal to 50" (the field and the short message: neither the
+    input echoed back nor pydantic's link to its documentation)."""
+    problems = []
+    for problem in errors:
+        where = ".".join(str(p) for p in problem.get("loc", ()) if p not in ("query", "path"))
+        message = str(problem.get("msg") or "Invalid value")
+        problems.append(f"{where}: {message}" if where else message)
+    return "; ".join(problems) or "Invalid request."
 
 
 class CachedEncoder:
@@ -174,7 +187,7 @@ class Generation:
             xy = centred @ axes[:2].T if len(axes) >= 2 else np.zeros((len(documents), 2))
             low, high = xy.min(axis=0), xy.max(axis=0)
             xy = (xy - low) / np.where(high > low, high - low, 1.0)
-            self._map = [{"id": d.id, "title": d.title, "section": d.meta.get("section"),
+            self._map = [{"id": d.id, "title": latex_as_text(d.title), "section": d.meta.get("section"),
                           "x": round(float(x), 4), "y": round(float(y), 4)}
                          for d, (x, y) in zip(documents, xy, strict=True)]
         return self._map

@@ -8,6 +8,7 @@ body {"error": {"type", "message", "hint"}}; every response carries a Content-Se
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from pathlib import Path
@@ -20,6 +21,7 @@ from fastapi.templating import Jinja2Templates
 from markupsafe import Markup, escape
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from .. import render
 from ..collection import Filters
 from ..errors import (
     CatalogueError,
@@ -35,24 +37,25 @@ from ..ingest import entry_json as as_json
 from ..records import KINDS
 from ..search import MODES
 from ..version import __version__
-from .resident import MAX_K, MAX_QUERY_CHARS, Generation, Resident
+from .resident import MAX_K, MAX_QUERY_CHARS, Generation, Resident, input_problems
 
 HERE = Path(__file__).resolve().parent
 API = "/api/v1"
 # Pages and scripts come from this server only; no inline script, no plugins, no framing.
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
        "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
-# The OpenAPI pages (FastAPI's Swagger UI and ReDoc) load their scripts from a CDN and start
-# with an inline script: allowed on those two pages only, which show no library data.
-DOCS_CSP = ("default-src 'none'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
-            "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; img-src 'self' data: "
-            "https://fastapi.tiangolo.com https://cdn.redoc.ly; connect-src 'self'; worker-src blob:; "
-            "base-uri 'none'; frame-ancestors 'none'")
+# /docs is Swagger UI, served from here (the fastapi-offline package's copy, so it works
+# offline): its scripts are ours too; it styles its elements inline, on this page only.
+DOCS_CSP = ("default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+            "img-src 'self' data:; connect-src 'self'; base-uri 'none'; frame-ancestors 'none'")
 STATUS = [(UsageError, 400, "usage"), (UnknownEntryError, 404, "unknown_entry"),
           (IndexMissingError, 503, "index_missing"), (IndexCorruptError, 503, "index_corrupt"),
           (IndexMismatchError, 503, "index_mismatch"), (ModelUnavailableError, 503, "model_unavailable"),
           (CatalogueError, 503, "catalogue")]
-STATIC = {"app.js": "text/javascript; charset=utf-8", "style.css": "text/css; charset=utf-8"}
+STATIC = {"app.js": "text/javascript; charset=utf-8", "style.css": "text/css; charset=utf-8",
+          "docs.js": "text/javascript; charset=utf-8"}
+SWAGGER_UI = {"swagger-ui-bundle.js": "text/javascript; charset=utf-8",
+              "swagger-ui.css": "text/css; charset=utf-8"}
 
 PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
            "#7f7f7f", "#bcbd22", "#17becf"]
@@ -89,11 +92,11 @@ def _filters(section, kind, year_from, year_to, tag) -> Filters:
 
 def hit_json(generation: Generation, hit, query: str) -> dict[str, Any]:
     """A hit with the fields of `search --json`, plus its tags and where the snippet matches."""
-    data = hit.to_json()
+    data = render.hit_json(hit)
     tags = hit.document.meta.get("tags")
     if tags:
         data["tags"] = list(tags)
-    data["highlight"] = [list(span) for span in generation.highlight(hit.snippet, query)]
+    data["highlight"] = [list(span) for span in generation.highlight(data["snippet"], query)]
     return data
 
 
@@ -124,7 +127,7 @@ class Guard:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        docs = scope["path"] in ("/docs", "/docs/oauth2-redirect")
+        docs = scope["path"] == "/docs"
         extra = [(b"content-security-policy", (DOCS_CSP if docs else CSP).encode()),
                  (b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer"),
                  (b"x-frame-options", b"DENY")]
@@ -171,7 +174,7 @@ def create_app(resident: Resident, *, allowed_hosts: list[str] | None = None) ->
                   description="Semantic search over a curated reading list: the JSON API of "
                   "`paperscope serve`. Every route is read-only; errors have the body "
                   '`{"error": {"type", "message", "hint"}}`.',
-                  docs_url="/docs", redoc_url=None, openapi_url="/openapi.json")
+                  docs_url=None, redoc_url=None, openapi_url="/openapi.json")
     import jinja2
 
     environment = jinja2.Environment(loader=jinja2.FileSystemLoader(str(HERE / "templates")),
@@ -197,11 +200,7 @@ def create_app(resident: Resident, *, allowed_hosts: list[str] | None = None) ->
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, err: RequestValidationError):
-        problems = []
-        for problem in err.errors():
-            where = ".".join(str(p) for p in problem.get("loc", ()) if p != "query")
-            problems.append(f"{where}: {problem.get('msg')}" if where else str(problem.get("msg")))
-        message = "; ".join(problems) or "Invalid request."
+        message = input_problems(err.errors())
         if not wants_json(request):
             return page(request, "error.html", {"status": 400, "message": message, "hint": None}, status=400)
         return JSONResponse(error_body("usage", message), status_code=400)
@@ -337,11 +336,14 @@ def create_app(resident: Resident, *, allowed_hosts: list[str] | None = None) ->
     def map_page(request: Request, q: Annotated[str, Query(max_length=MAX_QUERY_CHARS)] = ""):
         generation = resident.current()
         points = generation.map_points()
-        top = {}
+        hits = []
         if q.strip():
-            top = {h.document.id: h.rank for h in generation.search(q, k=5).hits}
+            hits = [render.hit_json(h) for h in generation.search(q, k=5).hits]
+        top = {hit["id"]: hit["rank"] for hit in hits}
+        points = sorted(points, key=lambda p: p["id"] in top)  # the hits drawn last, on top
         colours = {name: PALETTE[i % len(PALETTE)] for i, name in enumerate(generation.catalogue.sections)}
-        return page(request, "map.html", {"points": points, "top": top, "q": q, "colours": colours})
+        return page(request, "map.html", {"points": points, "top": top, "hits": hits, "q": q,
+                                          "colours": colours})
 
     @app.get("/static/{name}", include_in_schema=False)
     def static_file(name: str):
@@ -350,11 +352,30 @@ def create_app(resident: Resident, *, allowed_hosts: list[str] | None = None) ->
         return Response(static[name], media_type=STATIC[name],
                         headers={"Cache-Control": "public, max-age=300"})
 
+    @app.get("/docs", response_class=HTMLResponse, include_in_schema=False)
+    def docs(request: Request):
+        return templates.TemplateResponse(request, "docs.html", {})
+
+    @app.get("/static/docs/{name}", include_in_schema=False)
+    def swagger_ui(name: str):
+        if name not in SWAGGER_UI:
+            raise StarletteHTTPException(404)
+        return Response(_swagger_ui_file(name), media_type=SWAGGER_UI[name],
+                        headers={"Cache-Control": "public, max-age=86400"})
+
     @app.get("/favicon.ico", include_in_schema=False)
     def favicon():
         return Response(status_code=204)
 
     return app
+
+
+@functools.cache
+def _swagger_ui_file(name: str) -> bytes:
+    """One of Swagger UI's two files, from the fastapi-offline package (read once)."""
+    from importlib.resources import files
+
+    return (files("fastapi_offline") / "static" / name).read_bytes()
 
 
 def entry_json(generation: Generation, entry) -> dict[str, Any]:
