@@ -43,7 +43,7 @@ SHARED = ROOT.parent / "shared" / "data"
 
 
 def abstracts(count: int):
-    from paperscope.corpus import read_corpus
+    from paperscope.beir import read_corpus
 
     documents = list(read_corpus(SHARED / "scifact"))
     return [documents[i % len(documents)] for i in range(count)]

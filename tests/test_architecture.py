@@ -17,6 +17,7 @@ LAYERS = [
     {"corpora", "discover", "evaluate", "ingest", "markdown", "sources.corpus"},
     {"collection", "distributed"},
     {"indexer", "search"},
+    {"onnx_encoder"},
     {"index", "chunks", "embedding", "lexical"},
     {"spelling"},
     {"catalogue", "beir", "bibtex", "render", "settings", "text", "store", "records", "errors",

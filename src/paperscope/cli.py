@@ -662,7 +662,7 @@ def _build(library: Library, *, full: bool, model: Optional[str], no_wait: bool)
 def _report_build(report, noun: str = "entry") -> None:
     if report.written:
         resumed = f", {report.resumed} from earlier chunks" if report.resumed else ""
-        _err(f"Index built: {len(report.embedded)} embedded, {report.reused} reused{resumed}, "
+        _err(f"Index built: {len(report.embedded):,} embedded, {report.reused:,} reused{resumed}, "
              f"{len(report.removed)} removed; {counted(report.total, noun)} with {report.model}"
              + (f" on {report.device}" if report.embedded else "")
              + (f"; {report.search} search." if report.search != "exact" else "."))

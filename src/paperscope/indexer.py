@@ -21,6 +21,8 @@ import numpy as np
 from . import chunks
 from .embedding import (
     BUILD_ENCODERS,
+    EXACT_BUILD_ENCODERS,
+    QUANTISED_FROM_PASSAGES,
     SMALL_BUILD_ENCODERS,
     Encoder,
     encoder_kind,
@@ -357,6 +359,15 @@ def _build(store: IndexStore, documents: Sequence[Document], old: OpenIndex | No
     return report
 
 
+def build_encoders(passage_count: int) -> tuple[str, ...]:
+    """The encoder kinds to try for embedding this many passages: the NumPy encoder for a few
+    (it starts at once), exact ONNX vectors for up to QUANTISED_FROM_PASSAGES (the catalogue keeps
+    the reference vectors), int8 ONNX beyond."""
+    if passage_count <= LIGHT_ENCODER_LIMIT:
+        return SMALL_BUILD_ENCODERS
+    return EXACT_BUILD_ENCODERS if passage_count < QUANTISED_FROM_PASSAGES else BUILD_ENCODERS
+
+
 def _embed(job: EmbeddingJob, encoder: Encoder | None, *, announce: bool = False) -> int:
     """Embed the plan's documents in this process, committing a chunk file each time
     `job.chunk_documents` documents or about CHUNK_SECONDS of work (at the speed measured on the
@@ -364,12 +375,12 @@ def _embed(job: EmbeddingJob, encoder: Encoder | None, *, announce: bool = False
     plan, report, documents = job.plan, job.report, job.documents
     lengths = SCHEMES[plan.scheme]
     if encoder is None or announce:
-        few = encoder is None and len(plan.todo) <= LIGHT_ENCODER_LIMIT and \
-            sum(len(passages(documents[i], lengths)) for i in plan.todo) <= LIGHT_ENCODER_LIMIT
+        kinds = build_encoders(sum(len(passages(documents[i], lengths)) for i in plan.todo))
         if job.on_encoder:
-            job.on_encoder("light" if few else "sentence-transformers", len(plan.todo), report.reason)
+            job.on_encoder(kinds[0] if encoder is None else encoder_kind(encoder), len(plan.todo),
+                           report.reason)
         if encoder is None:
-            encoder = load_encoder(report.model, kinds=SMALL_BUILD_ENCODERS if few else BUILD_ENCODERS)
+            encoder = load_encoder(report.model, kinds=kinds)
     report.device = getattr(encoder, "device", "cpu")
     report.encoder = encoder_kind(encoder)
     budget = float(FIRST_CHUNK_CHARACTERS)  # characters in the next chunk
