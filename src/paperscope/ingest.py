@@ -61,11 +61,11 @@ def ingest(catalogue: Catalogue, store: IndexStore, *, source=None, snapshot: Pa
     if snapshot is not None:
         if on_plan:
             on_plan(file_size(snapshot), "bytes")
-        found = read_snapshot(snapshot, todo, progress=progress)
+        unusable: set[str] = set()
+        found = read_snapshot(snapshot, todo, progress=progress, unusable=unusable)
         records.update(found)
         report.fetched = sorted(found)
-        report.failures = {i: f"no record with title and abstract in {snapshot.name}"
-                           for i in todo if i not in found}
+        report.failures = {i: snapshot_failure(i, snapshot, unusable) for i in todo if i not in found}
         if found or pruned:
             store.write_records(records)
         return report
@@ -93,6 +93,13 @@ def ingest(catalogue: Catalogue, store: IndexStore, *, source=None, snapshot: Pa
             report.failures.update(dict.fromkeys(todo[start + len(batch):], result.unreachable))
             break
     return report
+
+
+def snapshot_failure(arxiv_id: str, snapshot: Path, unusable: set[str]) -> str:
+    """Why a snapshot gave no record for `arxiv_id`: the same words for `ingest` and `add`."""
+    if arxiv_id in unusable:
+        return f"no record with title and abstract in the snapshot {snapshot.name}"
+    return f"not in the snapshot {snapshot.name}"
 
 
 def entry_document(entry: Entry, record: PaperRecord | None) -> Document | None:
@@ -133,14 +140,16 @@ def entry_json(entry: Entry, record: PaperRecord | None) -> dict[str, Any]:
 
 def catalogue_documents(catalogue: Catalogue, records: dict[str, PaperRecord]
                         ) -> tuple[list[Document], list[Entry]]:
-    """(the documents of every entry, entries still waiting for an abstract). An entry waiting
-    for its abstract is searched by its title (and note) meanwhile."""
+    """(the documents of every entry, arXiv entries still waiting for their abstract). An entry
+    waiting for its abstract is searched by its summary, if it has one (added offline), else by
+    its title (and note) meanwhile."""
     documents, missing = [], []
     for entry in catalogue.entries:
         record = records.get(entry.arxiv_id) if entry.arxiv_id else None
+        if entry.arxiv_id and not (record and record.abstract):
+            missing.append(entry)
         document = entry_document(entry, record)
         if document is None:
-            missing.append(entry)
             document = Document(id=entry.id, title=entry.title, text=entry.note or "",
                                 meta=entry_meta(entry, record))
         documents.append(document)

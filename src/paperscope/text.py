@@ -31,10 +31,11 @@ def plural(noun: str) -> str:
 
 
 def no_abstract_yet(number: int) -> str:
-    """The notice for entries searched by their titles until their abstracts are fetched."""
+    """The notice for arXiv entries searched by their title (or the summary given when they were
+    added offline) until their abstracts are fetched."""
     if number == 1:
-        return "1 entry has no abstract yet and is searched by its title only"
-    return f"{number:,} entries have no abstract yet and are searched by their titles only"
+        return "1 entry waits for its arXiv abstract (searched by its title or summary until then)"
+    return f"{number:,} entries wait for their arXiv abstract (searched by title or summary until then)"
 
 
 def sentences(text: str) -> list[str]:

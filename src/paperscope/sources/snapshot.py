@@ -71,9 +71,11 @@ def line_id(line: bytes) -> str | None:
 
 
 def read_snapshot(path: Path, wanted: Iterable[str],
-                  progress: Callable[[int], None] | None = None) -> dict[str, PaperRecord]:
+                  progress: Callable[[int], None] | None = None,
+                  unusable: set[str] | None = None) -> dict[str, PaperRecord]:
     """The usable records of the `wanted` arXiv ids found in the snapshot at `path` (a record
-    without title or abstract, or one that is damaged, counts as not found).
+    without title or abstract, or one that is damaged, counts as not found, and its id is put
+    in `unusable` when given).
 
     `progress` is called with the number of bytes read since its last call."""
     wanted = set(wanted)
@@ -90,6 +92,8 @@ def read_snapshot(path: Path, wanted: Iterable[str],
         try:
             record, _ = parse_line(line, source=source, fetched_at=fetched_at, expected_id=arxiv_id)
         except UnusableLine:
+            if unusable is not None:
+                unusable.add(arxiv_id)
             continue
         found[arxiv_id] = record
         if len(found) == len(wanted):
