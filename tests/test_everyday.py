@@ -279,3 +279,19 @@ def test_waiting_for_another_process_is_said_once_per_command(capsys):
     cli._waiting()
     cli._waiting()  # `add` waits for the lock twice: to edit, then to build
     assert capsys.readouterr().err.count("waiting for it to finish") == 1
+
+
+def test_did_you_mean_suggests_close_ids_only(library_dir):
+    llama = run(library_dir, "show", "llama2")
+    assert llama.exit_code == 3 and "Did you mean: llama?" in llama.stderr  # not llmdatahub
+    lora = run(library_dir, "show", "lroa")
+    assert "Did you mean: lora, qlora?" in lora.stderr  # not llama
+    assert "See the ids with: paperscope list" in run(library_dir, "show", "xyz").stderr
+
+
+def test_snippets_are_cut_between_words():
+    from paperscope.text import shorten
+
+    assert shorten("Low-rank adapters make finetuning cheap", 24) == "Low-rank adapters make…"
+    assert shorten("Low-rank adapters make finetuning cheap", 28) == "Low-rank adapters make…"
+    assert shorten("short", 10) == "short" and shorten("abcdefghijkl", 5) == "abcd…"

@@ -31,7 +31,7 @@ from .beir import has_corpus, read_qrels, read_queries
 from .errors import FetchError, PaperscopeError, UsageError, storage_error
 from .render import FORMATS, entries_as_text, entry_as_text, printable
 from .store import atomic_write_text, file_size, read_text
-from .text import counted, no_abstract_yet, plural
+from .text import counted, plural
 from .version import __version__
 
 if TYPE_CHECKING:

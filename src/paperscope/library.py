@@ -41,6 +41,7 @@ import contextlib
 import dataclasses
 import datetime
 import difflib
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -90,6 +91,21 @@ class EditResult:
     entry: Entry
     changed: bool
     build: BuildReport | None = None
+
+
+def close_ids(key: str, entries: Sequence[Entry], most: int = 3) -> list[str]:
+    """The ids a mistyped `key` may have meant: ids spelt nearly alike (a ratio of 0.6 at
+    least, and near the best one's), then entries whose title has `key` as a whole word."""
+    key = key.strip().lower()
+    if not key:
+        return []
+    scored = sorted(((difflib.SequenceMatcher(None, key, e.id).ratio(), e.id) for e in entries),
+                    key=lambda pair: -pair[0])
+    best = scored[0][0] if scored else 0.0
+    close = [i for ratio, i in scored if ratio >= max(0.6, best - 0.1)][:most]
+    word = re.compile(rf"(?<![a-z0-9]){re.escape(key)}(?![a-z0-9])", re.IGNORECASE)
+    close += [e.id for e in entries if word.search(e.title) and e.id not in close]
+    return close[:most]
 
 
 @dataclass(frozen=True)
@@ -192,10 +208,7 @@ class Library:
         if found is None and (arxiv_id := normalise_arxiv_id(key)):
             found = catalogue.by_arxiv_id().get(arxiv_id)
         if found is None:
-            ids = [entry.id for entry in catalogue.entries]
-            close = difflib.get_close_matches(key.strip().lower(), ids, n=3, cutoff=0.4)
-            close += [e.id for e in catalogue.entries
-                      if key.strip().lower() in e.title.lower() and e.id not in close][:3]
+            close = close_ids(key, catalogue.entries)
             hint = f"Did you mean: {', '.join(close)}?" if close else \
                 "See the ids with: paperscope list"
             raise UnknownEntryError(f"No entry with id {key!r}.", hint)

@@ -17,7 +17,7 @@ from .embedding import Encoder, load_encoder, query_encoders
 from .errors import IndexMismatchError, UsageError
 from .index import REBUILD_HINT, OpenIndex
 from .records import Hit
-from .text import name_key, sentences
+from .text import name_key, sentences, shorten
 
 log = logging.getLogger(__name__)
 
@@ -200,7 +200,7 @@ def best_sentence(text: str, wanted: set[str], tokenize: Callable[[str], list[st
         return ""
     best = max(range(len(parts)), key=lambda i: (len(wanted & set(tokenize(parts[i]))), -i))
     sentence = parts[best]
-    return sentence if len(sentence) <= limit else sentence[:limit - 1].rstrip() + "…"
+    return shorten(sentence, limit)
 
 
 class Searcher:

@@ -83,3 +83,13 @@ def document_names(document: Document) -> set[str]:
         names.add(head)
     keys = {name_key(name) for name in names}
     return {key for key in keys if len(key) >= 2}
+
+
+def shorten(text: str, limit: int) -> str:
+    """`text` cut to at most `limit` characters at a word boundary, with "…" when cut (a
+    single word longer than the limit is cut inside it)."""
+    if len(text) <= limit:
+        return text
+    head = text[:limit - 1]
+    cut = head.rsplit(" ", 1)[0] if " " in head and not text[limit - 1].isspace() else head
+    return cut.rstrip(" ,;:-–—") + "…"
