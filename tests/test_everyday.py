@@ -295,3 +295,10 @@ def test_snippets_are_cut_between_words():
     assert shorten("Low-rank adapters make finetuning cheap", 24) == "Low-rank adapters make…"
     assert shorten("Low-rank adapters make finetuning cheap", 28) == "Low-rank adapters make…"
     assert shorten("short", 10) == "short" and shorten("abcdefghijkl", 5) == "abcd…"
+
+
+def test_a_global_option_after_the_command_says_where_it_goes(library_dir):
+    result = runner.invoke(app, ["search", "attention", "--library", str(library_dir)])
+    assert result.exit_code == 2
+    assert "--library is an option of paperscope itself" in result.output
+    assert "No such option" not in result.output

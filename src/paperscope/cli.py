@@ -24,7 +24,9 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional
 
+import click
 import typer
+from typer.core import TyperGroup
 
 from . import render, settings
 from .beir import has_corpus, read_qrels, read_queries
@@ -39,7 +41,27 @@ if TYPE_CHECKING:
 
     from .library import Library
 
+GLOBAL_OPTIONS = ("--library", "-L", "--verbose", "-v", "--version")
+
+
+class _Commands(TyperGroup):
+    """paperscope's commands; a global option given after the command is answered with where
+    it goes, not click's bare "No such option"."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except click.NoSuchOption as err:
+            if err.option_name in GLOBAL_OPTIONS:
+                err.message = (f"{err.option_name} is an option of paperscope itself: give it before "
+                               f"the command, as in: paperscope {err.option_name}"
+                               f"{' DIR' if err.option_name in ('--library', '-L') else ''} "
+                               f"{ctx.invoked_subcommand or 'COMMAND'} ...")
+            raise
+
+
 app = typer.Typer(
+    cls=_Commands,
     name="paperscope",
     help="Semantic search over the abstracts of a curated reading list.\n\n"
          "Run it inside a folder holding catalogue.yaml (or pass --library). Start with:\n\n"
