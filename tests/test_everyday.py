@@ -302,3 +302,13 @@ def test_a_global_option_after_the_command_says_where_it_goes(library_dir):
     assert result.exit_code == 2
     assert "--library is an option of paperscope itself" in result.output
     assert "No such option" not in result.output
+
+
+def test_one_query_limit_for_the_cli_and_the_servers(library_dir):
+    from paperscope.search import MAX_QUERY_CHARS
+    from paperscope.serve import resident
+
+    assert resident.MAX_QUERY_CHARS == MAX_QUERY_CHARS  # what the web API and MCP refuse beyond
+    result = run(library_dir, "search", "x" * 100_000)
+    assert result.exit_code == 2 and f"the most is {MAX_QUERY_CHARS:,}" in result.stderr
+    assert run(library_dir, "search", "x " * (MAX_QUERY_CHARS // 2), "-k", "1").exit_code == 0

@@ -32,7 +32,7 @@ from .corpora import document_record
 from .errors import FetchError
 from .sources.snapshot import read_snapshot
 
-__all__ = ["MODES", "Collection", "Corpus", "Filters", "Freshness", "Library", "SearchOutcome", "SnapshotFilter",
+__all__ = ["MAX_QUERY_CHARS", "MODES", "Collection", "Corpus", "Filters", "Freshness", "Library", "SearchOutcome", "SnapshotFilter",
            "check_scheme", "corpora_dir", "entry_json", "find_papers", "list_corpora", "open_collection",
            "run_evaluation"]
 
@@ -63,7 +63,7 @@ from .index import IndexStore, documents_digest, meta_json
 from .indexer import check_scheme
 from .ingest import IngestReport, catalogue_documents, entry_json, ingest, snapshot_failure
 from .records import KINDS, Document, Entry, PaperRecord
-from .search import MODES
+from .search import MAX_QUERY_CHARS, MODES
 from .settings import configured_model, settings_change
 from .store import LibraryPaths, corpus_index_dir, file_signature, find_library, read_text
 from .text import DEFAULT_SCHEME, no_abstract_yet
