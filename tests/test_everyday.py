@@ -259,6 +259,15 @@ def test_years_in_the_wrong_order_are_a_usage_error_everywhere(library_dir):
 
     with pytest.raises(UsageError):
         Library.open(library_dir).search("attention", filters=Filters(year_from=2023, year_to=2020))
+    from fastapi.testclient import TestClient
+
+    from paperscope.serve.resident import Resident
+    from paperscope.serve.web import API, create_app
+
+    client = TestClient(create_app(Resident(library_dir)))
+    for path, params in (("/search", {"q": "attention"}), ("/related/lora", {})):
+        answer = client.get(f"{API}{path}", params={**params, "year_from": 2023, "year_to": 2020})
+        assert answer.status_code == 400 and "--year-from 2023 is after" in answer.json()["error"]["message"]
 
 
 def test_automatic_ids_are_short():

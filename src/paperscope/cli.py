@@ -1252,6 +1252,8 @@ def init(
          f"     (offline: {prefix} ingest --from-snapshot FILE)")
     if made.needs_summary:
         _err(f"  2. write a summary for each entry marked `needs_summary: true`, then: {prefix} build")
+    _err(f'Or search at once: {prefix} search "QUESTION" (it builds the index on the way; entries '
+         "without their abstract or summary are searched by title until then).")
     if made.title:
         _err(f"Regenerate the list with: {prefix} export markdown --title {shlex.quote(made.title)}")
 
