@@ -9,7 +9,15 @@ import pytest
 from paperscope.errors import UsageError
 from paperscope.index import IndexStore
 from paperscope.indexer import build_index
-from paperscope.search import MAX_QUERY_CHARS, Searcher, best_sentence, check_query, fuse, hits, rank
+from paperscope.search import (
+    MAX_QUERY_CHARS,
+    Searcher,
+    best_sentence,
+    check_query,
+    fuse,
+    hits,
+    rank,
+)
 
 from .conftest import docs, many_docs
 
