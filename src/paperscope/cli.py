@@ -52,12 +52,12 @@ class _Commands(TyperGroup):
         try:
             return super().invoke(ctx)
         except click.NoSuchOption as err:
-            if err.option_name in GLOBAL_OPTIONS:
-                err.message = (f"{err.option_name} is an option of paperscope itself: give it before "
-                               f"the command, as in: paperscope {err.option_name}"
-                               f"{' DIR' if err.option_name in ('--library', '-L') else ''} "
-                               f"{ctx.invoked_subcommand or 'COMMAND'} ...")
-            raise
+            if err.option_name not in GLOBAL_OPTIONS:
+                raise
+            raise click.UsageError(f"{err.option_name} is an option of paperscope itself: give it "
+                                   f"before the command, as in: paperscope {err.option_name}"
+                                   f"{' DIR' if err.option_name in ('--library', '-L') else ''} "
+                                   f"{ctx.invoked_subcommand or 'COMMAND'} ...", err.ctx) from None
 
 
 app = typer.Typer(

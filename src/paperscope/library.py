@@ -33,8 +33,8 @@ from .errors import FetchError
 from .sources.snapshot import read_snapshot
 
 __all__ = ["MAX_QUERY_CHARS", "MODES", "Collection", "Corpus", "Filters", "Freshness", "Library",
-           "SearchOutcome", "SnapshotFilter", "check_scheme", "corpora_dir", "entry_json", "find_papers", "list_corpora", "open_collection",
-           "run_evaluation"]
+           "SearchOutcome", "SnapshotFilter", "check_scheme", "corpora_dir", "entry_json", "find_papers",
+           "list_corpora", "open_collection", "run_evaluation"]
 
 import collections
 import contextlib
