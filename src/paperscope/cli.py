@@ -435,7 +435,7 @@ def _edited(library: Library, result, done: str) -> None:
     """Say what an editing command did, what the index update did and where the index stands."""
     _err(done if result.changed else "Nothing to change.")
     if result.changed:
-        _report_freshness(library, result.build)
+        _report_freshness(library, result.build, first=[result.entry.id])
 
 
 def _edit_options(no_build: bool, no_wait: bool) -> dict:
@@ -649,6 +649,9 @@ def _report_freshness(library: Library, report=None, *, first: Iterable[str] = (
     if fresh.index == "out of date":
         _err("The index is out of date with the catalogue: `paperscope build` updates it "
              "(and `paperscope search` does on the way).")
+    elif fresh.index == "none":
+        _err("There is no index yet: `paperscope build` makes it (and `paperscope search` does "
+             "on the way).")
     if summaries and fresh.needs_summary:
         _err(f"{counted(len(fresh.needs_summary), 'entry')} "
              f"{'needs' if len(fresh.needs_summary) == 1 else 'need'} a summary and "
