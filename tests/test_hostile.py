@@ -82,7 +82,6 @@ def test_status_check_names_the_command_that_fetches_missing_text(library_dir):
     result = runner.invoke(app, ["--library", str(library_dir), "status", "--check"])
     assert result.exit_code == 1
     assert "waiting for an abstract: lora" in result.stdout
-    assert "waiting for 1 abstract" in result.stdout
     assert "`paperscope ingest`" in result.stdout and "--from-snapshot FILE" in result.stdout
 
 

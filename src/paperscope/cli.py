@@ -894,7 +894,7 @@ def status(
                   "removed": "removed", "missing_text": "waiting for an abstract",
                   "needs_summary": "needs a summary"}
         for key, label in labels.items():
-            if info[key] and not (state in ("damaged", "no index") and key == "new"):
+            if info[key] and not (state == "damaged" and key == "new"):
                 ids = info[key][:12] + ([f"and {len(info[key]) - 12} more (see --json)"]
                                         if len(info[key]) > 12 else [])
                 _echo(textwrap.fill(", ".join(ids), width - 1, initial_indent=f"  {label}: ",
