@@ -167,7 +167,7 @@ def test_a_new_arxiv_entry_without_abstract_is_named_with_the_command_to_run(lib
     add_entry_without_abstract(library_dir)
     result = run(library_dir, "search", "compute-optimal training", "--json")
     assert result.exit_code == 0 and json.loads(result.stdout)
-    assert "1 entry has no abstract yet" in result.stderr and "chinchilla" in result.stderr
+    assert "1 entry waits for its arXiv abstract" in result.stderr and "chinchilla" in result.stderr
     assert "paperscope ingest" in result.stderr
 
 
@@ -203,5 +203,6 @@ def test_an_entry_waiting_for_its_abstract_is_found_by_its_title(library_dir):
     add_entry_without_abstract(library_dir)
     result = run(library_dir, "search", "Training Compute-Optimal Large Language Models", "--json")
     assert result.exit_code == 0 and json.loads(result.stdout)[0]["id"] == "chinchilla"
-    assert "1 entry has no abstract yet and is searched by its title only (chinchilla)" in result.stderr
+    assert "1 entry waits for its arXiv abstract (searched by its title or summary until then): " \
+        "chinchilla. Fetch it with: paperscope ingest" in result.stderr
     assert run(library_dir, "status", "--check").exit_code == 1  # still waiting for its abstract

@@ -117,6 +117,11 @@ def test_the_cli_imports_searches_discovers_and_adds_offline(snapshot, library_d
     assert papers[0]["id"] not in [p["id"] for p in again]  # now in the catalogue
     missing = run("search", "x", "--corpus", "nope")
     assert missing.exit_code == 3 and "sample" in missing.stderr
+    refused = run("corpus", "remove", "sample")  # not a terminal: hours of embedding need --yes
+    assert refused.exit_code == 2 and "--yes" in refused.stderr and "24 papers" in refused.stderr
+    assert [c["name"] for c in json.loads(run("corpus", "list", "--json").stdout)] == ["sample"]
+    assert run("corpus", "remove", "sample", "--yes").exit_code == 0
+    assert json.loads(run("corpus", "list", "--json").stdout) == []
 
 
 def test_discovery_refuses_a_corpus_of_another_model(snapshot, library_dir, fake_encoder):

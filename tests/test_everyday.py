@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import bibtexparser
+import pytest
 from typer.testing import CliRunner
 
 from paperscope import Library
@@ -168,6 +169,7 @@ def test_ingest_from_a_snapshot_without_a_paper_says_where_else_to_get_it(small_
     assert result.exit_code == 8
     assert "1 paper could not be fetched" in result.stderr and "2001.08361" in result.stderr
     assert "Fetch it from arXiv with `paperscope ingest`, or from a snapshot that has it." in result.stderr
+    assert "2001.08361: not in the snapshot snapshot-sample.jsonl" in result.stderr  # as `add` says
 
 
 def test_python_api(small_library):
@@ -199,3 +201,145 @@ def test_export_into_a_folder_that_does_not_exist_is_refused(small_library, tmp_
     result = run(small_library, "export", "markdown", "--output", str(tmp_path / "typo" / "list.md"))
     assert result.exit_code == 2 and "There is no folder" in result.stderr
     assert not (tmp_path / "typo").exists()
+
+
+# -- one definition of "up to date" (issue 21, finding 2) ------------------------------
+
+
+def test_every_command_tells_the_same_state_of_the_index(small_library):
+    """lora waits for its abstract: build, status, status --check and search all say so,
+    and none calls the index up to date until it is fetched."""
+    before = run(small_library, "status", "--check")
+    assert before.exit_code == 1 and "Index:     none yet." in before.stdout
+    first = run(small_library, "search", "instruction following", "--json")
+    assert first.exit_code == 0, first.output  # right after init: the index is built on the way
+    assert "There was no index yet: built it now (3 embedded)" in first.stderr
+    assert "1 entry waits for its arXiv abstract" in first.stderr and "lora" in first.stderr
+    built = run(small_library, "build")
+    assert "Index already up to date" not in built.stderr
+    assert "Nothing to embed" in built.stderr and "waiting for abstracts" in built.stderr
+    assert "lora. Fetch it with: paperscope ingest" in built.stderr
+    status = run(small_library, "status", "--check")
+    assert status.exit_code == 1 and "waiting for 1 abstract" in status.stdout
+    assert "waiting for an abstract: lora" in status.stdout
+    info = json.loads(run(small_library, "status", "--json").stdout)
+    assert info["state"] == "waiting for abstracts" and info["missing_text"] == ["lora"]
+    assert not info["up_to_date"]
+    assert run(small_library, "ingest", "--from-snapshot", SNAPSHOT).exit_code == 0
+    assert "Index already up to date (3 entries)." in run(small_library, "build").stderr
+    done = run(small_library, "status", "--check")
+    assert done.exit_code == 0 and "3 entries, up to date" in done.stdout
+
+
+def test_an_arxiv_entry_added_offline_with_a_summary_still_waits_for_its_abstract(small_library):
+    path = small_library / "catalogue.yaml"  # what `add ID --title … --summary …` writes offline
+    path.write_text(path.read_text() + (
+        "    - id: chinchilla\n      title: Training Compute-Optimal Large Language Models\n"
+        "      url: https://arxiv.org/abs/2203.15556\n      arxiv: \"2203.15556\"\n"
+        "      summary: Model size and training tokens should grow together.\n"))
+    run(small_library, "ingest", "--from-snapshot", SNAPSHOT, "--no-build")
+    built = run(small_library, "build")
+    assert "Index built" in built.stderr and "chinchilla. Fetch it with: paperscope ingest" in built.stderr
+    assert Library.open(small_library).freshness().waiting == ("chinchilla",)
+    assert run(small_library, "status", "--check").exit_code == 1
+    search = run(small_library, "search", "model size and training tokens", "--json")
+    assert json.loads(search.stdout)[0]["id"] == "chinchilla"  # searched by its summary meanwhile
+    assert "chinchilla" in search.stderr
+
+
+def test_search_with_no_entries_and_no_index_names_what_to_do(tmp_path):
+    (tmp_path / "catalogue.yaml").write_text("- section: Reading list\n  entries: []\n")
+    result = run(tmp_path, "search", "anything")
+    assert result.exit_code == 4 and "the catalogue has no entries yet" in result.stderr
+    assert "paperscope add" in result.stderr
+
+
+# -- messages and exit codes (issue 21, finding 5) -------------------------------------
+
+
+def test_add_with_a_taken_id_says_so(small_library):
+    before = (small_library / "catalogue.yaml").read_text()
+    result = run(small_library, "add", "2305.14314", "--from-snapshot", SNAPSHOT, "--id", "lora",
+                 "--section", "Training Recipe", "--no-build")
+    assert result.exit_code == 2 and "The id 'lora' is already taken" in result.stderr
+    assert "edit it by hand" not in result.stderr
+    assert (small_library / "catalogue.yaml").read_text() == before
+
+
+def test_add_refuses_a_year_in_the_future(small_library):
+    result = run(small_library, "add", "https://example.org/x", "--title", "X", "--summary", "Y.",
+                 "--section", "Evaluation", "--year", "3000", "--no-build")
+    assert result.exit_code == 2 and "--year 3000" in result.stderr
+
+
+def test_years_in_the_wrong_order_are_a_usage_error_everywhere(library_dir):
+    for command in (["search", "attention"], ["related", "lora"]):
+        result = run(library_dir, *command, "--year-from", "2023", "--year-to", "2020")
+        assert result.exit_code == 2 and "--year-from 2023 is after --year-to 2020" in result.stderr
+    from paperscope.errors import UsageError
+    from paperscope.library import Filters
+
+    with pytest.raises(UsageError):
+        Library.open(library_dir).search("attention", filters=Filters(year_from=2023, year_to=2020))
+    from fastapi.testclient import TestClient
+
+    from paperscope.serve.resident import Resident
+    from paperscope.serve.web import API, create_app
+
+    client = TestClient(create_app(Resident(library_dir)))
+    for path, params in (("/search", {"q": "attention"}), ("/related/lora", {})):
+        answer = client.get(f"{API}{path}", params={**params, "year_from": 2023, "year_to": 2020})
+        assert answer.status_code == 400 and "--year-from 2023 is after" in answer.json()["error"]["message"]
+
+
+def test_automatic_ids_are_short():
+    from paperscope.catalogue import slug
+
+    assert slug("Uncertainty Quantification in Fine-tuned LLMs using LoRA Ensembles") == \
+        "uncertainty-quantification"
+    assert slug("Attention Is All You Need") == "attention-is-all-you-need"
+    assert slug("Full Stack Optimization of Transformer Inference: a Survey") == "full-stack-optimization"
+    assert slug("LoRA: Low-Rank Adaptation of Large Language Models") == "lora"
+    assert slug("LoRA: Low-Rank", taken={"lora"}) == "lora-2"
+
+
+def test_waiting_for_another_process_is_said_once_per_command(capsys):
+    from paperscope import cli
+
+    cli._State.said_waiting = False
+    cli._waiting()
+    cli._waiting()  # `add` waits for the lock twice: to edit, then to build
+    assert capsys.readouterr().err.count("waiting for it to finish") == 1
+
+
+def test_did_you_mean_suggests_close_ids_only(library_dir):
+    llama = run(library_dir, "show", "llama2")
+    assert llama.exit_code == 3 and "Did you mean: llama?" in llama.stderr  # not llmdatahub
+    lora = run(library_dir, "show", "lroa")
+    assert "Did you mean: lora, qlora?" in lora.stderr  # not llama
+    assert "See the ids with: paperscope list" in run(library_dir, "show", "xyz").stderr
+
+
+def test_snippets_are_cut_between_words():
+    from paperscope.text import shorten
+
+    assert shorten("Low-rank adapters make finetuning cheap", 24) == "Low-rank adapters make…"
+    assert shorten("Low-rank adapters make finetuning cheap", 28) == "Low-rank adapters make…"
+    assert shorten("short", 10) == "short" and shorten("abcdefghijkl", 5) == "abcd…"
+
+
+def test_a_global_option_after_the_command_says_where_it_goes(library_dir):
+    result = runner.invoke(app, ["search", "attention", "--library", str(library_dir)])
+    assert result.exit_code == 2
+    assert "--library is an option of paperscope itself" in result.output
+    assert "No such option" not in result.output
+
+
+def test_one_query_limit_for_the_cli_and_the_servers(library_dir):
+    from paperscope.search import MAX_QUERY_CHARS
+    from paperscope.serve import resident
+
+    assert resident.MAX_QUERY_CHARS == MAX_QUERY_CHARS  # what the web API and MCP refuse beyond
+    result = run(library_dir, "search", "x" * 100_000)
+    assert result.exit_code == 2 and f"the most is {MAX_QUERY_CHARS:,}" in result.stderr
+    assert run(library_dir, "search", "x " * (MAX_QUERY_CHARS // 2), "-k", "1").exit_code == 0

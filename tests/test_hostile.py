@@ -68,11 +68,12 @@ def test_a_cached_record_without_text_is_fetched_again():
     assert ids_to_fetch(catalogue, {LORA: PaperRecord.from_json(record_json())}, refresh=False) == []
 
 
-def test_entries_without_text_are_out_of_date(small_library, fake_encoder):
+def test_entries_without_text_are_not_up_to_date(small_library, fake_encoder):
     library = Library(LibraryPaths(small_library), encoder=fake_encoder)
-    library.build()  # lora has no abstract yet: the index holds the other two
+    library.build()  # lora has no abstract yet: the index searches it by its title
     status = library.status()
     assert status["missing_text"] == ["lora"] and status["up_to_date"] is False
+    assert status["state"] == "waiting for abstracts"
 
 
 def test_status_check_names_the_command_that_fetches_missing_text(library_dir):
@@ -80,7 +81,7 @@ def test_status_check_names_the_command_that_fetches_missing_text(library_dir):
         (library_dir / "index" / "records.json").read_text())["records"].items() if key != LORA})
     result = runner.invoke(app, ["--library", str(library_dir), "status", "--check"])
     assert result.exit_code == 1
-    assert "missing text: lora" in result.stdout
+    assert "waiting for an abstract: lora" in result.stdout
     assert "`paperscope ingest`" in result.stdout and "--from-snapshot FILE" in result.stdout
 
 

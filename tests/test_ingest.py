@@ -67,7 +67,7 @@ def test_snapshot_import_needs_no_network_and_reports_what_it_lacks(tmp_path):
     store = IndexStore(tmp_path / "index")
     report = ingest(catalogue, store, snapshot=FIXTURES / "snapshot-sample.jsonl")
     assert report.fetched == ["2106.09685"]
-    assert report.failures == {"2001.08361": "no record with title and abstract in snapshot-sample.jsonl"}
+    assert report.failures == {"2001.08361": "not in the snapshot snapshot-sample.jsonl"}
     assert store.read_records()["2106.09685"].source == "snapshot:snapshot-sample.jsonl"
 
 

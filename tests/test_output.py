@@ -352,3 +352,16 @@ def test_a_query_with_no_known_word_says_its_results_are_by_meaning_alone(librar
     assert unknown.exit_code == 0 and "No word of the query occurs in any document" in unknown.stderr
     known = runner.invoke(app, ["--library", str(library_dir), "search", "low-rank adaptation"])
     assert "No word of the query" not in known.stderr
+
+
+def test_list_keeps_its_columns_when_an_id_is_long():
+    from paperscope.records import Entry
+    from paperscope.render import entries_as_text
+
+    entries = [Entry(id=name, title="A title long enough to wrap at eighty columns, once or twice",
+                     url="https://example.org", section="S", kind="blog")
+               for name in ("lora", "improving-language-understanding-by-generative")]
+    lines = entries_as_text(entries, 80).splitlines()
+    assert all(len(line) <= 80 for line in lines)
+    alone = lines.index("  improving-language-understanding-by-generative")  # a line of its own
+    assert lines[alone + 1].index("blog") == lines[1].index("blog")  # the columns stay

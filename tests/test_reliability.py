@@ -162,7 +162,7 @@ def test_a_missing_model_package_is_named(monkeypatch):
     ("", "refused"),
     ("   \t\n", "refused"),
     ("\x00\x07\x1b", "refused"),
-    ("LoRA " * 20_000, "answered"),
+    ("LoRA " * 20_000, "too long"),  # one limit for every door, stated: search.MAX_QUERY_CHARS
     ("low-rank\x00 adaptation\x1b[31m", "answered"),
     ("大型语言模型的参数高效微调", "answered"),
     ("Обучение с подкреплением", "answered"),  # noqa: RUF001 (Russian, not a look-alike)
@@ -171,6 +171,8 @@ def test_odd_queries_have_defined_outcomes(library_dir, query, expectation):
     result = runner.invoke(app, ["--library", str(library_dir), "search", query, "--json"])
     if expectation == "refused":
         assert result.exit_code == 2 and "The query is empty" in result.stderr
+    elif expectation == "too long":
+        assert result.exit_code == 2 and "the most is 1,000" in result.stderr
     else:
         assert result.exit_code == 0, result.output
         assert len(json.loads(result.stdout)) == 10

@@ -9,7 +9,15 @@ import pytest
 from paperscope.errors import UsageError
 from paperscope.index import IndexStore
 from paperscope.indexer import build_index
-from paperscope.search import Searcher, best_sentence, check_query, fuse, hits, rank
+from paperscope.search import (
+    MAX_QUERY_CHARS,
+    Searcher,
+    best_sentence,
+    check_query,
+    fuse,
+    hits,
+    rank,
+)
 
 from .conftest import docs, many_docs
 
@@ -64,11 +72,16 @@ def test_fusion_ignores_a_ranker_without_signal():
 @pytest.mark.parametrize("raw, cleaned", [
     ("  LoRA\tadapters\n", "LoRA adapters"),
     ("rl\x00hf\x1b[31m", "rl hf [31m"),
-    ("x" * 100_000, "x" * 2000),
+    ("x" * MAX_QUERY_CHARS, "x" * MAX_QUERY_CHARS),
     ("注意力机制", "注意力机制"),
 ])
 def test_queries_are_cleaned_and_bounded(raw, cleaned):
     assert check_query(raw) == cleaned
+
+
+def test_a_query_over_the_one_limit_is_refused_not_cut():
+    with pytest.raises(UsageError, match="the most is 1,000"):
+        check_query("x" * 100_000)
 
 
 @pytest.mark.parametrize("raw", ["", "   ", "\x00\x01"])
@@ -125,7 +138,8 @@ def test_best_sentence_prefers_the_first_of_equals_and_cuts_long_ones(built):
     wanted = set(tokenize("model"))
     assert best_sentence("A model here. Another model there.", wanted, tokenize) == "A model here."
     long = "model " * 100
-    assert len(best_sentence(long, wanted, tokenize, limit=50)) == 50
+    cut = best_sentence(long, wanted, tokenize, limit=50)
+    assert len(cut) <= 50 and cut.endswith("model…")  # between words
     assert best_sentence("", wanted, tokenize) == ""
 
 

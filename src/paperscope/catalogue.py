@@ -488,12 +488,26 @@ def _words(fields, key: str, message: str, fail) -> tuple[str, ...]:
     return words
 
 
+SLUG_CHARS = 30  # an automatic id is at most this long (unless one word is longer)
+_SLUG_TRAILING = {"a", "an", "and", "as", "at", "by", "for", "from", "in", "into", "is", "of",
+                  "on", "or", "the", "to", "using", "via", "vs", "with", "without"}
+
+
 def slug(text: str, taken: set[str] | frozenset[str] = frozenset()) -> str:
-    """An id from a title: its name before a colon when short ("LoRA: ..." -> "lora"), else
-    its first words; made unique against `taken`."""
+    """An id from a title, short enough to type: its name before a colon when short ("LoRA:
+    ..." -> "lora"), else its first words up to SLUG_CHARS, without a dangling "of" or "in"
+    ("Uncertainty Quantification in Fine-tuned LLMs" -> "uncertainty-quantification"); made
+    unique against `taken`."""
     head = text.split(":", 1)[0] if ":" in text and len(text.split(":", 1)[0].split()) <= 3 else text
-    words = re.findall(r"[a-z0-9]+", head.lower())[:5] or ["entry"]
-    base = "-".join(words)[:60].strip("-") or "entry"
+    words = re.findall(r"[a-z0-9]+", head.lower()) or ["entry"]
+    kept = [words[0][:SLUG_CHARS]]
+    for word in words[1:]:
+        if len("-".join([*kept, word])) > SLUG_CHARS:
+            break
+        kept.append(word)
+    while len(kept) > 1 and kept[-1] in _SLUG_TRAILING:
+        kept.pop()
+    base = "-".join(kept)
     candidate, number = base, 2
     while candidate in taken:
         candidate, number = f"{base}-{number}", number + 1

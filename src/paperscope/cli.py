@@ -25,14 +25,16 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional
 
+import click
 import typer
+from typer.core import TyperGroup
 
 from . import render, settings
 from .beir import has_corpus, read_qrels, read_queries
 from .errors import FetchError, PaperscopeError, UsageError, storage_error
 from .render import FORMATS, entries_as_text, entry_as_text, printable
 from .store import atomic_write_text, file_size, read_text
-from .text import counted, no_abstract_yet, plural
+from .text import counted, plural
 from .version import __version__
 
 if TYPE_CHECKING:
@@ -40,7 +42,27 @@ if TYPE_CHECKING:
 
     from .library import Library
 
+GLOBAL_OPTIONS = ("--library", "-L", "--verbose", "-v", "--version")
+
+
+class _Commands(TyperGroup):
+    """paperscope's commands; a global option given after the command is answered with where
+    it goes, not click's bare "No such option"."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except click.NoSuchOption as err:
+            if err.option_name not in GLOBAL_OPTIONS:
+                raise
+            raise click.UsageError(f"{err.option_name} is an option of paperscope itself: give it "
+                                   f"before the command, as in: paperscope {err.option_name}"
+                                   f"{' DIR' if err.option_name in ('--library', '-L') else ''} "
+                                   f"{ctx.invoked_subcommand or 'COMMAND'} ...", err.ctx) from None
+
+
 app = typer.Typer(
+    cls=_Commands,
     name="paperscope",
     help="Semantic search over the abstracts of a curated reading list.\n\n"
          "Run it inside a folder holding catalogue.yaml (or pass --library). Start with:\n\n"
@@ -54,6 +76,7 @@ app = typer.Typer(
 class _State:
     library_path: Optional[Path] = None
     verbose: bool = False
+    said_waiting: bool = False
 
 
 def _version(value: bool) -> None:
@@ -75,6 +98,7 @@ def _main(
     settings.single_threaded()  # before NumPy is imported; large builds through torch use every core
     _State.library_path = library
     _State.verbose = verbose
+    _State.said_waiting = False
     ctx.obj = library  # for the commands of paperscope.serve, which do not import this module
     if verbose:
         logging.basicConfig(level=logging.INFO, stream=sys.stderr,
@@ -333,7 +357,11 @@ def _web_sources() -> list:
 
 
 def _waiting() -> None:
-    _err("Another paperscope process is writing this library; waiting for it to finish…")
+    """Say once per command that it waits for another process (`add` takes the lock twice:
+    to edit the catalogue, then to build)."""
+    if not _State.said_waiting:
+        _State.said_waiting = True
+        _err("Another paperscope process is writing this library; waiting for it to finish…")
 
 
 # -- commands -------------------------------------------------------------------------
@@ -452,15 +480,15 @@ def add(
             new = "new section " if result.created_section else ""
             _err(f"Added {entry.id!r} to {new}{entry.section}: {entry.title}")
         typer.echo(entry.id)
-    if report is not None:
-        _report_build(report)
+    if any(not result.already for result in results):
+        _report_freshness(library, report, first=[r.entry.id for r in results])
 
 
-def _edited(result, done: str) -> None:
-    """Say what an editing command did, and what the index update did."""
+def _edited(library: Library, result, done: str) -> None:
+    """Say what an editing command did, what the index update did and where the index stands."""
     _err(done if result.changed else "Nothing to change.")
-    if result.build is not None:
-        _report_build(result.build)
+    if result.changed:
+        _report_freshness(library, result.build, first=[result.entry.id])
 
 
 def _edit_options(no_build: bool, no_wait: bool) -> dict:
@@ -477,8 +505,9 @@ def remove(
 
     Example: paperscope remove stanford-alpaca
     """
-    result = _library().remove(entry_id, **_edit_options(no_build, no_wait))
-    _edited(result, f"Removed {result.entry.id!r} from {result.entry.section}: {result.entry.title}")
+    library = _library()
+    result = library.remove(entry_id, **_edit_options(no_build, no_wait))
+    _edited(library, result, f"Removed {result.entry.id!r} from {result.entry.section}: {result.entry.title}")
 
 
 @_command()
@@ -497,8 +526,9 @@ def move(
 
       paperscope move qlora --section "Quantization" --create
     """
-    result = _library().move(entry_id, section, create=create, **_edit_options(no_build, no_wait))
-    _edited(result, f"Moved {result.entry.id!r} to {result.entry.section}.")
+    library = _library()
+    result = library.move(entry_id, section, create=create, **_edit_options(no_build, no_wait))
+    _edited(library, result, f"Moved {result.entry.id!r} to {result.entry.section}.")
 
 
 @_command()
@@ -512,8 +542,9 @@ def rename(
 
     Example: paperscope rename stanford-alpaca alpaca
     """
-    result = _library().rename(old, new, **_edit_options(no_build, no_wait))
-    _edited(result, f"Renamed {old!r} to {result.entry.id!r}.")
+    library = _library()
+    result = library.rename(old, new, **_edit_options(no_build, no_wait))
+    _edited(library, result, f"Renamed {old!r} to {result.entry.id!r}.")
     if result.changed:
         typer.echo(result.entry.id)
 
@@ -565,7 +596,7 @@ def edit(
             err.hint = "\n".join(filter(None, [err.hint, f"Your text is kept in {path}."]))
         raise
     path.unlink(missing_ok=True)
-    _edited(result, f"Updated {result.entry.id!r}.")
+    _edited(library, result, f"Updated {result.entry.id!r}.")
 
 
 @_command("open")
@@ -650,13 +681,36 @@ def _embedding_feedback(noun: str):
 
 def _build(library: Library, *, full: bool, model: Optional[str], no_wait: bool) -> None:
     with _embedding_feedback("entry") as (on_encoder, advance):
-        report, missing = library.build(full=full, model=model, progress=advance,
-                                        on_encoder=on_encoder, wait=not no_wait, on_wait=_waiting)
-    _report_build(report)
-    if missing:
-        _err(f"{no_abstract_yet(len(missing))}: "
-             f"{', '.join(e.id for e in missing)}. Fetch them with: paperscope ingest "
-             "(offline: paperscope ingest --from-snapshot FILE)")
+        report, _waiting_entries = library.build(full=full, model=model, progress=advance,
+                                                 on_encoder=on_encoder, wait=not no_wait,
+                                                 on_wait=_waiting)
+    _report_freshness(library, report, summaries=True)
+
+
+def _report_freshness(library: Library, report=None, *, first: Iterable[str] = (),
+                      summaries: bool = False) -> None:
+    """Say what a build did (`report`) and where the index stands now, in the words of
+    `Library.freshness`: the one definition of "up to date" every command reports. Entries
+    in `first` are named first; `summaries`: count the entries that need a summary too."""
+    fresh = library.freshness()
+    if report is not None and (report.written or fresh.up_to_date):
+        _report_build(report)
+    elif report is not None:
+        _err(f"Nothing to embed: the index holds the catalogue's {counted(report.total, 'entry')}, "
+             f"but it is {fresh.state}, not up to date.")
+    if fresh.waiting:
+        _err(fresh.waiting_notice(first=list(first)))
+    if fresh.index == "out of date":
+        _err("The index is out of date with the catalogue: `paperscope build` updates it "
+             "(and `paperscope search` does on the way).")
+    elif fresh.index == "none":
+        _err("There is no index yet: `paperscope build` makes it (and `paperscope search` does "
+             "on the way).")
+    if summaries and fresh.needs_summary:
+        _err(f"{counted(len(fresh.needs_summary), 'entry')} "
+             f"{'needs' if len(fresh.needs_summary) == 1 else 'need'} a summary and "
+             f"{'is' if len(fresh.needs_summary) == 1 else 'are'} searched by title until then "
+             "(`paperscope status` names them).")
 
 
 def _report_build(report, noun: str = "entry") -> None:
@@ -872,8 +926,8 @@ def show(
 
 @_command()
 def status(
-    check: bool = typer.Option(False, "--check", help="Exit 1 when the index is out of date or "
-                               "damaged (for CI)."),
+    check: bool = typer.Option(False, "--check", help="Exit 1 unless the index is up to date: "
+                               "nothing to build, no abstract to fetch, not damaged (for CI)."),
     verify: bool = typer.Option(False, "--verify", help="Also hash every byte of the index files "
                                 "(the everyday check reads sizes and each file's ends)."),
     fmt: DataFormat = "table",
@@ -888,34 +942,46 @@ def status(
     if fmt != "table":
         _print_object(info, fmt)
     else:
-        state = "up to date" if info["up_to_date"] else "OUT OF DATE"
+        state = info["state"]
         _echo(f"Library:   {info['library']}")
         _echo(f"Catalogue: {counted(info['entries'], 'entry')} ({info['arxiv_entries']} on arXiv)")
-        if info["problem"]:
+        if state == "damaged":
             _echo(f"Index:     DAMAGED: {info['problem']}")
-            _echo("Repair it with `paperscope build --full`.")
-        elif info["model"] is None:
-            _echo("Index:     none yet. Build it with `paperscope build`.")
+        elif state == "no index":
+            _echo("Index:     none yet.")
         else:
-            _echo(f"Index:     {counted(info['indexed'], 'entry')}, {state}, "
+            shown = "OUT OF DATE" if state == "out of date" else \
+                f"waiting for {counted(len(info['missing_text']), 'abstract')}" \
+                if state == "waiting for abstracts" else state
+            _echo(f"Index:     {counted(info['indexed'], 'entry')}, {shown}, "
                   f"{info['index_bytes'] / 1024:.0f} KiB")
             _echo(f"Model:     {info['model']}")
             _echo(f"Built:     {info['built_at']}")
         width = _console().width
-        for label in ("new", "stale", "metadata_changed", "removed", "missing_text", "needs_summary"):
-            if info[label] and not (info["problem"] and label == "new"):
-                ids = info[label][:12] + ([f"and {len(info[label]) - 12} more (see --json)"]
-                                          if len(info[label]) > 12 else [])
-                _echo(textwrap.fill(", ".join(ids), width - 1, initial_indent=f"  {label.replace('_', ' ')}: ",
+        labels = {"new": "new", "stale": "stale", "metadata_changed": "metadata changed",
+                  "removed": "removed", "missing_text": "waiting for an abstract",
+                  "needs_summary": "needs a summary"}
+        for key, label in labels.items():
+            if info[key] and not (state == "damaged" and key == "new"):
+                ids = info[key][:12] + ([f"and {len(info[key]) - 12} more (see --json)"]
+                                        if len(info[key]) > 12 else [])
+                _echo(textwrap.fill(", ".join(ids), width - 1, initial_indent=f"  {label}: ",
                                     subsequent_indent="    ", break_on_hyphens=False))
         if info["rebuild_reason"]:
             _echo(f"  every entry is embedded again at the next build: {info['rebuild_reason']}")
-        if info["missing_text"] and not info["problem"]:
-            _echo("Fetch the missing abstracts with `paperscope ingest`, which rebuilds the index\n"
-                  "too (offline: `paperscope ingest --from-snapshot FILE`).")
-        elif not info["up_to_date"] and not info["problem"] and info["model"] is not None:
+        if state == "damaged":
+            _echo("Repair it with `paperscope build --full`.")
+        elif info["missing_text"]:
+            _echo("Fetch the abstracts with `paperscope ingest`, which rebuilds the index too\n"
+                  "(offline: `paperscope ingest --from-snapshot FILE`).")
+        elif state == "no index":
+            _echo("Build it with `paperscope build` (or just search: the first search builds it).")
+        elif state == "out of date" and info["rebuild_reason"]:
             _echo("Run `paperscope build`.")
+        elif state == "out of date":
+            _echo("Run `paperscope build` (or just search: a search brings it up to date).")
     if check and not info["up_to_date"]:
+        _err(f"status --check: the index is {info['state']}, not up to date.")
         raise typer.Exit(1)
 
 
@@ -1187,12 +1253,27 @@ def corpus_list(
 
 
 @_corpus_command("remove")
-def corpus_remove(name: str = typer.Argument(..., metavar="NAME", help="The corpus to delete.")) -> None:
+def corpus_remove(
+    name: str = typer.Argument(..., metavar="NAME", help="The corpus to delete."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask (needed when stdin is not a terminal)."),
+) -> None:
     """Delete a corpus and its index (the snapshot file is not touched).
 
-    Example: paperscope corpus remove arxiv-cl
+    Asks first on a terminal: its embeddings may have taken hours. Example:
+
+      paperscope corpus remove arxiv-cl
     """
-    _api().Corpus.open(name).remove()
+    corpus = _api().Corpus.open(name)
+    if not yes:
+        summary = corpus.summary()
+        what = f"corpus {name!r}: {counted(summary['documents'] or 0, 'paper')}" + (
+            f", {summary['indexed']:,} embedded" if summary["indexed"] else "")
+        if not sys.stdin.isatty():
+            raise UsageError(f"Removing the {what} cannot be undone: add --yes to confirm.")
+        if not typer.confirm(f"Delete the {what}? This cannot be undone.", default=False, err=True):
+            _err("Nothing was removed.")
+            return
+    corpus.remove()
     _err(f"Removed corpus {name!r}.")
 
 
@@ -1316,6 +1397,8 @@ def init(
          f"     (offline: {prefix} ingest --from-snapshot FILE)")
     if made.needs_summary:
         _err(f"  2. write a summary for each entry marked `needs_summary: true`, then: {prefix} build")
+    _err(f'Or search at once: {prefix} search "QUESTION" (it builds the index on the way; entries '
+         "without their abstract or summary are searched by title until then).")
     if made.title:
         _err(f"Regenerate the list with: {prefix} export markdown --title {shlex.quote(made.title)}")
 

@@ -29,6 +29,11 @@ if TYPE_CHECKING:  # NumPy and the encoders load only when an index is opened or
     from .indexer import BuildReport, Embedder
 
 
+# A catalogue without an index (just made by `init`, or cloned without index/) gets one built
+# by its first search up to this many entries; beyond, the search names `paperscope build`.
+FIRST_BUILD_LIMIT = 1000
+
+
 @dataclass(frozen=True)
 class Filters:
     """Narrow the candidates before ranking (every given condition must hold)."""
@@ -200,11 +205,18 @@ class Collection:
     def index(self, *, update: bool = True) -> tuple[OpenIndex, list[str]]:
         """The index, brought up to date with the documents first when `auto_update` and
         `update` allow (never by embedding everything again); and notices about what is stale."""
+        notices: list[str] = []
+        if self.auto_update and update and self._index is None:
+            try:
+                self.open()
+            except IndexMissingError:
+                if self.store.read_manifest() is not None:  # a file of a built index is gone
+                    raise
+                notices.append(self._first_build())
         index = self.open()
         if not self.auto_update:
-            return index, []
+            return index, notices
         documents = self.documents()
-        notices: list[str] = []
         if update and not documents and index.count:
             notices.append("The catalogue has no entries with text; searching the last build. "
                            "Run `paperscope build` if the index should be emptied too.")
@@ -229,6 +241,21 @@ class Collection:
             else:
                 notices.append("The index is out of date with the catalogue; run: paperscope build")
         return index, notices
+
+    def _first_build(self) -> str:
+        """Build a missing index on the way, as a search updates a stale one: for a reading
+        list (up to FIRST_BUILD_LIMIT documents), never a large corpus on the side."""
+        count = len(self.documents())
+        if not count:
+            raise IndexMissingError(f"No index in {self.store.directory}, and nothing to build it "
+                                    "from: the catalogue has no entries yet.",
+                                    "Add one with: paperscope add ARXIV_ID_OR_URL")
+        if count > FIRST_BUILD_LIMIT:
+            raise IndexMissingError(f"No index in {self.store.directory} yet; a search builds one "
+                                    f"on the way for up to {FIRST_BUILD_LIMIT:,} entries, and this "
+                                    f"catalogue has {count:,}.", self.missing_hint or None)
+        report = self.build(wait=False)
+        return f"There was no index yet: built it now ({len(report.embedded)} embedded)."
 
     def pinned(self, encoder: Encoder | None = None) -> Collection:
         """This collection's index as it is now, never updated: a server answers a whole

@@ -94,7 +94,7 @@ def ingest(catalogue: Catalogue, store: IndexStore, *,
             records.update(got)
             report.fetched.extend(sorted(got))
             report.failures.update({local[i]: why for i, why in result.failures.items() if i in local})
-            report.failures.update({local[i]: _not_held(asked, snapshot) for i in batch
+            report.failures.update({local[i]: _not_held(asked) for i in batch
                                     if i not in result.records and i not in result.failures})
             if got or pruned:
                 store.write_records(records)  # after every batch: a crash keeps what was fetched
@@ -106,10 +106,9 @@ def ingest(catalogue: Catalogue, store: IndexStore, *,
     return report
 
 
-def _not_held(source: PaperSource, snapshot: Path | None) -> str:
-    """Why an id a source holds nothing for (a dump leaves it out of its failures) was not got."""
-    if snapshot is not None:
-        return f"no record with title and abstract in {snapshot.name}"
+def _not_held(source: PaperSource) -> str:
+    """Why an id a source holds nothing for (a dump leaves it out of its failures) was not got:
+    the words `add` uses too."""
     return f"not in {source.label}"
 
 
@@ -161,14 +160,16 @@ def _shown(text: str | None) -> str | None:
 
 def catalogue_documents(catalogue: Catalogue, records: dict[str, PaperRecord]
                         ) -> tuple[list[Document], list[Entry]]:
-    """(the documents of every entry, entries still waiting for an abstract). An entry waiting
-    for its abstract is searched by its title (and note) meanwhile."""
+    """(the documents of every entry, arXiv entries still waiting for their abstract). An entry
+    waiting for its abstract is searched by its summary, if it has one (added offline), else by
+    its title (and note) meanwhile."""
     documents, missing = [], []
     for entry in catalogue.entries:
         record = records.get(entry.record_key) if entry.record_key else None
+        if entry.arxiv_id and not (record and record.abstract):
+            missing.append(entry)
         document = entry_document(entry, record)
         if document is None:
-            missing.append(entry)
             document = Document(id=entry.id, title=entry.title, text=entry.note or "",
                                 meta=entry_meta(entry, record))
         documents.append(document)

@@ -32,14 +32,16 @@ from .errors import FetchError
 from .sources import fetch_ids, given_sources, open_source, source_for
 from .sources.ids import parse_doi, split_id
 
-__all__ = ["MODES", "Collection", "Corpus", "Filters", "Library", "SearchOutcome", "SnapshotFilter",
-           "check_scheme", "corpora_dir", "entry_json", "find_papers", "list_corpora", "open_collection",
-           "ray_embedder", "run_evaluation"]
+__all__ = ["MAX_QUERY_CHARS", "MODES", "Collection", "Corpus", "Filters", "Freshness", "Library",
+           "SearchOutcome", "SnapshotFilter", "check_scheme", "corpora_dir", "entry_json", "find_papers",
+           "list_corpora", "open_collection", "ray_embedder", "run_evaluation"]
 
 import collections
 import contextlib
 import dataclasses
+import datetime
 import difflib
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,14 +64,14 @@ from .index import IndexStore, documents_digest, meta_json
 from .indexer import check_scheme
 from .ingest import IngestReport, catalogue_documents, entry_json, ingest
 from .records import KINDS, Document, Entry, PaperRecord
-from .search import MODES
+from .search import MAX_QUERY_CHARS, MODES
 from .settings import configured_model, settings_change
 from .store import LibraryPaths, corpus_index_dir, file_signature, find_library, read_text
 from .text import DEFAULT_SCHEME, no_abstract_yet
 
 if TYPE_CHECKING:  # numpy, FAISS and the encoders load only when a command needs them
     from .embedding import Encoder
-    from .index import OpenIndex
+    from .index import Manifest, OpenIndex
     from .indexer import BuildReport
 
 
@@ -90,6 +92,74 @@ class EditResult:
     entry: Entry
     changed: bool
     build: BuildReport | None = None
+
+
+def close_ids(key: str, entries: Sequence[Entry], most: int = 3) -> list[str]:
+    """The ids a mistyped `key` may have meant: ids spelt nearly alike (a ratio of 0.6 at
+    least, and near the best one's), then entries whose title has `key` as a whole word."""
+    key = key.strip().lower()
+    if not key:
+        return []
+    scored = sorted(((difflib.SequenceMatcher(None, key, e.id).ratio(), e.id) for e in entries),
+                    key=lambda pair: -pair[0])
+    best = scored[0][0] if scored else 0.0
+    close = [i for ratio, i in scored if ratio >= max(0.6, best - 0.1)][:most]
+    word = re.compile(rf"(?<![a-z0-9]){re.escape(key)}(?![a-z0-9])", re.IGNORECASE)
+    close += [e.id for e in entries if word.search(e.title) and e.id not in close]
+    return close[:most]
+
+
+@dataclass(frozen=True)
+class Freshness:
+    """Whether the catalogue's index is up to date: the one definition every command reports.
+
+    Up to date means the index holds every entry of the catalogue as it is now, each with its
+    full text: `build` has nothing to embed and no arXiv abstract waits to be fetched. Else the
+    `state` says what is left: "waiting for abstracts" (the index matches the catalogue, but the
+    entries in `waiting` are searched by their title or summary until `paperscope ingest`
+    fetches their abstracts), "out of date" (`build` would change the index), "no index" or
+    "damaged" (`problem` says why). Entries in `needs_summary` are searched by their titles until
+    someone writes their summary; that is the catalogue's business, not the index's."""
+
+    STATES = ("up to date", "waiting for abstracts", "out of date", "no index", "damaged")
+
+    index: str  # "current", "out of date", "none" or "damaged"
+    indexed: int = 0
+    new: tuple[str, ...] = ()
+    stale: tuple[str, ...] = ()
+    metadata_changed: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+    rebuild_reason: str = ""
+    problem: str = ""
+    waiting: tuple[str, ...] = ()  # arXiv entries without their abstract yet
+    needs_summary: tuple[str, ...] = ()
+    manifest: Manifest | None = None
+
+    @property
+    def up_to_date(self) -> bool:
+        return self.index == "current" and not self.waiting
+
+    @property
+    def state(self) -> str:
+        if self.index == "current":
+            return "waiting for abstracts" if self.waiting else "up to date"
+        return {"out of date": "out of date", "none": "no index", "damaged": "damaged"}[self.index]
+
+    def waiting_notice(self, first: Sequence[str] = ()) -> str:
+        """The line that names the entries waiting for their abstract ('' when none), those
+        among `first` (just added, say) named first."""
+        return waiting_notice([*(i for i in self.waiting if i in first),
+                               *(i for i in self.waiting if i not in first)])
+
+
+def waiting_notice(ids: Sequence[str], shown: int = 8) -> str:
+    """The one wording, wherever the state is shown, of arXiv entries waiting for their abstract."""
+    if not ids:
+        return ""
+    names = ", ".join(ids[:shown]) + (f" and {len(ids) - shown} more" if len(ids) > shown else "")
+    it = "it" if len(ids) == 1 else "them"
+    return (f"{no_abstract_yet(len(ids))}: {names}. Fetch {it} with: paperscope ingest "
+            "(offline: paperscope ingest --from-snapshot FILE)")
 
 
 def _entry_fields(source: str, key: str | None, record: PaperRecord | None, *,
@@ -162,10 +232,7 @@ class Library:
         if found is None and (doi := parse_doi(key)):
             found = catalogue.by_doi().get(doi)
         if found is None:
-            ids = [entry.id for entry in catalogue.entries]
-            close = difflib.get_close_matches(key.strip().lower(), ids, n=3, cutoff=0.4)
-            close += [e.id for e in catalogue.entries
-                      if key.strip().lower() in e.title.lower() and e.id not in close][:3]
+            close = close_ids(key, catalogue.entries)
             hint = f"Did you mean: {', '.join(close)}?" if close else \
                 "See the ids with: paperscope list"
             raise UnknownEntryError(f"No entry with id {key!r}.", hint)
@@ -273,7 +340,18 @@ class Library:
             if arxiv_id is None and not (title and summary):
                 raise UsageError("An entry that is not on arXiv needs --title and --summary "
                                  "(the summary is the text search reads).")
+        if year is not None and not 1000 <= year <= datetime.date.today().year + 1:
+            raise UsageError(f"--year {year} is not a year of publication: give one from 1000 "
+                             f"to {datetime.date.today().year + 1}.")
         new = [s for s, a in arxiv_ids.items() if self._existing(catalogue, s, a) is None]
+        if new and entry_id is not None:
+            if not ID_PATTERN.match(entry_id):
+                raise UsageError(f"{entry_id!r} is not an id: use lower-case letters, digits and "
+                                 "dashes (for example `lora` or `gpt-3`).")
+            if catalogue.get(entry_id) is not None:
+                raise UsageError(f"The id {entry_id!r} is already taken.",
+                                 "Choose another with --id, or leave --id out for one made from "
+                                 "the title.")
         if new:
             self._section_for_add(catalogue, section)  # before any network
         fetch = [a for s in new if (a := arxiv_ids[s])]
@@ -466,12 +544,8 @@ class Library:
         return index, [*notices, *self._missing_notices()]
 
     def _missing_notices(self) -> list[str]:
-        missing = self.documents()[1]
-        if not missing:
-            return []
-        names = ", ".join(entry.id for entry in missing[:8])
-        more = f" and {len(missing) - 8} more" if len(missing) > 8 else ""
-        return [f"{no_abstract_yet(len(missing))} ({names}{more}). Fetch them with: paperscope ingest"]
+        notice = waiting_notice([entry.id for entry in self.documents()[1]])
+        return [notice] if notice else []
 
     def search(self, query: str, *, k: int = 10, mode: str = "hybrid",
                filters: Filters | None = None, update: bool = True,
@@ -491,13 +565,10 @@ class Library:
             missing=f"The entry {entry.id!r} is not in the index yet (it has no abstract).",
             min_score=min_score)
 
-    def status(self, verify: bool = False) -> dict:
-        """How the index compares with the catalogue, and why the next build would embed
-        everything again, if it would (`rebuild_reason`). Entries without text (`missing_text`)
-        make it out of date: `paperscope ingest` repairs them. `metadata_changed` names the
-        entries whose shown metadata (section, link, year...) changed without their text;
-        `needs_summary` those searched by their titles until someone writes their summary."""
-        documents, missing = self.documents()
+    def freshness(self, verify: bool = False) -> Freshness:
+        """Whether the index is up to date: the one answer `build`, `status`, `search`, `add`
+        and `init` all report (see `Freshness`). With `verify`, every index byte is hashed."""
+        documents, waiting = self.documents()
         problem, manifest = "", None
         try:
             manifest = self.store.read_manifest()
@@ -517,23 +588,46 @@ class Library:
         new = sorted(i for i in current if i not in indexed)
         removed = sorted(i for i in indexed if i not in current)
         rebuild_reason = settings_change(manifest, self.model, DEFAULT_SCHEME) if manifest else ""
-        up_to_date = manifest is not None and not (stale or metadata or new or removed or rebuild_reason) \
-            and manifest.documents_digest == documents_digest(documents) and not problem \
-            and not missing
+        if problem:
+            index_state = "damaged"
+        elif manifest is None:
+            index_state = "none"
+        elif stale or metadata or new or removed or rebuild_reason \
+                or manifest.documents_digest != documents_digest(documents):
+            index_state = "out of date"
+        else:
+            index_state = "current"
+        return Freshness(index=index_state, indexed=len(indexed), new=tuple(new), stale=tuple(stale),
+                         metadata_changed=tuple(metadata), removed=tuple(removed),
+                         rebuild_reason=rebuild_reason, problem=problem,
+                         waiting=tuple(e.id for e in waiting),
+                         needs_summary=tuple(e.id for e in self.catalogue.entries if e.needs_summary),
+                         manifest=manifest)
+
+    def status(self, verify: bool = False) -> dict:
+        """`freshness` as JSON, with what the index holds. `state` is one of `Freshness.STATES`
+        and `up_to_date` is true in the first only; `missing_text` names the arXiv entries
+        waiting for their abstract (`paperscope ingest` fetches them), `metadata_changed` the
+        entries whose shown metadata (section, link, year...) changed without their text,
+        `needs_summary` those searched by their titles until someone writes their summary, and
+        `rebuild_reason` why the next build would embed everything again, if it would."""
+        fresh = self.freshness(verify)
+        manifest = fresh.manifest
         return {
             "library": str(self.paths.root),
             "entries": len(self.catalogue.entries),
             "arxiv_entries": sum(1 for e in self.catalogue.entries if e.arxiv_id),
-            "indexed": len(indexed),
-            "stale": stale,
-            "metadata_changed": metadata,
-            "new": new,
-            "removed": removed,
-            "missing_text": [e.id for e in missing],
-            "needs_summary": [e.id for e in self.catalogue.entries if e.needs_summary],
-            "up_to_date": up_to_date,
-            "problem": problem,
-            "rebuild_reason": rebuild_reason,
+            "indexed": fresh.indexed,
+            "state": fresh.state,
+            "up_to_date": fresh.up_to_date,
+            "stale": list(fresh.stale),
+            "metadata_changed": list(fresh.metadata_changed),
+            "new": list(fresh.new),
+            "removed": list(fresh.removed),
+            "missing_text": list(fresh.waiting),
+            "needs_summary": list(fresh.needs_summary),
+            "problem": fresh.problem,
+            "rebuild_reason": fresh.rebuild_reason,
             "model": manifest.model if manifest else None,
             "dimension": manifest.dimension if manifest else None,
             "built_at": self.store.built_at() if manifest else None,

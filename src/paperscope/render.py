@@ -190,7 +190,8 @@ def _hits_table(hits: Sequence[Hit], tokenize: Callable[[str], list[str]], wante
 
 def entries_as_text(entries: Sequence, width: int | None) -> str:
     """`list`: entries under their section headings, one per line: id, kind, title and arXiv
-    id, the title wrapped under itself to `width` columns (between words) when given."""
+    id, the title wrapped under itself to `width` columns (between words) when given; an id
+    longer than its column then stands on a line of its own above the rest."""
     lines: list[str] = []
     id_width = min(max((len(e.id) for e in entries), default=0), 34 if width is None else max(12, width // 3))
     section = None
@@ -198,7 +199,11 @@ def entries_as_text(entries: Sequence, width: int | None) -> str:
         if entry.section != section:
             section = entry.section
             lines += ["", printable(section)] if lines else [printable(section)]
-        first = f"  {printable(entry.id):<{id_width}} {entry.kind:<5} "
+        shown_id = printable(entry.id)
+        if width is not None and len(shown_id) > id_width:  # a long id on a line of its own,
+            lines.append(f"  {shown_id}")                   # the columns stay aligned
+            shown_id = ""
+        first = f"  {shown_id:<{id_width}} {entry.kind:<5} "
         arxiv = f"  arXiv:{entry.arxiv_id}" if entry.arxiv_id else ""
         lines.append(wrap(display_text(entry.title) + arxiv, width, " " * len(first), first))
     return "\n".join(lines)

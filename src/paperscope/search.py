@@ -18,12 +18,14 @@ from .embedding import Encoder, load_encoder, query_encoders
 from .errors import IndexMismatchError, UsageError
 from .index import REBUILD_HINT, OpenIndex
 from .records import Hit
-from .text import name_key, sentences
+from .text import name_key, sentences, shorten
 
 log = logging.getLogger(__name__)
 
 MODES = ("hybrid", "dense", "lexical")
-MAX_QUERY_CHARS = 2000
+# The one limit on a query, for the CLI, the Python API, the web API and MCP: longer ones are
+# refused (the model reads about 256 tokens; a question is far shorter).
+MAX_QUERY_CHARS = 1000
 # Fusion: each ranker's scores over the top POOL documents are min-max normalised and
 # mixed with these weights (chosen on SciFact train; see "Quality" in README.md).
 POOL = 1000
@@ -40,11 +42,15 @@ MIN_PROBE = 16
 
 
 def check_query(query: str) -> str:
-    """The query with control characters and surplus space removed; empty ones are refused."""
+    """The query with control characters and surplus space removed; empty ones and ones
+    longer than MAX_QUERY_CHARS are refused."""
     cleaned = " ".join("".join(ch if ch.isprintable() else " " for ch in query).split())
     if not cleaned:
         raise UsageError("The query is empty.", 'Ask a question, for example: paperscope search "LoRA"')
-    return cleaned[:MAX_QUERY_CHARS]
+    if len(cleaned) > MAX_QUERY_CHARS:
+        raise UsageError(f"The query is {len(cleaned):,} characters long; the most is "
+                         f"{MAX_QUERY_CHARS:,}.", "Ask a question or give keywords, not a whole text.")
+    return cleaned
 
 
 def best_passage_scores(index: OpenIndex, query_vector: np.ndarray,
@@ -251,7 +257,7 @@ def best_sentence(text: str, wanted: set[str], tokenize: Callable[[str], list[st
         return ""
     best = max(range(len(parts)), key=lambda i: (len(wanted & set(tokenize(parts[i]))), -i))
     sentence = parts[best]
-    return sentence if len(sentence) <= limit else sentence[:limit - 1].rstrip() + "…"
+    return shorten(sentence, limit)
 
 
 class Searcher:

@@ -31,10 +31,11 @@ def plural(noun: str) -> str:
 
 
 def no_abstract_yet(number: int) -> str:
-    """The notice for entries searched by their titles until their abstracts are fetched."""
+    """The notice for arXiv entries searched by their title (or the summary given when they were
+    added offline) until their abstracts are fetched."""
     if number == 1:
-        return "1 entry has no abstract yet and is searched by its title only"
-    return f"{number:,} entries have no abstract yet and are searched by their titles only"
+        return "1 entry waits for its arXiv abstract (searched by its title or summary until then)"
+    return f"{number:,} entries wait for their arXiv abstract (searched by title or summary until then)"
 
 
 def sentences(text: str) -> list[str]:
@@ -82,3 +83,13 @@ def document_names(document: Document) -> set[str]:
         names.add(head)
     keys = {name_key(name) for name in names}
     return {key for key in keys if len(key) >= 2}
+
+
+def shorten(text: str, limit: int) -> str:
+    """`text` cut to at most `limit` characters at a word boundary, with "…" when cut (a
+    single word longer than the limit is cut inside it)."""
+    if len(text) <= limit:
+        return text
+    head = text[:limit - 1]
+    cut = head.rsplit(" ", 1)[0] if " " in head and not text[limit - 1].isspace() else head
+    return cut.rstrip(" ,;:-–—") + "…"

@@ -23,7 +23,7 @@ from ..bibtex import bibtex_entry, citation_keys
 from ..collection import Collection, Filters, SearchOutcome
 from ..errors import CatalogueError, PaperscopeError, UsageError
 from ..ingest import entry_json
-from ..library import Library
+from ..library import MAX_QUERY_CHARS, Library  # the one limit on a query, for every door
 from ..records import Entry, PaperRecord
 from ..render import latex_as_text
 from ..store import file_signature
@@ -34,7 +34,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-MAX_QUERY_CHARS = 500  # a search box question; longer ones are refused with a 400
 MAX_K = 50  # results a request may ask for
 
 

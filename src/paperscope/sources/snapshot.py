@@ -74,9 +74,11 @@ def line_id(line: bytes) -> str | None:
 
 
 def read_snapshot(path: Path, wanted: Iterable[str],
-                  progress: Callable[[int], None] | None = None) -> dict[str, PaperRecord]:
+                  progress: Callable[[int], None] | None = None,
+                  unusable: set[str] | None = None) -> dict[str, PaperRecord]:
     """The usable records of the `wanted` arXiv ids found in the snapshot at `path` (a record
-    without title or abstract, or one that is damaged, counts as not found).
+    without title or abstract, or one that is damaged, counts as not found, and its id is put
+    in `unusable` when given).
 
     `progress` is called with the number of bytes read since its last call."""
     wanted = set(wanted)
@@ -93,6 +95,8 @@ def read_snapshot(path: Path, wanted: Iterable[str],
         try:
             record, _ = parse_line(line, source=source, fetched_at=fetched_at, expected_id=arxiv_id)
         except UnusableLine:
+            if unusable is not None:
+                unusable.add(arxiv_id)
             continue
         found[arxiv_id] = record
         if len(found) == len(wanted):
@@ -113,9 +117,13 @@ class SnapshotSource:
         self.provenance = f"snapshot:{self.path.name}"  # PaperRecord.source of what it reads
 
     def fetch(self, ids: Sequence[str], progress: Callable[[int], None] | None = None) -> FetchResult:
-        """The usable records of `ids`; an id the file does not hold with title and abstract is
-        in neither `records` nor `failures`. `progress` is told the bytes read."""
-        return FetchResult(records=read_snapshot(self.path, ids, progress=progress))
+        """The usable records of `ids`; an id whose line has no title or abstract (or is
+        damaged) is a failure, one the file does not hold is in neither `records` nor `failures`.
+        `progress` is told the bytes read."""
+        unusable: set[str] = set()
+        records = read_snapshot(self.path, ids, progress=progress, unusable=unusable)
+        why = f"no record with title and abstract in {self.label}"
+        return FetchResult(records=records, failures=dict.fromkeys(unusable, why))
 
     def work(self, ids: Sequence[str]) -> tuple[int, str]:
         from ..store import file_size
