@@ -447,7 +447,8 @@ def _write(writer: IndexWriter, documents: Sequence[Document], hashes: list[str]
     writer.finish_array("vectors", vectors)
     writer.array("bounds", bounds)
     writer.array("facets", _facets(documents))
-    lexical = build_lexical((doc.embedding_text for doc in documents), default_stopwords())
+    lexical = build_lexical((doc.embedding_text for doc in documents), default_stopwords(),
+                            TOKENIZER_VERSION)
     writer.array("bm25data", lexical.data)
     writer.array("bm25docs", lexical.indices)
     writer.array("bm25ptr", lexical.indptr)
