@@ -20,7 +20,7 @@ LAYERS = [
     {"onnx_encoder"},
     {"index", "chunks", "embedding", "lexical"},
     {"spelling"},
-    {"catalogue", "beir", "bibtex", "render", "settings", "text", "store", "records", "errors",
+    {"catalogue", "beir", "bibtex", "render", "settings", "text", "files", "records", "errors",
      "version", "sources", "sources.base", "sources.ids", "sources.arxiv_api", "sources.oaipmh",
      "sources.snapshot", "sources.http", "sources.doi"},
 ]

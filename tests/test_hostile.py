@@ -17,13 +17,13 @@ from paperscope.catalogue import parse_catalogue
 from paperscope.cli import app
 from paperscope.corpora import ImportReport, parse_snapshot_line
 from paperscope.errors import CatalogueError, IndexCorruptError, SnapshotError, UsageError
+from paperscope.files import LibraryPaths
 from paperscope.index import IndexStore
 from paperscope.ingest import ids_to_fetch, ingest
 from paperscope.library import Library
 from paperscope.records import Document, Entry, Hit, PaperRecord
 from paperscope.render import hits_for_terminal
 from paperscope.sources.snapshot import read_snapshot
-from paperscope.store import LibraryPaths
 
 from .conftest import FIXTURES, SMALL_CATALOGUE
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from paperscope import chunks
-from paperscope import store as store_module
+from paperscope import files as files_module
 from paperscope.errors import IndexCorruptError, IndexMismatchError, IndexMissingError
 from paperscope.index import IndexStore
 from paperscope.indexer import build_index
@@ -237,14 +237,14 @@ def test_chunks_made_elsewhere_are_used_when_they_match(tmp_path, fake_encoder):
 
 def test_a_crash_before_the_manifest_keeps_the_old_index(built, fake_encoder, monkeypatch):
     store, _ = built
-    real_write = store_module.atomic_write_bytes
+    real_write = files_module.atomic_write_bytes
 
     def crash_on_manifest(path, data):
         if path.name == "manifest.json":
             raise KeyboardInterrupt("killed")
         real_write(path, data)
 
-    monkeypatch.setattr(store_module, "atomic_write_bytes", crash_on_manifest)
+    monkeypatch.setattr(files_module, "atomic_write_bytes", crash_on_manifest)
     with pytest.raises(KeyboardInterrupt):
         build_index(store, docs(**dict(CORPUS, lora="changed")), model="fake-model", encoder=fake_encoder)
     monkeypatch.undo()

@@ -23,9 +23,9 @@ from typing import Any, Literal, NoReturn, cast, overload
 import yaml
 
 from .errors import CatalogueChangedError, CatalogueError, UsageError
+from .files import atomic_write_bytes, read_text
 from .records import KINDS, MAX_TEXT_CHARS, Entry
 from .sources.ids import parse_doi
-from .store import atomic_write_bytes, read_text
 
 ID_PATTERN = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,78}[a-z0-9])?$")
 # New-style identifiers (0704.0001 onwards) and old-style ones (hep-th/9901001).

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .store import atomic_write_bytes
+from .files import atomic_write_bytes
 
 CHUNK_FORMAT = 1
 _NAME = re.compile(r"^chunk-\d{9}-\d{9}-[0-9a-f]{12}\.npz$")

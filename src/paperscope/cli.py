@@ -32,8 +32,8 @@ from typer.core import TyperGroup
 from . import render, settings
 from .beir import has_corpus, read_qrels, read_queries
 from .errors import FetchError, PaperscopeError, UsageError, storage_error
+from .files import atomic_write_text, file_size, read_text
 from .render import FORMATS, entries_as_text, entry_as_text, printable
-from .store import atomic_write_text, file_size, read_text
 from .text import counted, plural
 from .version import __version__
 

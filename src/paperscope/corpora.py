@@ -26,12 +26,12 @@ from typing import TYPE_CHECKING, Any
 
 from .collection import Collection
 from .errors import PaperscopeError, UnknownEntryError, UsageError
+from .files import cache_dir
 from .index import IndexStore
 from .records import Document, PaperRecord
 from .sources import month_from_arxiv_id, open_source, utc_now
 from .sources.base import Deleted
 from .sources.snapshot import UnusableLine, parse_line, refuse_unless_snapshot, snapshot_lines
-from .store import cache_dir
 
 if TYPE_CHECKING:
     from .embedding import Encoder

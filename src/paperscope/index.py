@@ -48,9 +48,9 @@ from .errors import (
     LockedError,
     storage_error,
 )
+from .files import atomic_write_json
 from .records import Document, PaperRecord
 from .sources.ids import record_key
-from .store import atomic_write_json
 
 log = logging.getLogger(__name__)
 

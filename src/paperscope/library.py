@@ -60,13 +60,13 @@ from .errors import (
     UsageError,
 )
 from .evaluate import evaluate as run_evaluation
+from .files import LibraryPaths, corpus_index_dir, file_signature, find_library, read_text
 from .index import IndexStore, documents_digest, meta_json
 from .indexer import check_scheme
 from .ingest import IngestReport, catalogue_documents, entry_json, ingest
 from .records import KINDS, Document, Entry, PaperRecord
 from .search import MAX_QUERY_CHARS, MODES
 from .settings import configured_model, settings_change
-from .store import LibraryPaths, corpus_index_dir, file_signature, find_library, read_text
 from .text import DEFAULT_SCHEME, no_abstract_yet
 
 if TYPE_CHECKING:  # numpy, FAISS and the encoders load only when a command needs them

@@ -27,8 +27,8 @@ from .catalogue import (
     slug,
 )
 from .errors import UsageError
+from .files import CATALOGUE_NAME, read_text
 from .records import Entry, PaperRecord
-from .store import CATALOGUE_NAME, read_text
 
 DEFAULT_SECTION = "Reading list"
 _HEADING = re.compile(r"^ {0,3}(#{1,6})\s+(.*?)(?:\s+#+)?\s*$")

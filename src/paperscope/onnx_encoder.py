@@ -65,7 +65,7 @@ class OnnxEncoder:
     fewer word pieces than the model's own limit (None keeps it: vectors then match
     sentence-transformers'); `threads` is ONNX Runtime's intra-op thread count (default
     settings.build_threads()); `cache` is the folder for the graphs (default
-    store.cache_dir() / "onnx")."""
+    files.cache_dir() / "onnx")."""
 
     def __init__(self, model_name: str, *, variant: str = "int8", batch_size: int = 32,
                  max_length: int | None = None, threads: int | None = None,
@@ -132,7 +132,7 @@ class OnnxEncoder:
 
 
 def _default_cache() -> Path:
-    from .store import cache_dir
+    from .files import cache_dir
 
     return cache_dir() / "onnx"
 
@@ -197,7 +197,7 @@ def _intact(path: Path) -> bool:
 def _write_graph(path: Path, data: bytes) -> None:
     """The graph, then its SHA-256 in the sidecar, each written atomically: a crash between the
     two leaves a graph that `_intact` rejects."""
-    from .store import atomic_write_bytes, atomic_write_text
+    from .files import atomic_write_bytes, atomic_write_text
 
     atomic_write_bytes(path, data)
     atomic_write_text(_sidecar(path), hashlib.sha256(data).hexdigest() + "\n")

@@ -22,11 +22,11 @@ from typing import TYPE_CHECKING, Any
 from ..bibtex import bibtex_entry, citation_keys
 from ..collection import Collection, Filters, SearchOutcome
 from ..errors import CatalogueError, PaperscopeError, UsageError
+from ..files import file_signature
 from ..ingest import entry_json
 from ..library import MAX_QUERY_CHARS, Library  # the one limit on a query, for every door
 from ..records import Entry, PaperRecord
 from ..render import latex_as_text
-from ..store import file_signature
 
 if TYPE_CHECKING:
     from ..embedding import Encoder

@@ -126,7 +126,7 @@ class SnapshotSource:
         return FetchResult(records=records, failures=dict.fromkeys(unusable, why))
 
     def work(self, ids: Sequence[str]) -> tuple[int, str]:
-        from ..store import file_size
+        from ..files import file_size
 
         return file_size(self.path), "bytes"
 

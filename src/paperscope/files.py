@@ -135,7 +135,7 @@ def corpus_index_dir(corpus: Path) -> Path:
 
 def file_signature(path: Path) -> tuple[int, int, int] | None:
     """(inode, size, modification time) of a file, or None when absent: an atomic write
-    (store.atomic_write_bytes) always changes it."""
+    (atomic_write_bytes) always changes it."""
     try:
         st = os.stat(path)
     except FileNotFoundError:
