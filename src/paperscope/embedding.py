@@ -20,7 +20,7 @@ import json
 import logging
 import math
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -284,16 +284,7 @@ class LightEncoder:
     def encode(self, texts: Sequence[str], progress: Progress | None = None) -> np.ndarray:
         out = np.empty((len(texts), self.dimension), dtype=np.float32)
         encodings = self._spec.tokenizer.encode_batch([self._spec.prompt + text for text in texts])
-        order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))
-        for start in range(0, len(order), self.batch_size):
-            rows = order[start:start + self.batch_size]
-            width = max(len(encodings[i].ids) for i in rows)
-            ids = np.zeros((len(rows), width), dtype=np.int64)
-            mask = np.zeros((len(rows), width), dtype=np.float32)
-            for r, i in enumerate(rows):
-                n = len(encodings[i].ids)
-                ids[r, :n] = encodings[i].ids
-                mask[r, :n] = 1.0
+        for rows, ids, mask in padded_batches(encodings, self.batch_size, np.float32):
             out[rows] = self._forward(ids, mask)
             if progress:
                 progress(len(rows))
@@ -634,6 +625,23 @@ def _map_safetensors(path: Path) -> dict[str, np.ndarray]:
             raise EncoderDeclined(f"tensor {name} does not fit model.safetensors")
         tensors[name] = data[start:end].view(dtype).reshape(shape)
     return tensors
+
+
+def padded_batches(encodings: Sequence[Any], batch_size: int,
+                   mask_type: Any) -> Iterator[tuple[list[int], np.ndarray, np.ndarray]]:
+    """Tokenised texts in length-sorted batches, each padded to its longest: (the batch's
+    positions in `encodings`, token ids, attention mask of `mask_type`)."""
+    order = sorted(range(len(encodings)), key=lambda i: len(encodings[i].ids))
+    for start in range(0, len(order), batch_size):
+        rows = order[start:start + batch_size]
+        width = max(len(encodings[i].ids) for i in rows)
+        ids = np.zeros((len(rows), width), dtype=np.int64)
+        mask = np.zeros((len(rows), width), dtype=mask_type)
+        for r, i in enumerate(rows):
+            n = len(encodings[i].ids)
+            ids[r, :n] = encodings[i].ids
+            mask[r, :n] = 1
+        yield rows, ids, mask
 
 
 def _as_float32(tensor: np.ndarray) -> np.ndarray:

@@ -41,6 +41,7 @@ from .embedding import (
     _LightSpec,
     _pool,
     model_fingerprint,
+    padded_batches,
     resolve_model_dir,
 )
 from .errors import ModelUnavailableError
@@ -112,16 +113,7 @@ class OnnxEncoder:
         for first in range(0, len(texts), _SORT_CHUNK):
             chunk = range(first, min(first + _SORT_CHUNK, len(texts)))
             encodings = tokenizer.encode_batch([prompt + texts[i] for i in chunk])
-            order = sorted(range(len(encodings)), key=lambda i: len(encodings[i].ids))
-            for start in range(0, len(order), self.batch_size):
-                rows = order[start:start + self.batch_size]
-                width = max(len(encodings[i].ids) for i in rows)
-                ids = np.zeros((len(rows), width), dtype=np.int64)
-                mask = np.zeros((len(rows), width), dtype=np.int32)
-                for r, i in enumerate(rows):
-                    n = len(encodings[i].ids)
-                    ids[r, :n] = encodings[i].ids
-                    mask[r, :n] = 1
+            for rows, ids, mask in padded_batches(encodings, self.batch_size, np.int32):
                 (hidden,) = self._session.run(None, {"input_ids": ids, "attention_mask": mask})
                 pooled = _pool(hidden, mask.astype(np.float32), self._spec.pooling)
                 norms = np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
