@@ -715,7 +715,7 @@ def _report_freshness(library: Library, report=None, *, first: Iterable[str] = (
 
 def _report_build(report, noun: str = "entry") -> None:
     if report.written:
-        resumed = f", {report.resumed} from earlier chunks" if report.resumed else ""
+        resumed = f", {report.resumed:,} from earlier chunks" if report.resumed else ""
         _err(f"Index built: {len(report.embedded):,} embedded, {report.reused:,} reused{resumed}, "
              f"{len(report.removed)} removed; {counted(report.total, noun)} with {report.model}"
              + (f" on {report.device}" if report.embedded else "")
