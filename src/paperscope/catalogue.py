@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import io
 import json
 import logging
 import os
@@ -517,8 +518,6 @@ def slug(text: str, taken: set[str] | frozenset[str] = frozenset()) -> str:
 def render_entry(fields: dict) -> str:
     """One entry as YAML block text (a `- id: ...` item at column 0), rendered by ruamel.yaml
     so that every value is quoted or folded as YAML requires."""
-    import io
-
     from ruamel.yaml import YAML
     from ruamel.yaml.comments import CommentedMap, CommentedSeq
     from ruamel.yaml.scalarstring import DoubleQuotedScalarString, FoldedScalarString

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from .errors import IndexMissingError, PaperscopeError, UnknownEntryError, UsageError, storage_error
 from .index import IndexStore, OpenIndex, documents_digest
+from .indexer import BuildReport, Embedder, build_index
 from .records import Document, Hit
 from .search import WEAK_SCORE, Searcher, check_query
 from .settings import configured_model, settings_change
@@ -26,7 +27,6 @@ if TYPE_CHECKING:  # NumPy and the encoders load only when an index is opened or
     import numpy as np
 
     from .embedding import Encoder
-    from .indexer import BuildReport, Embedder
 
 
 # A catalogue without an index (just made by `init`, or cloned without index/) gets one built
@@ -174,8 +174,6 @@ class Collection:
               embedder: Embedder | None = None) -> BuildReport:
         """Embed what is not embedded yet and commit the index (see indexer.build_index);
         `embedder` embeds elsewhere (distributed.ray_embedder), by default this process does."""
-        from .indexer import build_index
-
         with self.store.write_lock(wait=wait, on_wait=on_wait):
             documents = self.documents()  # read under the lock: what the build commits is current
             try:

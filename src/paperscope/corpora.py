@@ -28,6 +28,7 @@ from .collection import Collection
 from .errors import PaperscopeError, UnknownEntryError, UsageError
 from .files import cache_dir
 from .index import IndexStore
+from .indexer import BuildReport
 from .records import Document, PaperRecord
 from .sources import month_from_arxiv_id, open_source, utc_now
 from .sources.base import Deleted
@@ -35,7 +36,6 @@ from .sources.snapshot import UnusableLine, parse_line, refuse_unless_snapshot, 
 
 if TYPE_CHECKING:
     from .embedding import Encoder
-    from .indexer import BuildReport
     from .sources.base import PaperSource
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -409,8 +409,6 @@ class Corpus:
         by an update from the documents as they are (the `revision` its `_apply`s count, and
         the manifest as that build left it), nothing is read: an update that finds nothing
         new takes the time of its requests, not of a pass over every document."""
-        from .indexer import BuildReport
-
         about = self.about()
         try:
             manifest = self.store.manifest_path.stat().st_mtime_ns

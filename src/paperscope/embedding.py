@@ -20,7 +20,9 @@ import json
 import logging
 import math
 import os
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -210,8 +212,6 @@ class SentenceTransformerEncoder:
     def _encode_cuda(self, texts: Sequence[str], progress: Progress | None) -> np.ndarray:
         """Length-sorted batches on the GPU, tokenised ahead on CPU threads, so that the GPU
         never waits for the tokenizer; vectors are copied back a group of batches at a time."""
-        from collections import deque
-        from concurrent.futures import ThreadPoolExecutor
 
         import torch
 

@@ -26,16 +26,20 @@ module costs nothing.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import logging
 import os
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from filelock import FileLock
 
 from .embedding import (
     EncoderDeclined,
+    LightEncoder,
     Progress,
     _light_spec,
     _LightSpec,
@@ -45,6 +49,7 @@ from .embedding import (
     resolve_model_dir,
 )
 from .errors import ModelUnavailableError
+from .settings import build_threads
 
 if TYPE_CHECKING:
     import onnx
@@ -92,8 +97,6 @@ class OnnxEncoder:
         self.precision = "float32" if variant == "fp32" else "int8 weights"
         self._spec = spec
         if threads is None:
-            from .settings import build_threads
-
             threads = build_threads()
         self.threads = threads
         folder = cache or _default_cache()
@@ -103,8 +106,6 @@ class OnnxEncoder:
     @staticmethod
     def supports(model_dir: Path | None) -> bool:
         """Whether the folder holds a model this encoder runs (those LightEncoder reproduces)."""
-        from .embedding import LightEncoder
-
         return LightEncoder.supports(model_dir)
 
     def encode(self, texts: Sequence[str], progress: Progress | None = None) -> np.ndarray:
@@ -133,8 +134,6 @@ def cached_graph(model_dir: Path, spec: _LightSpec, variant: str, folder: Path,
                  rebuild: bool = False) -> Path:
     """The path of the model's graph in `variant`, made and cached if it is missing, damaged
     or `rebuild` is asked for. Builds of the same graph at once wait on one lock."""
-    from filelock import FileLock
-
     key = f"{model_fingerprint(model_dir)}-{variant}-g{GRAPH_VERSION}"
     path = folder / f"{key}.onnx"
     folder.mkdir(parents=True, exist_ok=True)
@@ -206,8 +205,6 @@ def _quantised(model: onnx.ModelProto) -> bytes:
     """int8 per-channel weights for the MatMul nodes (the output projection and the two
     feed-forward ones of each layer): quantising every node, or the attention projections too,
     cost far more accuracy in the issue's probe for little more speed."""
-    import tempfile
-
     from onnx import TensorProto
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
@@ -303,8 +300,6 @@ def _bert_graph(spec: _LightSpec) -> onnx.ModelProto:
 
 def onnx_available() -> bool:
     """Whether onnx and onnxruntime are installed (without importing them)."""
-    import importlib.util
-
     return all(importlib.util.find_spec(name) is not None for name in ("onnx", "onnxruntime"))
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import json
 import re
+from importlib.resources import files
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
@@ -373,8 +374,6 @@ def create_app(resident: Resident, *, allowed_hosts: list[str] | None = None) ->
 @functools.cache
 def _swagger_ui_file(name: str) -> bytes:
     """One of Swagger UI's two files, from the fastapi-offline package (read once)."""
-    from importlib.resources import files
-
     return (files("fastapi_offline") / "static" / name).read_bytes()
 
 

@@ -25,6 +25,7 @@ import xml.parsers.expat
 from collections.abc import Callable, Iterator, Sequence
 from datetime import date, datetime, timezone
 
+from ..errors import FetchError
 from ..records import MAX_AUTHORS, MAX_NAME_CHARS, MAX_TITLE_CHARS, PaperRecord
 from . import clean_text, utc_now
 from .base import Deleted, FetchResult, not_a_dump
@@ -100,8 +101,6 @@ class ArxivApiSource:
         included, in any of `categories` ("cs" for the archive, "cs.CL" for one category),
         oldest first: pages of `page_size`, at most `max_listed` records in all. An entry
         without title or abstract is passed over; a page that cannot be had is a FetchError."""
-        from ..errors import FetchError
-
         last = until or datetime.now(timezone.utc).date()
         query = f"lastUpdatedDate:[{since:%Y%m%d}0000 TO {last:%Y%m%d}2359]"
         if categories:

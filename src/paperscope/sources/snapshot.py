@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import SnapshotError
+from ..files import file_size
 from ..records import MAX_TEXT_CHARS, MAX_TITLE_CHARS, PaperRecord
 from . import clean_text, utc_now, year_from_arxiv_id
 from .base import Deleted, FetchResult
@@ -126,8 +127,6 @@ class SnapshotSource:
         return FetchResult(records=records, failures=dict.fromkeys(unusable, why))
 
     def work(self, ids: Sequence[str]) -> tuple[int, str]:
-        from ..files import file_size
-
         return file_size(self.path), "bytes"
 
     def changed_since(self, since: date, *, until: date | None = None,
