@@ -41,8 +41,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .embedding import encoder_kind, load_encoder
 from .errors import IndexMismatchError, UsageError
-from .indexer import Embedder, EmbeddingJob
+from .indexer import Embedder, EmbeddingJob, build_encoders
 from .text import SCHEMES, counted, passages
 
 log = logging.getLogger(__name__)
@@ -192,10 +193,14 @@ def run_on_ray(job: EmbeddingJob, cluster: Cluster, *, range_documents: int | No
     context.enable_progress_bars = False  # paperscope shows its own
     logging.getLogger("ray.data").setLevel(logging.ERROR)  # its INFO lines about each execution
     rows = [{"range": i, "texts": [text for group in groups[i] for text in group]} for i in groups]
+    # The encoder a single-process build of these passages would use, so that the vectors are
+    # the same whichever way they were made (ONNX on CPU actors; it declines on a GPU's node).
+    kinds = build_encoders(plan, documents)
     dataset = ray.data.from_items(rows, override_num_blocks=len(rows))
-    # The model's name and the actor's threads travel in the class, pickled with it.
+    # The model's name, the encoder kinds and the actor's threads travel in the class, pickled
+    # with it.
     actor = type("EmbeddingActor", (EmbeddingActor,),
-                 {"model": job.report.model, "threads": cluster.cpus_per_actor})
+                 {"model": job.report.model, "kinds": kinds, "threads": cluster.cpus_per_actor})
     # A task whose worker or node dies is retried, and the actor restarted, by Ray Data itself;
     # an exception in the model fails the job (finished ranges stay committed).
     embedded = dataset.map_batches(
@@ -203,10 +208,10 @@ def run_on_ray(job: EmbeddingJob, cluster: Cluster, *, range_documents: int | No
         compute=ray.data.ActorPoolStrategy(size=cluster.actors),
         num_gpus=cluster.gpus_per_actor or None, num_cpus=cluster.cpus_per_actor)
     dimension = 0
-    device = ""
+    device = kind = ""
     for row in embedded.iter_rows():
         number, dimension = int(row["range"]), int(row["dimension"])
-        device = str(row["device"])
+        device, kind = str(row["device"]), str(row["kind"])
         counts = [len(group) for group in groups.pop(number)]
         vectors = np.frombuffer(row["vectors"], dtype=np.float32).reshape(-1, dimension)
         if vectors.shape[0] != sum(counts):
@@ -217,7 +222,7 @@ def run_on_ray(job: EmbeddingJob, cluster: Cluster, *, range_documents: int | No
     if groups:  # Ray Data returns every row or raises; never index with a hole
         raise IndexMismatchError(f"Ray returned no vectors for {counted(len(groups), 'range')}.")
     job.report.device = f"ray ({device or 'cpu'})"
-    job.report.encoder = "sentence-transformers"  # what each Ray actor runs (EmbeddingActor)
+    job.report.encoder = kind  # what the actors ran
     return dimension
 
 
@@ -240,13 +245,13 @@ class EmbeddingActor:
     run_on_ray subclasses it with the model's name and the CPUs it may use."""
 
     model = ""
+    kinds: tuple[str, ...] = ()
     threads = 0
 
     def __init__(self) -> None:
-        from .embedding import SentenceTransformerEncoder
-
-        self.encoder = SentenceTransformerEncoder(self.model)
-        if self.threads and not self.encoder.device.startswith("cuda"):
+        self.encoder = load_encoder(self.model, kinds=self.kinds)
+        if self.threads and encoder_kind(self.encoder) == "sentence-transformers" and \
+                not getattr(self.encoder, "device", "cpu").startswith("cuda"):
             import torch
 
             torch.set_num_threads(self.threads)
@@ -258,4 +263,5 @@ class EmbeddingActor:
         return {"range": np.asarray(batch["range"]),
                 "vectors": np.array(vectors, dtype=object),
                 "dimension": np.full(len(vectors), self.encoder.dimension),
-                "device": np.array([self.encoder.device] * len(vectors), dtype=object)}
+                "device": np.array([getattr(self.encoder, "device", "cpu")] * len(vectors), dtype=object),
+                "kind": np.array([encoder_kind(self.encoder)] * len(vectors), dtype=object)}

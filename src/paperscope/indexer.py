@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import os
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -41,7 +42,7 @@ from .index import (
 )
 from .lexical import BM25_PARAMS, TOKENIZER_VERSION, build_lexical, default_stopwords
 from .records import Document
-from .settings import settings_change
+from .settings import BUILD_ENCODER_ENV, settings_change
 from .text import DEFAULT_SCHEME, SCHEMES, counted, document_names, passages
 from .version import __version__
 
@@ -359,13 +360,21 @@ def _build(store: IndexStore, documents: Sequence[Document], old: OpenIndex | No
     return report
 
 
-def build_encoders(passage_count: int) -> tuple[str, ...]:
-    """The encoder kinds to try for embedding this many passages: the NumPy encoder for a few
-    (it starts at once), exact ONNX vectors for up to QUANTISED_FROM_PASSAGES (the catalogue keeps
-    the reference vectors), int8 ONNX beyond."""
-    if passage_count <= LIGHT_ENCODER_LIMIT:
+def build_encoders(plan: EmbeddingPlan, documents: Sequence[Document]) -> tuple[str, ...]:
+    """The encoder kinds to try for the passages the plan has left: the NumPy encoder for a few
+    (it starts at once); for more, exact ONNX vectors in a collection of under
+    QUANTISED_FROM_PASSAGES passages (the catalogue keeps the reference vectors), int8 ONNX in
+    a larger one. The collection's size, not what is left of it, decides, so that a resumed
+    build (here or on Ray) uses the encoder the interrupted one did. $PAPERSCOPE_BUILD_ENCODER
+    names one kind for every build instead."""
+    if chosen := os.environ.get(BUILD_ENCODER_ENV):
+        return (chosen,)
+    lengths = SCHEMES[plan.scheme]
+    left = sum(len(passages(documents[i], lengths)) for i in plan.todo)
+    if left <= LIGHT_ENCODER_LIMIT:
         return SMALL_BUILD_ENCODERS
-    return EXACT_BUILD_ENCODERS if passage_count < QUANTISED_FROM_PASSAGES else BUILD_ENCODERS
+    estimated = left * len(documents) / max(1, len(plan.todo))
+    return EXACT_BUILD_ENCODERS if estimated < QUANTISED_FROM_PASSAGES else BUILD_ENCODERS
 
 
 def _embed(job: EmbeddingJob, encoder: Encoder | None, *, announce: bool = False) -> int:
@@ -375,7 +384,7 @@ def _embed(job: EmbeddingJob, encoder: Encoder | None, *, announce: bool = False
     plan, report, documents = job.plan, job.report, job.documents
     lengths = SCHEMES[plan.scheme]
     if encoder is None or announce:
-        kinds = build_encoders(sum(len(passages(documents[i], lengths)) for i in plan.todo))
+        kinds = build_encoders(plan, documents)
         if job.on_encoder:
             job.on_encoder(kinds[0] if encoder is None else encoder_kind(encoder), len(plan.todo),
                            report.reason)

@@ -14,6 +14,10 @@ if TYPE_CHECKING:  # index.py imports NumPy's types only for checking; settings 
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 MODEL_ENV = "PAPERSCOPE_MODEL"
+# A registered encoder kind (embedding.ENCODERS) that embeds every build, instead of the one
+# chosen by the build's size: `sentence-transformers` or `onnx-fp32` for vectors that do not
+# depend on how the passages were batched (int8 ONNX quantises each batch's activations).
+BUILD_ENCODER_ENV = "PAPERSCOPE_BUILD_ENCODER"
 
 
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
