@@ -195,6 +195,21 @@ class ArxivApiSource:
         return bounded_get(self._session, "arXiv", self.api_url, query, limits)
 
 
+def checked_root(body: bytes, tag: str, what: str) -> ET.Element:
+    """The root element of a page from arXiv; a page with a DOCTYPE (arXiv never sends one:
+    refusing it rules out entity tricks), one that cannot be read, or one whose root is not
+    `tag` is a transient failure naming `what` it should have been."""
+    if _has_doctype(body):
+        raise _TransientError(f"arXiv sent a page that is not {what}")
+    try:
+        root = ET.fromstring(body)
+    except ET.ParseError as err:
+        raise _TransientError(f"arXiv sent a page that cannot be read ({err})") from None
+    if root.tag != tag:
+        raise _TransientError(f"arXiv sent a page that is not {what}")
+    return root
+
+
 def _parse(body: bytes) -> dict[str, PaperRecord | str]:
     """Each entry of an Atom page by arXiv id: its record, or why it is unusable."""
     return _parse_feed(body)[0]
@@ -203,14 +218,7 @@ def _parse(body: bytes) -> dict[str, PaperRecord | str]:
 def _parse_feed(body: bytes) -> tuple[dict[str, PaperRecord | str], int | None]:
     """Each entry of an Atom page by arXiv id (its record, or why it is unusable), and the
     number of results the page says the query has (None when it does not say)."""
-    if _has_doctype(body):  # arXiv never sends one; refusing it rules out entity tricks
-        raise _TransientError("arXiv sent a page that is not an Atom feed")
-    try:
-        root = ET.fromstring(body)
-    except ET.ParseError as err:
-        raise _TransientError(f"arXiv sent a page that cannot be read ({err})") from None
-    if root.tag != f"{_ATOM}feed":
-        raise _TransientError("arXiv sent a page that is not an Atom feed")
+    root = checked_root(body, f"{_ATOM}feed", "an Atom feed")
     entries: dict[str, PaperRecord | str] = {}
     for entry in root.findall(f"{_ATOM}entry"):
         arxiv_id = re.sub(r"v\d+$", "", _text(entry, f"{_ATOM}id").split("arxiv.org/abs/")[-1])

@@ -38,10 +38,10 @@ from ..records import MAX_AUTHORS, MAX_NAME_CHARS, MAX_TEXT_CHARS, MAX_TITLE_CHA
 from . import clean_text, utc_now
 from .arxiv_api import (
     ArxivApiSource,
-    _has_doctype,
     _PermanentError,
     _TransientError,
     _UnreachableError,
+    checked_root,
 )
 from .base import Deleted, FetchResult, not_a_dump
 
@@ -217,14 +217,7 @@ class OaiPmhSource:
                          f"(after {http.max_retries + 1} tries).", {})
 
     def _parse(self, body: bytes) -> tuple[list[OaiRecord | Deleted], str | None]:
-        if _has_doctype(body):  # arXiv never sends one; refusing it rules out entity tricks
-            raise _TransientError("arXiv sent a page that is not an OAI-PMH answer")
-        try:
-            root = ET.fromstring(body)
-        except ET.ParseError as err:
-            raise _TransientError(f"arXiv sent a page that cannot be read ({err})") from None
-        if root.tag != f"{_OAI}OAI-PMH":
-            raise _TransientError("arXiv sent a page that is not an OAI-PMH answer")
+        root = checked_root(body, f"{_OAI}OAI-PMH", "an OAI-PMH answer")
         error = root.find(f"{_OAI}error")
         if error is not None:
             code = error.get("code", "")
