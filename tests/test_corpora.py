@@ -138,6 +138,49 @@ def test_discovery_refuses_a_corpus_of_another_model(snapshot, library_dir, fake
                  known=library.catalogue.entries)
 
 
+def test_discover_since_keeps_what_was_first_posted_since_and_makes_an_atom_feed(
+        snapshot, library_dir, fake_encoder):
+    import xml.etree.ElementTree as ET
+
+    from paperscope import render
+    from paperscope.discover import discover
+    from paperscope.library import Library
+
+    library = Library.open(library_dir, encoder=fake_encoder)
+    library.build(full=True)
+    corpus = Corpus("all", encoder=fake_encoder)
+    corpus.import_snapshot(snapshot, SnapshotFilter())
+    corpus.build()
+    catalogue, papers = library.index()[0], corpus.collection.open()
+    entries = library.catalogue.entries
+
+    def find(since):
+        return discover(catalogue, papers, entries, known=entries, k=30, since=since)
+
+    everything, recent = find(None), find("2025-04-10")  # papers are dated by month: 2025-01 to -06
+    assert recent and {d.document.meta["date"] for d in recent} <= {"2025-04", "2025-05", "2025-06"}
+    assert {d.document.id for d in recent} < {d.document.id for d in everything}
+    assert find("2026") == []
+    feed = render.atom_feed([{"id": d.document.meta["url"], "title": d.document.title,
+                              "url": d.document.meta["url"], "date": d.document.meta["date"],
+                              "authors": d.document.meta["authors"], "summary": d.document.text}
+                             for d in recent], title="New <near> the list", feed_id="urn:test")
+    atom = "{http://www.w3.org/2005/Atom}"
+    root = ET.fromstring(feed.split("\n", 1)[1])  # a standard XML parser reads it
+    assert root.tag == f"{atom}feed" and root.find(f"{atom}title").text == "New <near> the list"
+    first = root.findall(f"{atom}entry")[0]
+    assert len(root.findall(f"{atom}entry")) == len(recent)
+    assert first.find(f"{atom}id").text == recent[0].document.meta["url"]
+    assert first.find(f"{atom}updated").text.endswith("-01T00:00:00Z")
+    assert first.find(f"{atom}link").get("href") == recent[0].document.meta["url"]
+
+
+def test_discover_refuses_a_date_that_is_not_one(library_dir):
+    result = runner.invoke(__import__("paperscope.cli").cli.app,
+                           ["--library", str(library_dir), "discover", "--corpus", "any", "--since", "2025-13"])
+    assert result.exit_code == 2 and "is not a date" in result.stderr
+
+
 def test_whole_abstract_scheme_gives_one_vector_per_paper(snapshot, fake_encoder):
     corpus = Corpus("whole", encoder=fake_encoder)
     corpus.import_snapshot(snapshot, SnapshotFilter())

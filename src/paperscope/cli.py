@@ -1283,8 +1283,13 @@ def discover(
     entry: Optional[list[str]] = typer.Option(None, "--entry", "-e", metavar="ID",
                                               help="Papers close to this entry (repeatable)."),
     section: Sections = None,
+    since: Optional[str] = typer.Option(None, "--since", metavar="DATE",
+                                        help="Only papers first posted on or after YYYY[-MM[-DD]] "
+                                        "(what is new near the list)."),
     k: TopK = 20,
-    fmt: DataFormat = "table",
+    fmt: str = typer.Option("table", "--format", "-f", metavar="FORMAT",
+                            help="table (for people), json, jsonl (one object a line) or atom "
+                            "(a feed for a feed reader)."),
     as_json: AsJson = False,
 ) -> None:
     """Find papers in a corpus that belong near catalogue entries but are not in the catalogue.
@@ -1298,8 +1303,13 @@ def discover(
       paperscope discover --corpus arxiv-cl --entry lora -k 5
 
       paperscope discover --corpus arxiv-cl --section "Training Recipe"
+
+      paperscope discover -c arxiv-cl --since 2026-11-25 --format atom > new.xml
     """
-    fmt = _data_format(fmt, as_json)
+    atom = fmt.lower() == "atom" and not as_json
+    fmt = "table" if atom else _data_format(fmt, as_json)
+    if since is not None:
+        _api().check_day(since)
     library = _library()
     entries = [library.entry(key) for key in entry or ()]
     if section:
@@ -1308,7 +1318,20 @@ def discover(
     for notice in notices:
         _err(f"note: {notice}")
     found = _api().find_papers(catalogue_index, _api().Corpus.open(corpus).collection.open(),
-                        entries or library.catalogue.entries, known=library.catalogue.entries, k=k)
+                               entries or library.catalogue.entries, known=library.catalogue.entries,
+                               k=k, since=since)
+    if atom:
+        _echo(render.atom_feed(
+            [{"id": d.document.meta.get("url") or f"urn:paperscope:{corpus}:{d.document.id}",
+              "title": d.document.title, "url": d.document.meta.get("url"),
+              "date": d.document.meta.get("date"), "authors": d.document.meta.get("authors"),
+              "summary": d.document.text + "\n\nClose to: " + "; ".join(
+                  f"{c.entry_id} ({c.score:.2f}{': ' + ', '.join(c.shared_terms) if c.shared_terms else ''})"
+                  for c in d.closest)} for d in found],
+            title=f"paperscope: papers of {corpus} near the reading list"
+                  + (f", since {since}" if since else ""),
+            feed_id=f"urn:paperscope:discover:{corpus}:{since or 'all'}"), nl=False)
+        return
     if fmt in ("json", "jsonl"):
         _print_items([d.to_json() for d in found], fmt)
         return

@@ -514,6 +514,13 @@ class Corpus:
         shutil.rmtree(self.directory, ignore_errors=True)
 
 
+def check_day(value: str) -> str:
+    """`value` when it is a date written YYYY, YYYY-MM or YYYY-MM-DD; else a UsageError."""
+    if _day(value) is None:
+        raise UsageError(f"{value!r} is not a date: write YYYY, YYYY-MM or YYYY-MM-DD.")
+    return value
+
+
 def _day(value: Any) -> date | None:
     """The first day of a YYYY-MM-DD, YYYY-MM or YYYY date; None for anything else."""
     if not isinstance(value, str) or not _MONTH.match(value):

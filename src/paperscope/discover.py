@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from .errors import IndexMismatchError, UsageError
 from .records import Document, Entry
 from .search import rank
@@ -55,8 +57,9 @@ class Discovery:
 
 
 def discover(catalogue_index: OpenIndex, corpus: OpenIndex, entries: Sequence[Entry], *,
-             known: Sequence[Entry], k: int = 20) -> list[Discovery]:
-    """The `k` corpus papers closest to `entries` that are not among `known` entries."""
+             known: Sequence[Entry], k: int = 20, since: str | None = None) -> list[Discovery]:
+    """The `k` corpus papers closest to `entries` that are not among `known` entries; with
+    `since` (YYYY[-MM[-DD]]), only those first posted on or after it."""
     if k < 1:
         raise UsageError(f"-k must be at least 1 (got {k}).")
     if catalogue_index.model_name != corpus.model_name or catalogue_index.dimension != corpus.dimension:
@@ -74,13 +77,19 @@ def discover(catalogue_index: OpenIndex, corpus: OpenIndex, entries: Sequence[En
         if entry.arxiv_id and (position := corpus.position(entry.arxiv_id)) is not None:
             excluded.add(position)
         excluded.update(corpus.named(name_key(entry.title)))
+    allowed = None
+    if since is not None:
+        allowed = np.zeros(corpus.count, dtype=bool)
+        allowed[corpus.dated_since(since)] = True
+        if not allowed.any():
+            return []
     found: dict[int, list[tuple[float, int]]] = {}
     texts = []
     for number, (_, position) in enumerate(seeds):
         text = catalogue_index.document(position).embedding_text
         texts.append(text)
         ranked = rank(corpus, query_text=text, query_vector=catalogue_index.document_vector(position),
-                      mode="hybrid", k=PER_ENTRY + len(excluded))
+                      mode="hybrid", k=PER_ENTRY + len(excluded), allowed=allowed)
         for found_position, score in ranked:
             if found_position not in excluded:
                 found.setdefault(found_position, []).append((score, number))

@@ -668,6 +668,15 @@ class OpenIndex:
         return [row[0] for row in self._query(
             "SELECT position FROM names WHERE key = ? ORDER BY position", (key,))]
 
+    def dated_since(self, day: str) -> list[int]:
+        """Positions of the documents whose `date` (YYYY-MM-DD, or a YYYY-MM or YYYY prefix of
+        one) is on or after `day` (YYYY[-MM[-DD]]), compared on the coarser of the two
+        precisions: a paper dated 2025-02 is kept from --since 2025-02-10."""
+        return [row[0] for row in self._query(
+            "SELECT position FROM (SELECT position, json_extract(meta, '$.date') AS day "
+            "FROM documents) WHERE substr(day, 1, min(length(day), ?)) >= "
+            "substr(?, 1, min(length(day), ?)) ORDER BY position", (len(day), day, len(day)))]
+
     def tagged(self, tags: Sequence[str]) -> list[int]:
         """Positions of the documents carrying any of `tags` (compared without case)."""
         wanted = sorted({tag.casefold() for tag in tags} & set(self.manifest.tags))

@@ -33,8 +33,8 @@ from .sources import fetch_ids, given_sources, open_source, source_for
 from .sources.ids import parse_doi, split_id
 
 __all__ = ["MAX_QUERY_CHARS", "MODES", "Collection", "Corpus", "Filters", "Freshness", "Library",
-           "SearchOutcome", "SnapshotFilter", "check_scheme", "corpora_dir", "entry_json", "find_papers",
-           "list_corpora", "open_collection", "ray_embedder", "run_evaluation"]
+           "SearchOutcome", "SnapshotFilter", "check_day", "check_scheme", "corpora_dir", "entry_json",
+           "find_papers", "list_corpora", "open_collection", "ray_embedder", "run_evaluation"]
 
 import collections
 import contextlib
@@ -50,7 +50,7 @@ from typing import TYPE_CHECKING, Any
 from .beir import corpus_file, read_corpus
 from .catalogue import Catalogue, normalise_arxiv_id, parse_catalogue
 from .collection import Collection, Filters, SearchOutcome, check_tags
-from .corpora import Corpus, SnapshotFilter, corpora_dir, list_corpora
+from .corpora import Corpus, SnapshotFilter, check_day, corpora_dir, list_corpora
 from .discover import discover as find_papers
 from .distributed import ray_embedder
 from .errors import (

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import re
 import textwrap
+import xml.etree.ElementTree as ET
 from collections.abc import Callable, Sequence
+from datetime import datetime, timezone
 
 from .records import Hit
 
@@ -228,3 +230,40 @@ def entry_as_text(data: dict, width: int, every_author: bool = False) -> str:
     if data["note"]:
         lines += ["", wrap(display_text(f"Note: {data['note']}"), width)]
     return "\n".join(lines)
+
+
+_ATOM = "http://www.w3.org/2005/Atom"
+
+
+def atom_feed(items: Sequence[dict], *, title: str, feed_id: str, link: str | None = None) -> str:
+    """An Atom feed (RFC 4287) of papers, newest first as given: each item a dict with `id` (a
+    stable URI), `title`, `url`, `date` (YYYY[-MM[-DD]]), `authors`, `summary`. A feed reader
+    subscribes to it; nothing in it runs or loads anything."""
+    ET.register_namespace("", _ATOM)
+    feed = ET.Element(f"{{{_ATOM}}}feed")
+    ET.SubElement(feed, f"{{{_ATOM}}}title").text = title
+    ET.SubElement(feed, f"{{{_ATOM}}}id").text = feed_id
+    now = datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+    ET.SubElement(feed, f"{{{_ATOM}}}updated").text = now
+    ET.SubElement(ET.SubElement(feed, f"{{{_ATOM}}}author"), f"{{{_ATOM}}}name").text = "paperscope"
+    if link:
+        ET.SubElement(feed, f"{{{_ATOM}}}link", rel="self", href=link)
+    for item in items:
+        entry = ET.SubElement(feed, f"{{{_ATOM}}}entry")
+        ET.SubElement(entry, f"{{{_ATOM}}}id").text = item["id"]
+        ET.SubElement(entry, f"{{{_ATOM}}}title").text = latex_as_text(item["title"])
+        if item.get("url"):
+            ET.SubElement(entry, f"{{{_ATOM}}}link", rel="alternate", href=item["url"])
+        ET.SubElement(entry, f"{{{_ATOM}}}updated").text = _atom_time(item.get("date")) or now
+        for name in (item.get("authors") or [])[:20]:
+            ET.SubElement(ET.SubElement(entry, f"{{{_ATOM}}}author"), f"{{{_ATOM}}}name").text = name
+        ET.SubElement(entry, f"{{{_ATOM}}}summary").text = latex_as_text(item.get("summary") or "")
+    return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(feed, encoding="unicode") + "\n"
+
+
+def _atom_time(day: str | None) -> str | None:
+    """A YYYY[-MM[-DD]] date as an RFC 3339 time (its first moment, UTC); None for anything else."""
+    if not day or not re.fullmatch(r"\d{4}(-\d{2}(-\d{2})?)?", day):
+        return None
+    return (day + "-01-01"[len(day) - 4:] if len(day) < 10 else day) + "T00:00:00Z"
+
