@@ -155,7 +155,8 @@ def bounded_protocol(request_seconds: float):
 def mcp_command(ctx: typer.Context) -> None:
     """Answer an AI assistant over the Model Context Protocol (stdio), from one resident index.
 
-    Tools: search, related, show and cite; the catalogue is the resource
+    Tools: search, related, show, cite and discover (search and related take a
+    corpus); the catalogue is the resource
     paperscope://catalogue. Configure it in an MCP client as the command
     `paperscope --library DIR mcp`.
     """
