@@ -70,10 +70,11 @@ class Harvest:
 
 
 def library_with_corpus(target: Path, encoder, name: str = "recent") -> Path:
-    """The hostile library, built with `encoder`, and a corpus `name` of PAPERS built with it too
-    (in the cache $PAPERSCOPE_CACHE points at)."""
+    """The hostile library, built with `encoder` (None: as frozen, with the packaged model), and
+    a corpus `name` of PAPERS built with it too (in the cache $PAPERSCOPE_CACHE points at)."""
     hostile_library(target)
-    Library.open(target, encoder=encoder).build(full=True)
+    if encoder is not None:
+        Library.open(target, encoder=encoder).build(full=True)
     corpus = Corpus(name, encoder=encoder)
     corpus.import_snapshot(write_snapshot(target.parent / f"{name}.jsonl"), SnapshotFilter())
     corpus.build()
