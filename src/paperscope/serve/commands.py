@@ -33,11 +33,12 @@ def serve_command(
     port: int = typer.Option(8000, "--port", "-p", min=0, max=65535, metavar="PORT",
                              help="Port to listen on (0: any free one)."),
 ) -> None:
-    """Serve the web page and the JSON API over one resident index (read-only).
+    """Serve the web page and the JSON API over the catalogue and the corpora (read-only).
 
-    The page is a search box with results as you type, a page per entry and the list by
-    section; the JSON API is under /api/v1/ (documented at /docs). A rebuilt index is picked
-    up without a restart.
+    The page is a search box with results as you type (a picker searches a corpus instead),
+    a page per entry, the list by section, and /new: a corpus's papers new near the list. The
+    JSON API is under /api/v1/ (documented at /docs); search, related and discover take
+    corpus=NAME. A rebuilt index or corpus is picked up without a restart.
 
     Examples:
 
