@@ -198,6 +198,7 @@ def test_the_corpus_picker_searches_a_corpus_and_the_new_page_lists_its_papers(s
     picker = Select(wait.until(ready.presence_of_element_located((By.ID, "corpus"))))
     assert [o.get_attribute("value") for o in picker.options] == ["", "recent"]
     picker.select_by_value("recent")
+    assert not browser.find_element(By.ID, "section").is_enabled()  # corpus papers have no sections
     browser.find_element(By.ID, "q").send_keys("quantized adapters finetuning")
 
     def corpus_hits(driver):
@@ -211,6 +212,7 @@ def test_the_corpus_picker_searches_a_corpus_and_the_new_page_lists_its_papers(s
     browser.save_screenshot(str(shots / "9-corpus-search.png"))
 
     picker.select_by_value("")  # back to the reading list: its entries again
+    assert browser.find_element(By.ID, "section").is_enabled()
     wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, '#results li.hit[data-id="qlora"]'))
 
     browser.find_element(By.LINK_TEXT, "New").click()

@@ -16,7 +16,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from paperscope.bibtex import bibtex_entry, citation_keys
-from paperscope.library import Library
+from paperscope.library import Corpus, Library
 from paperscope.render import hit_json, latex_as_text
 from paperscope.serve.commands import is_loopback
 from paperscope.serve.resident import MAX_K, MAX_QUERY_CHARS, Resident
@@ -446,6 +446,12 @@ def test_search_and_related_take_a_corpus_and_an_unknown_one_is_404(corpus_clien
         assert error["type"] == "unknown_entry" and "No corpus named 'nope'" in error["message"]
         assert "recent" in error["message"]
     assert corpus_client.get(f"{API}/corpora").json() == {"corpora": ["recent"]}
+    not_a_paper = corpus_client.get(f"{API}/related/lora", params={"corpus": "recent"})
+    assert not_a_paper.status_code == 404
+    assert not_a_paper.json()["error"]["message"] == "No paper 'lora' in the corpus 'recent'."
+    Corpus("recent").remove()  # a removed corpus is no longer served
+    gone = corpus_client.get(f"{API}/search", params={"q": "adapters", "corpus": "recent"})
+    assert gone.status_code == 404 and corpus_client.get(f"{API}/corpora").json() == {"corpora": []}
 
 
 def test_the_discover_route_since_a_day_and_since_the_last_update(corpus_client, fake_encoder):
@@ -486,6 +492,7 @@ def test_the_pages_pick_a_corpus_and_list_what_is_new_near_the_list(corpus_clien
     assert "Quantized adapters make finetuning" in found
     assert 'href="https://arxiv.org/abs/2502.00002"' in found  # a corpus paper links to arXiv
     assert '<option value="recent" selected>' in found
+    assert 'aria-label="Section" disabled' in found  # a corpus's papers have no sections
     assert corpus_client.get("/", params={"corpus": "nope", "q": "x"}).status_code == 404
     page = corpus_client.get("/new", params={"corpus": "recent", "since": "2025-01"}).text
     assert "first posted since 2025-01" in page and 'href="/entries/' in page and "near" in page

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..bibtex import bibtex_entry, citation_keys
 from ..collection import Collection, Filters, SearchOutcome
-from ..errors import CatalogueError, PaperscopeError, UsageError
+from ..errors import CatalogueError, PaperscopeError, UnknownEntryError, UsageError
 from ..files import file_signature
 from ..ingest import entry_json
 from ..library import (  # MAX_QUERY_CHARS: the one limit on a query, for every door
@@ -236,8 +236,11 @@ class CorpusView:
                 filters: Filters | None = None, min_score: float = 0.0) -> SearchOutcome:
         """The corpus's papers closest to one of its papers (by arXiv id)."""
         _check_bounds(k=k)
-        return self.collection.related(paper_id.strip(), k=k, mode=mode, filters=filters,
-                                       min_score=min_score)
+        paper_id = paper_id.strip()
+        if self.collection.open().position(paper_id) is None:
+            raise UnknownEntryError(f"No paper {paper_id!r} in the corpus {self.name!r}.",
+                                    "A corpus's papers go by their arXiv ids: find them by searching it.")
+        return self.collection.related(paper_id, k=k, mode=mode, filters=filters, min_score=min_score)
 
 
 def _check_bounds(*, query: str | None = None, k: int | None = None) -> None:
@@ -271,7 +274,11 @@ class Resident:
         """The corpus `name` as last committed: reopened whole, like the catalogue's index, when
         its manifest changed (a build or an update committed), so that no answer reads a
         half-written index. An unknown name is an UnknownEntryError naming the known ones."""
-        corpus = Corpus.open(name, self._encoder)
+        try:
+            corpus = Corpus.open(name, self._encoder)
+        except UnknownEntryError:
+            self._corpora.pop(name, None)  # removed: its index is no longer held
+            raise
         view = self._corpora.get(corpus.name)
         watched = (corpus.store.manifest_path,)
         if view is not None and view.signature == _signature(watched):
@@ -290,6 +297,8 @@ class Resident:
                 signature = after  # a build committed while we read: read again
                 corpus.collection.close()
             fresh = CorpusView(corpus, after, pinned, built_at=corpus.store.built_at())
+            with contextlib.suppress(PaperscopeError):  # the first real query finds it paged in
+                fresh.search("warm up", k=1)
             if view is not None:
                 log.info("the corpus %s changed on disk: now serving its new index", corpus.name)
             self._corpora[corpus.name] = fresh  # the swap: one reference

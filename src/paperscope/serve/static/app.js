@@ -87,7 +87,7 @@
   function params() {
     const p = new URLSearchParams();
     p.set("q", input.value);
-    fields.forEach(function (field) { if (field && field.value) p.set(field.name, field.value); });
+    fields.forEach(function (field) { if (field && field.value && !field.disabled) p.set(field.name, field.value); });
     return p;
   }
 
@@ -130,6 +130,9 @@
     timer = setTimeout(run, 120);
   }
 
+  // a corpus's papers have no sections: the section filter is for the reading list
+  const section = document.getElementById("section");
+  if (corpus && section) corpus.addEventListener("change", function () { section.disabled = !!corpus.value; });
   input.addEventListener("input", soon);
   fields.forEach(function (field) { if (field) field.addEventListener("change", soon); });
   form.addEventListener("submit", function (event) { event.preventDefault(); clearTimeout(timer); run(); });
