@@ -14,7 +14,13 @@ from paperscope.library import Library
 from paperscope.render import hit_json
 
 from .conftest import REPO
-from .serve_helpers import HOSTILE_ID, HOSTILE_TITLE, hostile_library, library_with_corpus, update_corpus
+from .serve_helpers import (
+    HOSTILE_ID,
+    HOSTILE_TITLE,
+    hostile_library,
+    library_with_corpus,
+    update_corpus,
+)
 
 mcp_client = pytest.importorskip("mcp.client.client")
 from mcp.client.stdio import StdioServerParameters  # noqa: E402
