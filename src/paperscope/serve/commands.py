@@ -72,8 +72,10 @@ def serve_command(
     bound = sock.getsockname()[1]
     shown = f"[{host.strip('[]')}]" if ":" in host else host
     generation = resident.current()
+    corpora = resident.corpus_names()
+    also = f" and the corpora {', '.join(corpora)}" if corpora else ""
     typer.echo(f"paperscope: serving {len(generation.catalogue.entries)} entries from "
-               f"{resident.root} at http://{shown}:{bound}/ (API: /api/v1/, docs: /docs); "
+               f"{resident.root}{also} at http://{shown}:{bound}/ (API: /api/v1/, docs: /docs); "
                f"ready in {time.perf_counter() - started:.2f} s. Ctrl-C stops it.", err=True)
     for notice in generation.notices:
         typer.echo(f"note: {notice}", err=True)
