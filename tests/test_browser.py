@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from .conftest import REPO
-from .serve_helpers import HOSTILE_ID, HOSTILE_TITLE, hostile_library
+from .serve_helpers import HOSTILE_ID, HOSTILE_TITLE, library_with_corpus
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -39,8 +39,12 @@ def server(tmp_path_factory):
     reason = _missing()
     if reason:
         pytest.skip(reason)
-    library = hostile_library(tmp_path_factory.mktemp("browser") / "library")
-    env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "OMP_NUM_THREADS": "1"}
+    folder = tmp_path_factory.mktemp("browser")
+    with pytest.MonkeyPatch.context() as patch:  # a corpus "recent" in a cache of its own
+        patch.setenv("PAPERSCOPE_CACHE", str(folder / "cache"))
+        library = library_with_corpus(folder / "library", None)
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "OMP_NUM_THREADS": "1",
+           "PAPERSCOPE_CACHE": str(folder / "cache")}
     process = subprocess.Popen([sys.executable, "-m", "paperscope", "--library", str(library), "serve",
                                 "--port", "0"], stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
                                text=True, env=env)
@@ -182,3 +186,37 @@ def test_the_api_docs_render_offline_and_the_map_legend_is_in_view(server, brows
     """)
     assert overlaps == 0
     browser.save_screenshot(str(shots / "8-map.png"))
+
+
+def test_the_corpus_picker_searches_a_corpus_and_the_new_page_lists_its_papers(server, browser, shots):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ready
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    wait = WebDriverWait(browser, 20)
+    browser.get(server + "/")
+    picker = Select(wait.until(ready.presence_of_element_located((By.ID, "corpus"))))
+    assert [o.get_attribute("value") for o in picker.options] == ["", "recent"]
+    picker.select_by_value("recent")
+    assert not browser.find_element(By.ID, "section").is_enabled()  # corpus papers have no sections
+    browser.find_element(By.ID, "q").send_keys("quantized adapters finetuning")
+
+    def corpus_hits(driver):
+        ids = [li.get_attribute("data-id") for li in driver.find_elements(By.CSS_SELECTOR, "#results li.hit")]
+        return ids if "2502.00002" in ids else False
+
+    wait.until(corpus_hits)
+    assert "corpus=recent" in browser.current_url
+    link = browser.find_element(By.CSS_SELECTOR, '#results li.hit[data-id="2502.00002"] a.title')
+    assert link.get_attribute("href") == "https://arxiv.org/abs/2502.00002"  # no entry page: arXiv's
+    browser.save_screenshot(str(shots / "9-corpus-search.png"))
+
+    picker.select_by_value("")  # back to the reading list: its entries again
+    assert browser.find_element(By.ID, "section").is_enabled()
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, '#results li.hit[data-id="qlora"]'))
+
+    browser.find_element(By.LINK_TEXT, "New").click()
+    papers = wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#papers li.hit"))
+    assert papers and papers[0].find_elements(By.CSS_SELECTOR, "ul.near a")  # the entries it is near
+    browser.save_screenshot(str(shots / "10-new-near-my-list.png"))
+    assert not _errors(browser)

@@ -274,3 +274,38 @@ def test_impossible_dates_failed_imports_and_ids_beat_update_dates(snapshot, tmp
     with pytest.raises(IndexMissingError) as missing:
         corpus.collection.open()
     assert "paperscope corpus build all" in missing.value.hint
+
+
+def test_discover_new_is_what_the_last_update_brought_in_every_format(tmp_path, monkeypatch, library_dir):
+    import xml.etree.ElementTree as ET
+
+    from .serve_helpers import NEW_PAPERS, PAPERS, update_corpus, write_snapshot
+
+    monkeypatch.setenv("PAPERSCOPE_CACHE", str(tmp_path / "cache"))
+    corpus = Corpus("recent")  # the packaged model, as the frozen library's index
+    corpus.import_snapshot(write_snapshot(tmp_path / "papers.jsonl"), SnapshotFilter())
+    corpus.build()
+
+    def run(*args):
+        return runner.invoke(__import__("paperscope.cli").cli.app,
+                             ["--library", str(library_dir), "discover", "-c", "recent", *args])
+
+    never = run("--new")
+    assert never.exit_code == 2 and "never updated" in never.stderr and "--since" in never.stderr
+    both = run("--new", "--since", "2025-01")
+    assert both.exit_code == 2 and "not both" in both.stderr
+    update_corpus("recent", None)
+    new = json.loads(run("--new", "--json").stdout)
+    assert {p["id"] for p in new} == {paper[0] for paper in NEW_PAPERS}
+    every = json.loads(run("--json").stdout)
+    assert len(every) == len(PAPERS) + len(NEW_PAPERS)
+    markdown = run("--new", "--format", "markdown")
+    assert markdown.exit_code == 0, markdown.output
+    lines = markdown.stdout.splitlines()
+    assert lines[0] == "# Papers of recent near the reading list, since 2026-11-20"
+    assert len([line for line in lines if line[:1].isdigit()]) == 2 and "near `" in markdown.stdout
+    assert "](https://arxiv.org/abs/2611.00006)" in markdown.stdout
+    feed = ET.fromstring(run("--new", "--format", "atom").stdout.split("\n", 1)[1])
+    assert len(feed.findall("{http://www.w3.org/2005/Atom}entry")) == 2
+    table = run("--new")
+    assert table.exit_code == 0 and "2611.00006" in table.stdout and "close to" in table.stdout

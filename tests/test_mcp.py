@@ -14,7 +14,13 @@ from paperscope.library import Library
 from paperscope.render import hit_json
 
 from .conftest import REPO
-from .serve_helpers import HOSTILE_ID, HOSTILE_TITLE, hostile_library
+from .serve_helpers import (
+    HOSTILE_ID,
+    HOSTILE_TITLE,
+    hostile_library,
+    library_with_corpus,
+    update_corpus,
+)
 
 mcp_client = pytest.importorskip("mcp.client.client")
 from mcp.client.stdio import StdioServerParameters  # noqa: E402
@@ -119,3 +125,39 @@ def test_a_line_that_is_not_json_is_answered_with_a_parse_error(library):
                           "error": {"code": -32700, "message": "Parse error: the message is not valid JSON."}}
     assert answers[1]["id"] is None and answers[1]["error"]["code"] == -32600
     assert answers[2]["id"] == 1 and answers[2]["result"]["serverInfo"]["name"] == "paperscope"
+
+
+def test_mcp_searches_relates_and_discovers_in_a_corpus(tmp_path, monkeypatch):
+    """A corpus built with the packaged model, as a user's is, through the SDK's client."""
+    monkeypatch.setenv("PAPERSCOPE_CACHE", str(tmp_path / "cache"))  # passed on to the server
+    library = library_with_corpus(tmp_path / "library", None)
+
+    async def main():
+        async with session(library) as client:
+            tools = {tool.name: tool for tool in (await client.list_tools()).tools}
+            assert "discover" in tools and "corpus" in tools["search"].input_schema["properties"]
+            assert {"sections", "kinds", "year_from", "year_to", "tags", "corpus"} <= set(
+                tools["related"].input_schema["properties"])
+            found = structured(await client.call_tool(
+                "search", {"query": "quantized adapters finetuning", "corpus": "recent", "k": 3}))
+            assert found["corpus"] == "recent" and found["hits"][0]["id"] == "2502.00002"
+            related = structured(await client.call_tool("related", {"id": "2501.00001", "corpus": "recent"}))
+            assert related["hits"] and "2501.00001" not in [h["id"] for h in related["hits"]]
+            blogs = structured(await client.call_tool("related", {"id": "lora", "kinds": ["blog"]}))
+            assert all(hit["kind"] == "blog" for hit in blogs["hits"])
+            old = structured(await client.call_tool("related", {"id": "lora", "year_to": 2019}))
+            assert all(hit["year"] <= 2019 for hit in old["hits"])
+            papers = structured(await client.call_tool("discover", {"corpus": "recent", "limit": 3}))
+            assert papers["papers"] and papers["papers"][0]["closest"][0]["entry"]
+            never = await client.call_tool("discover", {"corpus": "recent", "new": True})
+            assert never.is_error and "never updated" in never.content[0].text
+            unknown = await client.call_tool("search", {"query": "lora", "corpus": "nope"})
+            assert unknown.is_error and "No corpus named 'nope'" in unknown.content[0].text
+            update_corpus("recent", None)  # the server swaps the rebuilt corpus in
+            new = structured(await client.call_tool("discover", {"corpus": "recent", "new": True}))
+            assert new["since"] == "2026-11-20"
+            assert {p["id"] for p in new["papers"]} == {"2611.00006", "2611.00007"}
+            listed = await client.read_resource("paperscope://corpora")
+            assert json.loads(listed.contents[0].text) == {"corpora": ["recent"]}
+
+    anyio.run(main)

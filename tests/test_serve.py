@@ -16,14 +16,22 @@ import pytest
 from fastapi.testclient import TestClient
 
 from paperscope.bibtex import bibtex_entry, citation_keys
-from paperscope.library import Library
+from paperscope.library import Corpus, Library
 from paperscope.render import hit_json, latex_as_text
 from paperscope.serve.commands import is_loopback
 from paperscope.serve.resident import MAX_K, MAX_QUERY_CHARS, Resident
 from paperscope.serve.web import create_app
 
 from .conftest import REPO
-from .serve_helpers import HOSTILE_ID, HOSTILE_TITLE, hostile_library
+from .serve_helpers import (
+    HOSTILE_ID,
+    HOSTILE_TITLE,
+    NEW_PAPERS,
+    PAPERS,
+    hostile_library,
+    library_with_corpus,
+    update_corpus,
+)
 
 API = "/api/v1"
 
@@ -408,3 +416,95 @@ def test_a_connection_that_never_finishes_its_headers_is_closed(bounded_server):
         prompt.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
         prompt.settimeout(60)
         assert prompt.recv(1024).startswith(b"HTTP/1.1 200")
+
+
+@pytest.fixture
+def corpus_client(tmp_path, monkeypatch, fake_encoder):
+    """A server over a library and its corpus "recent", both built with the fake encoder."""
+    monkeypatch.setenv("PAPERSCOPE_CACHE", str(tmp_path / "cache"))
+    library = library_with_corpus(tmp_path / "library", fake_encoder)
+    return TestClient(create_app(Resident(library, encoder=fake_encoder)))
+
+
+def test_search_and_related_take_a_corpus_and_an_unknown_one_is_404(corpus_client):
+    found = corpus_client.get(f"{API}/search", params={"q": "quantized adapters finetuning",
+                                                       "corpus": "recent", "k": 3}).json()
+    assert found["corpus"] == "recent" and found["index"]["count"] == len(PAPERS)
+    assert found["hits"][0]["id"] == "2502.00002" and found["hits"][0]["url"].startswith("https://arxiv.org/")
+    catalogue = corpus_client.get(f"{API}/search", params={"q": "quantized adapters finetuning"}).json()
+    assert catalogue["corpus"] is None and "qlora" in [h["id"] for h in catalogue["hits"]]
+    related = corpus_client.get(f"{API}/related/2501.00001", params={"corpus": "recent", "k": 2}).json()
+    assert related["corpus"] == "recent" and related["hits"]
+    assert "2501.00001" not in [h["id"] for h in related["hits"]]
+    filtered = corpus_client.get(f"{API}/related/2501.00001",
+                                 params={"corpus": "recent", "year_from": 2030}).json()
+    assert filtered["hits"] == []
+    for path in (f"{API}/search", f"{API}/related/2501.00001", f"{API}/discover"):
+        missing = corpus_client.get(path, params={"corpus": "nope", "q": "lora"})
+        assert missing.status_code == 404, path
+        error = missing.json()["error"]
+        assert error["type"] == "unknown_entry" and "No corpus named 'nope'" in error["message"]
+        assert "recent" in error["message"]
+    assert corpus_client.get(f"{API}/corpora").json() == {"corpora": ["recent"]}
+    not_a_paper = corpus_client.get(f"{API}/related/lora", params={"corpus": "recent"})
+    assert not_a_paper.status_code == 404
+    assert not_a_paper.json()["error"]["message"] == "No paper 'lora' in the corpus 'recent'."
+    Corpus("recent").remove()  # a removed corpus is no longer served
+    gone = corpus_client.get(f"{API}/search", params={"q": "adapters", "corpus": "recent"})
+    assert gone.status_code == 404 and corpus_client.get(f"{API}/corpora").json() == {"corpora": []}
+
+
+def test_the_discover_route_since_a_day_and_since_the_last_update(corpus_client, fake_encoder):
+    everything = corpus_client.get(f"{API}/discover", params={"corpus": "recent", "limit": 10}).json()
+    assert everything["since"] is None and everything["papers"]
+    paper = everything["papers"][0]
+    assert paper["closest"] and {"entry", "score", "shared_terms"} <= set(paper["closest"][0])
+    recent = corpus_client.get(f"{API}/discover", params={"corpus": "recent", "since": "2025-04"}).json()
+    assert {p["id"] for p in recent["papers"]} <= {"2504.00004", "2505.00005"}
+    never = corpus_client.get(f"{API}/discover", params={"corpus": "recent", "new": "true"})
+    assert never.status_code == 400 and "never updated" in never.json()["error"]["message"]
+    assert "--since" in never.json()["error"]["hint"]
+    bad = corpus_client.get(f"{API}/discover", params={"corpus": "recent", "since": "2025-13"})
+    assert bad.status_code == 400 and "not a date" in bad.json()["error"]["message"]
+    update_corpus("recent", fake_encoder)
+    new = corpus_client.get(f"{API}/discover", params={"corpus": "recent", "new": "true"}).json()
+    assert new["since"] == "2026-11-20"
+    assert {p["id"] for p in new["papers"]} == {"2611.00006", "2611.00007"}
+
+
+def test_an_updated_corpus_is_swapped_in_whole(corpus_client, fake_encoder):
+    query = {"q": "sparse low-rank adapters for mixture-of-experts", "corpus": "recent", "k": 3}
+    before = corpus_client.get(f"{API}/search", params=query).json()
+    assert before["index"]["count"] == len(PAPERS)
+    update_corpus("recent", fake_encoder)
+    after = corpus_client.get(f"{API}/search", params=query).json()
+    assert after["index"]["count"] == len(PAPERS) + len(NEW_PAPERS)
+    assert after["index"]["documents_digest"] != before["index"]["documents_digest"]
+    assert after["hits"][0]["id"] == "2611.00006"
+    again = corpus_client.get(f"{API}/search", params=query).json()
+    assert again["index"] == after["index"]
+
+
+def test_the_pages_pick_a_corpus_and_list_what_is_new_near_the_list(corpus_client, fake_encoder):
+    home = corpus_client.get("/").text
+    assert '<select id="corpus"' in home and '<option value="recent"' in home and 'href="/new"' in home
+    found = corpus_client.get("/", params={"q": "quantized adapters", "corpus": "recent"}).text
+    assert "Quantized adapters make finetuning" in found
+    assert 'href="https://arxiv.org/abs/2502.00002"' in found  # a corpus paper links to arXiv
+    assert '<option value="recent" selected>' in found
+    assert 'aria-label="Section" disabled' in found  # a corpus's papers have no sections
+    assert corpus_client.get("/", params={"corpus": "nope", "q": "x"}).status_code == 404
+    page = corpus_client.get("/new", params={"corpus": "recent", "since": "2025-01"}).text
+    assert "first posted since 2025-01" in page and 'href="/entries/' in page and "near" in page
+    never = corpus_client.get("/new", params={"corpus": "recent", "new": "true"})
+    assert never.status_code == 400 and "never updated" in never.text
+    update_corpus("recent", fake_encoder)
+    new = corpus_client.get("/new", params={"corpus": "recent", "new": "true"}).text
+    assert "since 2026-11-20" in new and "Sparse low-rank adapters" in new
+    assert "Diffusion models for video" not in new
+
+
+def test_without_corpora_there_is_no_picker(client):
+    home = client.get("/").text
+    assert '<option value="">The reading list</option>' in home and 'href="/new"' not in home
+    assert "No corpus yet" in client.get("/new").text

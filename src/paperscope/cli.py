@@ -1286,10 +1286,13 @@ def discover(
     since: Optional[str] = typer.Option(None, "--since", metavar="DATE",
                                         help="Only papers first posted on or after YYYY[-MM[-DD]] "
                                         "(what is new near the list)."),
+    new: bool = typer.Option(False, "--new",
+                             help="Only papers first posted since the corpus's last update "
+                             "began (what `corpus update` brought)."),
     k: TopK = 20,
     fmt: str = typer.Option("table", "--format", "-f", metavar="FORMAT",
-                            help="table (for people), json, jsonl (one object a line) or atom "
-                            "(a feed for a feed reader)."),
+                            help="table (for people), json, jsonl (one object a line), "
+                            "markdown, or atom (a feed for a feed reader)."),
     as_json: AsJson = False,
 ) -> None:
     """Find papers in a corpus that belong near catalogue entries but are not in the catalogue.
@@ -1305,11 +1308,16 @@ def discover(
       paperscope discover --corpus arxiv-cl --section "Training Recipe"
 
       paperscope discover -c arxiv-cl --since 2026-11-25 --format atom > new.xml
+
+      paperscope discover -c arxiv-cl --new -k 10
     """
     atom = fmt.lower() == "atom" and not as_json
-    fmt = "table" if atom else _data_format(fmt, as_json)
+    markdown = fmt.lower() == "markdown" and not as_json
+    fmt = "table" if atom or markdown else _data_format(fmt, as_json)
     if since is not None:
         _api().check_day(since)
+    chosen = _api().Corpus.open(corpus)
+    since = _api().discovery_since(chosen, since, new)
     library = _library()
     entries = [library.entry(key) for key in entry or ()]
     if section:
@@ -1317,7 +1325,7 @@ def discover(
     catalogue_index, notices = library.index()
     for notice in notices:
         _err(f"note: {notice}")
-    found = _api().find_papers(catalogue_index, _api().Corpus.open(corpus).collection.open(),
+    found = _api().find_papers(catalogue_index, chosen.collection.open(),
                                entries or library.catalogue.entries, known=library.catalogue.entries,
                                k=k, since=since)
     if atom:
@@ -1331,6 +1339,11 @@ def discover(
             title=f"paperscope: papers of {corpus} near the reading list"
                   + (f", since {since}" if since else ""),
             feed_id=f"urn:paperscope:discover:{corpus}:{since or 'all'}"), nl=False)
+        return
+    if markdown:
+        _echo(render.discoveries_as_markdown(
+            [d.to_json() for d in found], title=f"Papers of {corpus} near the reading list"
+            + (f", since {since}" if since else "")), nl=False)
         return
     if fmt in ("json", "jsonl"):
         _print_items([d.to_json() for d in found], fmt)

@@ -399,6 +399,8 @@ class Corpus:
             with db:
                 db.execute("INSERT OR REPLACE INTO about VALUES ('harvested', ?)",
                            (json.dumps(report.until),))
+                db.execute("INSERT OR REPLACE INTO about VALUES ('updated_from', ?)",
+                           (json.dumps(report.since),))
                 db.execute("DELETE FROM about WHERE key = 'harvesting'")
         if build:
             report.build = self._build_unless_current(report, build_options)
@@ -475,6 +477,17 @@ class Corpus:
             if report.touched > before:  # the documents' revision, for _build_unless_current
                 db.execute("INSERT OR REPLACE INTO about VALUES ('revision', coalesce((SELECT "
                            "CAST(value AS INTEGER) FROM about WHERE key = 'revision'), 0) + 1)")
+
+    def new_since(self) -> str:
+        """The day the last completed update harvested from (YYYY-MM-DD): the papers first
+        posted since then are what that update brought ("new" to `discover --new`). A
+        UsageError when the corpus was never updated."""
+        since = self.about().get("updated_from")
+        if not isinstance(since, str) or _day(since) is None:
+            raise UsageError(f"The corpus {self.name!r} was never updated, so nothing is new in it yet.",
+                             f"Give a day instead (--since YYYY-MM-DD), or update it first: "
+                             f"paperscope corpus update {self.name}")
+        return since
 
     def document(self, doc_id: str) -> Document | None:
         """One imported paper by id, from the import itself (no index needed)."""

@@ -33,7 +33,8 @@ from .sources import fetch_ids, given_sources, open_source, source_for
 from .sources.ids import parse_doi, split_id
 
 __all__ = ["MAX_QUERY_CHARS", "MODES", "Collection", "Corpus", "Filters", "Freshness", "Library",
-           "SearchOutcome", "SnapshotFilter", "check_day", "check_scheme", "corpora_dir", "entry_json",
+           "SearchOutcome", "SnapshotFilter", "check_day", "check_scheme", "corpora_dir", "discovery_since",
+           "entry_json",
            "find_papers", "list_corpora", "open_collection", "ray_embedder", "run_evaluation"]
 
 import collections
@@ -633,6 +634,16 @@ class Library:
             "built_at": self.store.built_at() if manifest else None,
             "index_bytes": self.store.size_bytes() if manifest else 0,
         }
+
+
+def discovery_since(corpus: Corpus, since: str | None = None, new: bool = False) -> str | None:
+    """The first day `find_papers` keeps papers from: `since` (YYYY[-MM[-DD]]), or with `new`
+    the day the corpus's last update harvested from (what that update brought); None: all."""
+    if new and since is not None:
+        raise UsageError("Give a day (since) or ask for what is new, not both.")
+    if new:
+        return corpus.new_since()
+    return check_day(since) if since is not None else None
 
 
 def open_collection(*, corpus: str | None = None, index_dir: Path | None = None,

@@ -267,3 +267,20 @@ def _atom_time(day: str | None) -> str | None:
         return None
     return (day + "-01-01"[len(day) - 4:] if len(day) < 10 else day) + "T00:00:00Z"
 
+
+
+def discoveries_as_markdown(papers: Sequence[dict], *, title: str) -> str:
+    """Discovered papers (as `Discovery.to_json` gives them) as a Markdown list under a heading:
+    each a link with its year, then the catalogue entries it is near and the words they share."""
+    lines = [f"# {title}", ""]
+    if not papers:
+        lines.append("Nothing found.")
+    for paper in papers:
+        name = latex_as_text(paper["title"]).replace("[", "\\[").replace("]", "\\]")
+        link = f"[{name}]({paper['url']})" if paper.get("url") else name
+        year = f" ({paper['year']})" if paper.get("year") else ""
+        near = "; ".join(f"`{c['entry']}` ({c['score']:.2f}"
+                         + (f": {', '.join(c['shared_terms'])}" if c["shared_terms"] else "") + ")"
+                         for c in paper["closest"])
+        lines.append(f"{paper['rank']}. {link}{year} · near {near}")
+    return "\n".join(lines) + "\n"

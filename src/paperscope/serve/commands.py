@@ -33,11 +33,12 @@ def serve_command(
     port: int = typer.Option(8000, "--port", "-p", min=0, max=65535, metavar="PORT",
                              help="Port to listen on (0: any free one)."),
 ) -> None:
-    """Serve the web page and the JSON API over one resident index (read-only).
+    """Serve the web page and the JSON API over the catalogue and the corpora (read-only).
 
-    The page is a search box with results as you type, a page per entry and the list by
-    section; the JSON API is under /api/v1/ (documented at /docs). A rebuilt index is picked
-    up without a restart.
+    The page is a search box with results as you type (a picker searches a corpus instead),
+    a page per entry, the list by section, and /new: a corpus's papers new near the list. The
+    JSON API is under /api/v1/ (documented at /docs); search, related and discover take
+    corpus=NAME. A rebuilt index or corpus is picked up without a restart.
 
     Examples:
 
@@ -71,8 +72,10 @@ def serve_command(
     bound = sock.getsockname()[1]
     shown = f"[{host.strip('[]')}]" if ":" in host else host
     generation = resident.current()
+    corpora = resident.corpus_names()
+    also = f" and the corpora {', '.join(corpora)}" if corpora else ""
     typer.echo(f"paperscope: serving {len(generation.catalogue.entries)} entries from "
-               f"{resident.root} at http://{shown}:{bound}/ (API: /api/v1/, docs: /docs); "
+               f"{resident.root}{also} at http://{shown}:{bound}/ (API: /api/v1/, docs: /docs); "
                f"ready in {time.perf_counter() - started:.2f} s. Ctrl-C stops it.", err=True)
     for notice in generation.notices:
         typer.echo(f"note: {notice}", err=True)
@@ -155,7 +158,8 @@ def bounded_protocol(request_seconds: float):
 def mcp_command(ctx: typer.Context) -> None:
     """Answer an AI assistant over the Model Context Protocol (stdio), from one resident index.
 
-    Tools: search, related, show and cite; the catalogue is the resource
+    Tools: search, related, show, cite and discover (search and related take a
+    corpus); the catalogue is the resource
     paperscope://catalogue. Configure it in an MCP client as the command
     `paperscope --library DIR mcp`.
     """

@@ -1,6 +1,7 @@
 """`paperscope mcp`: a Model Context Protocol server over stdio (the official `mcp` SDK).
 
-Tools: search, related, show and cite, with typed inputs and the JSON of the CLI's --json
+Tools: search, related, show, cite and discover (search and related take a `corpus` to look
+in an imported corpus instead of the catalogue), with typed inputs and the JSON of the CLI's --json
 (and of the web API); the catalogue is the resource paperscope://catalogue and each entry
 paperscope://entries/{id}. A paperscope error becomes a tool error with its message and hint;
 arguments that do not fit a tool's schema get paperscope's message, as the JSON API gives it
@@ -24,10 +25,15 @@ from .resident import MAX_K, MAX_QUERY_CHARS, Resident, input_problems
 
 Mode = Literal["hybrid", "dense", "lexical"]
 Kind = Literal["paper", "blog", "repo"]
+CorpusName = Annotated[str | None, Field(max_length=64, description="Look in this corpus (see "
+                                         "paperscope://corpora) instead of the reading list.")]
 INSTRUCTIONS = ("paperscope searches a curated reading list of research papers, blog posts and "
                 "repositories by meaning. Use `search` with a question or keywords, `related` "
                 "to find entries close to one, `show` for an entry's abstract and `cite` for "
-                "BibTeX. Entry ids come from the results (for example `lora`).")
+                "BibTeX. Entry ids come from the results (for example `lora`). `search` and "
+                "`related` take a `corpus` (an imported slice of arXiv, see the resource "
+                "paperscope://corpora) to look there instead; `discover` finds a corpus's papers "
+                "near the list, new ones since a day or since the corpus's last update.")
 
 
 def build_server(resident: Resident):
@@ -74,30 +80,65 @@ def build_server(resident: Resident):
         tags: Annotated[list[str] | None, Field(description="Only entries with any of these tags.")] = None,
         min_score: Annotated[float, Field(ge=0.0, le=1.0, description="Only hits scoring this or more "
                                           "(about the chance a hit is relevant).")] = 0.0,
+        corpus: CorpusName = None,
     ) -> dict[str, Any]:
         def run():
-            generation = resident.current()
+            searched = resident.corpus(corpus) if corpus else resident.current()
             filters = Filters(sections=tuple(sections or ()), kinds=tuple(kinds or ()),
                               year_from=year_from, year_to=year_to, tags=tuple(tags or ()))
-            outcome = generation.search(query, k=k, mode=mode, filters=filters, min_score=min_score)
-            return {"query": query, "hits": [render.hit_json(hit) for hit in outcome.hits],
-                    "notices": outcome.notices}
+            outcome = searched.search(query, k=k, mode=mode, filters=filters, min_score=min_score)
+            return {"query": query, "corpus": corpus,
+                    "hits": [render.hit_json(hit) for hit in outcome.hits], "notices": outcome.notices}
         return answer(run)
 
     @server.tool(description="The entries closest to one entry (by id or arXiv id), itself "
-                 "excluded, each with the terms the two share (shared_terms).")
+                 "excluded, each with the terms the two share (shared_terms); the same filters "
+                 "as search. With corpus: the corpus's papers closest to one of its papers.")
     def related(
-        id: Annotated[str, Field(min_length=1, max_length=200, description="An entry id or arXiv id.")],
+        id: Annotated[str, Field(min_length=1, max_length=200, description="An entry id or arXiv id "
+                                 "(with corpus: the arXiv id of one of its papers).")],
         k: Annotated[int, Field(ge=1, le=MAX_K, description="How many results.")] = 5,
         mode: Annotated[Mode, Field(description="hybrid, dense or lexical.")] = "hybrid",
+        sections: Annotated[list[str] | None, Field(description="Only these sections.")] = None,
+        kinds: Annotated[list[Kind] | None, Field(description="Only these kinds.")] = None,
+        year_from: Annotated[int | None, Field(ge=0, le=9999)] = None,
+        year_to: Annotated[int | None, Field(ge=0, le=9999)] = None,
+        tags: Annotated[list[str] | None, Field(description="Only entries with any of these tags.")] = None,
         min_score: Annotated[float, Field(ge=0.0, le=1.0, description="Only hits scoring this or more.")] = 0.0,
+        corpus: CorpusName = None,
     ) -> dict[str, Any]:
         def run():
-            generation = resident.current()
-            entry = generation.entry(id)
-            outcome = generation.related(entry.id, k=k, mode=mode, min_score=min_score)
-            return {"id": entry.id, "hits": [render.hit_json(hit) for hit in outcome.hits],
+            filters = Filters(sections=tuple(sections or ()), kinds=tuple(kinds or ()),
+                              year_from=year_from, year_to=year_to, tags=tuple(tags or ()))
+            if corpus:
+                outcome = resident.corpus(corpus).related(id, k=k, mode=mode, filters=filters,
+                                                          min_score=min_score)
+                key = id.strip()
+            else:
+                generation = resident.current()
+                key = generation.entry(id).id
+                outcome = generation.related(key, k=k, mode=mode, filters=filters, min_score=min_score)
+            return {"id": key, "corpus": corpus, "hits": [render.hit_json(hit) for hit in outcome.hits],
                     "notices": outcome.notices}
+        return answer(run)
+
+    @server.tool(description="Papers of a corpus that belong near the reading list but are not "
+                 "in it, nearest first: each with rank, score (0-1), id (arXiv id), title, year, "
+                 "url, categories and closest (the entries it is near, with the words they "
+                 "share). With since or new, only papers first posted since then.")
+    def discover(
+        corpus: Annotated[str, Field(min_length=1, max_length=64, description="The corpus to look in.")],
+        since: Annotated[str | None, Field(max_length=10, description="Only papers first posted on "
+                                           "or after this day (YYYY, YYYY-MM or YYYY-MM-DD).")] = None,
+        new: Annotated[bool, Field(description="Only papers first posted since the corpus's "
+                                   "last update.")] = False,
+        limit: Annotated[int, Field(ge=1, le=MAX_K, description="How many papers.")] = 20,
+        entries: Annotated[list[str] | None, Field(description="Papers near these entries "
+                                                   "(default: the whole list).")] = None,
+    ) -> dict[str, Any]:
+        def run():
+            found, day = resident.discover(corpus, since=since, new=new, k=limit, entries=entries or ())
+            return {"corpus": corpus, "since": day, "papers": [d.to_json() for d in found]}
         return answer(run)
 
     @server.tool(description="One entry: title, authors, year, section, kind, tags, link, "
@@ -123,6 +164,11 @@ def build_server(resident: Resident):
         generation = resident.current()
         return json.dumps({"sections": generation.catalogue.sections,
                            "entries": generation.entries_json()}, ensure_ascii=False)
+
+    @server.resource("paperscope://corpora", name="corpora", mime_type="application/json",
+                     description="The corpora that search, related and discover can look in.")
+    def corpora() -> str:
+        return json.dumps({"corpora": resident.corpus_names()})
 
     @server.resource("paperscope://entries/{id}", name="entry", mime_type="application/json",
                      description="One entry (as `paperscope show ID --json`).")

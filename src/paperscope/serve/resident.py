@@ -21,14 +21,22 @@ from typing import TYPE_CHECKING, Any
 
 from ..bibtex import bibtex_entry, citation_keys
 from ..collection import Collection, Filters, SearchOutcome
-from ..errors import CatalogueError, PaperscopeError, UsageError
+from ..errors import CatalogueError, PaperscopeError, UnknownEntryError, UsageError
 from ..files import file_signature
 from ..ingest import entry_json
-from ..library import MAX_QUERY_CHARS, Library  # the one limit on a query, for every door
+from ..library import (  # MAX_QUERY_CHARS: the one limit on a query, for every door
+    MAX_QUERY_CHARS,
+    Corpus,
+    Library,
+    discovery_since,
+    find_papers,
+    list_corpora,
+)
 from ..records import Entry, PaperRecord
 from ..render import latex_as_text
 
 if TYPE_CHECKING:
+    from ..discover import Discovery
     from ..embedding import Encoder
     from ..index import OpenIndex
 
@@ -199,6 +207,42 @@ class Generation:
         return Tokenizer(default_stopwords())
 
 
+@dataclass
+class CorpusView:
+    """One corpus as a server answers from it: its index opened whole, swapped for a new view
+    when a build or an update commits another (see `Resident.corpus`)."""
+
+    corpus: Corpus
+    signature: tuple
+    collection: Collection
+    built_at: str | None = None
+
+    @property
+    def name(self) -> str:
+        return self.corpus.name
+
+    def describe(self) -> dict[str, Any]:
+        manifest = self.collection.open().manifest
+        return {"corpus": self.name, "built_at": self.built_at,
+                "documents_digest": manifest.documents_digest[:16] or None,
+                "count": manifest.count, "model": manifest.model}
+
+    def search(self, query: str, *, k: int = 10, mode: str = "hybrid",
+               filters: Filters | None = None, min_score: float = 0.0) -> SearchOutcome:
+        _check_bounds(query=query, k=k)
+        return self.collection.search(query, k=k, mode=mode, filters=filters, min_score=min_score)
+
+    def related(self, paper_id: str, *, k: int = 5, mode: str = "hybrid",
+                filters: Filters | None = None, min_score: float = 0.0) -> SearchOutcome:
+        """The corpus's papers closest to one of its papers (by arXiv id)."""
+        _check_bounds(k=k)
+        paper_id = paper_id.strip()
+        if self.collection.open().position(paper_id) is None:
+            raise UnknownEntryError(f"No paper {paper_id!r} in the corpus {self.name!r}.",
+                                    "A corpus's papers go by their arXiv ids: find them by searching it.")
+        return self.collection.related(paper_id, k=k, mode=mode, filters=filters, min_score=min_score)
+
+
 def _check_bounds(*, query: str | None = None, k: int | None = None) -> None:
     if query is not None and len(query) > MAX_QUERY_CHARS:
         raise UsageError(f"The query is {len(query)} characters long; the most is {MAX_QUERY_CHARS}.")
@@ -219,7 +263,60 @@ class Resident:
         self._lock = threading.Lock()
         self._count = 0
         self._generation: Generation | None = None
+        self._corpora: dict[str, CorpusView] = {}
         self.current()
+
+    def corpus_names(self) -> list[str]:
+        """The corpora there are now (`paperscope corpus list`), for a picker."""
+        return list_corpora()
+
+    def corpus(self, name: str) -> CorpusView:
+        """The corpus `name` as last committed: reopened whole, like the catalogue's index, when
+        its manifest changed (a build or an update committed), so that no answer reads a
+        half-written index. An unknown name is an UnknownEntryError naming the known ones."""
+        try:
+            corpus = Corpus.open(name, self._encoder)
+        except UnknownEntryError:
+            self._corpora.pop(name, None)  # removed: its index is no longer held
+            raise
+        view = self._corpora.get(corpus.name)
+        watched = (corpus.store.manifest_path,)
+        if view is not None and view.signature == _signature(watched):
+            return view
+        with self._lock:
+            view = self._corpora.get(corpus.name)
+            signature = _signature(watched)
+            if view is not None and view.signature == signature:
+                return view
+            for attempt in range(5):
+                index = corpus.collection.open()
+                pinned = corpus.collection.pinned(self._encoder_for(index, index.model_name))
+                after = _signature(watched)
+                if after == signature or attempt == 4:
+                    break
+                signature = after  # a build committed while we read: read again
+                corpus.collection.close()
+            fresh = CorpusView(corpus, after, pinned, built_at=corpus.store.built_at())
+            with contextlib.suppress(PaperscopeError):  # the first real query finds it paged in
+                fresh.search("warm up", k=1)
+            if view is not None:
+                log.info("the corpus %s changed on disk: now serving its new index", corpus.name)
+            self._corpora[corpus.name] = fresh  # the swap: one reference
+            return fresh
+
+    def discover(self, corpus: str, *, since: str | None = None, new: bool = False,
+                 k: int = 20, entries: Sequence[str] = ()) -> tuple[list[Discovery], str | None]:
+        """Papers of `corpus` near the catalogue's `entries` (all when empty) and not in it, first
+        posted since `since`, or since the corpus's last update with `new`; and that day."""
+        _check_bounds(k=k)
+        view = self.corpus(corpus)
+        day = discovery_since(view.corpus, since, new)
+        generation = self.current()
+        catalogue = generation.catalogue
+        chosen = [generation.entry(key) for key in entries] or list(catalogue.entries)
+        found = find_papers(generation.require_index(), view.collection.open(), chosen,
+                            known=catalogue.entries, k=k, since=day)
+        return found, day
 
     def current(self) -> Generation:
         """The newest complete generation: reopened when a watched file changed."""

@@ -73,6 +73,14 @@ Sections = Annotated[list[str] | None, Query(description="Only these sections (r
 Kinds = Annotated[list[Kind] | None, Query(description="Only these kinds (repeatable).")]
 Tags = Annotated[list[str] | None, Query(description="Only entries with any of these tags.")]
 Year = Annotated[int | None, Query(ge=0, le=9999)]
+CorpusName = Annotated[str | None, Query(max_length=64, description="Search this corpus (see "
+                                         "`paperscope corpus list`) instead of the catalogue.")]
+Since = Annotated[str | None, Query(max_length=10, description="Only papers first posted on or "
+                                    "after this day (YYYY, YYYY-MM or YYYY-MM-DD).")]
+New = Annotated[bool, Query(description="Only papers first posted since the corpus's last update.")]
+Limit = Annotated[int, Query(ge=1, le=MAX_K, description="How many papers.")]
+Entries = Annotated[list[str] | None, Query(description="Papers near these entries (repeatable; "
+                                            "default: the whole catalogue).")]
 
 
 def error_body(kind: str, message: str, hint: str | None = None) -> dict[str, Any]:
@@ -220,6 +228,7 @@ def create_app(resident: Resident, *, allowed_hosts: list[str] | None = None) ->
         except PaperscopeError:
             sections = []
         return templates.TemplateResponse(request, name, {"all_sections": sections, "kinds": KINDS,
+                                                          "corpora": resident.corpus_names(),
                                                           "version": __version__, **context},
                                           status_code=status)
 
@@ -228,30 +237,52 @@ def create_app(resident: Resident, *, allowed_hosts: list[str] | None = None) ->
     @app.get(f"{API}/search", tags=["api"], summary="Rank the entries for a question")
     def api_search(q: QueryText, k: K = 10, mode: Mode = "hybrid", section: Sections = None,
                    kind: Kinds = None, year_from: Year = None, year_to: Year = None,
-                   tag: Tags = None, min_score: MinScore = 0.0) -> JSONResponse:
-        """The `k` entries that best answer `q`: each hit has the fields of
-        `paperscope search --json`, its `tags`, and `highlight`: [start, end) code-point spans
-        of the snippet's words that match the query."""
+                   tag: Tags = None, min_score: MinScore = 0.0, corpus: CorpusName = None) -> JSONResponse:
+        """The `k` entries (with `corpus`: the corpus's papers) that best answer `q`: each hit
+        has the fields of `paperscope search --json`, its `tags`, and `highlight`: [start, end)
+        code-point spans of the snippet's words that match the query."""
         generation = resident.current()
-        outcome = generation.search(q, k=k, mode=mode, filters=_filters(section, kind, year_from, year_to, tag),
-                                    min_score=min_score)
-        return JSONResponse({"query": q, "k": k, "mode": mode,  # plain JSON types: no re-encoding
+        searched = resident.corpus(corpus) if corpus else generation
+        outcome = searched.search(q, k=k, mode=mode, filters=_filters(section, kind, year_from, year_to, tag),
+                                  min_score=min_score)
+        return JSONResponse({"query": q, "k": k, "mode": mode, "corpus": corpus,  # plain JSON types
                              "hits": [hit_json(generation, h, q) for h in outcome.hits],
-                             "notices": outcome.notices, "index": generation.describe()})
+                             "notices": outcome.notices, "index": searched.describe()})
 
     @app.get(f"{API}/related/{{entry_id}}", tags=["api"], summary="The entries closest to one entry")
     def api_related(entry_id: str, k: K = 5, mode: Mode = "hybrid", section: Sections = None,
                     kind: Kinds = None, year_from: Year = None, year_to: Year = None,
-                    tag: Tags = None, min_score: MinScore = 0.0) -> JSONResponse:
-        """As `paperscope related ID --json`, with `shared_terms` on each hit."""
+                    tag: Tags = None, min_score: MinScore = 0.0, corpus: CorpusName = None) -> JSONResponse:
+        """As `paperscope related ID --json`, with `shared_terms` on each hit; with `corpus`,
+        the corpus's papers closest to one of its papers (ID: its arXiv id)."""
         generation = resident.current()
+        filters = _filters(section, kind, year_from, year_to, tag)
+        if corpus:
+            view = resident.corpus(corpus)
+            outcome = view.related(entry_id, k=k, mode=mode, filters=filters, min_score=min_score)
+            return JSONResponse({"id": entry_id, "k": k, "mode": mode, "corpus": view.name,
+                                 "hits": [hit_json(generation, h, "") for h in outcome.hits],
+                                 "notices": outcome.notices, "index": view.describe()})
         entry = generation.entry(entry_id)
-        outcome = generation.related(entry.id, k=k, mode=mode,
-                                     filters=_filters(section, kind, year_from, year_to, tag),
-                                     min_score=min_score)
-        return JSONResponse({"id": entry.id, "k": k, "mode": mode,
+        outcome = generation.related(entry.id, k=k, mode=mode, filters=filters, min_score=min_score)
+        return JSONResponse({"id": entry.id, "k": k, "mode": mode, "corpus": None,
                              "hits": [hit_json(generation, h, "") for h in outcome.hits],
                              "notices": outcome.notices, "index": generation.describe()})
+
+    @app.get(f"{API}/discover", tags=["api"], summary="Papers of a corpus near the reading list")
+    def api_discover(corpus: Annotated[str, Query(min_length=1, max_length=64,
+                                                  description="The corpus to look in.")],
+                     since: Since = None, new: New = False, limit: Limit = 20,
+                     entry: Entries = None) -> dict[str, Any]:
+        """As `paperscope discover --json`: the corpus's papers closest to the catalogue's
+        entries and not in it, each with the entries it is near (`closest`) and the words they
+        share; with `since` or `new`, only papers first posted since then."""
+        found, day = resident.discover(corpus, since=since, new=new, k=limit, entries=entry or ())
+        return {"corpus": corpus, "since": day, "papers": [d.to_json() for d in found]}
+
+    @app.get(f"{API}/corpora", tags=["api"], summary="The corpora served besides the catalogue")
+    def api_corpora() -> dict[str, Any]:
+        return {"corpora": resident.corpus_names()}
 
     @app.get(f"{API}/entries", tags=["api"], summary="The catalogue's entries")
     def api_entries(section: Annotated[str | None, Query(max_length=200)] = None,
@@ -284,21 +315,38 @@ def create_app(resident: Resident, *, allowed_hosts: list[str] | None = None) ->
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def home(request: Request, q: Annotated[str, Query(max_length=MAX_QUERY_CHARS)] = "",
              section: Annotated[str, Query(max_length=200)] = "", kind: str = "",
-             year_from: Year = None, year_to: Year = None):
+             year_from: Year = None, year_to: Year = None,
+             corpus: Annotated[str, Query(max_length=64)] = ""):
         generation = resident.current()
+        searched = resident.corpus(corpus) if corpus else generation
         hits, notices = [], []
         if kind and kind not in KINDS:
             raise UsageError(f"Unknown kind {kind!r}: choose one of {', '.join(KINDS)}.")
         if q.strip():
-            outcome = generation.search(q, k=10, filters=_filters([section] if section else None,
-                                                                  [kind] if kind else None,
-                                                                  year_from, year_to, None))
+            outcome = searched.search(q, k=10, filters=_filters([section] if section else None,
+                                                                [kind] if kind else None,
+                                                                year_from, year_to, None))
             hits = [hit_json(generation, h, q) for h in outcome.hits]
             notices = outcome.notices
+        listed = not q.strip() and not corpus
         return page(request, "search.html", {
             "q": q, "section": section, "kind": kind, "year_from": year_from, "year_to": year_to,
-            "hits": hits, "notices": notices, "sections": _grouped(generation) if not q.strip() else [],
-            "count": len(generation.catalogue.entries)})
+            "corpus": corpus, "hits": hits, "notices": notices,
+            "sections": _grouped(generation) if listed else [],
+            "count": searched.describe()["count"] if corpus else len(generation.catalogue.entries)})
+
+    @app.get("/new", response_class=HTMLResponse, include_in_schema=False)
+    def new_page(request: Request, corpus: Annotated[str, Query(max_length=64)] = "",
+                 since: Annotated[str, Query(max_length=10)] = "", new: bool = False, limit: Limit = 20):
+        """New near my list: discovery in a corpus since a day, or since its last update."""
+        names = resident.corpus_names()
+        corpus = corpus or (names[0] if names else "")
+        papers, day = [], None
+        if corpus:
+            found, day = resident.discover(corpus, since=since or None, new=new and not since, k=limit)
+            papers = [d.to_json() for d in found]
+        return page(request, "new.html", {"corpus": corpus, "since": since, "new": new and not since,
+                                          "day": day, "papers": papers})
 
     @app.get("/entries/{entry_id}", response_class=HTMLResponse, include_in_schema=False)
     def entry_page(request: Request, entry_id: str):

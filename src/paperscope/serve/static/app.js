@@ -23,7 +23,8 @@
   const statusLine = document.getElementById("status");
   const notices = document.getElementById("notices");
   const listing = document.getElementById("listing");
-  const fields = ["section", "kind", "year_from", "year_to"].map(function (id) { return document.getElementById(id); });
+  const corpus = document.getElementById("corpus");
+  const fields = ["corpus", "section", "kind", "year_from", "year_to"].map(function (id) { return document.getElementById(id); });
   let timer = null;
   let latest = 0;
 
@@ -62,7 +63,8 @@
     const li = el("li", "hit");
     li.dataset.id = hit.id;
     const title = el("a", "title", hit.title);
-    title.href = "/entries/" + encodeURIComponent(hit.id);
+    // a corpus paper has no page here: its title links to arXiv
+    title.href = corpus && corpus.value ? safeUrl(hit.url) : "/entries/" + encodeURIComponent(hit.id);
     li.appendChild(title);
     const facts = el("div", "facts");
     [hit.section, hit.kind, hit.year].forEach(function (fact) { if (fact) facts.appendChild(el("span", "fact", fact)); });
@@ -85,7 +87,7 @@
   function params() {
     const p = new URLSearchParams();
     p.set("q", input.value);
-    fields.forEach(function (field) { if (field && field.value) p.set(field.name, field.value); });
+    fields.forEach(function (field) { if (field && field.value && !field.disabled) p.set(field.name, field.value); });
     return p;
   }
 
@@ -128,6 +130,9 @@
     timer = setTimeout(run, 120);
   }
 
+  // a corpus's papers have no sections: the section filter is for the reading list
+  const section = document.getElementById("section");
+  if (corpus && section) corpus.addEventListener("change", function () { section.disabled = !!corpus.value; });
   input.addEventListener("input", soon);
   fields.forEach(function (field) { if (field) field.addEventListener("change", soon); });
   form.addEventListener("submit", function (event) { event.preventDefault(); clearTimeout(timer); run(); });
