@@ -2,8 +2,9 @@
 
 arXiv and DOI entries take their abstract from the record cache (index/records.json),
 filled through a PaperSource (sources/): the arXiv API or a metadata snapshot, OpenAlex and
-Crossref for DOIs; other
-entries carry a summary in the catalogue. Only ids without a cached record with text are fetched
+Crossref for DOIs; blog posts and repositories take their page's own text (or README) from it,
+fetched by sources/web.py, after the summary written in the catalogue when there is one; other
+entries (papers known by a PDF) carry a summary in the catalogue. Only ids without a cached record with text are fetched
 (all of them with `refresh`); a source never yields a record without text, so none
 replaces a good one; the cache is saved after every batch, and failures are
 collected per id rather than stopping the run, unless arXiv cannot be reached at all.
@@ -52,13 +53,13 @@ def ingest(catalogue: Catalogue, store: IndexStore, *,
            snapshot: Path | None = None, refresh: bool = False,
            progress: Callable[[int], None] | None = None,
            on_plan: Callable[[int, str], None] | None = None) -> IngestReport:
-    """Fill the record cache for the catalogue's arXiv and DOI entries.
+    """Fill the record cache for the catalogue's arXiv, DOI, blog and repository entries.
 
     Each id is asked of the source of its scheme (sources.SOURCES: arXiv ids of the API, DOIs
-    of OpenAlex and Crossref); `source` (one or several), if given, is asked for the ids of its
+    of OpenAlex and Crossref, blog posts' and repositories' addresses of the web); `source` (one or several), if given, is asked for the ids of its
     scheme.
     `snapshot`, if given, is read for the arXiv ids instead and no network is used (DOIs are
-    then left for a later ingest). `on_plan(count, unit)` announces the work (ids to fetch, or
+    then left for a later ingest, as are web pages). `on_plan(count, unit)` announces the work (ids to fetch, or
     bytes of snapshot to read), `progress` follows it."""
     from .sources import DEFAULT_SCHEME, given_sources, open_source, record_key, split_id
 
@@ -116,11 +117,20 @@ def entry_document(entry: Entry, record: PaperRecord | None) -> Document | None:
     """The document search sees for an entry, or None while it has no text. An entry marked
     `needs_summary` is searched by its title alone until it has a summary. The entry's note
     follows its abstract or summary, so search reads it too."""
-    text = record.abstract if record and record.abstract else entry.summary
+    text = _entry_text(entry, record)
     if not text and not entry.needs_summary:
         return None
     text = " ".join(part for part in (text, entry.note) if part)
     return Document(id=entry.id, title=entry.title, text=text, meta=entry_meta(entry, record))
+
+
+def _entry_text(entry: Entry, record: PaperRecord | None) -> str | None:
+    """What search reads of an entry: a paper's abstract (else its summary); for a blog post or
+    repository the hand-written summary first, where there is one, then its page's own text."""
+    fetched = record.abstract if record and record.abstract else None
+    if fetched and entry.summary and (entry.record_key or "").startswith("url:"):
+        return f"{entry.summary} {fetched}"
+    return fetched or entry.summary
 
 
 def entry_meta(entry: Entry, record: PaperRecord | None) -> dict:

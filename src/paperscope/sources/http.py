@@ -127,8 +127,7 @@ def _download(session, service: str, url: str, params: dict | None, limits: Limi
                 raise PermanentError(reason)
             declared = response.headers.get("Content-Length", "").strip()
             if declared.isdigit() and int(declared) > limits.max_bytes:
-                raise PermanentError(f"{service}'s answer is larger than {limits.max_bytes:,} bytes "
-                                     f"({int(declared):,} declared)")
+                raise PermanentError(f"{service}'s answer is larger than {limits.max_bytes:,} bytes")
             return Page(_read(response, service, limits, deadline), content_type, response.url)
     raise PermanentError(f"{service} redirected more than {limits.max_redirects} times")
 
