@@ -404,9 +404,12 @@ def ingest(
                                 on_plan=bar.start, wait=not no_wait, on_wait=_waiting)
     finally:
         bar.stop()
-    source = f"snapshot {from_snapshot}" if from_snapshot else "arXiv"
+    asked = report.asked or ["arXiv"]
+    source = f"snapshot {from_snapshot}" if from_snapshot else \
+        " and ".join(filter(None, [", ".join(asked[:-1]), asked[-1]]))
     cached = f"{report.cached} {'was' if report.cached == 1 else 'were'} already cached"
-    _err(f"Fetched {len(report.fetched)} of {counted(len(report.fetched) + len(report.failures), 'paper')} "
+    noun = "paper" if all(label == "arXiv" for label in asked) else "entry"
+    _err(f"Fetched {len(report.fetched)} of {counted(len(report.fetched) + len(report.failures), noun)} "
          f"from {source}; {cached}.")
     if not no_build:
         _build(library, full=False, model=None, no_wait=no_wait)
@@ -945,7 +948,8 @@ def show(
         return
     typer.echo(entry_as_text(data, _console().width, all_authors))
     if entry.record_key and not data["abstract"] and not entry.summary:
-        _err("No abstract yet: fetch it with `paperscope ingest`.")
+        _err("No text yet: fetch its page's text with `paperscope ingest`." if entry.record_key.startswith("url:")
+             else "No abstract yet: fetch it with `paperscope ingest`.")
     elif not entry.record_key and not entry.summary:
         _err(f"No summary yet: write 3 to 6 sentences in its `summary` (paperscope edit {entry.id}); "
              "search reads its title until then.")

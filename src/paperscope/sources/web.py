@@ -70,9 +70,11 @@ class WebSource:
         self.batch_size = 10
         self.limits = Limits(deadline=deadline, timeout=timeout, connect_timeout=connect_timeout,
                              max_bytes=max_bytes, max_redirects=max_redirects)
-        self._retries = {"max_retries": max_retries, "backoff_seconds": backoff_seconds,
-                         "max_backoff_seconds": max_backoff_seconds, "sleep": sleep,
-                         "on_retry": on_retry}
+        self.max_retries = max_retries
+        self.backoff_seconds = backoff_seconds
+        self.max_backoff_seconds = max_backoff_seconds
+        self.on_retry = on_retry
+        self._sleep = sleep
         self._session = new_session(f"paperscope/{__version__}")
 
     def fetch(self, ids: Sequence[str], progress: Callable[[int], None] | None = None) -> FetchResult:
@@ -124,7 +126,10 @@ class WebSource:
              refuse: Callable[[str], str | None] | None) -> Page:
         log.info("asking %s: %s", service, url)
         return retried(lambda: bounded_fetch(self._session, service, url, None, self.limits,
-                                             headers=headers, refuse=refuse), **self._retries)
+                                             headers=headers, refuse=refuse),
+                       max_retries=self.max_retries, backoff_seconds=self.backoff_seconds,
+                       max_backoff_seconds=self.max_backoff_seconds, sleep=self._sleep,
+                       on_retry=self.on_retry)
 
 
 def _not_html(content_type: str) -> str | None:
@@ -160,7 +165,8 @@ def page_text(document: str, url: str) -> tuple[str, str]:
                                             include_comments=False, include_tables=False)
     if extracted is None:
         return "", ""
-    return clean_text(extracted.title or ""), _paragraphs((extracted.text or "").replace("\n", "\n\n"))
+    title, text = getattr(extracted, "title", None) or "", getattr(extracted, "text", None) or ""
+    return clean_text(title), _paragraphs(text.replace("\n", "\n\n"))
 
 
 _FENCE = re.compile(r"^ {0,3}(```|~~~).*?^ {0,3}\1[^\n]*$", re.M | re.S)
