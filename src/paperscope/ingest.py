@@ -5,9 +5,10 @@ filled through a PaperSource (sources/): the arXiv API or a metadata snapshot, O
 Crossref for DOIs; blog posts and repositories take their page's own text (or README) from
 it, fetched by sources/web.py, searched after the summary written in the catalogue when there
 is one; other entries (papers known by a PDF) carry a summary in the catalogue. Only ids
-without a cached record with text are fetched (all of them with `refresh`); a source never yields a record without text, so none
-replaces a good one; the cache is saved after every batch, and failures are
-collected per id rather than stopping the run, unless arXiv cannot be reached at all.
+without a cached record with text are fetched (all of them with `refresh`); a source never
+yields a record without text, so none replaces a good one; the cache is saved after every
+batch, and failures are collected per id rather than stopping the run, unless arXiv cannot be
+reached at all (a web site that cannot be reached is one failure among others).
 """
 
 from __future__ import annotations
