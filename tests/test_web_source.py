@@ -203,3 +203,15 @@ def test_the_seed_list_gets_real_text_where_a_source_has_it(tmp_path, web_env):
         assert (len(document.text) > len(entry.summary) + 100) == (entry.url in fetched)
     pdfs = [e for e in catalogue.entries if e.kind == "paper" and not e.record_key]
     assert pdfs and all(by_url[e.url].text.startswith(e.summary) for e in pdfs)
+
+
+def test_show_prints_the_summary_of_a_fetched_entry_or_the_start_of_its_page(small_library, web_env):
+    Library.open(small_library).ingest(source=[WebSource(github_api=web_env.github), _no_arxiv()])
+    assert "graduate marmoset" not in _cli(small_library, "show", "alpaca").stdout
+    blog = f"{web_env.url}/blog/attention"
+    assert _cli(small_library, "add", blog, "--kind", "blog", "--section", "Evaluation", "--no-build",
+                "--id", "attention").exit_code == 0
+    shown = _cli(small_library, "show", "attention").stdout
+    assert "Attention has been a fairly popular concept" in shown and "Soft versus hard" not in shown
+    assert shown.rstrip().endswith("…")
+    assert "Soft versus hard" in _cli(small_library, "show", "attention", "--json").stdout
