@@ -1,5 +1,5 @@
 """One bounded HTTP exchange, shared by the sources that ask a web service (arXiv, OpenAlex,
-Crossref).
+Crossref, GitHub, web pages).
 
 `bounded_get` fetches one body within a deadline for the whole exchange (not only per read:
 it runs on a daemon thread, so that nothing, a drip of headers or a DNS lookup, holds the
@@ -10,7 +10,7 @@ is read (`bounded_fetch`, for web pages). What goes wrong is one of three errors
 `TransientError` (try again later, with the server's Retry-After when it gave one),
 `PermanentError` (do not ask again; `status` is the HTTP status when there was one) and
 `UnreachableError` (the service cannot be reached at all: ask it nothing more).
-`backoff_delay` is the wait before a retry. Nothing here imports requests at module level.
+`backoff_delay` is the wait before a retry, `retried` the loop of tries around one exchange. Nothing here imports requests at module level.
 """
 
 from __future__ import annotations
@@ -21,11 +21,13 @@ import time
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 from urllib.parse import urljoin, urlsplit
 
 RETRYABLE_STATUS = {429, 500, 502, 503, 504}
 REDIRECT_STATUS = {301, 302, 303, 307, 308}
 _CHUNK = 64 * 1024
+T = TypeVar("T")
 
 
 class TransientError(Exception):
@@ -211,9 +213,9 @@ def backoff_delay(attempt: int, base: float, ceiling: float, retry_after: float 
     return delay
 
 
-def retried(call: Callable[[], Page], *, max_retries: int, backoff_seconds: float,
+def retried(call: Callable[[], T], *, max_retries: int, backoff_seconds: float,
             max_backoff_seconds: float, sleep: Callable[[float], None],
-            on_retry: Callable[[str, float], None] | None = None) -> Page:
+            on_retry: Callable[[str, float], None] | None = None) -> T:
     """`call()` again while it fails with a TransientError, up to `max_retries` more times,
     waiting `backoff_delay` between tries (each announced through `on_retry(reason, delay)`);
     the last TransientError, saying how many tries were made, once they are spent."""
