@@ -215,3 +215,23 @@ def test_show_prints_the_summary_of_a_fetched_entry_or_the_start_of_its_page(sma
     assert "Attention has been a fairly popular concept" in shown and "Soft versus hard" not in shown
     assert shown.rstrip().endswith("…")
     assert "Soft versus hard" in _cli(small_library, "show", "attention", "--json").stdout
+
+
+def test_cli_ingest_lists_each_page_it_could_not_fetch_and_keeps_the_rest(small_library, web_env):
+    catalogue = small_library / "catalogue.yaml"
+    text = "- section: Posts\n  entries:\n" + "".join(
+        f"    - id: {name}\n      title: {name.title()}\n      url: {web_env.url}{path}\n      kind: blog\n"
+        f"      summary: The hand-written summary of {name}.\n"
+        for name, path in (("gone", "/gone"), ("pdf", "/paper.pdf"), ("loop", "/loop"), ("post", "/blog/attention")))
+    catalogue.write_text(text)
+    result = _cli(small_library, "ingest", "--no-build")
+    assert result.exit_code == 8 and "Traceback" not in result.output
+    assert "Fetched 1 of 4 entries from the web; 0 were already cached." in result.stderr
+    assert f"  url:{web_env.url}/gone: HTTP 404 from 127.0.0.1\n" in result.stderr
+    assert f"  url:{web_env.url}/loop: 127.0.0.1 redirected more than 5 times\n" in result.stderr
+    assert f"  url:{web_env.url}/paper.pdf: not a web page but application/pdf" in result.stderr
+    assert catalogue.read_text() == text
+    documents, _ = Library.open(small_library).documents()
+    texts = {d.id: d.text for d in documents}
+    assert texts["gone"] == "The hand-written summary of gone."
+    assert texts["post"].startswith("The hand-written summary of post. Attention has been a fairly")
