@@ -10,7 +10,8 @@ is read (`bounded_fetch`, for web pages). What goes wrong is one of three errors
 `TransientError` (try again later, with the server's Retry-After when it gave one),
 `PermanentError` (do not ask again; `status` is the HTTP status when there was one) and
 `UnreachableError` (the service cannot be reached at all: ask it nothing more).
-`backoff_delay` is the wait before a retry, `retried` the loop of tries around one exchange. Nothing here imports requests at module level.
+`backoff_delay` is the wait before a retry, `retried` the loop of tries around one exchange.
+Nothing here imports requests at module level.
 """
 
 from __future__ import annotations
