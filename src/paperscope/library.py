@@ -182,14 +182,14 @@ def _paper_key(source: str, kind: str | None = None) -> str | None:
     """What `add` fetches for `source`: its arXiv id (an arXiv DOI, 10.48550/arXiv.…, too),
     `doi:<doi>` for another DOI, `url:<link>` for another link added as a blog post or
     repository (`kind`, its page's own text); None for anything else."""
-    if kind in WEB_KINDS and URL_PATTERN.match(source):
-        return f"url:{source}"
     if arxiv_id := normalise_arxiv_id(source):
         return arxiv_id
     doi = parse_doi(source)
     if doi and doi.startswith("10.48550/arxiv."):
         return normalise_arxiv_id(doi.removeprefix("10.48550/arxiv.")) or f"doi:{doi}"
-    return f"doi:{doi}" if doi else None
+    if doi:
+        return f"doi:{doi}"
+    return f"url:{source}" if kind in WEB_KINDS and URL_PATTERN.match(source) else None
 
 
 def _named(key: str) -> str:
