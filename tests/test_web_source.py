@@ -97,6 +97,12 @@ def test_hostile_pages_are_one_typed_failure_each(stub, path, reason):
     assert stub.sent_bytes < HUGE  # the 50 MB page is never read whole
 
 
+def test_a_page_that_drips_stops_at_the_deadline_for_the_whole_exchange(stub):
+    url = stub.url + "/drip"
+    result = source(stub, deadline=1, max_retries=0).fetch([url])
+    assert result.failures == {url: "127.0.0.1 did not answer within 1 s (after 1 tries)"}
+
+
 def test_an_unreachable_site_is_a_failure_for_its_page_only(stub):
     url = closed_port_url() + "/post"
     result = source(stub).fetch([url, f"{stub.url}/blog/attention"])

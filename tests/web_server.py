@@ -6,13 +6,14 @@ Pages: /<site>/<path> answers the page recorded for it in `pages` (a fixture fil
 text/html; the GitHub API answers under /github (`/github/repos/OWNER/REPO/readme`) with
 `readme-OWNER--REPO.md`. Hostile addresses: /loop redirects to itself, /to-file redirects to a
 file: address, /huge is 50 MB (made as it is sent, never held), /huge-declared declares its
-50 MB in Content-Length, /paper.pdf is a PDF, /latin1-header is ISO-8859-1 declared in the
-header only. Anything else is a 404."""
+50 MB in Content-Length, /drip sends a byte every 0.05 s, /paper.pdf is a PDF,
+/latin1-header is ISO-8859-1 declared in the header only. Anything else is a 404."""
 
 from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -53,6 +54,8 @@ class WebStub:
                 elif path == "/latin1-header":
                     body = (FIXTURES / "latin1.html").read_bytes().replace(b"charset=ISO-8859-1", b"")
                     self.send(200, body, {"Content-Type": "text/html; charset=ISO-8859-1"})
+                elif path == "/drip":
+                    self.drip()
                 elif path in ("/huge", "/huge-declared"):
                     self.huge(declared=path == "/huge-declared")
                 elif path.startswith("/github/repos/") and path.endswith("/readme"):
@@ -78,6 +81,15 @@ class WebStub:
                     self.wfile.write(_CHUNK)
                     sent += len(_CHUNK)
                     stub.sent_bytes += len(_CHUNK)
+
+            def drip(self) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", "text/html")
+                self.end_headers()
+                for _ in range(400):  # one byte every 0.05 s: 20 s in all, unless the client leaves
+                    self.wfile.write(b" ")
+                    self.wfile.flush()
+                    time.sleep(0.05)
 
             def send(self, status: int, body: bytes, headers: dict | None = None) -> None:
                 self.send_response(status)
