@@ -52,6 +52,21 @@ class FakeEncoder:
         return sum(len(call) for call in self.calls)
 
 
+@pytest.fixture(scope="session")
+def _web_stand_in():
+    from .web_server import WebStub
+
+    with WebStub() as stub:
+        yield stub
+
+
+@pytest.fixture(autouse=True)
+def _no_real_web(_web_stand_in, monkeypatch):
+    """No test reaches GitHub: the web source asks a local stand-in with recorded READMEs
+    (tests/web_server.py) unless a test points it elsewhere."""
+    monkeypatch.setenv("PAPERSCOPE_GITHUB_API", _web_stand_in.github)
+
+
 @pytest.fixture
 def fake_encoder():
     return FakeEncoder()
@@ -124,6 +139,11 @@ SMALL_CATALOGUE = """\
       year: 2021
       summary: Hand-written Python programming problems with unit tests for code generation.
 """
+
+
+# The records `ingest` fetches for SMALL_CATALOGUE's repositories (READMEs recorded in
+# tests/fixtures/web/, served by the local stand-in of GitHub)
+SMALL_CATALOGUE_PAGES = ["url:https://github.com/openai/human-eval", "url:https://github.com/tatsu-lab/stanford_alpaca"]
 
 
 @pytest.fixture

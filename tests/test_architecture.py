@@ -22,7 +22,7 @@ LAYERS = [
     {"spelling"},
     {"catalogue", "beir", "bibtex", "render", "settings", "text", "files", "records", "errors",
      "version", "sources", "sources.base", "sources.ids", "sources.arxiv_api", "sources.oaipmh",
-     "sources.snapshot", "sources.http", "sources.doi"},
+     "sources.snapshot", "sources.http", "sources.doi", "sources.web"},
 ]
 
 

@@ -192,7 +192,7 @@ def test_version():
 def test_show_of_a_link_without_summary_says_to_write_one(small_library):
     catalogue = small_library / "catalogue.yaml"
     catalogue.write_text(catalogue.read_text() + "    - id: a-repo\n      title: A repo\n"
-                         "      url: https://github.com/x/y\n      kind: repo\n      needs_summary: true\n")
+                         "      url: https://example.org/a.pdf\n      kind: paper\n      needs_summary: true\n")
     result = run(small_library, "show", "a-repo")
     assert result.exit_code == 0 and "No summary yet" in result.stderr and "ingest" not in result.stderr
 

@@ -25,7 +25,7 @@ from paperscope.records import Document, Entry, Hit, PaperRecord
 from paperscope.render import hits_for_terminal
 from paperscope.sources.snapshot import read_snapshot
 
-from .conftest import FIXTURES, SMALL_CATALOGUE
+from .conftest import FIXTURES, SMALL_CATALOGUE, SMALL_CATALOGUE_PAGES
 
 runner = CliRunner()
 LORA = "2106.09685"
@@ -64,8 +64,9 @@ def test_a_snapshot_line_without_abstract_never_replaces_a_good_one(small_librar
 def test_a_cached_record_without_text_is_fetched_again():
     catalogue = parse_catalogue(SMALL_CATALOGUE)
     empty = PaperRecord.from_json(record_json(abstract=""))
-    assert ids_to_fetch(catalogue, {LORA: empty}, refresh=False) == [LORA]
-    assert ids_to_fetch(catalogue, {LORA: PaperRecord.from_json(record_json())}, refresh=False) == []
+    pages = sorted(SMALL_CATALOGUE_PAGES, reverse=True)  # alpaca, then humaneval, as listed
+    assert ids_to_fetch(catalogue, {LORA: empty}, refresh=False) == [LORA, *pages]
+    assert ids_to_fetch(catalogue, {LORA: PaperRecord.from_json(record_json())}, refresh=False) == pages
 
 
 def test_entries_without_text_are_not_up_to_date(small_library, fake_encoder):

@@ -8,7 +8,7 @@ from paperscope.ingest import catalogue_documents, ingest
 from paperscope.sources.arxiv_api import ArxivApiSource, FetchResult
 
 from .arxiv_server import ArxivStub
-from .conftest import FIXTURES, SMALL_CATALOGUE
+from .conftest import FIXTURES, SMALL_CATALOGUE, SMALL_CATALOGUE_PAGES
 
 TWO_PAPERS = SMALL_CATALOGUE + """\
     - id: qlora
@@ -20,6 +20,7 @@ TWO_PAPERS = SMALL_CATALOGUE + """\
 
 class CountingSource:
     batch_size = 1
+    label = "arXiv"
 
     def __init__(self, inner, fail=()):
         self.inner, self.fail, self.asked = inner, set(fail), []
@@ -37,12 +38,13 @@ def test_ingest_fetches_only_missing_ids_then_nothing(tmp_path):
     with ArxivStub() as stub:
         api = CountingSource(ArxivApiSource(api_url=stub.url, delay_seconds=0))
         report = ingest(catalogue, store, source=api)
-        assert sorted(report.fetched) == ["2106.09685", "2305.14314"] and report.failures == {}
+        assert sorted(report.fetched) == ["2106.09685", "2305.14314", *SMALL_CATALOGUE_PAGES]
+        assert report.failures == {}
         again = ingest(catalogue, store, source=api)
-        assert again.fetched == [] and again.cached == 2
+        assert again.fetched == [] and again.cached == 4
         assert api.asked == ["2106.09685", "2305.14314"]
         refreshed = ingest(catalogue, store, source=api, refresh=True)
-        assert len(refreshed.fetched) == 2 and len(stub.requests) == 4
+        assert len(refreshed.fetched) == 4 and len(stub.requests) == 4
     cache = json.loads((tmp_path / "index" / "records.json").read_text())
     assert cache["records"]["2305.14314"]["source"] == "arxiv-api"
 
@@ -53,13 +55,13 @@ def test_a_failure_keeps_what_was_fetched_and_the_next_run_resumes(tmp_path):
     with ArxivStub() as stub:
         flaky = CountingSource(ArxivApiSource(api_url=stub.url, delay_seconds=0), fail={"2305.14314"})
         report = ingest(catalogue, store, source=flaky)
-        assert report.fetched == ["2106.09685"]
+        assert report.fetched == ["2106.09685", *SMALL_CATALOGUE_PAGES]
         assert report.failures == {"2305.14314": "HTTP 503 from arXiv (after 5 tries)"}
-        assert set(store.read_records()) == {"2106.09685"}
+        assert set(store.read_records()) == {"2106.09685", *SMALL_CATALOGUE_PAGES}
         healthy = CountingSource(ArxivApiSource(api_url=stub.url, delay_seconds=0))
         resumed = ingest(catalogue, store, source=healthy)
         assert healthy.asked == ["2305.14314"] and resumed.failures == {}
-    assert set(store.read_records()) == {"2106.09685", "2305.14314"}
+    assert set(store.read_records()) == {"2106.09685", "2305.14314", *SMALL_CATALOGUE_PAGES}
 
 
 def test_snapshot_import_needs_no_network_and_reports_what_it_lacks(tmp_path):
@@ -107,8 +109,9 @@ def test_ingest_command_end_to_end_through_a_local_arxiv(small_library, monkeypa
         stub.script = [("ok",), ("status", 400)]  # the ghost is dropped, then its retry refused
         result = CliRunner().invoke(app, ["--library", str(small_library), "ingest"])
     assert result.exit_code == 8, result.output
-    assert "Fetched 2 of 3 papers from arXiv" in result.stderr
+    assert "Fetched 4 of 5 entries from arXiv and the web" in result.stderr
     assert "2001.00001: HTTP 400 from arXiv" in result.stderr
     assert "Run `paperscope ingest` again later" in result.stderr
     assert "Index built: 5 embedded" in result.stderr  # the one without abstract by its title
-    assert set(IndexStore(small_library / "index").read_records()) == {"2106.09685", "2305.14314"}
+    assert set(IndexStore(small_library / "index").read_records()) == {"2106.09685", "2305.14314",
+                                                                      *SMALL_CATALOGUE_PAGES}

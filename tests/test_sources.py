@@ -22,7 +22,7 @@ from paperscope.sources.ids import local_id
 from paperscope.sources.snapshot import SnapshotSource
 
 from .arxiv_server import EMPTY_FEED, ArxivStub, feed_for
-from .conftest import FIXTURE_LIBRARY, FIXTURES, SMALL_CATALOGUE
+from .conftest import FIXTURE_LIBRARY, FIXTURES, SMALL_CATALOGUE, SMALL_CATALOGUE_PAGES
 
 SAMPLE = FIXTURES / "snapshot-sample.jsonl"
 LORA, QLORA = "2106.09685", "2305.14314"
@@ -190,8 +190,8 @@ def test_ingest_asks_the_source_registered_for_arxiv(registered, tmp_path):
     store = IndexStore(tmp_path / "index")
     planned, done = [], []
     report = ingest(catalogue, store, on_plan=lambda n, unit: planned.append((n, unit)), progress=done.append)
-    assert report.fetched == [LORA] and report.failures == {}
-    assert planned == [(1, "papers")] and done == [1]
+    assert report.fetched == [LORA, *SMALL_CATALOGUE_PAGES] and report.failures == {}  # and READMEs
+    assert planned == [(3, "papers")] and done == [1, 1, 1]
     assert store.read_records()[LORA].title == "LoRA"
 
 

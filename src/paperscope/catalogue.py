@@ -25,7 +25,7 @@ import yaml
 
 from .errors import CatalogueChangedError, CatalogueError, UsageError
 from .files import atomic_write_bytes, read_text
-from .records import KINDS, MAX_TEXT_CHARS, Entry
+from .records import KINDS, MAX_TEXT_CHARS, WEB_KINDS, Entry
 from .sources.ids import parse_doi
 
 ID_PATTERN = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,78}[a-z0-9])?$")
@@ -451,9 +451,10 @@ def _entry(node, section: str, fail) -> Entry:
         if needs_summary and arxiv_id is not None:
             fail(f"entry {entry_id!r} is on arXiv: search reads its abstract, so it needs no "
                  "summary (remove `needs_summary`)", flag_node)
-    if arxiv_id is None and doi is None and not summary and not needs_summary:
+    if arxiv_id is None and doi is None and not summary and not needs_summary and kind not in WEB_KINDS:
         fail(f"entry {entry_id!r} needs an `arxiv` id, a `doi` or a `summary`: search has no text for it",
-             node, hint="Or mark it `needs_summary: true` to search it by its title until then.")
+             node, hint="Or mark it `needs_summary: true` to search it by its title until then "
+                        "(a blog or repo is searched by its page's own text, fetched by `paperscope ingest`).")
     authors = _words(fields, "authors", f"`authors` of {entry_id!r} must be a list of names", fail)
     tags = tuple(dict.fromkeys(_words(fields, "tags", f"`tags` of {entry_id!r} must be a list of words "
                                                        "(for example [peft, to-read])", fail)))

@@ -346,14 +346,18 @@ def _arxiv_source():
 
 
 def _web_sources() -> list:
-    """The arXiv client and the DOI client (OpenAlex, Crossref), saying on stderr when they
-    wait to try again."""
+    """The arXiv client, the DOI client (OpenAlex, Crossref) and the web pages' client, saying
+    on stderr when they wait to try again."""
     from .sources.doi import DoiSource
+    from .sources.web import WebSource
 
     def on_retry(reason: str, delay: float) -> None:
         _err(f"DOI: {reason}; trying again in {delay:.0f} s")
 
-    return [_arxiv_source(), DoiSource(on_retry=on_retry)]
+    def on_page_retry(reason: str, delay: float) -> None:
+        _err(f"Web: {reason}; trying again in {delay:.0f} s")
+
+    return [_arxiv_source(), DoiSource(on_retry=on_retry), WebSource(on_retry=on_page_retry)]
 
 
 def _waiting() -> None:
@@ -372,16 +376,23 @@ def ingest(
     from_snapshot: Optional[Path] = typer.Option(
         None, "--from-snapshot", metavar="FILE", dir_okay=False,
         help="Read an arXiv metadata snapshot (JSON lines, optionally .gz) instead of the API."),
-    refresh: bool = typer.Option(False, "--refresh", help="Fetch every arXiv entry again."),
+    refresh: bool = typer.Option(False, "--refresh", help="Fetch every entry again: arXiv and DOI "
+                                 "abstracts, blog posts' and repositories' text."),
     no_build: bool = typer.Option(False, "--no-build", help="Only fetch; do not rebuild the index."),
     no_wait: bool = typer.Option(False, "--no-wait", help="Fail at once if another build runs."),
 ) -> None:
-    """Fetch abstracts of the catalogue's arXiv papers, then rebuild the index.
+    """Fetch abstracts of the catalogue's papers and the text of its blog posts and
+    repositories, then rebuild the index.
 
-    Only papers missing from the record cache (index/records.json) are fetched.
+    Only entries missing from the record cache (index/records.json) are fetched: arXiv ids
+    from arXiv, DOIs from OpenAlex and Crossref, blog posts' main text from their pages, GitHub
+    repositories' READMEs from the GitHub API ($PAPERSCOPE_GITHUB_API). A blog post or
+    repository is searched by its summary, then its fetched text.
     Examples:
 
       paperscope ingest
+
+      paperscope ingest --refresh
 
       paperscope ingest --from-snapshot arxiv-metadata-oai-snapshot.json
     """
@@ -393,9 +404,12 @@ def ingest(
                                 on_plan=bar.start, wait=not no_wait, on_wait=_waiting)
     finally:
         bar.stop()
-    source = f"snapshot {from_snapshot}" if from_snapshot else "arXiv"
+    asked = report.asked or ["arXiv"]
+    source = f"snapshot {from_snapshot}" if from_snapshot else \
+        " and ".join(filter(None, [", ".join(asked[:-1]), asked[-1]]))
     cached = f"{report.cached} {'was' if report.cached == 1 else 'were'} already cached"
-    _err(f"Fetched {len(report.fetched)} of {counted(len(report.fetched) + len(report.failures), 'paper')} "
+    noun = "paper" if all(label == "arXiv" for label in asked) else "entry"
+    _err(f"Fetched {len(report.fetched)} of {counted(len(report.fetched) + len(report.failures), noun)} "
          f"from {source}; {cached}.")
     if not no_build:
         _build(library, full=False, model=None, no_wait=no_wait)
@@ -426,9 +440,13 @@ def add(
                                           help="Section to add to (created if new; needed when "
                                           "the catalogue has several)."),
     summary: Optional[str] = typer.Option(None, "--summary", metavar="TEXT", help="What search reads for "
-                                          "a non-arXiv link (or an arXiv paper while offline)."),
-    title: Optional[str] = typer.Option(None, "--title", metavar="TEXT", help="Title (default: arXiv's)."),
-    kind: Optional[str] = typer.Option(None, "--kind", metavar="KIND", help="paper, blog or repo."),
+                                          "a link (before a blog's or repo's fetched text; for an "
+                                          "arXiv paper or DOI while offline)."),
+    title: Optional[str] = typer.Option(None, "--title", metavar="TEXT",
+                                        help="Title (default: arXiv's, OpenAlex's, the page's)."),
+    kind: Optional[str] = typer.Option(None, "--kind", metavar="KIND",
+                                       help="paper, blog or repo (blog, repo: fetch the link's "
+                                       "own text, a GitHub repository's README)."),
     entry_id: Optional[str] = typer.Option(None, "--id", metavar="ID",
                                            help="The entry's id (default: from the title)."),
     authors: Optional[list[str]] = typer.Option(
@@ -457,6 +475,15 @@ def add(
 
       paperscope add 10.18653/v1/2020.acl-main.740 --section "Training Recipe"
 
+      paperscope add https://github.com/tatsu-lab/stanford_alpaca --kind repo
+
+      paperscope add https://kipp.ly/transformer-inference-arithmetic/ --kind blog
+
+    A blog post's main text (HTML only) or a repository's README is fetched and
+    searched after --summary, if given. When it cannot be fetched, the entry is
+    added only if --title and --summary are given (`paperscope ingest` tries
+    again later).
+
       paperscope add 2512.03402 --corpus arxiv-cl --section "Training Recipe"
 
     \b
@@ -479,6 +506,9 @@ def add(
         else:
             new = "new section " if result.created_section else ""
             _err(f"Added {entry.id!r} to {new}{entry.section}: {entry.title}")
+            if result.not_fetched:
+                _err(f"Its text could not be fetched ({result.not_fetched}): searched by the "
+                     "summary given until `paperscope ingest` gets it.")
         typer.echo(entry.id)
     if any(not result.already for result in results):
         _report_freshness(library, report, first=[r.entry.id for r in results])
@@ -918,7 +948,8 @@ def show(
         return
     typer.echo(entry_as_text(data, _console().width, all_authors))
     if entry.record_key and not data["abstract"] and not entry.summary:
-        _err("No abstract yet: fetch it with `paperscope ingest`.")
+        _err("No text yet: fetch its page's text with `paperscope ingest`." if entry.record_key.startswith("url:")
+             else "No abstract yet: fetch it with `paperscope ingest`.")
     elif not entry.record_key and not entry.summary:
         _err(f"No summary yet: write 3 to 6 sentences in its `summary` (paperscope edit {entry.id}); "
              "search reads its title until then.")

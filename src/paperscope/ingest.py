@@ -2,11 +2,13 @@
 
 arXiv and DOI entries take their abstract from the record cache (index/records.json),
 filled through a PaperSource (sources/): the arXiv API or a metadata snapshot, OpenAlex and
-Crossref for DOIs; other
-entries carry a summary in the catalogue. Only ids without a cached record with text are fetched
-(all of them with `refresh`); a source never yields a record without text, so none
-replaces a good one; the cache is saved after every batch, and failures are
-collected per id rather than stopping the run, unless arXiv cannot be reached at all.
+Crossref for DOIs; blog posts and repositories take their page's own text (or README) from
+it, fetched by sources/web.py, searched after the summary written in the catalogue when there
+is one; other entries (papers known by a PDF) carry a summary in the catalogue. Only ids
+without a cached record with text are fetched (all of them with `refresh`); a source never
+yields a record without text, so none replaces a good one; the cache is saved after every
+batch, and failures are collected per id rather than stopping the run, unless arXiv cannot be
+reached at all (a web site that cannot be reached is one failure among others).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ class IngestReport:
     failures: dict[str, str] = field(default_factory=dict)  # record key (arXiv id, doi:…) -> reason
     pruned: list[str] = field(default_factory=list)
     unreachable: str | None = None  # why arXiv could not be reached; then nothing more was asked
+    asked: list[str] = field(default_factory=list)  # the labels of the sources asked for something
 
 
 def ids_to_fetch(catalogue: Catalogue, records: dict[str, PaperRecord], refresh: bool) -> list[str]:
@@ -52,14 +55,14 @@ def ingest(catalogue: Catalogue, store: IndexStore, *,
            snapshot: Path | None = None, refresh: bool = False,
            progress: Callable[[int], None] | None = None,
            on_plan: Callable[[int, str], None] | None = None) -> IngestReport:
-    """Fill the record cache for the catalogue's arXiv and DOI entries.
+    """Fill the record cache for the catalogue's arXiv, DOI, blog and repository entries.
 
     Each id is asked of the source of its scheme (sources.SOURCES: arXiv ids of the API, DOIs
-    of OpenAlex and Crossref); `source` (one or several), if given, is asked for the ids of its
-    scheme.
-    `snapshot`, if given, is read for the arXiv ids instead and no network is used (DOIs are
-    then left for a later ingest). `on_plan(count, unit)` announces the work (ids to fetch, or
-    bytes of snapshot to read), `progress` follows it."""
+    of OpenAlex and Crossref, the links of blog posts and repositories of the web); `source`
+    (one or several), if given, is asked for the ids of its scheme. `snapshot`, if given, is
+    read for the arXiv ids instead and no network is used (DOIs and links are then left for a
+    later ingest). `on_plan(count, unit)` announces the work (ids to fetch, or bytes of
+    snapshot to read), `progress` follows it."""
     from .sources import DEFAULT_SCHEME, given_sources, open_source, record_key, split_id
 
     records = store.read_records()
@@ -83,6 +86,8 @@ def ingest(catalogue: Catalogue, store: IndexStore, *,
         on_plan(sum(count for count, _ in plans), plans[0][1])
     for scheme, asked in sources.items():
         keys = by_scheme[scheme]
+        if keys:
+            report.asked.append(asked.label)
         local = {split_id(key)[1] if scheme != DEFAULT_SCHEME else key: key for key in keys}
         order = list(local)
         size = asked.batch_size or max(len(keys), 1)
@@ -116,11 +121,20 @@ def entry_document(entry: Entry, record: PaperRecord | None) -> Document | None:
     """The document search sees for an entry, or None while it has no text. An entry marked
     `needs_summary` is searched by its title alone until it has a summary. The entry's note
     follows its abstract or summary, so search reads it too."""
-    text = record.abstract if record and record.abstract else entry.summary
+    text = _entry_text(entry, record)
     if not text and not entry.needs_summary:
         return None
     text = " ".join(part for part in (text, entry.note) if part)
     return Document(id=entry.id, title=entry.title, text=text, meta=entry_meta(entry, record))
+
+
+def _entry_text(entry: Entry, record: PaperRecord | None) -> str | None:
+    """What search reads of an entry: a paper's abstract (else its summary); for a blog post or
+    repository the hand-written summary first, where there is one, then its page's own text."""
+    fetched = record.abstract if record and record.abstract else None
+    if fetched and entry.summary and (entry.record_key or "").startswith("url:"):
+        return f"{entry.summary} {fetched}"
+    return fetched or entry.summary
 
 
 def entry_meta(entry: Entry, record: PaperRecord | None) -> dict:

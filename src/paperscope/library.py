@@ -65,7 +65,7 @@ from .files import LibraryPaths, corpus_index_dir, file_signature, find_library,
 from .index import IndexStore, documents_digest, meta_json
 from .indexer import check_scheme
 from .ingest import IngestReport, catalogue_documents, entry_json, ingest
-from .records import KINDS, Document, Entry, PaperRecord
+from .records import KINDS, WEB_KINDS, Document, Entry, PaperRecord
 from .search import MAX_QUERY_CHARS, MODES
 from .settings import configured_model, settings_change
 from .text import DEFAULT_SCHEME, no_abstract_yet
@@ -84,6 +84,7 @@ class AddResult:
     already: bool
     build: BuildReport | None = None
     created_section: bool = False  # the entry's section is new
+    not_fetched: str | None = None  # why its text could not be fetched (added with the summary given)
 
 
 @dataclass
@@ -166,33 +167,36 @@ def waiting_notice(ids: Sequence[str], shown: int = 8) -> str:
 def _entry_fields(source: str, key: str | None, record: PaperRecord | None, *,
                   title: str, entry_id: str, kind: str | None, authors: list[str],
                   year: int | None, tags: list[str], summary: str | None, note: str | None) -> dict:
-    """The fields `add` writes for one entry (`key`: its arXiv id or `doi:` key), in the
-    file's usual order."""
+    """The fields `add` writes for one entry (`key`: its arXiv id, `doi:` or `url:` key), in
+    the file's usual order."""
     doi = key[4:] if key and key.startswith("doi:") else None
-    arxiv_id = key if key and not doi else None
+    arxiv_id = key if key and not doi and not key.startswith("url:") else None
     fields = {"id": entry_id, "title": title,
               "url": f"https://arxiv.org/abs/{arxiv_id}" if arxiv_id else
                      f"https://doi.org/{doi}" if doi else source,
-              "kind": kind or ("paper" if key else "blog"), "arxiv": arxiv_id, "doi": doi,
+              "kind": kind or ("paper" if arxiv_id or doi else "blog"), "arxiv": arxiv_id, "doi": doi,
               "authors": authors, "year": year, "tags": tags, "summary": summary, "note": note}
     return {key: value for key, value in fields.items() if value}
 
 
-def _paper_key(source: str) -> str | None:
-    """What `add` fetches for `source`: its arXiv id (an arXiv DOI, 10.48550/arXiv.…, too), or
-    `doi:<doi>` for another DOI; None for anything else."""
+def _paper_key(source: str, kind: str | None = None) -> str | None:
+    """What `add` fetches for `source`: its arXiv id (an arXiv DOI, 10.48550/arXiv.…, too),
+    `doi:<doi>` for another DOI, `url:<link>` for another link added as a blog post or
+    repository (`kind`, its page's own text); None for anything else."""
     if arxiv_id := normalise_arxiv_id(source):
         return arxiv_id
     doi = parse_doi(source)
     if doi and doi.startswith("10.48550/arxiv."):
         return normalise_arxiv_id(doi.removeprefix("10.48550/arxiv.")) or f"doi:{doi}"
-    return f"doi:{doi}" if doi else None
+    if doi:
+        return f"doi:{doi}"
+    return f"url:{source}" if kind in WEB_KINDS and URL_PATTERN.match(source) else None
 
 
 def _named(key: str) -> str:
-    """A record key as messages name it: `arXiv 2106.09685`, `DOI 10.18653/…`."""
+    """A record key as messages name it: `arXiv 2106.09685`, `DOI 10.18653/…`, the link."""
     scheme, local = split_id(key)
-    return f"DOI {local}" if scheme == "doi" else f"arXiv {key}"
+    return f"DOI {local}" if scheme == "doi" else local if scheme == "url" else f"arXiv {key}"
 
 
 class Library:
@@ -334,13 +338,14 @@ class Library:
         if kind is not None and kind not in KINDS:
             raise UsageError(f"Unknown kind {kind!r}: choose one of {', '.join(KINDS)}.")
         catalogue = self.catalogue
-        arxiv_ids = {source: _paper_key(source) for source in sources}  # arXiv id, doi:…, or None
+        arxiv_ids = {source: _paper_key(source, kind) for source in sources}  # arXiv id, doi:…, url:…
         for source, arxiv_id in arxiv_ids.items():
             if arxiv_id is None and not URL_PATTERN.match(source):
                 raise UsageError(f"{source!r} is neither an arXiv id, a DOI nor an http(s) link.")
             if arxiv_id is None and not (title and summary):
                 raise UsageError("An entry that is not on arXiv needs --title and --summary "
-                                 "(the summary is the text search reads).")
+                                 "(the summary is the text search reads), or --kind blog or "
+                                 "--kind repo to fetch its page's own text.")
         if year is not None and not 1000 <= year <= datetime.date.today().year + 1:
             raise UsageError(f"--year {year} is not a year of publication: give one from 1000 "
                              f"to {datetime.date.today().year + 1}.")
@@ -356,8 +361,9 @@ class Library:
         if new:
             self._section_for_add(catalogue, section)  # before any network
         fetch = [a for s in new if (a := arxiv_ids[s])]
+        failures: dict[str, str] = {}
         records = self._fetch_records(fetch, snapshot=snapshot, corpus=corpus, api=api,
-                                      offline_ok=bool(title and summary))
+                                      offline_ok=bool(title and summary), failures=failures)
         options: dict[str, Any] = {"kind": kind, "authors": list(authors), "year": year, "tags": list(tags),
                    "summary": summary, "note": note}
         results: list[AddResult] = []
@@ -377,7 +383,8 @@ class Library:
                 fields = _entry_fields(source, arxiv_id, record, title=entry_title,
                                        entry_id=entry_id or slug(entry_title, taken), **options)
                 results.append(AddResult(check_fields(fields, target), already=False,
-                                         created_section=current.section_named(target) is None))
+                                         created_section=current.section_named(target) is None,
+                                         not_fetched=failures.get(arxiv_id or "")))
                 taken.add(fields["id"])
                 text = insert_entry(text, target, fields)
             return text
@@ -396,6 +403,8 @@ class Library:
 
     @staticmethod
     def _existing(catalogue: Catalogue, source: str, arxiv_id: str | None) -> Entry | None:
+        if arxiv_id and arxiv_id.startswith("url:"):
+            arxiv_id = None  # a link is found by its address
         if arxiv_id and arxiv_id.startswith("doi:"):
             return catalogue.by_doi().get(arxiv_id[4:])
         return (catalogue.by_arxiv_id().get(arxiv_id) if arxiv_id else
@@ -415,12 +424,17 @@ class Library:
         return catalogue.sections[0] if catalogue.sections else "Reading list"
 
     def _fetch_records(self, arxiv_ids: list[str], *, snapshot: Path | None, corpus: str | None,
-                       api, offline_ok: bool) -> dict[str, PaperRecord]:
+                       api, offline_ok: bool, failures: dict[str, str]) -> dict[str, PaperRecord]:
         """The records of `arxiv_ids` from a corpus, a snapshot or the API (`api`, else the
         source registered for the ids); FetchError when one is missing (unless arXiv is
-        unreachable and `offline_ok`)."""
+        unreachable, or the id is a DOI or a link, and `offline_ok`: the reasons go to
+        `failures` then)."""
         if not arxiv_ids:
             return {}
+        pages = [a for a in arxiv_ids if a.startswith("url:")]
+        if pages and (corpus is not None or snapshot is not None):
+            raise UsageError("--corpus and --from-snapshot hold arXiv papers: add a blog post or "
+                             "repository without them.")
         source = (open_source("corpus", corpus) if corpus is not None else
                   open_source("arxiv-snapshot", snapshot) if snapshot is not None else
                   api or source_for(arxiv_ids[0]))  # api: one source, or several (arXiv, DOI)
@@ -430,15 +444,15 @@ class Library:
         given = given_sources(source)
         labels = {a: given[scheme].label if (scheme := split_id(a)[0]) in given else scheme
                   for a in arxiv_ids}
-        failures = {a: result.failures.get(a) or f"not in {labels[a]}{advice}"
-                    for a in arxiv_ids if a not in result.records}
+        failures.update({a: result.failures.get(a) or f"not in {labels[a]}{advice}"
+                         for a in arxiv_ids if a not in result.records})
         unreachable = result.unreachable is not None
         # given a title and summary, an entry is added without its record while its source
-        # cannot be reached, and a DOI also when no source has its abstract
-        without = unreachable or all(a.startswith("doi:") for a in failures)
+        # cannot be reached, and a DOI or a link also when no source has its text
+        without = unreachable or all(a.startswith(("doi:", "url:")) for a in failures)
         if failures and not (without and offline_ok):
             offline = ("Add it offline with --from-snapshot FILE (an arXiv metadata snapshot), or with "
-                       if any(not a.startswith("doi:") for a in failures) else "Add it with ")
+                       if any(not a.startswith(("doi:", "url:")) for a in failures) else "Add it with ")
             hint = (offline + "--title and --summary (`paperscope ingest` fetches its abstract later)."
                     if unreachable else "Add it with --title and --summary (the summary is the text "
                     "search reads)." if without else None)

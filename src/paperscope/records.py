@@ -10,6 +10,7 @@ from typing import Any
 from .sources.ids import qualify, record_key
 
 KINDS = ("paper", "blog", "repo")
+WEB_KINDS = ("blog", "repo")  # entries whose own page (or README) is their text
 MAX_TEXT_CHARS = 20_000  # one record's abstract; longer ones are cut (no real one comes near)
 MAX_TITLE_CHARS = 1_000  # one record's title, cut there
 MAX_AUTHORS = 10_000  # one record's authors (the largest collaborations list about 5,000)
@@ -38,8 +39,11 @@ class Entry:
     @property
     def record_key(self) -> str | None:
         """The key of the entry's fetched record in the record cache: its arXiv id, else
-        `doi:<doi>` (sources/ids.py); None for an entry no source fetches."""
-        return self.arxiv_id or (f"doi:{self.doi}" if self.doi else None)
+        `doi:<doi>`, else `url:<url>` for a blog post or repository (its page's own text,
+        sources/web.py); None for an entry no source fetches (a paper known by a PDF)."""
+        if self.arxiv_id or self.doi:
+            return self.arxiv_id or f"doi:{self.doi}"
+        return f"url:{self.url}" if self.kind in WEB_KINDS and self.url else None
 
 
 @dataclass(frozen=True)

@@ -12,11 +12,12 @@ import xml.etree.ElementTree as ET
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 
-from .records import Hit
+from .records import WEB_KINDS, Hit
 
 FORMATS = ("table", "json", "jsonl", "bibtex")
 WIDE = 100  # from this many columns on, hits are a table; below, one compact block each
 AUTHORS_SHOWN = 3  # `show` names this many authors of a longer list, then "and N others"
+SHOWN_PAGE_CHARS = 1_200  # `show` prints the start of a blog's or repo's fetched text, not all of it
 _LATEX_COMMAND = re.compile(r"\\(?:textit|textbf|textsc|texttt|textrm|textsf|emph|mathrm|mathbf|"
                             r"mathit|mathcal|mathbb|mathsf|boldsymbol|underline|text|mbox|url)\s*"
                             r"\{([^{}]*)\}|\{\\(?:em|it|bf|sc|tt|rm)\s+([^{}]*)\}")
@@ -225,11 +226,18 @@ def entry_as_text(data: dict, width: int, every_author: bool = False) -> str:
         lines.append(wrap(printable("tags: " + ", ".join(data["tags"])), width))
     lines.append(printable(data["url"]))
     text = data["abstract"] or data["summary"]
+    if data["kind"] in WEB_KINDS and text:  # a page's fetched text: the summary wins, else its start
+        text = data["summary"] or _shortened(data["abstract"], SHOWN_PAGE_CHARS)
     if text:
         lines += ["", wrap(display_text(text), width)]
     if data["note"]:
         lines += ["", wrap(display_text(f"Note: {data['note']}"), width)]
     return "\n".join(lines)
+
+
+def _shortened(text: str, limit: int) -> str:
+    """`text` cut at the last space before `limit` characters, with an ellipsis if cut."""
+    return text if len(text) <= limit else text[:limit].rsplit(" ", 1)[0] + " …"
 
 
 _ATOM = "http://www.w3.org/2005/Atom"

@@ -1,8 +1,8 @@
 """Where paper metadata comes from: the sources of records, and where they are registered.
 
 Every source implements `PaperSource` (base.py): fetch records by id, list the records changed
-since a date, read through a local dump. Each one serves an id scheme (ids.py: `arxiv:`, later
-`doi:` or `url:`). A new source is one module with its class, and one line in `SOURCES` below;
+since a date, read through a local dump. Each one serves an id scheme (ids.py: `arxiv:`, `doi:`,
+`url:`). A new source is one module with its class, and one line in `SOURCES` below;
 the source registered under a scheme's own name is the one that fetches ids of that scheme
 (`add`, `ingest`), the others are read when asked for by name (a snapshot file, a corpus).
 """
@@ -27,6 +27,7 @@ SOURCES: dict[str, str] = {
     "corpus": "paperscope.sources.corpus:CorpusSource",  # a named corpus imported from a snapshot
     "arxiv-oai": "paperscope.sources.oaipmh:OaiPmhSource",  # arXiv's OAI-PMH interface (harvesting changes)
     "doi": "paperscope.sources.doi:DoiSource",  # DOIs, from OpenAlex (Crossref for a missing abstract)
+    "url": "paperscope.sources.web:WebSource",  # blog posts' and repositories' own text (web pages, READMEs)
 }
 
 __all__ = ["DEFAULT_SCHEME", "SOURCES", "fetch_ids", "given_sources", "open_source", "qualify", "record_key",

@@ -37,9 +37,9 @@ from .http import (
     PermanentError,
     TransientError,
     UnreachableError,
-    backoff_delay,
     bounded_get,
     new_session,
+    retried,
 )
 from .ids import parse_doi
 
@@ -166,7 +166,8 @@ class DoiSource:
         last error once the tries are spent. A service found unreachable is not asked again."""
         if service in self._unreachable:
             raise UnreachableError(self._unreachable[service])
-        for attempt in range(self.max_retries + 1):
+
+        def once() -> Any:
             wait = self._last_request.get(service, float("-inf")) + self.delay_seconds - time.monotonic()
             if wait > 0:
                 self._sleep(wait)
@@ -174,17 +175,13 @@ class DoiSource:
             log.info("asking %s: %s", service, url)
             try:
                 return _json(service, bounded_get(self._session, service, url, params, self.limits))
-            except TransientError as err:
-                reason, retry_after = str(err), err.retry_after
             except UnreachableError as err:
                 self._unreachable[service] = str(err)
                 raise
-            if attempt < self.max_retries:
-                delay = backoff_delay(attempt, self.backoff_seconds, self.max_backoff_seconds, retry_after)
-                if self.on_retry:
-                    self.on_retry(reason, delay)
-                self._sleep(delay)
-        raise TransientError(f"{reason} (after {self.max_retries + 1} tries)")
+
+        return retried(once, max_retries=self.max_retries, backoff_seconds=self.backoff_seconds,
+                       max_backoff_seconds=self.max_backoff_seconds, sleep=self._sleep,
+                       on_retry=self.on_retry)
 
 
 def _quote(doi: str) -> str:

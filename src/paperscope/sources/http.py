@@ -1,14 +1,17 @@
 """One bounded HTTP exchange, shared by the sources that ask a web service (arXiv, OpenAlex,
-Crossref).
+Crossref, GitHub, web pages).
 
 `bounded_get` fetches one body within a deadline for the whole exchange (not only per read:
 it runs on a daemon thread, so that nothing, a drip of headers or a DNS lookup, holds the
-caller past it), with a cap on the body before and after decompression and a limit on
-redirects. What goes wrong is one of three errors, by what the caller should do next:
+caller past it), with a cap on the body before and after decompression (a declared
+Content-Length over it is refused before any of the body is read), a limit on redirects, which
+may lead only to http(s) addresses, and optionally a check of the content type before the body
+is read (`bounded_fetch`, for web pages). What goes wrong is one of three errors, by what the caller should do next:
 `TransientError` (try again later, with the server's Retry-After when it gave one),
 `PermanentError` (do not ask again; `status` is the HTTP status when there was one) and
 `UnreachableError` (the service cannot be reached at all: ask it nothing more).
-`backoff_delay` is the wait before a retry. Nothing here imports requests at module level.
+`backoff_delay` is the wait before a retry, `retried` the loop of tries around one exchange.
+Nothing here imports requests at module level.
 """
 
 from __future__ import annotations
@@ -17,12 +20,15 @@ import email.utils
 import threading
 import time
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
-from urllib.parse import urljoin
+from typing import TypeVar
+from urllib.parse import urljoin, urlsplit
 
 RETRYABLE_STATUS = {429, 500, 502, 503, 504}
 REDIRECT_STATUS = {301, 302, 303, 307, 308}
 _CHUNK = 64 * 1024
+T = TypeVar("T")
 
 
 class TransientError(Exception):
@@ -62,41 +68,70 @@ def new_session(user_agent: str):
     return session
 
 
+@dataclass(frozen=True)
+class Page:
+    """What one exchange got: the body, its Content-Type header ("" without one) and the
+    address it came from after redirects."""
+
+    body: bytes
+    content_type: str
+    url: str
+
+
 def bounded_get(session, service: str, url: str, params: dict | None, limits: Limits) -> bytes:
     """The body of one GET of `url` (redirects included) from `service` (its name in messages),
     within `limits`; TransientError, PermanentError or UnreachableError otherwise."""
+    return bounded_fetch(session, service, url, params, limits).body
+
+
+def bounded_fetch(session, service: str, url: str, params: dict | None, limits: Limits, *,
+                  headers: dict[str, str] | None = None,
+                  refuse: Callable[[str], str | None] | None = None) -> Page:
+    """One GET as `bounded_get`, with extra request `headers`; `refuse(content_type)` may name a
+    reason not to read the body (a PDF where a web page was wanted), a PermanentError then."""
     deadline = time.monotonic() + limits.deadline
     outcome: dict = {}
 
     def exchange():
         try:
-            outcome["body"] = _download(session, service, url, params, limits, deadline)
+            outcome["page"] = _download(session, service, url, params, limits, deadline,
+                                        headers, refuse)
         except Exception as err:  # handed to the caller below
             outcome["error"] = err
 
     worker = threading.Thread(target=exchange, daemon=True)
     worker.start()
     worker.join(limits.deadline)
-    if "body" in outcome:
-        return outcome["body"]
+    if "page" in outcome:
+        return outcome["page"]
     raise classify(outcome.get("error"), service, limits.deadline)
 
 
 def _download(session, service: str, url: str, params: dict | None, limits: Limits,
-              deadline: float) -> bytes:
+              deadline: float, headers: dict[str, str] | None,
+              refuse: Callable[[str], str | None] | None) -> Page:
     for _ in range(limits.max_redirects + 1):
-        with session.get(url, params=params, stream=True, allow_redirects=False,
+        with session.get(url, params=params, headers=headers, stream=True, allow_redirects=False,
                          timeout=(limits.connect_timeout, limits.timeout)) as response:
             status = response.status_code
             if status in REDIRECT_STATUS and response.headers.get("Location"):
                 url, params = urljoin(response.url, response.headers["Location"]), None
+                if urlsplit(url).scheme.lower() not in ("http", "https"):
+                    raise PermanentError(f"{service} redirected to a {urlsplit(url).scheme or 'relative'}:"
+                                         " address (only http and https are followed)")
                 continue
             if status in RETRYABLE_STATUS:
                 raise TransientError(f"HTTP {status} from {service}",
                                      parse_retry_after(response.headers.get("Retry-After")))
             if status != 200:
                 raise PermanentError(f"HTTP {status} from {service}", status)
-            return _read(response, service, limits, deadline)
+            content_type = response.headers.get("Content-Type", "")
+            if refuse and (reason := refuse(content_type)):
+                raise PermanentError(reason)
+            declared = response.headers.get("Content-Length", "").strip()
+            if declared.isdigit() and int(declared) > limits.max_bytes:
+                raise PermanentError(f"{service}'s answer is larger than {limits.max_bytes:,} bytes")
+            return Page(_read(response, service, limits, deadline), content_type, response.url)
     raise PermanentError(f"{service} redirected more than {limits.max_redirects} times")
 
 
@@ -177,3 +212,22 @@ def backoff_delay(attempt: int, base: float, ceiling: float, retry_after: float 
     if retry_after is not None:
         delay = min(max(delay, retry_after), ceiling)
     return delay
+
+
+def retried(call: Callable[[], T], *, max_retries: int, backoff_seconds: float,
+            max_backoff_seconds: float, sleep: Callable[[float], None],
+            on_retry: Callable[[str, float], None] | None = None) -> T:
+    """`call()` again while it fails with a TransientError, up to `max_retries` more times,
+    waiting `backoff_delay` between tries (each announced through `on_retry(reason, delay)`);
+    the last TransientError, saying how many tries were made, once they are spent."""
+    for attempt in range(max_retries + 1):
+        try:
+            return call()
+        except TransientError as err:
+            reason, retry_after = str(err), err.retry_after
+        if attempt < max_retries:
+            delay = backoff_delay(attempt, backoff_seconds, max_backoff_seconds, retry_after)
+            if on_retry:
+                on_retry(reason, delay)
+            sleep(delay)
+    raise TransientError(f"{reason} (after {max_retries + 1} tries)")
