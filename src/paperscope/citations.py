@@ -13,7 +13,9 @@ reported by key with the reason; the rest import.
 from __future__ import annotations
 
 import json
+import logging
 import re
+import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -118,7 +120,7 @@ def place(citations: Iterable[Citation], catalogue: Catalogue | None, *,
             continue
         name = " ".join(chosen.split())
         name = (catalogue.section_named(name) if catalogue else None) or name
-        fields = _fields(citation, slug(citation.title, taken))
+        fields = _fields(citation, slug(_ascii(citation.title), taken))
         try:
             check_fields(fields, name)
         except CatalogueError as err:
@@ -182,10 +184,14 @@ def _read_bibtex(text: str, section_field: str | None) -> CitationList:
     import bibtexparser  # not light: only an import needs it
     import bibtexparser.middlewares as mw
 
-    library = bibtexparser.parse_string(text, append_middleware=[
-        mw.LatexDecodingMiddleware(), mw.NormalizeFieldKeys()])
-    problems = [(_failed_key(block), _first_line(getattr(block, "error", None)) or "not readable BibTeX")
-                for block in library.failed_blocks]
+    quiet = logging.getLogger("bibtexparser")  # it logs each broken block: reported below instead
+    level, quiet.level = quiet.level, logging.CRITICAL
+    try:
+        library = bibtexparser.parse_string(text, append_middleware=[
+            mw.LatexDecodingMiddleware(), mw.NormalizeFieldKeys()])
+    finally:
+        quiet.setLevel(level)
+    problems = [(_failed_key(block), _failure(block)) for block in library.failed_blocks]
     citations = []
     for entry in library.entries:
         values = {f.key.lower(): _plain(f.value) for f in entry.fields if isinstance(f.value, str)}
@@ -198,12 +204,17 @@ def _read_bibtex(text: str, section_field: str | None) -> CitationList:
 
 
 def _failed_key(block) -> str:
+    if isinstance(getattr(block, "key", None), str):
+        return block.key
     match = re.match(r"\s*@\w+\s*[{(]\s*([^,\s]+)", block.raw or "")
     return match.group(1) if match else f"line {block.start_line + 1}"
 
 
-def _first_line(error) -> str | None:
-    return " ".join(str(error).split("\n", 1)[-1].split()) if error else None
+def _failure(block) -> str:
+    """Why bibtexparser could not read a block, in one line."""
+    error = block.error
+    why = getattr(error, "abort_reason", None) or str(error) or type(error).__name__
+    return f"not readable BibTeX (line {block.start_line + 1}): {' '.join(why.split())}"
 
 
 def _plain(value: str) -> str:
@@ -236,7 +247,7 @@ def _bibtex_citation(key: str, entry_type: str, values: dict[str, str],
         kind=_kind(entry_type, url, arxiv_id or doi), authors=authors,
         year=int(year.group(0)) if year else None,
         venue=None if arxiv_id and venue and _arxiv_in([venue]) else venue,
-        abstract=values.get("abstract"), groups=_groups(values.get(section_field or "")))
+        abstract=values.get("abstract"), groups=_groups(values.get((section_field or "").lower(), "")))
 
 
 def _person(name: str) -> str:
@@ -341,6 +352,11 @@ def _csl_name(name: str) -> dict[str, str]:
 def _arxiv_in(texts: Iterable[str]) -> str | None:
     return next((normalise_arxiv_id(m.group(1)) for t in texts if t
                  if (m := _ARXIV_IN_TEXT.search(t))), None)
+
+
+def _ascii(text: str) -> str:
+    """Accents dropped, for ids: `Über` -> `Uber`."""
+    return unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
 
 
 def _groups(value: str) -> tuple[str, ...]:
