@@ -18,9 +18,8 @@ import re
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
-
 from pathlib import Path
+from typing import Any
 
 from .catalogue import Catalogue, CatalogueFile, check_fields, normalise_arxiv_id, slug
 from .errors import CatalogueError, UsageError
@@ -115,8 +114,7 @@ def place(citations: Iterable[Citation], catalogue: Catalogue | None, *,
             continue
         chosen = citation.groups[0] if citation.groups else section or default_section
         if chosen is None:
-            refused.append((citation.key, "not in a group, and the catalogue has several sections: "
-                                          "give --section"))
+            refused.append((citation.key, "no section: give --section (the catalogue has several)"))
             continue
         name = " ".join(chosen.split())
         name = (catalogue.section_named(name) if catalogue else None) or name
@@ -296,11 +294,11 @@ def _csl_citation(key: str, item: Mapping[str, Any], section_field: str | None) 
     url = text("URL") if text("URL").lower().startswith(("http://", "https://")) else None
     if not (arxiv_id or doi or url):
         return "no arXiv id, DOI or URL"
-    people = item.get("author") if isinstance(item.get("author"), list) else []
+    people: list = item["author"] if isinstance(item.get("author"), list) else []
     authors = tuple(" ".join(f"{p.get('given', '')} {p.get('family', '')}".split()) or
                     str(p.get("literal", "")) for p in people if isinstance(p, dict))
     parts = (item.get("issued") or {}).get("date-parts") if isinstance(item.get("issued"), dict) else None
-    year = parts[0][0] if parts and isinstance(parts[0], list) and parts[0] else None
+    year = str(parts[0][0]) if parts and isinstance(parts[0], list) and parts[0] else ""
     venue = text("container-title")
     raw_groups = item.get(section_field) if section_field else None
     groups = tuple(str(g) for g in raw_groups) if isinstance(raw_groups, list) else \
@@ -308,7 +306,7 @@ def _csl_citation(key: str, item: Mapping[str, Any], section_field: str | None) 
     return Citation(
         key=key, title=title, arxiv_id=arxiv_id, doi=doi, url=url,
         kind=_kind(text("type"), url, arxiv_id or doi), authors=tuple(a for a in authors if a),
-        year=int(year) if str(year).isdigit() and len(str(year)) == 4 else None,
+        year=int(year) if re.fullmatch(r"\d{4}", year) else None,
         venue=None if not venue or _arxiv_in([venue]) else venue, abstract=text("abstract") or None,
         groups=groups)
 
