@@ -153,13 +153,20 @@ def write_catalogue_from_citations(source: Path, fmt: str, folder: Path, *, forc
     target = new_catalogue_path(folder, force=force)
     found = read_citation_file(source, fmt, section_field)
     placement, refused = place(found.citations, None, section=section)
-    problems = (*found.problems, *refused)
-    if not placement.sections:
-        raise UsageError(f"{source.name}: none of its references could be imported; nothing was "
-                         "written.\n" + "\n".join(f"  {key}: {why}" for key, why in problems))
+    report = imported(source.name, placement, (*found.problems, *refused))
     CatalogueFile.to_replace(target).write(
         catalogue_yaml(placement.sections, source.name, f"--from-{fmt}"))
-    return target, ImportReport(placement, problems)
+    return target, report
+
+
+def imported(source_name: str, placement: Placement, problems: tuple[tuple[str, str], ...]
+             ) -> ImportReport:
+    """The report of an import; UsageError when no reference could be imported at all (and
+    none was there already), so that nothing is written."""
+    if not placement.sections and not placement.duplicates:
+        raise UsageError(f"{source_name}: none of its references could be imported; nothing was "
+                         "written.\n" + "\n".join(f"  {key}: {why}" for key, why in problems))
+    return ImportReport(placement, problems)
 
 
 def _fields(citation: Citation, entry_id: str) -> dict:

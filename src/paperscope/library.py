@@ -28,7 +28,7 @@ from .catalogue import (
     replace_entry,
     slug,
 )
-from .citations import ImportReport, place, read_citation_file, to_csl_json
+from .citations import ImportReport, imported, place, read_citation_file, to_csl_json
 from .errors import FetchError
 from .sources import fetch_ids, given_sources, open_source, source_for
 from .sources.ids import parse_doi, split_id
@@ -414,7 +414,7 @@ class Library:
                 default = None  # only the entries without the field need one: they are refused
             placement, refused = place(found.citations, current, section=section,
                                        default_section=default)
-            outcome[:] = [ImportReport(placement, (*found.problems, *refused))]
+            outcome[:] = [imported(path.name, placement, (*found.problems, *refused))]
             for name, entries in placement.sections.items():
                 for fields in entries:
                     text = insert_entry(text, name, fields)
