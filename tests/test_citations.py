@@ -162,7 +162,8 @@ def test_bad_input_is_a_clear_message_and_changes_nothing(small_library, content
 
 def test_options_that_do_not_go_together_are_refused(small_library):
     for args in (["init"], ["init", "--from-markdown", "a.md", "--from-bibtex", "b.bib"],
-                 ["add", "2106.09685", "--from-bibtex", str(BIB)], ["add", "2106.09685",
+                 ["add", "2106.09685", "--from-bibtex", str(BIB)],
+                 ["add", "--from-bibtex", str(BIB), "--tag", "x"], ["add", "2106.09685",
                                                                      "--section-field", "keywords"]):
         result = runner.invoke(app, ["--library", str(small_library), *args])
         assert result.exit_code == 2 and "Traceback" not in result.output, (args, result.output)

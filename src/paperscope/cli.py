@@ -506,6 +506,9 @@ def add(
     if citation_file is not None:
         if sources:
             raise UsageError("Give arXiv ids and links, or a file to import, not both.")
+        if any((summary, title, kind, entry_id, authors, year, tag, note, from_snapshot, corpus)):
+            raise UsageError("An import takes only --section and --section-field: the file "
+                             "describes its entries.")
         with _embedding_feedback("entry") as (on_encoder, _advance):
             imported, report = library.import_citations(
                 citation_file[1], citation_file[0], section=section, section_field=section_field,
