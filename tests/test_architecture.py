@@ -14,7 +14,7 @@ LAYERS = [
     {"cli", "__main__"},
     {"serve.commands", "serve.web", "serve.mcp", "serve.resident", "serve"},
     {"library"},
-    {"corpora", "discover", "evaluate", "ingest", "markdown", "sources.corpus"},
+    {"corpora", "discover", "evaluate", "ingest", "citations", "markdown", "sources.corpus"},
     {"collection", "distributed"},
     {"indexer", "search"},
     {"onnx_encoder"},

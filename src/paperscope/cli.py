@@ -431,9 +431,38 @@ def ingest(
             if from_snapshot else "Run `paperscope ingest` again later to fetch only these.")
 
 
+_FROM_BIBTEX = typer.Option(None, "--from-bibtex", metavar="FILE", dir_okay=False,
+                            help="A BibTeX file (Zotero's export too): one entry per reference.")
+_FROM_CSL_JSON = typer.Option(None, "--from-csl-json", metavar="FILE", dir_okay=False,
+                              help="A CSL JSON file (Zotero: Export Library, CSL JSON).")
+_SECTION_FIELD = typer.Option(None, "--section-field", metavar="FIELD",
+                              help="Take each reference's section from this field's first value "
+                              "(keywords, groups...); --section for those without it.")
+
+
+def _citation_file(from_bibtex: Path | None, from_csl_json: Path | None) -> tuple[str, Path] | None:
+    """(format, path) of the reference file to import, if one was given."""
+    if from_bibtex and from_csl_json:
+        raise UsageError("Give --from-bibtex or --from-csl-json, not both.")
+    return ("bibtex", from_bibtex) if from_bibtex else \
+        ("csl-json", from_csl_json) if from_csl_json else None
+
+
+def _report_import(imported) -> None:
+    """Say what an import wrote, by kind, and what it left out and why."""
+    counts = imported.placement.counts()
+    total = sum(counts.values())
+    _err(f"Imported {counted(total, 'entry')} ({counts['arXiv']} arXiv, {counts['DOI']} DOI, "
+         f"{counts['link']} link) in {counted(len(imported.placement.sections), 'section')}.")
+    for key, why in imported.placement.duplicates:
+        _err(f"  skipped {key}: {why}")
+    for key, why in imported.problems:
+        _err(f"  not imported {key}: {why}")
+
+
 @_command()
 def add(
-    sources: list[str] = typer.Argument(..., metavar="ARXIV_ID_OR_URL...",
+    sources: Optional[list[str]] = typer.Argument(None, metavar="ARXIV_ID_OR_URL...",
                                         help="arXiv ids or arxiv.org links, DOIs (10.…/…, doi:…, "
                                         "https://doi.org/…), or another http(s) link."),
     section: Optional[str] = typer.Option(None, "--section", "-s", metavar="SECTION",
@@ -462,10 +491,16 @@ def add(
     corpus: Optional[str] = typer.Option(
         None, "--corpus", "-c", metavar="NAME",
         help="Take the metadata from an imported corpus (see `paperscope discover`), offline."),
+    from_bibtex: Optional[Path] = _FROM_BIBTEX,
+    from_csl_json: Optional[Path] = _FROM_CSL_JSON,
+    section_field: Optional[str] = _SECTION_FIELD,
     no_build: NoBuild = False,
     no_wait: NoWait = False,
 ) -> None:
     """Add papers or links to catalogue.yaml (keeping its comments and layout) and rebuild.
+
+    With --from-bibtex or --from-csl-json, every reference of a BibTeX file or a Zotero
+    CSL JSON export is added, offline (`ingest` fetches the abstracts later).
 
     Examples:
 
@@ -486,12 +521,36 @@ def add(
 
       paperscope add 2512.03402 --corpus arxiv-cl --section "Training Recipe"
 
+      paperscope add --from-bibtex refs.bib --section-field keywords
+
     \b
     paperscope add https://example.org/post --kind blog --title "A post" \\
         --summary "What it covers." --authors "Ada Lovelace, Alan Turing" \\
         --year 2024
     """
     library = _library()
+    citation_file = _citation_file(from_bibtex, from_csl_json)
+    if citation_file is not None:
+        if sources:
+            raise UsageError("Give arXiv ids and links, or a file to import, not both.")
+        if any((summary, title, kind, entry_id, authors, year, tag, note, from_snapshot, corpus)):
+            raise UsageError("An import takes only --section and --section-field: the file "
+                             "describes its entries.")
+        with _embedding_feedback("entry") as (on_encoder, _advance):
+            imported, report = library.import_citations(
+                citation_file[1], citation_file[0], section=section, section_field=section_field,
+                build=not no_build, on_encoder=on_encoder, wait=not no_wait, on_wait=_waiting)
+        _report_import(imported)
+        added = [f["id"] for fields in imported.placement.sections.values() for f in fields]
+        for entry_id in added:
+            typer.echo(entry_id)
+        if added:
+            _report_freshness(library, report, first=added)
+        return
+    if section_field is not None:
+        raise UsageError("--section-field is for --from-bibtex and --from-csl-json.")
+    if not sources:
+        raise UsageError("Name at least one arXiv id or link to add (or a file, with --from-bibtex).")
     names = [name.strip() for value in authors or () for name in value.split(",") if name.strip()]
     with _embedding_feedback("entry") as (on_encoder, _advance):
         results, report = library.add_many(
@@ -1430,23 +1489,76 @@ def export_markdown(
          f"{counted(len(library.catalogue.sections), 'section')} to {output}.")
 
 
+@export_app.command("csl-json")
+@_errors_to_exit_codes
+def export_csl_json(
+    entry_ids: Optional[list[str]] = typer.Argument(None, metavar="[ID...]",
+                                                    help="Entries to export (default: all)."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", metavar="FILE", dir_okay=False,
+                                          help="Write to FILE (replaced whole) instead of stdout."),
+) -> None:
+    """Write the catalogue as CSL JSON, which Zotero and citation processors import.
+
+    Examples:
+
+      paperscope export csl-json --output reading-list.json
+
+      paperscope export csl-json lora qlora
+    """
+    library = _library()
+    text = library.csl_json(entry_ids or [])
+    if output is None:
+        _echo(text, nl=False)
+        return
+    if not output.parent.is_dir():
+        raise UsageError(f"There is no folder {output.parent} to write {output.name} in.")
+    atomic_write_text(output, text)
+    _err(f"Wrote {counted(len(entry_ids or library.catalogue.entries), 'entry')} to {output}.")
+
+
 @_command()
 def init(
-    from_markdown: Path = typer.Option(..., "--from-markdown", metavar="FILE", dir_okay=False,
-                                       help="A Markdown reading list: `1. [Title](url)` items "
-                                       "under `## Section` headings."),
+    from_markdown: Optional[Path] = typer.Option(
+        None, "--from-markdown", metavar="FILE", dir_okay=False,
+        help="A Markdown reading list: `1. [Title](url)` items under `## Section` headings."),
+    from_bibtex: Optional[Path] = _FROM_BIBTEX,
+    from_csl_json: Optional[Path] = _FROM_CSL_JSON,
+    section: Optional[str] = typer.Option(None, "--section", "-s", metavar="SECTION",
+                                          help="The section of imported references "
+                                          "(default: Reading list)."),
+    section_field: Optional[str] = _SECTION_FIELD,
     force: bool = typer.Option(False, "--force", help="Replace an existing catalogue.yaml."),
 ) -> None:
-    """Create catalogue.yaml (here, or in --library DIR) from a Markdown reading list.
+    """Create catalogue.yaml (here, or in --library DIR) from a Markdown reading list,
+    a BibTeX file or a CSL JSON export (Zotero).
 
     arXiv links become arXiv entries; every other link is marked `needs_summary` and is
-    searched by its title until you write its summary.
+    searched by its title until you write its summary. A reference becomes an arXiv entry
+    (eprint, arXiv links), else a DOI entry, else a link; its abstract is the summary of a
+    link.
 
-    Example: paperscope init --from-markdown README.md
+    Examples:
+
+      paperscope init --from-markdown README.md
+
+      paperscope init --from-bibtex refs.bib --section-field keywords
+
+      paperscope init --from-csl-json zotero.json --section "To read"
     """
     from .markdown import write_catalogue_from_markdown
 
     folder = _State.library_path or Path.cwd()
+    citation_file = _citation_file(from_bibtex, from_csl_json)
+    if (from_markdown is None) == (citation_file is None):
+        raise UsageError("Give one of --from-markdown, --from-bibtex or --from-csl-json.")
+    if citation_file is not None:
+        _init_from_citations(folder, *citation_file, force=force, section=section,
+                             section_field=section_field)
+        return
+    if section is not None or section_field is not None:
+        raise UsageError("--section and --section-field are for --from-bibtex and --from-csl-json "
+                         "(a Markdown list takes its sections from its headings).")
+    assert from_markdown is not None
     target, made = write_catalogue_from_markdown(from_markdown, folder, force=force)
     catalogue = made.catalogue
     arxiv = sum(1 for entry in catalogue.entries if entry.arxiv_id)
@@ -1468,6 +1580,19 @@ def init(
          "without their abstract or summary are searched by title until then).")
     if made.title:
         _err(f"Regenerate the list with: {prefix} export markdown --title {shlex.quote(made.title)}")
+
+
+def _init_from_citations(folder: Path, fmt: str, source: Path, *, force: bool,
+                         section: str | None, section_field: str | None) -> None:
+    from .citations import write_catalogue_from_citations
+
+    target, imported = write_catalogue_from_citations(source, fmt, folder, force=force,
+                                                      section=section, section_field=section_field)
+    _err(f"Wrote {target}.")
+    _report_import(imported)
+    prefix = f"paperscope --library {shlex.quote(str(folder))}" if _State.library_path else "paperscope"
+    _err(f"Next: {prefix} ingest   fetches the abstracts of arXiv and DOI entries, then builds "
+         "the index")
 
 
 def main() -> None:

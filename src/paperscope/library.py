@@ -28,6 +28,7 @@ from .catalogue import (
     replace_entry,
     slug,
 )
+from .citations import ImportReport, imported, place, read_citation_file, to_csl_json
 from .errors import FetchError
 from .sources import fetch_ids, given_sources, open_source, source_for
 from .sources.ids import parse_doi, split_id
@@ -400,6 +401,45 @@ class Library:
         report = self.build(on_encoder=on_encoder, wait=wait, on_wait=on_wait)[0] \
             if build and added else None
         return results, report
+
+    def import_citations(self, path: Path, fmt: str, *, section: str | None = None,
+                         section_field: str | None = None, build: bool = True,
+                         on_encoder: Callable[[str, int, str], None] | None = None,
+                         wait: bool = True, on_wait: Callable[[], None] | None = None
+                         ) -> tuple[ImportReport, BuildReport | None]:
+        """Append the references of a BibTeX or CSL JSON file (`fmt`: bibtex, csl-json) to the
+        catalogue, offline, skipping those it has; each goes to its `section_field` value, else
+        `section`, else the only section. Unreadable references are reported, not fatal."""
+        found = read_citation_file(path, fmt, section_field)
+        outcome: list[ImportReport] = []
+
+        def change(text: str, current: Catalogue) -> str:
+            try:
+                default = self._section_for_add(current, section)
+            except UsageError:
+                if section_field is None:
+                    raise
+                default = None  # only the entries without the field need one: they are refused
+            placement, refused = place(found.citations, current, section=section,
+                                       default_section=default)
+            outcome[:] = [imported(path.name, placement, (*found.problems, *refused))]
+            for name, entries in placement.sections.items():
+                for fields in entries:
+                    text = insert_entry(text, name, fields)
+            return text
+
+        with self.store.write_lock(wait=wait, on_wait=on_wait):
+            self._edit_catalogue(change)
+        report = outcome[0]
+        added = any(report.placement.sections.values())
+        return report, (self.build(on_encoder=on_encoder, wait=wait, on_wait=on_wait)[0]
+                        if build and added else None)
+
+    def csl_json(self, ids: Sequence[str] = ()) -> str:
+        """CSL JSON for the entries `ids` (every entry when empty), ids being `cite`'s keys."""
+        entries = [self.entry(key) for key in ids] if ids else list(self.catalogue.entries)
+        records = self.records()
+        return to_csl_json(entries, records, citation_keys(self.catalogue.entries, records))
 
     @staticmethod
     def _existing(catalogue: Catalogue, source: str, arxiv_id: str | None) -> Entry | None:

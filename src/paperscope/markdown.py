@@ -137,7 +137,7 @@ def read_markdown_list(text: str, source_name: str) -> MarkdownList:
         slug_source = link_title if link_title not in (url, f"arXiv:{arxiv_id}") else \
             re.sub(r"^\w+://|[:/.]", " ", link_title)  # a bare link: "arxiv-2106-09685"
         fields: dict[str, Any] = {"id": slug(slug_source, taken), "title": link_title, "url": url,
-                  "kind": _kind(url, arxiv_id)}
+                  "kind": guess_kind(url, arxiv_id)}
         taken.add(fields["id"])
         if arxiv_id:
             fields["arxiv"] = arxiv_id
@@ -151,7 +151,7 @@ def read_markdown_list(text: str, source_name: str) -> MarkdownList:
         raise UsageError(f"{source_name}: no list item with an http(s) link, so no entry to make.",
                          hint="A reading list has entries like `1. [Title](https://...)` or "
                               "`- [Title](https://...)` under `## Section` headings.")
-    yaml_text = _catalogue_yaml(sections, source_name)
+    yaml_text = catalogue_yaml(sections, source_name)
     return MarkdownList(yaml=yaml_text, catalogue=parse_catalogue(yaml_text), title=title,
                         skipped=tuple(skipped))
 
@@ -204,7 +204,7 @@ def _inline_text(markdown: str) -> str:
     return " ".join(text.split())
 
 
-def _kind(url: str, arxiv_id: str | None) -> str:
+def guess_kind(url: str, arxiv_id: str | None) -> str:
     """A guess from the link: arXiv and PDF links are papers, code hosts are repos, the rest blogs."""
     lowered = url.lower().split("?", 1)[0].split("#", 1)[0]
     if arxiv_id or lowered.endswith(".pdf"):
@@ -216,7 +216,7 @@ def _kind(url: str, arxiv_id: str | None) -> str:
 
 _HEADER = """\
 # paperscope catalogue: the reading list, one entry per paper, post or repository.
-# Made from {source} by `paperscope init --from-markdown`.
+# Made from {source} by `paperscope init {option}`.
 #
 # Edit this file by hand (or with `paperscope add`), then run `paperscope build`.
 # Each section has a `section` name and a list of `entries`. An entry has:
@@ -232,10 +232,11 @@ _HEADER = """\
 """
 
 
-def _catalogue_yaml(sections: dict[str, list[dict]], source_name: str) -> str:
+def catalogue_yaml(sections: dict[str, list[dict]], source_name: str,
+                   option: str = "--from-markdown") -> str:
     """catalogue.yaml text in the layout of the repository's own: a header explaining the
     fields, then each section with its entries separated by blank lines."""
-    parts = [_HEADER.format(source=" ".join(source_name.split()) or "a Markdown file")]
+    parts = [_HEADER.format(source=" ".join(source_name.split()) or "a file", option=option)]
     for name, entries in sections.items():
         quoted = name if _PLAIN_SECTION.fullmatch(name) else json_quote(name)
         blocks = ["".join("    " + line if line.strip() else line
@@ -249,10 +250,16 @@ def write_catalogue_from_markdown(source: Path, folder: Path, *, force: bool = F
                                   ) -> tuple[Path, MarkdownList]:
     """Create folder/catalogue.yaml from the Markdown reading list `source`, atomically;
     an existing catalogue is replaced only with `force`."""
+    target = new_catalogue_path(folder, force=force)
+    made = read_markdown_list(read_text(source, "Markdown file"), source.name)
+    CatalogueFile.to_replace(target).write(made.yaml)
+    return target, made
+
+
+def new_catalogue_path(folder: Path, *, force: bool) -> Path:
+    """folder/catalogue.yaml, for `init` to create; UsageError if it exists, unless `force`."""
     target = folder / CATALOGUE_NAME
     if target.exists() and not force:
         raise UsageError(f"{target} already exists; nothing was changed.",
                          hint="Pass --force to replace it (its entries are lost).")
-    made = read_markdown_list(read_text(source, "Markdown file"), source.name)
-    CatalogueFile.to_replace(target).write(made.yaml)
-    return target, made
+    return target
