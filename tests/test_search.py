@@ -28,9 +28,9 @@ def test_approximate_search_finds_what_exact_search_finds(tmp_path, fake_encoder
     build_index(exact, corpus, model="fake-model", encoder=fake_encoder, search="exact")
     report = build_index(approximate, corpus, model="fake-model", encoder=fake_encoder,
                          search="approximate")
-    assert report.search == "ivf-sq8"
+    assert report.search == "ivf-sq4"
     method = json.loads(approximate.manifest_path.read_text())["search"]
-    assert method["kind"] == "ivf-sq8" and method["lists"] >= 1
+    assert method["kind"] == "ivf-sq4" and method["lists"] >= 1
     a, b = exact.open(), approximate.open()
     assert b.ann is not None and a.ann is None
     overlap = []
