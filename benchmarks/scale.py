@@ -1,7 +1,8 @@
 """Search at scale: 10,000 to 3,000,000 documents side by side with the catalogue.
 
 usage: python benchmarks/scale.py [--sizes 10000 100000 1000000 3000000] [--runs 5]
-                                  [--chunks DIR] [--work DIR]
+                                  [--queries 200] [--queries-from titles|vectors]
+                                  [--chunks DIR] [--work DIR] [--searches-only]
 
 Real texts: the 108,874 records of ../shared/data/arxiv-snapshot-108k.jsonl.gz, imported with
 `paperscope corpus import` (the larger sizes repeat them under new ids and numbered titles). Vectors: the real ones
@@ -18,7 +19,9 @@ cold `paperscope search` wall time (a new process each run, median of --runs; th
 cache is warm), warm search through the Python API (median of 50 queries), peak memory of
 one search (maximum resident set of the process), and recall@10 of the index's search
 against exact search on 200 queries (--queries; titles of random documents, embedded by the light
-encoder): dense (what the approximate index answers) and hybrid. The catalogue's own cold
+encoder, or with --queries-from vectors the documents' own vectors, which is what measures
+synthetic vectors: a title's vector has no neighbourhood among them): dense (what the
+approximate index answers) and hybrid. The catalogue's own cold
 search is timed in the same run.
 """
 
@@ -141,18 +144,23 @@ def cold_search(runs: int, *, global_options: tuple[str, ...] = (),
     return statistics.median(times), max(peaks)
 
 
-def recall(corpus: Corpus, queries: int = 200) -> tuple[float, float, float]:
+def recall(corpus: Corpus, queries: int = 200, from_vectors: bool = False) -> tuple[float, float, float]:
     """(dense recall@10, hybrid recall@10, warm API search ms) of the index's own search
-    against exact search over every vector."""
+    against exact search over every vector. Queries: titles of random documents, embedded; or
+    (`from_vectors`) the stored vectors of those documents, with their titles as query text."""
     from paperscope.embedding import load_encoder
     from paperscope.search import best_passage_scores, fuse, rank
 
     index = corpus.store.open()
     rng = np.random.default_rng(11)
     positions = rng.choice(index.count, size=min(queries, index.count), replace=False)
-    titles = [doc.title for doc in index.documents(sorted(positions))]
+    positions = np.sort(positions)
+    titles = [doc.title for doc in index.documents(positions)]
     encoder = load_encoder(DEFAULT_MODEL)
-    vectors = encoder.encode(titles)
+    if from_vectors:
+        vectors = np.asarray(index.vectors[np.asarray(index.bounds)[positions]], dtype=np.float32)
+    else:
+        vectors = encoder.encode(titles)
     dense_overlap, hybrid_overlap = [], []
     for title, vector in zip(titles, vectors, strict=True):
         exact = best_passage_scores(index, vector)
@@ -178,6 +186,9 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000, 3_000_000])
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--queries", type=int, default=200, help="recall queries per size")
+    parser.add_argument("--queries-from", choices=("titles", "vectors"), default="titles",
+                        help="recall queries: embedded titles, or the documents' own stored vectors "
+                             "(synthetic vectors have neighbours only among copies of a text)")
     parser.add_argument("--chunks", type=Path, help="chunk files of the 108k snapshot (real vectors)")
     parser.add_argument("--work", type=Path, default=Path("/tmp/paperscope-scale"))
     parser.add_argument("--searches-only", action="store_true",
@@ -214,7 +225,7 @@ def main() -> None:
         size_mb = corpus.store.size_bytes() / 2**20
         by_file = {name: round(info.bytes / 2**20) for name, info in manifest.files.items()}
         cold, peak = cold_search(args.runs, options=("--corpus", name))
-        dense, hybrid, warm = recall(corpus, args.queries)
+        dense, hybrid, warm = recall(corpus, args.queries, args.queries_from == "vectors")
         row = {"documents": size, "search": manifest.search, "index_mb": round(size_mb),
                "index_mb_by_file": by_file,
                "import_s": imported, "import_peak_mb": round(import_peak / 1024)
