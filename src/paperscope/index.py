@@ -4,13 +4,16 @@ An index folder holds
   manifest.json           the commit point: format, model, passage scheme, search method,
                           counts, and every data file with its size, SHA-256 and quick check
   records.json            arXiv metadata fetched for a catalogue (a cache, committed with it)
-  vectors-<h>.npy         passage vectors, float32, one row per passage, documents in order
+  vectors-<h>.npy         passage vectors, float32 (float16 in a compact index, format 4),
+                          one row per passage, documents in order
   bounds-<h>.npy          document i's passages are rows bounds[i] to bounds[i + 1] - 1
   facets-<h>.npy          per document: year (0 unknown), section code, kind code (-1 none)
   documents-<h>.sqlite    documents (id, title, text, display metadata, content hash), the
                           exact-name table and the BM25 vocabulary, read for the hits only
+                          (in a compact index, texts compressed with zlib and zdict-<h>.npy)
   bm25data-<h>.npy, bm25docs-<h>.npy, bm25ptr-<h>.npy   the BM25 matrix (see lexical.py)
-  ann-<h>.faiss           for large indexes: a FAISS IVF index with 8-bit scalar quantisation
+  ann-<h>.faiss           for large indexes: a FAISS IVF index with 4-bit scalar quantisation
+                          (8-bit in format 3 indexes built before)
   chunks/                 embedded chunks of a build in progress (see chunks.py)
   .lock                   held while a build writes (not committed)
 
