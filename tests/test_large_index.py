@@ -97,6 +97,8 @@ def test_an_approximate_index_is_compact_and_reads_back_the_same(both):
     assert manifest.to_json() == raw and exact_manifest.to_json() == plain
     a, b = exact.open(), compact.open()
     assert b.vectors.dtype == np.float16 and a.vectors.dtype == np.float32
+    assert b.passage_vectors(3).dtype == np.float32
+    np.testing.assert_allclose(b.document_vector(3), a.document_vector(3), atol=2e-3)
     assert list(b.all_documents()) == list(a.all_documents()) == documents
     assert b.documents([5, 3]) == [documents[5], documents[3]]
     assert compact.indexed_meta(manifest) == exact.indexed_meta(exact_manifest)

@@ -772,7 +772,7 @@ class OpenIndex:
     def passage_vectors(self, position: int) -> np.ndarray:
         import numpy as np
 
-        return np.asarray(self.vectors[self.bounds[position]:self.bounds[position + 1]])
+        return np.asarray(self.vectors[self.bounds[position]:self.bounds[position + 1]], dtype=np.float32)
 
     def document_vector(self, position: int) -> np.ndarray:
         """One vector for a document: the normalised mean of its passages' vectors."""
@@ -790,6 +790,8 @@ def _read_zdict(store: IndexStore, manifest: Manifest) -> bytes | None:
     import numpy as np
 
     path = store.data_path(manifest, "zdict")
+    if manifest.files["zdict"].bytes > ZDICT_BYTES + 1024:  # read only a file of a dictionary's size
+        raise IndexCorruptError(f"The index file {path} is not a compression dictionary.", REBUILD_HINT)
     try:
         values = np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError):
