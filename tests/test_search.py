@@ -148,3 +148,18 @@ def test_hits_keep_the_ranked_order(built):
     index = store.open()
     found = hits(index, [(2, 0.9), (0, 0.5)], ["reward"])
     assert [(h.rank, h.document.id, h.score) for h in found] == [(1, "rlhf", 0.9), (2, "lora", 0.5)]
+
+
+def test_warm_searches_load_the_query_encoder_once(library_dir, monkeypatch):
+    # A new Searcher per search loaded the model's files again each time: tens of ms a query.
+    from paperscope import search as search_module
+    from paperscope.library import Library
+
+    loaded = []
+    real = search_module.load_encoder
+    monkeypatch.setattr(search_module, "load_encoder", lambda *args, **kw: loaded.append(args) or real(*args, **kw))
+    library = Library.open(library_dir)
+    first = library.search("low-rank adaptation", k=3).hits
+    assert library.search("low-rank adaptation", k=3).hits == first
+    library.search("reward model", k=3)
+    assert len(loaded) == 1
