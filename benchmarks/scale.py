@@ -1,7 +1,8 @@
-"""Search at scale: 10,000, 100,000 and 1,000,000 documents side by side with the catalogue.
+"""Search at scale: 10,000 to 3,000,000 documents side by side with the catalogue.
 
-usage: python benchmarks/scale.py [--sizes 10000 100000 1000000] [--runs 5]
-                                  [--chunks DIR] [--work DIR]
+usage: python benchmarks/scale.py [--sizes 10000 100000 1000000 3000000] [--runs 5]
+                                  [--queries 200] [--queries-from titles|vectors]
+                                  [--chunks DIR] [--work DIR] [--searches-only]
 
 Real texts: the 108,874 records of ../shared/data/arxiv-snapshot-108k.jsonl.gz, imported with
 `paperscope corpus import` (the larger sizes repeat them under new ids and numbered titles). Vectors: the real ones
@@ -12,12 +13,15 @@ corpus's cluster structure. Without --chunks every vector is synthetic. Vectors 
 corpus as drop-in chunk files, so `paperscope corpus build` embeds nothing and its time is
 the build time excluding embedding.
 
-For each size it prints: index size on disk, import and build time (excluding embedding),
+For each size it prints: index size on disk (and by file), import and build time (excluding
+embedding) with the peak memory (maximum resident set) of each,
 cold `paperscope search` wall time (a new process each run, median of --runs; the OS page
 cache is warm), warm search through the Python API (median of 50 queries), peak memory of
 one search (maximum resident set of the process), and recall@10 of the index's search
-against exact search on 200 queries (titles of random documents, embedded by the light
-encoder): dense (what the approximate index answers) and hybrid. The catalogue's own cold
+against exact search on 200 queries (--queries; titles of random documents, embedded by the light
+encoder, or with --queries-from vectors the documents' own vectors, which is what measures
+synthetic vectors: a title's vector has no neighbourhood among them): dense (what the
+approximate index answers) and hybrid. The catalogue's own cold
 search is timed in the same run.
 """
 
@@ -115,11 +119,16 @@ def drop_in_chunks(corpus: Corpus, known: dict[str, np.ndarray], base_count: int
     documents.close()
 
 
+CPU_SECONDS: dict[str, float] = {}  # command -> user + system seconds of its last run
+
+
 def timed(command: list[str]) -> tuple[float, int, str]:
-    """Wall seconds, peak resident kB and stdout of one run in a new process."""
-    result = subprocess.run(["/usr/bin/time", "-f", "%e %M", *command], capture_output=True,
+    """Wall seconds, peak resident kB and stdout of one run in a new process (its CPU seconds
+    go to CPU_SECONDS: on a shared machine they say more than the wall time)."""
+    result = subprocess.run(["/usr/bin/time", "-f", "%e %M %U %S", *command], capture_output=True,
                             text=True, env=ENV, check=True)
-    seconds, peak = result.stderr.strip().splitlines()[-1].split()
+    seconds, peak, user, system = result.stderr.strip().splitlines()[-1].split()
+    CPU_SECONDS[" ".join(command[:3])] = float(user) + float(system)
     return float(seconds), int(peak), result.stdout
 
 
@@ -135,19 +144,23 @@ def cold_search(runs: int, *, global_options: tuple[str, ...] = (),
     return statistics.median(times), max(peaks)
 
 
-def recall(corpus: Corpus, queries: int = 200) -> tuple[float, float, float]:
+def recall(corpus: Corpus, queries: int = 200, from_vectors: bool = False) -> tuple[float, float, float]:
     """(dense recall@10, hybrid recall@10, warm API search ms) of the index's own search
-    against exact search over every vector."""
+    against exact search over every vector. Queries: titles of random documents, embedded; or
+    (`from_vectors`) the stored vectors of those documents, with their titles as query text."""
     from paperscope.embedding import load_encoder
-    from paperscope.library import Collection
     from paperscope.search import best_passage_scores, fuse, rank
 
     index = corpus.store.open()
     rng = np.random.default_rng(11)
     positions = rng.choice(index.count, size=min(queries, index.count), replace=False)
-    titles = [doc.title for doc in index.documents(sorted(positions))]
+    positions = np.sort(positions)
+    titles = [doc.title for doc in index.documents(positions)]
     encoder = load_encoder(DEFAULT_MODEL)
-    vectors = encoder.encode(titles)
+    if from_vectors:
+        vectors = np.asarray(index.vectors[np.asarray(index.bounds)[positions]], dtype=np.float32)
+    else:
+        vectors = encoder.encode(titles)
     dense_overlap, hybrid_overlap = [], []
     for title, vector in zip(titles, vectors, strict=True):
         exact = best_passage_scores(index, vector)
@@ -159,7 +172,7 @@ def recall(corpus: Corpus, queries: int = 200) -> tuple[float, float, float]:
         truth = set(np.argsort(-fused, kind="stable")[:10])
         found = {p for p, _ in rank(index, query_text=title, query_vector=vector, mode="hybrid", k=10)}
         hybrid_overlap.append(len(truth & found) / 10)
-    collection = Collection(corpus.store, encoder)
+    collection = corpus.collection
     latencies = []
     for query in (QUERIES * 10)[:50]:
         begun = time.perf_counter()
@@ -170,8 +183,12 @@ def recall(corpus: Corpus, queries: int = 200) -> tuple[float, float, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000, 3_000_000])
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--queries", type=int, default=200, help="recall queries per size")
+    parser.add_argument("--queries-from", choices=("titles", "vectors"), default="titles",
+                        help="recall queries: embedded titles, or the documents' own stored vectors "
+                             "(synthetic vectors have neighbours only among copies of a text)")
     parser.add_argument("--chunks", type=Path, help="chunk files of the 108k snapshot (real vectors)")
     parser.add_argument("--work", type=Path, default=Path("/tmp/paperscope-scale"))
     parser.add_argument("--searches-only", action="store_true",
@@ -191,22 +208,30 @@ def main() -> None:
     for size in args.sizes:
         name = f"scale-{size}"
         corpus = Corpus(name)
-        imported = built = build_peak = float("nan")
+        imported = built = build_peak = import_peak = float("nan")
         if not args.searches_only:
             snapshot = args.work / f"{name}.jsonl"
             write_snapshot(snapshot, records, size)
-            imported, _, _ = timed(["paperscope", "corpus", "import", str(snapshot), "--name", name,
-                                    "--no-build"])
+            imported, import_peak, _ = timed(["paperscope", "corpus", "import", str(snapshot), "--name",
+                                              name, "--no-build"])
             snapshot.unlink()
             drop_in_chunks(corpus, known, min(size, len(records)))
             built, build_peak, _ = timed(["paperscope", "corpus", "build", name, "--passages", "whole"])
+            print(f"{size:,}: import {imported:.0f} s ({CPU_SECONDS['paperscope corpus import']:.0f} s CPU, "
+                  f"peak {import_peak / 1024:.0f} MB), build {built:.0f} s "
+                  f"({CPU_SECONDS['paperscope corpus build']:.0f} s CPU, peak {build_peak / 1024:.0f} MB)",
+                  flush=True)
         manifest = corpus.store.read_manifest()
         size_mb = corpus.store.size_bytes() / 2**20
+        by_file = {name: round(info.bytes / 2**20) for name, info in manifest.files.items()}
         cold, peak = cold_search(args.runs, options=("--corpus", name))
-        dense, hybrid, warm = recall(corpus)
-        row = {"documents": size, "search": manifest["search"]["kind"], "index_mb": round(size_mb),
-               "import_s": imported, "build_s": built, "build_peak_mb": round(build_peak / 1024)
-               if build_peak == build_peak else None,
+        dense, hybrid, warm = recall(corpus, args.queries, args.queries_from == "vectors")
+        row = {"documents": size, "search": manifest.search, "index_mb": round(size_mb),
+               "index_mb_by_file": by_file,
+               "import_s": imported, "import_peak_mb": round(import_peak / 1024)
+               if import_peak == import_peak else None,
+               "build_s": built, "build_cpu_s": CPU_SECONDS.get("paperscope corpus build"),
+               "build_peak_mb": round(build_peak / 1024) if build_peak == build_peak else None,
                "cold_search_s": cold, "warm_search_ms": round(warm, 1), "search_peak_mb": round(peak / 1024),
                "recall10_dense": round(dense, 3), "recall10_hybrid": round(hybrid, 3),
                "ratio_to_catalogue": round(cold / catalogue[0], 2)}

@@ -188,7 +188,7 @@ def test_whole_abstract_scheme_gives_one_vector_per_paper(snapshot, fake_encoder
     index = corpus.store.open()
     assert index.vectors.shape == (30, fake_encoder.dimension)
     assert index.manifest.scheme == "whole"
-    assert index.manifest.search == "ivf-sq8"
+    assert index.manifest.search == "ivf-sq4"
     assert np.allclose(np.linalg.norm(np.asarray(index.vectors), axis=1), 1, atol=1e-5)
 
 

@@ -28,9 +28,9 @@ def test_approximate_search_finds_what_exact_search_finds(tmp_path, fake_encoder
     build_index(exact, corpus, model="fake-model", encoder=fake_encoder, search="exact")
     report = build_index(approximate, corpus, model="fake-model", encoder=fake_encoder,
                          search="approximate")
-    assert report.search == "ivf-sq8"
+    assert report.search == "ivf-sq4"
     method = json.loads(approximate.manifest_path.read_text())["search"]
-    assert method["kind"] == "ivf-sq8" and method["lists"] >= 1
+    assert method["kind"] == "ivf-sq4" and method["lists"] >= 1
     a, b = exact.open(), approximate.open()
     assert b.ann is not None and a.ann is None
     overlap = []
@@ -148,3 +148,18 @@ def test_hits_keep_the_ranked_order(built):
     index = store.open()
     found = hits(index, [(2, 0.9), (0, 0.5)], ["reward"])
     assert [(h.rank, h.document.id, h.score) for h in found] == [(1, "rlhf", 0.9), (2, "lora", 0.5)]
+
+
+def test_warm_searches_load_the_query_encoder_once(library_dir, monkeypatch):
+    # A new Searcher per search loaded the model's files again each time: tens of ms a query.
+    from paperscope import search as search_module
+    from paperscope.library import Library
+
+    loaded = []
+    real = search_module.load_encoder
+    monkeypatch.setattr(search_module, "load_encoder", lambda *args, **kw: loaded.append(args) or real(*args, **kw))
+    library = Library.open(library_dir)
+    first = library.search("low-rank adaptation", k=3).hits
+    assert library.search("low-rank adaptation", k=3).hits == first
+    library.search("reward model", k=3)
+    assert len(loaded) == 1

@@ -154,6 +154,7 @@ class Collection:
         self.auto_update = auto_update
         self._documents = documents
         self._index: OpenIndex | None = None
+        self._searcher: Searcher | None = None  # of the last index searched, with its query encoder
 
     def documents(self) -> Sequence[Document]:
         """The documents the index should hold, in order (an index folder opened on its own
@@ -266,8 +267,12 @@ class Collection:
         return pinned
 
     def searcher(self, index: OpenIndex | None = None) -> Searcher:
-        """The ranker over the index (opened as built unless given)."""
-        return Searcher(index or self.open(), self.encoder, self.model)
+        """The ranker over the index (opened as built unless given); the same one while the
+        index is, so that its query encoder loads once (tens of ms a search otherwise)."""
+        index = index or self.open()
+        if self._searcher is None or self._searcher.index is not index:
+            self._searcher = Searcher(index, self.encoder, self.model)
+        return self._searcher
 
     def search(self, query: str, *, k: int = 10, mode: str = "hybrid",
                filters: Filters | None = None, update: bool = True,

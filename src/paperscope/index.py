@@ -4,13 +4,16 @@ An index folder holds
   manifest.json           the commit point: format, model, passage scheme, search method,
                           counts, and every data file with its size, SHA-256 and quick check
   records.json            arXiv metadata fetched for a catalogue (a cache, committed with it)
-  vectors-<h>.npy         passage vectors, float32, one row per passage, documents in order
+  vectors-<h>.npy         passage vectors, float32 (float16 in a compact index, format 4),
+                          one row per passage, documents in order
   bounds-<h>.npy          document i's passages are rows bounds[i] to bounds[i + 1] - 1
   facets-<h>.npy          per document: year (0 unknown), section code, kind code (-1 none)
   documents-<h>.sqlite    documents (id, title, text, display metadata, content hash), the
                           exact-name table and the BM25 vocabulary, read for the hits only
+                          (in a compact index, texts compressed with zlib and zdict-<h>.npy)
   bm25data-<h>.npy, bm25docs-<h>.npy, bm25ptr-<h>.npy   the BM25 matrix (see lexical.py)
-  ann-<h>.faiss           for large indexes: a FAISS IVF index with 8-bit scalar quantisation
+  ann-<h>.faiss           for large indexes: a FAISS IVF index with 4-bit scalar quantisation
+                          (8-bit in format 3 indexes built before)
   chunks/                 embedded chunks of a build in progress (see chunks.py)
   .lock                   held while a build writes (not committed)
 
@@ -31,8 +34,10 @@ import logging
 import os
 import re
 import secrets
+import shutil
 import sqlite3
 import stat
+import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -57,7 +62,13 @@ log = logging.getLogger(__name__)
 if TYPE_CHECKING:  # NumPy loads when an index is opened or written, so `status` stays quick
     import numpy as np
 
+# Format 3: float32 vectors and BM25 weights, plain texts. Format 4 (approximate indexes since
+# issue 19): float16 vectors and BM25 weights, texts compressed with a dictionary (`zdict`),
+# 4-bit IVF codes. Exact indexes, the catalogue's included, are still written as format 3.
 FORMAT_VERSION = 3
+COMPACT_FORMAT_VERSION = 4
+READABLE_FORMATS = (FORMAT_VERSION, COMPACT_FORMAT_VERSION)
+ARRAY_TYPES = ("float32", "float16")  # of the vectors and the BM25 weights
 MANIFEST_NAME = "manifest.json"
 RECORDS_NAME = "records.json"
 LOCK_NAME = ".lock"
@@ -66,12 +77,19 @@ CHECK_BYTES = 1 << 16
 REBUILD_HINT = "Rebuild it with: paperscope build --full"
 RECORDS_HINT = "Restore it with `git checkout index/records.json`, or delete it and run: paperscope ingest"
 REQUIRED_FILES = ("vectors", "bounds", "facets", "documents", "bm25data", "bm25docs", "bm25ptr")
+# The order of the manifest's `files`, whatever order a build staged them in (a rebuilt
+# catalogue index gives the same manifest.json).
+FILES_ORDER = ("vectors", "bounds", "facets", "bm25data", "bm25docs", "bm25ptr", "documents", "zdict", "ann")
 _DATA_FILE = re.compile(r"^([a-z0-9]+)-[0-9a-f]{16}\.(npy|sqlite|faiss)$")
 _OLD_DATA_FILE = re.compile(r"^[a-z0-9]+-[0-9a-f]{16}\.(npy|sqlite|faiss|json|npz)$")  # format 2 too
 # Far above what a build writes (the records of 100,000 papers are about 200 MB); a larger file
 # is refused before it is read.
 MAX_MANIFEST_BYTES = 64 << 20
 MAX_RECORDS_BYTES = 2 << 30
+# Large indexes compress the texts of their document table with a dictionary of this size at
+# most (zlib's window); one text inflates to at most MAX_DOCUMENT_BYTES.
+ZDICT_BYTES = 32768
+MAX_DOCUMENT_BYTES = 16 << 20
 _DOCUMENT_TABLES = {"documents", "names", "terms", "tags"}
 _LIST_META = {"authors", "tags", "categories"}
 
@@ -117,7 +135,7 @@ class Manifest:
     scheme: str  # the passage scheme's name (text.SCHEMES)
     scheme_words: tuple[int, ...]
     documents_digest: str
-    search: str = "exact"  # or "ivf-sq8"
+    search: str = "exact"  # or "ivf-sq4" (format 4), "ivf-sq8" (format 3)
     ann_lists: int | None = None  # the IVF index's lists, for an approximate index
     search_requested: str = "auto"
     sections: tuple[str, ...] = ()
@@ -130,7 +148,17 @@ class Manifest:
     encoder: str | None = None  # the registered encoder kind that made the vectors
     versions: dict[str, str] = field(default_factory=dict)
     files: dict[str, DataFile] = field(default_factory=dict)
-    format: int = FORMAT_VERSION
+    vectors_dtype: str = "float32"  # float16 in a compact (format 4) index
+    weights_dtype: str = "float32"  # of the BM25 weights; float16 in a compact index
+
+    @property
+    def compact(self) -> bool:
+        """Whether this is a compact index (format 4): float16 arrays, compressed texts."""
+        return self.vectors_dtype != "float32" or self.weights_dtype != "float32" or "zdict" in self.files
+
+    @property
+    def format(self) -> int:
+        return COMPACT_FORMAT_VERSION if self.compact else FORMAT_VERSION
 
     def to_json(self) -> dict[str, Any]:
         """The manifest as written: the same keys, in the same order, for the same index."""
@@ -145,11 +173,15 @@ class Manifest:
             "search": search, "search_requested": self.search_requested,
             "documents_digest": self.documents_digest,
             "facets": {"sections": list(self.sections), "kinds": list(self.kinds), "tags": list(self.tags)},
-            "lexical": {**self.lexical, "tokenizer": self.tokenizer, "stopwords": list(self.stopwords)},
+            "lexical": {**self.lexical, "tokenizer": self.tokenizer, "stopwords": list(self.stopwords),
+                        **({"weights_dtype": self.weights_dtype} if self.weights_dtype != "float32" else {})},
+            **({"vectors_dtype": self.vectors_dtype} if self.vectors_dtype != "float32" else {}),
             "versions": dict(self.versions),
         }
         if self.files:
-            data["files"] = {name: dataclasses.asdict(info) for name, info in self.files.items()}
+            order = sorted(self.files, key=lambda name: (FILES_ORDER.index(name) if name in FILES_ORDER
+                                                          else len(FILES_ORDER)))
+            data["files"] = {name: dataclasses.asdict(self.files[name]) for name in order}
         return data
 
     @classmethod
@@ -159,10 +191,10 @@ class Manifest:
         if not isinstance(data, dict) or not isinstance(data.get("files"), dict):
             raise IndexCorruptError(f"The index manifest {path} is damaged (not an index manifest).",
                                     REBUILD_HINT)
-        if data.get("format") != FORMAT_VERSION:
+        if data.get("format") not in READABLE_FORMATS:
             raise IndexMismatchError(
                 f"The index in {path.parent} has format {data.get('format')!r}; this "
-                f"paperscope reads format {FORMAT_VERSION}.", REBUILD_HINT)
+                f"paperscope reads formats {' and '.join(map(str, READABLE_FORMATS))}.", REBUILD_HINT)
         try:
             scheme, search, facets, lexical = (_object(data.get(key)) for key in
                                                ("passages_scheme", "search", "facets", "lexical"))
@@ -177,17 +209,25 @@ class Manifest:
                 search_requested=_text(data.get("search_requested", "auto")),
                 sections=_texts(facets.get("sections")), kinds=_texts(facets.get("kinds")),
                 tags=_texts(facets.get("tags")),
-                lexical={k: v for k, v in lexical.items() if k not in ("stopwords", "tokenizer")},
+                lexical={k: v for k, v in lexical.items() if k not in ("stopwords", "tokenizer", "weights_dtype")},
                 stopwords=_texts(lexical.get("stopwords")),
                 tokenizer=_natural(lexical.get("tokenizer", 1)),
                 model_fingerprint=_optional_text(data.get("model_fingerprint")),
                 encoder=_optional_text(data.get("encoder")),
                 versions={_text(k): _text(v) for k, v in _object(data.get("versions")).items()},
                 files={_text(name): _data_file(info) for name, info in data["files"].items()},
+                vectors_dtype=_array_type(data.get("vectors_dtype", "float32")),
+                weights_dtype=_array_type(lexical.get("weights_dtype", "float32")),
             )
         except (KeyError, TypeError, ValueError):
             raise IndexCorruptError(f"The index manifest {path} is damaged (counts or model "
                                     "missing, or a value of the wrong type).", REBUILD_HINT) from None
+
+
+def _array_type(value: Any) -> str:
+    if value not in ARRAY_TYPES:
+        raise ValueError("an unknown array type")
+    return value
 
 
 def _object(value: Any) -> dict[str, Any]:
@@ -345,10 +385,12 @@ class IndexStore:
 
     def _document_column(self, manifest: Manifest, column: str) -> dict[str, str]:
         path = self.data_path(manifest, "documents")
+        zdict = _read_zdict(self, manifest)
         with contextlib.closing(open_document_table(path)) as db:
             try:
-                return dict(db.execute(f"SELECT id, {column} FROM documents").fetchall())
-            except sqlite3.DatabaseError:
+                return {key: _inflate(value, zdict)
+                        for key, value in db.execute(f"SELECT id, {column} FROM documents")}
+            except (sqlite3.DatabaseError, zlib.error, UnicodeDecodeError):
                 raise _unreadable_table(path) from None
 
     # -- writing ------------------------------------------------------------------
@@ -415,7 +457,10 @@ class IndexStore:
         try:
             for leftover in self.directory.glob(".*.tmp"):  # of a writer that was killed
                 with contextlib.suppress(OSError):
-                    leftover.unlink()
+                    if leftover.is_dir() and not leftover.is_symlink():
+                        shutil.rmtree(leftover)
+                    else:
+                        leftover.unlink()
             yield
         finally:
             lock.release()
@@ -444,33 +489,41 @@ class IndexWriter:
             np.save(handle, np.ascontiguousarray(values), allow_pickle=False)
         self._finish(name, path, "npy")
 
-    def new_array(self, name: str, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
-        """A writable memory-mapped array file, filled by the caller, then `finish_array`."""
+    @contextlib.contextmanager
+    def stream_array(self, name: str, shape: tuple[int, ...], dtype: Any) -> Iterator[Callable[[np.ndarray], None]]:
+        """An array file written front to back: the caller appends blocks of rows (exactly
+        `shape` in all), through the file, so that a large array never sits in memory (nor in
+        the mapped pages a memory-mapped write would keep resident)."""
         import numpy as np
 
         path = self._temp(name)
-        if 0 in shape:  # an empty file cannot be memory-mapped
-            return np.zeros(shape, dtype=dtype)
-        values = np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=shape)
-        # Reserve the disk space now: a full disk is then an OSError here, not a SIGBUS when a
-        # page of the mapping is first written.
-        with open(path, "r+b") as handle:
-            os.posix_fallocate(handle.fileno(), 0, os.fstat(handle.fileno()).st_size)
-        return values
+        dtype = np.dtype(dtype)
+        written = [0]
+        with open(path, "wb") as handle:
+            np.lib.format.write_array_header_1_0(handle, {"descr": np.lib.format.dtype_to_descr(dtype),
+                                                          "fortran_order": False, "shape": shape})
 
-    def finish_array(self, name: str, values: np.ndarray) -> None:
-        import numpy as np
+            def append(block: np.ndarray) -> None:
+                block = np.ascontiguousarray(block, dtype=dtype)
+                handle.write(block.tobytes())
+                written[0] += block.size
 
-        if isinstance(values, np.memmap):
-            values.flush()
-            del values
-            self._finish(name, self._open[name][0], "npy")
-        else:
-            self.array(name, values)
+            yield append
+        if written[0] != int(np.prod(shape, dtype=np.int64)):
+            raise ValueError(f"{name}: {written[0]} values written, {shape} announced")
+        self._finish(name, path, "npy")
+
+    def temp_folder(self, name: str) -> Path:
+        """A scratch folder inside the index folder (removed by `discard`, `commit` and the
+        next writer's lock), for a build's intermediate files."""
+        path = self._temp(name)
+        path.mkdir()
+        return path
 
     @contextlib.contextmanager
-    def sqlite(self, name: str) -> Iterator[sqlite3.Connection]:
-        """A new SQLite file to fill in one transaction."""
+    def sqlite(self, name: str, vacuum: bool = True) -> Iterator[sqlite3.Connection]:
+        """A new SQLite file to fill in one transaction (`vacuum`: then compacted, which a
+        file of gigabytes, written once in order, does not need)."""
         path = self._temp(name)
         connection = sqlite3.connect(path)
         try:
@@ -478,7 +531,8 @@ class IndexWriter:
             connection.execute("PRAGMA synchronous=OFF")
             with connection:
                 yield connection
-            connection.execute("VACUUM")
+            if vacuum:
+                connection.execute("VACUUM")
         finally:
             connection.close()
         self._finish(name, path, "sqlite")
@@ -514,12 +568,18 @@ class IndexWriter:
                 (path.name.startswith(".") and path.name.endswith(".tmp"))
             if stale:
                 with contextlib.suppress(OSError):
-                    path.unlink()
+                    if path.is_dir() and not path.is_symlink():
+                        shutil.rmtree(path)
+                    else:
+                        path.unlink()
 
     def discard(self) -> None:
         for path, _ in self._open.values():
             with contextlib.suppress(OSError):
-                path.unlink()
+                if path.is_dir() and not path.is_symlink():
+                    shutil.rmtree(path)
+                else:
+                    path.unlink()
         self._open.clear()
 
 
@@ -551,7 +611,8 @@ class OpenIndex:
                                      f"{manifest.tokenizer!r}; this paperscope knows "
                                      f"{', '.join(map(str, TOKENIZER_VERSIONS))}.", REBUILD_HINT)
         paths = {name: store.data_path(manifest, name) for name in REQUIRED_FILES}
-        self.vectors = self._array(paths["vectors"], (passages, self.dimension), np.float32)
+        self.vectors = self._array(paths["vectors"], (passages, self.dimension),
+                                   np.dtype(manifest.vectors_dtype))
         self.bounds = self._array(paths["bounds"], (self.count + 1,), np.int64)
         self.facets = self._array(paths["facets"], (self.count, 3), np.int32)
         if self.count and (self.bounds[0] != 0 or self.bounds[-1] != passages
@@ -559,7 +620,9 @@ class OpenIndex:
             raise self._disagree("the document bounds do not cover the vectors in order")
         bm25ptr = self._array(paths["bm25ptr"], None, np.int64)
         bm25docs = self._array(paths["bm25docs"], None, np.int32)
-        bm25data = self._array(paths["bm25data"], (len(bm25docs),), np.float32)
+        bm25data = self._array(paths["bm25data"], (len(bm25docs),),
+                               np.dtype(manifest.weights_dtype))
+        self._zdict = _read_zdict(store, manifest)
         if len(bm25ptr) < 1 or bm25ptr[-1] != len(bm25data):
             raise self._disagree("the BM25 arrays are inconsistent")
         self._db_path = paths["documents"]
@@ -643,6 +706,7 @@ class OpenIndex:
         """A document from its table row, every field of the type readers expect."""
         doc_id, title, text, raw_meta = row
         try:
+            text, raw_meta = _inflate(text, self._zdict), _inflate(raw_meta, self._zdict)
             meta = json.loads(raw_meta)
             if not (isinstance(doc_id, str) and isinstance(title, str) and isinstance(text, str)
                     and isinstance(meta, dict)):
@@ -652,7 +716,7 @@ class OpenIndex:
                         isinstance(value, list) and all(isinstance(v, str) for v in value)
                         if key in _LIST_META else value is None or isinstance(value, str)):
                     raise ValueError(key)
-        except (TypeError, ValueError, RecursionError):
+        except (TypeError, ValueError, RecursionError, zlib.error):
             raise self._disagree(f"the document {doc_id!r} has metadata of the wrong type") from None
         return Document(doc_id, title, text, meta)
 
@@ -708,7 +772,7 @@ class OpenIndex:
     def passage_vectors(self, position: int) -> np.ndarray:
         import numpy as np
 
-        return np.asarray(self.vectors[self.bounds[position]:self.bounds[position + 1]])
+        return np.asarray(self.vectors[self.bounds[position]:self.bounds[position + 1]], dtype=np.float32)
 
     def document_vector(self, position: int) -> np.ndarray:
         """One vector for a document: the normalised mean of its passages' vectors."""
@@ -716,6 +780,50 @@ class OpenIndex:
 
         mean = self.passage_vectors(position).mean(axis=0)
         return (mean / max(float(np.linalg.norm(mean)), 1e-12)).astype(np.float32)
+
+
+def _read_zdict(store: IndexStore, manifest: Manifest) -> bytes | None:
+    """The dictionary the document table's texts are compressed with (large indexes), or
+    None when they are stored as plain text."""
+    if "zdict" not in manifest.files:
+        return None
+    import numpy as np
+
+    path = store.data_path(manifest, "zdict")
+    if manifest.files["zdict"].bytes > ZDICT_BYTES + 1024:  # read only a file of a dictionary's size
+        raise IndexCorruptError(f"The index file {path} is not a compression dictionary.", REBUILD_HINT)
+    try:
+        values = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError):
+        raise IndexCorruptError(f"The index file {path} cannot be read.", REBUILD_HINT) from None
+    if values.dtype != np.uint8 or values.ndim != 1 or len(values) > ZDICT_BYTES:
+        raise IndexCorruptError(f"The index file {path} is not a compression dictionary.", REBUILD_HINT)
+    return values.tobytes()
+
+
+def _inflate(value: Any, zdict: bytes | None) -> Any:
+    """A text column as written: plain text, or (large indexes) UTF-8 compressed with zlib and
+    the index's dictionary. zlib.error or UnicodeDecodeError when damaged."""
+    if not isinstance(value, bytes) or zdict is None:
+        return value
+    inflater = zlib.decompressobj(zdict=zdict)
+    raw = inflater.decompress(value, MAX_DOCUMENT_BYTES)
+    if inflater.unconsumed_tail or not inflater.eof:
+        raise zlib.error("a truncated or oversized compressed text")
+    return raw.decode("utf-8")
+
+
+def deflater(zdict: bytes) -> Callable[[str], bytes]:
+    """A function compressing texts as the document table of a large index stores them (see
+    `_inflate`). Priming zlib with the dictionary costs more than compressing an abstract, so
+    each text starts from a copy of one primed compressor."""
+    primed = zlib.compressobj(6, zdict=zdict)
+
+    def deflate(text: str) -> bytes:
+        compressor = primed.copy()
+        return compressor.compress(text.encode("utf-8")) + compressor.flush()
+
+    return deflate
 
 
 def _read_plain_file(path: Path, cap: int, what: str, hint: str | None) -> bytes | None:
@@ -775,33 +883,53 @@ def meta_json(meta: dict[str, Any]) -> str:
 
 
 def write_document_table(connection: sqlite3.Connection, documents: Iterator[tuple[Document, str]],
-                         names: Callable[[Document], set[str]], terms: Sequence[str],
-                         tags: Callable[[Document], set[str]] = lambda document: set()) -> None:
-    """Fill a new document table: documents with their content hashes, names, tags, BM25 terms."""
-    connection.executescript("""
+                         names: Callable[[Document], set[str]],
+                         terms: Sequence[str] | Callable[[], Sequence[str]],
+                         tags: Callable[[Document], set[str]] = lambda document: set(),
+                         zdict: bytes | None = None) -> None:
+    """Fill a new document table: documents with their content hashes, names, tags, BM25 terms
+    (or a function giving them once every document is written, for a build that reads the
+    documents once). With `zdict` (large indexes) each text and metadata is stored compressed
+    (`deflate`)."""
+    names_key = "" if zdict is None else ", PRIMARY KEY (key, position)) WITHOUT ROWID; --"
+    connection.executescript(f"""
         CREATE TABLE documents (position INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE,
                                 title TEXT NOT NULL, text TEXT NOT NULL, meta TEXT NOT NULL,
                                 hash TEXT NOT NULL);
-        CREATE TABLE names (key TEXT NOT NULL, position INTEGER NOT NULL);
+        CREATE TABLE names (key TEXT NOT NULL, position INTEGER NOT NULL{names_key});
         CREATE TABLE terms (term TEXT PRIMARY KEY, col INTEGER NOT NULL) WITHOUT ROWID;
         CREATE TABLE tags (tag TEXT NOT NULL, position INTEGER NOT NULL);
     """)
+    deflate = deflater(zdict) if zdict is not None else None
+    names_table = "names"
+    if zdict is not None:  # names are gathered unsorted in a temporary table (see the end)
+        connection.execute("CREATE TEMP TABLE pending_names (key TEXT NOT NULL, position INTEGER NOT NULL)")
+        names_table = "temp.pending_names"
     batch: list[tuple] = []
     name_rows: list[tuple] = []
     tag_rows: list[tuple] = []
     for position, (document, content_hash) in enumerate(documents):
-        batch.append((position, document.id, document.title, document.text,
-                      meta_json(document.meta), content_hash))
+        text, meta = document.text, meta_json(document.meta)
+        batch.append((position, document.id, document.title,
+                      text if deflate is None else deflate(text),
+                      meta if deflate is None else deflate(meta), content_hash))
         name_rows.extend((key, position) for key in sorted(names(document)))
         tag_rows.extend((tag, position) for tag in sorted(tags(document)))
         if len(batch) >= 5000:
             connection.executemany("INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?)", batch)
-            connection.executemany("INSERT INTO names VALUES (?, ?)", name_rows)
+            connection.executemany(f"INSERT INTO {names_table} VALUES (?, ?)", name_rows)
             connection.executemany("INSERT INTO tags VALUES (?, ?)", tag_rows)
             batch, name_rows, tag_rows = [], [], []
     connection.executemany("INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?)", batch)
-    connection.executemany("INSERT INTO names VALUES (?, ?)", name_rows)
+    connection.executemany(f"INSERT INTO {names_table} VALUES (?, ?)", name_rows)
     connection.executemany("INSERT INTO tags VALUES (?, ?)", tag_rows)
+    if callable(terms):
+        terms = terms()
     connection.executemany("INSERT INTO terms VALUES (?, ?)", ((t, i) for i, t in enumerate(terms)))
-    connection.execute("CREATE INDEX names_by_key ON names (key)")
+    if zdict is None:
+        connection.execute("CREATE INDEX names_by_key ON names (key)")
+    else:  # the names, sorted, into a table that is its own index (half the bytes)
+        connection.execute("INSERT INTO names SELECT key, position FROM temp.pending_names "
+                           "ORDER BY key, position")
+        connection.execute("DROP TABLE temp.pending_names")
     connection.execute("CREATE INDEX tags_by_tag ON tags (tag)")

@@ -9,9 +9,10 @@ import contextlib
 import logging
 import math
 import os
+import shutil
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -33,14 +34,16 @@ from .embedding import (
 )
 from .errors import IndexMismatchError, PaperscopeError, UsageError
 from .index import (
+    ZDICT_BYTES,
     IndexStore,
     IndexWriter,
     Manifest,
     OpenIndex,
     documents_digest,
+    meta_json,
     write_document_table,
 )
-from .lexical import BM25_PARAMS, TOKENIZER_VERSION, build_lexical, default_stopwords
+from .lexical import BM25_PARAMS, TOKENIZER_VERSION, StreamedLexical, default_stopwords
 from .records import Document
 from .settings import BUILD_ENCODER_ENV, settings_change
 from .text import DEFAULT_SCHEME, SCHEMES, counted, document_names, passages
@@ -107,7 +110,7 @@ def _open_previous(store: IndexStore) -> tuple[OpenIndex | None, str]:
         return None, f"the old index could not be used ({err.message})"
 
 
-@dataclass
+@dataclass(slots=True)
 class VectorSource:
     """Where one document's vectors are: rows of the old index, or of a chunk file."""
 
@@ -306,6 +309,7 @@ def _build(store: IndexStore, documents: Sequence[Document], old: OpenIndex | No
     old_ids = old.ids() if old else []
     new_ids = {doc.id for doc in documents}
     report.removed = [doc_id for doc_id in old_ids if doc_id not in new_ids]
+    del new_ids
     digest = documents_digest(documents)
     if old and not report.reason and old.manifest.documents_digest == digest and \
             old.manifest.search_requested == search and \
@@ -328,9 +332,9 @@ def _build(store: IndexStore, documents: Sequence[Document], old: OpenIndex | No
         dimension = old.dimension if old and not report.reason else _chunk_dimension(pool)
     writer = store.writer()
     try:
-        report.search = _write(writer, documents, hashes, pool, old, dimension, search)
+        report.search, fields = _write(writer, documents, hashes, pool, old, dimension, search)
         model_dir = resolve_model_dir(model)
-        names = _facet_names(documents)
+        names = fields["facets"]
         writer.commit(Manifest(
             model=model,
             model_fingerprint=model_fingerprint(model_dir) if model_dir else None,
@@ -349,6 +353,8 @@ def _build(store: IndexStore, documents: Sequence[Document], old: OpenIndex | No
             stopwords=tuple(default_stopwords()),
             tokenizer=TOKENIZER_VERSION,
             versions=_versions(),
+            vectors_dtype=fields.get("vectors_dtype", "float32"),
+            weights_dtype=fields.get("weights_dtype", "float32"),
         ))
     except BaseException:
         writer.discard()
@@ -432,61 +438,187 @@ def _chunk_dimension(pool: dict[str, VectorSource]) -> int:
     return 0
 
 
+# Approximate indexes are also compact (README "Scale", docs/experiments.md): float16 vectors,
+# float16 BM25 weights, and the document table's texts compressed with a dictionary.
+COMPACT_VECTORS = "float16"
+COMPACT_WEIGHTS = "float16"
+VECTOR_BLOCK = 65536  # rows written, or read into the approximate index, at a time
+
+
 def _write(writer: IndexWriter, documents: Sequence[Document], hashes: list[str], pool: dict[str, VectorSource],
-           old: OpenIndex | None, dimension: int, search: str) -> str:
-    """Stage every data file of the new index; returns the search method written."""
-    counts = np.array([pool[h].count for h in hashes], dtype=np.int64)
+           old: OpenIndex | None, dimension: int, search: str) -> tuple[str, dict[str, Any]]:
+    """Stage every data file of the new index, streaming: the vectors, then one pass over the
+    documents for the document table, the BM25 postings (merged on disk) and the facets.
+    Returns the search method written and the manifest's fields that describe the files."""
+    counts = np.fromiter((pool[h].count for h in hashes), dtype=np.int64, count=len(hashes))
     bounds = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    del counts
     total = int(bounds[-1])
-    vectors = writer.new_array("vectors", (total, dimension), np.float32)
-    loaded: tuple[Any, np.ndarray] = (None, np.empty((0, dimension), np.float32))
-    for position, h in enumerate(hashes):
-        entry = pool[h]
-        if entry.chunk is None:
-            assert old is not None  # a vector in no chunk file is the old index's
-            rows = old.vectors[entry.first:entry.first + entry.count]
-        else:
-            if loaded[0] != entry.chunk:
-                loaded = (entry.chunk, chunks.read_vectors(entry.chunk))
-            rows = loaded[1][entry.first:entry.first + entry.count]
-        if rows.shape != (entry.count, dimension):
-            raise IndexMismatchError(f"Vectors of dimension {rows.shape[-1]} cannot join an "
-                                     f"index of dimension {dimension}.", "Rebuild with --full.")
-        vectors[bounds[position]:bounds[position + 1]] = rows
-    writer.finish_array("vectors", vectors)
+    approximate = bool(total) and (search == "approximate" or (search == "auto" and total > ANN_FROM_PASSAGES))
+    fields: dict[str, Any] = {}
+    if approximate:
+        fields["vectors_dtype"] = COMPACT_VECTORS
+    _write_vectors(writer, hashes, pool, old, dimension, total, fields.get("vectors_dtype", "float32"))
     writer.array("bounds", bounds)
-    writer.array("facets", _facets(documents))
-    lexical = build_lexical((doc.embedding_text for doc in documents), default_stopwords(),
-                            TOKENIZER_VERSION)
-    writer.array("bm25data", lexical.data)
-    writer.array("bm25docs", lexical.indices)
-    writer.array("bm25ptr", lexical.indptr)
-    with writer.sqlite("documents") as connection:
-        write_document_table(connection, zip(documents, hashes, strict=True), document_names, lexical.terms, _tags)
-    approximate = search == "approximate" or (search == "auto" and total > ANN_FROM_PASSAGES)
-    if approximate and total:
+    del bounds
+    zdict = _compression_dictionary(documents) if approximate else None
+    if zdict is not None:
+        writer.array("zdict", np.frombuffer(zdict, dtype=np.uint8))
+    weights = COMPACT_WEIGHTS if approximate else "float32"
+    builder = StreamedLexical(default_stopwords(), writer.temp_folder("bm25"), weights_dtype=weights,
+                              version=TOKENIZER_VERSION)
+    facets = _FacetCollector(len(documents))
+
+    def each_document():
+        for document, content_hash in zip(documents, hashes, strict=True):
+            builder.add((document.embedding_text,))
+            facets.add(document)
+            yield document, content_hash
+
+    def terms() -> list[str]:
+        builder.finish()
+        return builder.terms
+
+    with writer.sqlite("documents", vacuum=not approximate) as connection:
+        write_document_table(connection, each_document(), document_names, terms, _tags, zdict=zdict)
+    postings = int(builder.indptr[-1])
+    with writer.stream_array("bm25data", (postings,), weights) as data, \
+            writer.stream_array("bm25docs", (postings,), np.int32) as docs:
+        for block_docs, block_weights in builder.blocks():
+            data(block_weights)
+            docs(block_docs)
+    writer.array("bm25ptr", builder.indptr)
+    shutil.rmtree(builder.folder, ignore_errors=True)
+    fields["facets"], facet_array = facets.finish()
+    writer.array("facets", facet_array)
+    if weights != "float32":
+        fields["weights_dtype"] = weights
+    if approximate:
         writer.faiss("ann", _approximate_index(writer, dimension))
-        return "ivf-sq8"
-    return "exact"
+        return "ivf-sq4", fields
+    return "exact", fields
+
+
+def _write_vectors(writer: IndexWriter, hashes: list[str], pool: dict[str, VectorSource], old: OpenIndex | None,
+                   dimension: int, total: int, dtype: str) -> None:
+    """The passage vectors in document order, from the old index and the chunk files, written
+    front to back a block at a time."""
+    loaded: tuple[Any, np.ndarray] = (None, np.empty((0, dimension), np.float32))
+    block: list[np.ndarray] = []
+    rows_in_block = 0
+    with writer.stream_array("vectors", (total, dimension), dtype) as append:
+        for h in hashes:
+            entry = pool[h]
+            if entry.chunk is None:
+                assert old is not None  # a vector in no chunk file is the old index's
+                rows = np.asarray(old.vectors[entry.first:entry.first + entry.count])
+            else:
+                if loaded[0] != entry.chunk:
+                    loaded = (entry.chunk, chunks.read_vectors(entry.chunk))
+                rows = loaded[1][entry.first:entry.first + entry.count]
+            if rows.shape != (entry.count, dimension):
+                raise IndexMismatchError(f"Vectors of dimension {rows.shape[-1]} cannot join an "
+                                         f"index of dimension {dimension}.", "Rebuild with --full.")
+            block.append(rows)
+            rows_in_block += entry.count
+            if rows_in_block >= VECTOR_BLOCK:
+                append(np.concatenate(block))
+                block, rows_in_block = [], 0
+        if block:
+            append(np.concatenate(block))
+
+
+def _compression_dictionary(documents: Sequence[Document]) -> bytes:
+    """A zlib dictionary for the texts of a large document table: the abstracts and metadata
+    of documents spread evenly over the corpus (32 KiB, metadata last, as it repeats most)."""
+    count = len(documents)
+    picks = sorted({count * i // 64 for i in range(64)}) if count else []
+    sample = [documents[i] for i in picks]
+    texts = "".join(doc.text for doc in sample).encode("utf-8")[-(ZDICT_BYTES - 4096):]
+    metas = "".join(meta_json(doc.meta) for doc in sample).encode("utf-8")[-4096:]
+    return texts + metas
+
+
+class _FacetCollector:
+    """The facets array and names, gathered one document at a time."""
+
+    def __init__(self, count: int):
+        self.years = np.zeros(count, dtype=np.int32)
+        self.sections: list[int] = []
+        self.kinds: list[int] = []
+        self.keys: tuple[dict[str, int], dict[str, int]] = ({}, {})
+        self.named: tuple[set[str], set[str]] = (set(), set())
+        self.tags: set[str] = set()
+
+    def add(self, document: Document) -> None:
+        meta = document.meta
+        self.years[len(self.sections)] = _year(meta)
+        for field_name, codes, keys, named in (("section", self.sections, self.keys[0], self.named[0]),
+                                               ("kind", self.kinds, self.keys[1], self.named[1])):
+            value = meta.get(field_name)
+            key = str(value)
+            codes.append(keys.setdefault(key, len(keys)))
+            if value:
+                named.add(key)
+        self.tags |= _tags(document)
+
+    def finish(self) -> tuple[dict[str, list[str]], np.ndarray]:
+        names = {"sections": sorted(self.named[0]), "kinds": sorted(self.named[1]), "tags": sorted(self.tags)}
+        out = np.empty((len(self.sections), 3), dtype=np.int32)
+        out[:, 0] = self.years[:len(self.sections)]
+        for column, codes, keys, field_name in ((1, self.sections, self.keys[0], "sections"),
+                                                (2, self.kinds, self.keys[1], "kinds")):
+            final = {name: i for i, name in enumerate(names[field_name])}
+            remap = np.full(max(1, len(keys)), -1, dtype=np.int32)
+            for key, code in keys.items():
+                remap[code] = final.get(key, -1)
+            out[:, column] = remap[np.asarray(codes, dtype=np.int64)] if codes else np.zeros(0, np.int32)
+        return names, out
 
 
 def _approximate_index(writer: IndexWriter, dimension: int):
-    """An IVF index with 8-bit scalar quantisation over the staged vectors (inner product)."""
+    """An IVF index with 4-bit scalar quantisation over the staged vectors (inner product),
+    reading them a block at a time (in float32, whatever type they are stored in). It only
+    proposes candidates, which search re-scores from the vectors: 4 bits find them as well as
+    8 did, in half the bytes (docs/experiments.md)."""
     import faiss
 
-    vectors = np.load(writer.staged_path("vectors"), mmap_mode="r")
-    total = len(vectors)
+    path = writer.staged_path("vectors")
+    total = _rows(path)
     lists = int(min(65536, max(1, min(total // 39, 2 * math.sqrt(total)))))
     quantizer = faiss.IndexFlatIP(dimension)
     index = faiss.IndexIVFScalarQuantizer(quantizer, dimension, lists,
-                                          faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT)
+                                          faiss.ScalarQuantizer.QT_4bit, faiss.METRIC_INNER_PRODUCT)
     rng = np.random.default_rng(0)
     sample = np.sort(rng.choice(total, size=min(total, 64 * lists), replace=False))
+    training = np.concatenate([block[sample[(sample >= start) & (sample < start + len(block))] - start]
+                               for start, block in _vector_blocks(path)])
     index.cp.niter = 15
-    index.train(np.ascontiguousarray(vectors[sample]))
-    for start in range(0, total, 65536):
-        index.add(np.ascontiguousarray(vectors[start:start + 65536]))
+    index.train(training)
+    del training
+    for _, block in _vector_blocks(path):
+        index.add(block)
     return index
+
+
+def _rows(path: Path) -> int:
+    """The number of rows of a staged array file, from its header."""
+    with open(path, "rb") as handle:
+        np.lib.format.read_magic(handle)
+        shape, _, _ = np.lib.format.read_array_header_1_0(handle)
+    return int(shape[0])
+
+
+def _vector_blocks(path: Path) -> Iterator[tuple[int, np.ndarray]]:
+    """(first row, float32 rows) of a staged vectors file, VECTOR_BLOCK rows at a time, read
+    through the file (not mapped, so that they do not stay resident)."""
+    with open(path, "rb") as handle:
+        np.lib.format.read_magic(handle)
+        shape, _, dtype = np.lib.format.read_array_header_1_0(handle)
+        for start in range(0, shape[0], VECTOR_BLOCK):
+            rows = min(VECTOR_BLOCK, shape[0] - start)
+            block = np.fromfile(handle, dtype=dtype, count=rows * shape[1]).reshape(rows, shape[1])
+            yield start, np.ascontiguousarray(block, dtype=np.float32)
 
 
 def _ann_lists(writer: IndexWriter) -> int:
@@ -504,27 +636,10 @@ def _year(meta: dict) -> int:
     return year if isinstance(year, int) and not isinstance(year, bool) and 0 < year < 10000 else 0
 
 
-def _facet_names(documents: Sequence[Document]) -> dict[str, list[str]]:
-    sections = sorted({str(d.meta["section"]) for d in documents if d.meta.get("section")})
-    kinds = sorted({str(d.meta["kind"]) for d in documents if d.meta.get("kind")})
-    return {"sections": sections, "kinds": kinds, "tags": sorted({t for d in documents for t in _tags(d)})}
-
-
 def _tags(document: Document) -> set[str]:
     """A document's tags as filters compare them (without case)."""
     tags = document.meta.get("tags")
     return {str(tag).casefold() for tag in tags} if isinstance(tags, list) else set()
-
-
-def _facets(documents: Sequence[Document]) -> np.ndarray:
-    names = _facet_names(documents)
-    sections = {name: i for i, name in enumerate(names["sections"])}
-    kinds = {name: i for i, name in enumerate(names["kinds"])}
-    out = np.empty((len(documents), 3), dtype=np.int32)
-    for position, doc in enumerate(documents):
-        out[position] = (_year(doc.meta), sections.get(str(doc.meta.get("section")), -1),
-                         kinds.get(str(doc.meta.get("kind")), -1))
-    return out
 
 
 def _remove_consumed_chunks(store: IndexStore, indexed: set[str], model: str, scheme: str) -> None:
@@ -549,7 +664,8 @@ def _retire(store: IndexStore, old: OpenIndex, pool: dict[str, VectorSource], in
     leaving = [(h, entry) for h, entry in pool.items() if entry.chunk is None and h not in indexed]
     if not leaving or len(leaving) > RETIRE_DOCUMENTS:
         return
-    vectors = np.concatenate([np.asarray(old.vectors[e.first:e.first + e.count]) for _, e in leaving])
+    vectors = np.concatenate([np.asarray(old.vectors[e.first:e.first + e.count], dtype=np.float32)
+                              for _, e in leaving])
     store.chunks_dir.mkdir(parents=True, exist_ok=True)
     chunks.write_chunk(store.chunks_dir, model=model, scheme=scheme, source="retired", start=0,
                        hashes=[h for h, _ in leaving], counts=[e.count for _, e in leaving],

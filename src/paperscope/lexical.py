@@ -11,12 +11,13 @@ both split and joined ("fine-tuning" meets "finetuning").
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import re
 from array import array
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -150,6 +151,210 @@ def build_lexical(texts: Iterable[str], stopwords: Iterable[str],
     saturation = tfs / (tfs + k1 * (1 - b + b * doc_lengths[docs] / average)) if len(docs) else tfs
     data = (idf[columns] * saturation).astype(np.float32) if len(docs) else np.zeros(0, np.float32)
     return LexicalArrays(terms, data, docs.astype(np.int32), indptr, num_docs)
+
+
+def _as_written(word: str) -> str:
+    return word
+
+
+class _Vocabulary(dict):
+    """Term -> id, a new term getting the next id when first looked up."""
+
+    def __missing__(self, term: str) -> int:
+        self[term] = len(self)
+        return len(self) - 1
+
+
+class _TermIds(dict):
+    """Word (or a hyphenated word's parts) -> the id of its term, -1 for a stop word, computed
+    once when first looked up (`term` gives the term, None for a stop word)."""
+
+    def __init__(self, vocabulary: dict[str, int], term: Callable[[Any], str | None]):
+        super().__init__()
+        self.vocabulary, self.term = vocabulary, term
+
+    def __missing__(self, word: Any) -> int:
+        term = self.term(word)
+        found = -1 if term is None else self.vocabulary[term]
+        self[word] = found
+        return found
+
+
+_POSTING = np.dtype([("column", np.int32), ("doc", np.int32), ("tf", np.int32)])
+
+
+class StreamedLexical:
+    """The BM25 matrix of `build_lexical`, built in bounded memory for any number of texts.
+
+    `add` tokenises texts in order; every `batch_documents` texts their postings (term id,
+    document, term frequency) go to a run file in `folder`. `finish` fixes the vocabulary
+    (alphabetical columns), the document frequencies and `indptr`, and re-sorts each run by
+    column; `blocks` then merges the runs a range of columns at a time and yields the
+    (documents, weights) of the CSC arrays in order, at most about `range_postings` postings a
+    block. Memory holds the vocabulary, the document lengths and one batch or block; the
+    arrays are the same, bit for bit, as `build_lexical`'s."""
+
+    def __init__(self, stopwords: Iterable[str], folder: Any, *, batch_documents: int = 50_000,
+                 range_postings: int = 8_000_000, weights_dtype: Any = np.float32,
+                 version: int = TOKENIZER_VERSION):
+        from pathlib import Path
+
+        self.tokenize = Tokenizer(stopwords, version)
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.batch_documents = batch_documents
+        self.range_postings = range_postings
+        self.weights_dtype = np.dtype(weights_dtype)
+        self._term_ids: dict[str, int] = _Vocabulary()
+        spell = american if version >= 2 else _as_written
+        stem, stop = self.tokenize._stem, self.tokenize.stopwords
+
+        def word_term(word: str) -> str | None:
+            word = spell(word)
+            return None if word in stop else stem([word])[0]
+
+        def joined_term(parts: tuple[str, ...]) -> str:  # joined words are kept
+            return stem(["".join(spell(p) for p in parts if p)])[0]
+
+        self._word_ids = _TermIds(self._term_ids, word_term)
+        self._joined_ids = _TermIds(self._term_ids, joined_term)
+        self._lengths = array("i")
+        self._pending: list[array] = []  # term ids of the texts not yet in a run, one array each
+        self._df = np.zeros(0, dtype=np.int64)  # by term id
+        self._runs: list[tuple[int, int]] = []  # (first document, postings) of each run
+        self.terms: list[str] = []
+        self.indptr = np.zeros(1, dtype=np.int64)
+
+    @property
+    def num_docs(self) -> int:
+        return len(self._lengths)
+
+    def add(self, texts: Iterable[str]) -> None:
+        """Tokenise `texts` as `Tokenizer` does, a word's term id looked up once per distinct
+        word (its stem computed once): most of the build's time is here."""
+        words, joined = self._word_ids, self._joined_ids
+        for text in texts:
+            lowered = text.lower()
+            ids = array("i", map(words.__getitem__, _WORD.findall(lowered)))
+            if "-" in lowered:
+                ids.extend(map(joined.__getitem__, _HYPHENATED.findall(lowered)))
+            self._lengths.append(len(ids) - ids.count(-1))
+            self._pending.append(ids)
+            if len(self._pending) >= self.batch_documents:
+                self._flush()
+                if len(words) + len(joined) > self.WORD_CACHE:
+                    words.clear()
+                    joined.clear()
+
+    def _run_path(self, run: int) -> Any:
+        return self.folder / f"run-{run:05d}.bin"
+
+    def _flush(self) -> None:
+        """Write the pending texts' postings as one run, sorted by term id then document."""
+        if not self._pending:
+            return
+        first = self.num_docs - len(self._pending)
+        sizes = np.fromiter((len(a) for a in self._pending), dtype=np.int64, count=len(self._pending))
+        flat = np.frombuffer(b"".join(a.tobytes() for a in self._pending), dtype=np.int32)
+        self._pending = []
+        docs = np.repeat(np.arange(len(sizes), dtype=np.int64), sizes)
+        kept = flat >= 0  # stop words are -1
+        flat, docs = flat[kept], docs[kept]
+        keys, tfs = np.unique((flat.astype(np.int64) << 32) | docs, return_counts=True)
+        del flat, docs
+        term_ids = (keys >> 32).astype(np.int32)
+        documents = (keys & 0xFFFFFFFF).astype(np.int32) + np.int32(first)
+        if len(self._df) < len(self._term_ids):
+            self._df = np.concatenate([self._df, np.zeros(len(self._term_ids) - len(self._df), np.int64)])
+        self._df += np.bincount(term_ids, minlength=len(self._df))
+        postings = np.empty(len(keys), dtype=_POSTING)
+        postings["column"], postings["doc"], postings["tf"] = term_ids, documents, tfs
+        postings.tofile(self._run_path(len(self._runs)))
+        self._runs.append((first, len(keys)))
+
+    def finish(self) -> None:
+        """Fix the columns (terms in alphabetical order) and re-sort each run by column."""
+        self._flush()
+        ids = self._term_ids
+        self.terms = sorted(ids)
+        rank = np.empty(len(ids), dtype=np.int64)
+        rank[np.fromiter((ids[t] for t in self.terms), dtype=np.int64, count=len(ids))] = \
+            np.arange(len(ids))
+        self._term_ids = _Vocabulary()
+        df = np.zeros(len(ids), dtype=np.int64)
+        df[rank] = self._df[:len(ids)]
+        self._df = df
+        self.indptr = np.concatenate([[0], np.cumsum(df)]).astype(np.int64)
+        for run in range(len(self._runs)):
+            postings = np.fromfile(self._run_path(run), dtype=_POSTING)
+            postings["column"] = rank[postings["column"]]
+            # a stable sort: documents stay in order within a column
+            postings[np.argsort(postings["column"], kind="stable")].tofile(self._run_path(run))
+
+    def blocks(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(documents int32, weights) of the CSC arrays, a range of columns at a time, in order."""
+        num_docs = self.num_docs
+        doc_lengths = np.frombuffer(self._lengths, dtype=np.int32).astype(np.float32)
+        k1, b = BM25_PARAMS["k1"], BM25_PARAMS["b"]
+        average = float(doc_lengths.mean()) if num_docs and doc_lengths.sum() else 1.0
+        df = self._df.astype(np.float64)
+        idf = np.log(1.0 + (num_docs - df + 0.5) / (df + 0.5)).astype(np.float32)
+        with contextlib.ExitStack() as opened:
+            handles = [opened.enter_context(open(self._run_path(run), "rb")) for run in range(len(self._runs))]
+            # Each run is sorted by column: a range of columns is the next stretch of every run.
+            column_at = np.searchsorted(self.indptr, np.arange(0, int(self.indptr[-1]),
+                                                               max(1, self.range_postings)), side="right") - 1
+            starts = sorted(set(column_at.tolist()) | {0})
+            carry: list[np.ndarray | None] = [None] * len(handles)
+            for end in [*starts[1:], len(self.terms)]:
+                columns, docs, tfs = [], [], []
+                for n, handle in enumerate(handles):
+                    got = carry[n]
+                    if got is None or not len(got):
+                        got = self._read(handle)
+                    while got is not None and got["column"][-1] < end:
+                        more = self._read(handle)
+                        if more is None:
+                            break
+                        got = np.concatenate([got, more])
+                    if got is None:
+                        carry[n] = None
+                        continue
+                    cut = int(np.searchsorted(got["column"], end))
+                    columns.append(got["column"][:cut])
+                    docs.append(got["doc"][:cut])
+                    tfs.append(got["tf"][:cut])
+                    carry[n] = got[cut:]
+                if not columns:
+                    continue
+                column = np.concatenate(columns)
+                order = np.argsort(column, kind="stable")
+                column = column[order].astype(np.int64)
+                doc = np.concatenate(docs)[order]
+                tf = np.concatenate(tfs)[order].astype(np.float32)
+                saturation = tf / (tf + k1 * (1 - b + b * doc_lengths[doc] / average)) if len(doc) else tf
+                weights = (idf[column] * saturation).astype(np.float32)
+                yield doc, weights.astype(self.weights_dtype)
+
+    _READ = 1 << 18  # postings read from a run at a time
+    WORD_CACHE = 4_000_000  # distinct words whose term ids are remembered
+
+    def _read(self, handle: Any) -> np.ndarray | None:
+        got = np.fromfile(handle, dtype=_POSTING, count=self._READ)
+        return got if len(got) else None
+
+
+def build_lexical_streamed(texts: Iterable[str], stopwords: Iterable[str], folder: Any,
+                           **options: Any) -> LexicalArrays:
+    """`build_lexical` through `StreamedLexical` (run files in `folder`), gathered in memory:
+    for tests, and to show the two agree."""
+    builder = StreamedLexical(stopwords, folder, **options)
+    builder.add(texts)
+    builder.finish()
+    parts = list(builder.blocks())
+    docs = np.concatenate([d for d, _ in parts]) if parts else np.zeros(0, np.int32)
+    data = np.concatenate([w for _, w in parts]) if parts else np.zeros(0, builder.weights_dtype)
+    return LexicalArrays(builder.terms, data, docs, builder.indptr, builder.num_docs)
 
 
 class LexicalIndex:

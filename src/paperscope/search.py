@@ -61,15 +61,23 @@ def best_passage_scores(index: OpenIndex, query_vector: np.ndarray,
     query = np.asarray(query_vector, dtype=np.float32)
     bounds = np.asarray(index.bounds)
     if positions is None:
-        return np.maximum.reduceat(index.vectors @ query, bounds[:-1]) if index.count else \
-            np.zeros(0, np.float32)
+        if not index.count:
+            return np.zeros(0, np.float32)
+        if index.vectors.dtype == np.float32:
+            return np.maximum.reduceat(index.vectors @ query, bounds[:-1])
+        # float16 vectors (large indexes) are scored a block at a time, in float32
+        similarity = np.empty(len(index.vectors), dtype=np.float32)
+        for start in range(0, len(index.vectors), 1 << 18):
+            block = index.vectors[start:start + (1 << 18)]
+            similarity[start:start + len(block)] = block.astype(np.float32) @ query
+        return np.maximum.reduceat(similarity, bounds[:-1])
     if len(positions) == 0:
         return np.zeros(0, np.float32)
     starts, ends = bounds[positions], bounds[positions + 1]
     lengths = ends - starts
     offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]])
     rows = np.repeat(starts - offsets, lengths) + np.arange(int(lengths.sum()))
-    return np.maximum.reduceat(index.vectors[rows] @ query, offsets)
+    return np.maximum.reduceat(index.vectors[rows].astype(np.float32, copy=False) @ query, offsets)
 
 
 def approximate_candidates(index: OpenIndex, query_vector: np.ndarray, wanted: int) -> np.ndarray:
