@@ -209,7 +209,7 @@ class Library:
         self.encoder = encoder  # None: the configured model, loaded when first needed
         self._catalogue: Catalogue | None = None
         self._collection: Collection | None = None
-        self._documents: tuple[tuple, tuple[list[Document], list[Entry]]] | None = None
+        self._documents: tuple[Catalogue, object, tuple[list[Document], list[Entry]]] | None = None
 
     @classmethod
     def open(cls, path: str | Path | None = None, encoder: Encoder | None = None) -> Library:
@@ -276,10 +276,14 @@ class Library:
     def documents(self) -> tuple[list[Document], list[Entry]]:
         """(documents of every entry with text, entries still missing an abstract), computed
         again only when the catalogue or the record cache changed."""
-        key = (id(self.catalogue), file_signature(self.store.records_path))
-        if self._documents is None or self._documents[0] != key:
-            self._documents = (key, catalogue_documents(self.catalogue, self.records()))
-        return self._documents[1]
+        # The catalogue object itself, not its id(): a replaced catalogue's id can be reused
+        # by the next one, which would keep the old documents (and an edit would not build).
+        catalogue, records = self.catalogue, file_signature(self.store.records_path)
+        cached = self._documents
+        if cached is None or cached[0] is not catalogue or cached[1] != records:
+            cached = self._documents = (catalogue, records,
+                                        catalogue_documents(catalogue, self.records()))
+        return cached[2]
 
     @property
     def collection(self) -> Collection:
