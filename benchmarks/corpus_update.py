@@ -2,7 +2,7 @@
 its HTTP requests), and when it brings `--new` papers (target: their embedding plus 60 s).
 
 usage: python benchmarks/corpus_update.py [--papers N] [--overlap N] [--latency S] [--new N]
-           [--search auto|exact|approximate] [--dimension D] [--real-sample N]
+           [--search auto|exact|approximate] [--dimension D] [--words N] [--real-sample N]
 
 Builds a corpus of N synthetic cs.CL papers (whole abstracts, a hashed bag-of-words encoder:
 the build is not what is measured) in a temporary cache, then runs `Corpus.update` five times
@@ -52,15 +52,19 @@ WORDS = ["adapter", "attention", "corpus", "decoding", "embedding", "finetuning"
          "transformer", "translation"]
 
 
-def paper(n: int) -> tuple[str, str, str]:
-    words = [WORDS[(n * 7 + i * 3) % len(WORDS)] for i in range(40)]
-    return f"2611.{n:05d}", f"Paper {n} on {words[0]} and {words[1]}", " ".join(words) + f" {n}."
+def paper(n: int, length: int = 40) -> tuple[str, str, str]:
+    """Paper n (2611.nnnnn, then 2610.nnnnn past 100,000): an abstract of `length` words, the
+    first 40 of a few, the others of a vocabulary of 20,000 as real abstracts have."""
+    words = [WORDS[(n * 7 + i * 3) % len(WORDS)] for i in range(min(40, length))]
+    words += [f"term{(n * 31 + i * 17 + i * i) % 20_000}" for i in range(40, length)]
+    arxiv_id = f"26{11 - n // 100_000:02d}.{n % 100_000:05d}"
+    return arxiv_id, f"Paper {n} on {words[0]} and {words[1]}", " ".join(words) + f" {n}."
 
 
-def oai_page(numbers: range, changed: int | None = None) -> str:
+def oai_page(numbers: range, length: int, changed: int | None = None) -> str:
     records = []
     for n in numbers:
-        arxiv_id, title, abstract = paper(n)
+        arxiv_id, title, abstract = paper(n, length)
         if n == changed:
             abstract += " Revised."
         records.append(
@@ -108,7 +112,7 @@ class SizedEncoder(FakeEncoder):
             self.seconds += time.perf_counter() - started
 
 
-def real_encoder_seconds(count: int, sample: int) -> tuple[str, float] | None:
+def real_encoder_seconds(count: int, sample: int, length: int) -> tuple[str, float] | None:
     """The seconds the default model's CPU build encoder (as a build of `count` papers in a
     large corpus loads it) would take for `count` new abstracts, from a sample of them."""
     from paperscope.embedding import BUILD_ENCODERS, DEFAULT_MODEL, encoder_kind, load_encoder
@@ -119,7 +123,7 @@ def real_encoder_seconds(count: int, sample: int) -> tuple[str, float] | None:
     except ModelUnavailableError as err:
         print(f"(real encoder not measured: {err})")
         return None
-    texts = [f"{title}. {abstract}" for _, title, abstract in map(paper, range(sample))]
+    texts = [f"{title}. {abstract}" for _, title, abstract in (paper(n, length) for n in range(sample))]
     encoder.encode(texts[:2])
     started = time.perf_counter()
     encoder.encode(texts)
@@ -145,6 +149,7 @@ def main() -> None:
     parser.add_argument("--overlap", type=int, default=1_000)
     parser.add_argument("--latency", type=float, default=0.3)
     parser.add_argument("--new", type=int, default=2_000)
+    parser.add_argument("--words", type=int, default=40, help="words in an abstract (real: ~150)")
     parser.add_argument("--search", default="approximate", choices=("auto", "exact", "approximate"))
     parser.add_argument("--dimension", type=int, default=384)
     parser.add_argument("--real-sample", type=int, default=200)
@@ -156,7 +161,7 @@ def main() -> None:
         snapshot = Path(tmp) / "snapshot.jsonl"
         with snapshot.open("w") as out:
             for n in range(args.papers):
-                arxiv_id, title, abstract = paper(n)
+                arxiv_id, title, abstract = paper(n, args.words)
                 out.write(json.dumps({"id": arxiv_id, "title": title, "abstract": abstract,
                                       "categories": "cs.CL", "authors": "A. Author",
                                       "authors_parsed": [["Author", "A.", ""]],
@@ -170,14 +175,15 @@ def main() -> None:
         print(f"corpus: {args.papers:,} papers, built in {time.perf_counter() - started:.1f} s; "
               f"server latency {args.latency:g} s per answer; search {args.search}, "
               f"dimension {args.dimension}")
-        page = oai_page(range(min(args.overlap, args.papers)))
+        overlap = range(min(args.overlap, args.papers))
+        page = oai_page(overlap, args.words)
         cases = [("nothing new, after `corpus build`", NO_RECORDS),
                  ("nothing new, after an update", NO_RECORDS),
                  (f"{args.overlap:,} records, none changed", page),
-                 (f"{args.overlap:,} records, one changed", oai_page(range(min(args.overlap, args.papers)), 0)),
+                 (f"{args.overlap:,} records, one changed", oai_page(overlap, args.words, 0)),
                  ("nothing new, after that", NO_RECORDS)]
         if args.new:
-            cases.append((f"{args.new:,} new papers", oai_page(range(args.papers, args.papers + args.new))))
+            cases.append((f"{args.new:,} new papers", oai_page(range(args.papers, args.papers + args.new), args.words)))
         timings = Timings()
         for owner, name, label in [(Corpus, "_apply", "applying the records"),
                                    (indexer, "documents_digest", "digest of the documents"),
@@ -212,7 +218,7 @@ def main() -> None:
                 print(f"  {label:<32} {seconds:>8.2f} s")
             print(f"  {'other':<32} {rest - sum(timings.seconds.values()):>8.2f} s")
             if args.real_sample:
-                measured = real_encoder_seconds(args.new, min(args.real_sample, args.new))
+                measured = real_encoder_seconds(args.new, min(args.real_sample, args.new), args.words)
                 if measured:
                     print(f"the real encoder ({measured[0]}) would embed the {args.new:,} abstracts in "
                           f"about {measured[1]:.1f} s (from {min(args.real_sample, args.new)} of them)")
