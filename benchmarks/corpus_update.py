@@ -27,7 +27,10 @@ the approximate index cost what they would.
 from __future__ import annotations
 
 import argparse
+import cProfile
+import inspect
 import json
+import pstats
 import sys
 import tempfile
 import time
@@ -91,9 +94,24 @@ class Timings:
             try:
                 return function(*args, **kwargs)
             finally:
-                self.seconds[label] = self.seconds.get(label, 0.0) + time.perf_counter() - started
+                self.add(label, started)
 
-        setattr(owner, name, timed)
+        def timed_items(*args, **kwargs):  # a generator's time is that of its items
+            items = function(*args, **kwargs)
+            while True:
+                started = time.perf_counter()
+                try:
+                    item = next(items)
+                except StopIteration:
+                    return
+                finally:
+                    self.add(label, started)
+                yield item
+
+        setattr(owner, name, timed_items if inspect.isgeneratorfunction(function) else timed)
+
+    def add(self, label: str, started: float) -> None:
+        self.seconds[label] = self.seconds.get(label, 0.0) + time.perf_counter() - started
 
 
 class SizedEncoder(FakeEncoder):
@@ -153,6 +171,8 @@ def main() -> None:
     parser.add_argument("--search", default="approximate", choices=("auto", "exact", "approximate"))
     parser.add_argument("--dimension", type=int, default=384)
     parser.add_argument("--real-sample", type=int, default=200)
+    parser.add_argument("--profile", type=int, default=0, metavar="N",
+                        help="print the N functions of the last update that took longest (cumulative, own time)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         import os
@@ -203,10 +223,15 @@ def main() -> None:
                 source = TimedSource(stub.url, delay_seconds=0)
                 timings.seconds.clear()
                 encoder.seconds = 0.0
+                profile = cProfile.Profile() if args.profile and body is cases[-1][1] else None
                 started = time.perf_counter()
+                if profile:
+                    profile.enable()
                 report = corpus.update(source, today=date(2026, 11, 20), scheme="whole",
                                        search=args.search)
                 total = time.perf_counter() - started
+                if profile:
+                    profile.disable()
                 print(f"{label:<38} {total:>8.3f} {source.http_seconds:>8.3f} "
                       f"{total - source.http_seconds:>8.3f} {len(report.build.embedded):>9}")
         if args.new:
@@ -217,6 +242,9 @@ def main() -> None:
             for label, seconds in timings.seconds.items():
                 print(f"  {label:<32} {seconds:>8.2f} s")
             print(f"  {'other':<32} {rest - sum(timings.seconds.values()):>8.2f} s")
+            if profile:
+                for order in ("cumulative", "tottime"):
+                    pstats.Stats(profile).sort_stats(order).print_stats(args.profile)
             if args.real_sample:
                 measured = real_encoder_seconds(args.new, min(args.real_sample, args.new), args.words)
                 if measured:
