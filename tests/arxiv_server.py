@@ -6,12 +6,12 @@ from __future__ import annotations
 import contextlib
 import functools
 import socket
-import threading
 import time
 import zlib
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
+
+from .stub_server import LocalServer, QuietHandler
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 RECORDED = (FIXTURES / "arxiv-lora-qlora.xml").read_text()
@@ -51,7 +51,7 @@ def closed_port_url() -> str:
     return f"http://127.0.0.1:{port}/api/query"
 
 
-class ArxivStub:
+class ArxivStub(LocalServer):
     """Answers each request with the next scripted step, then with `default` (the recorded feed).
 
     Steps: ("ok",), ("status", code[, headers]), ("sleep", seconds), ("reset",), ("body", text[, wait]),
@@ -68,7 +68,7 @@ class ArxivStub:
         self.requests: list[dict[str, list[str]]] = []
         stub = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_GET(self):
                 query = parse_qs(urlparse(self.path).query)
                 stub.requests.append(query)
@@ -144,20 +144,9 @@ class ArxivStub:
                     self.wfile.flush()
                     time.sleep(step[1])
 
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
+        self.serve(Handler)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/api/query"
+        return f"{self.origin}/api/query"
 
-    def __enter__(self) -> ArxivStub:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.server.shutdown()
-        self.server.server_close()

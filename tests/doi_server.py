@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import contextlib
 import json
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlparse
+
+from .stub_server import LocalServer, QuietHandler
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "doi"
 SERVICES = ("openalex", "crossref")
@@ -29,7 +29,7 @@ def recorded() -> dict[str, dict[str, bytes]]:
     return works
 
 
-class DoiStub:
+class DoiStub(LocalServer):
     """Answers each request to a service with the next step of `script[service]`, then with the
     recorded work (or a 404).
 
@@ -44,7 +44,9 @@ class DoiStub:
         self.requests: list[tuple[str, str, dict[str, list[str]], str]] = []
         stub = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
+            content_type = "application/json"
+
             def do_GET(self):
                 parsed = urlparse(self.path)
                 service, _, rest = parsed.path.lstrip("/").partition("/")
@@ -89,32 +91,12 @@ class DoiStub:
                     return
                 self.send(200, work)
 
-            def send(self, status: int, body: bytes, headers: dict | None = None) -> None:
-                self.send_response(status)
-                headers = {"Content-Type": "application/json", **(headers or {}),
-                           "Content-Length": str(len(body))}
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
+        self.serve(Handler)
 
     def url(self, service: str) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/{service}"
+        return f"{self.origin}/{service}"
 
     def asked(self, service: str) -> list[str]:
         """The DOIs asked of `service`, in order."""
         return [doi for name, doi, _, _ in self.requests if name == service]
 
-    def __enter__(self) -> DoiStub:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.server.shutdown()
-        self.server.server_close()

@@ -12,10 +12,10 @@ file: address, /huge is 50 MB (made as it is sent, never held), /huge-declared d
 from __future__ import annotations
 
 import contextlib
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+
+from .stub_server import LocalServer, QuietHandler
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "web"
 HUGE = 50 * 1024 * 1024
@@ -29,7 +29,7 @@ PAGES = {
 }
 
 
-class WebStub:
+class WebStub(LocalServer):
     """Serves the recorded pages; `requests` lists the paths asked, in order."""
 
     def __init__(self):
@@ -38,7 +38,7 @@ class WebStub:
         self.sent_bytes = 0
         stub = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_GET(self):
                 stub.requests.append(self.path)
                 with contextlib.suppress(BrokenPipeError, ConnectionResetError):
@@ -91,33 +91,13 @@ class WebStub:
                     self.wfile.flush()
                     time.sleep(0.05)
 
-            def send(self, status: int, body: bytes, headers: dict | None = None) -> None:
-                self.send_response(status)
-                headers = {"Content-Type": "text/html", **(headers or {}),
-                           "Content-Length": str(len(body))}
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
+        self.serve(Handler)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
+        return self.origin
 
     @property
     def github(self) -> str:
         return f"{self.url}/github"
 
-    def __enter__(self) -> WebStub:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.server.shutdown()
-        self.server.server_close()

@@ -1479,14 +1479,8 @@ def export_markdown(
     library = _library()
     text = catalogue_to_markdown(library.catalogue, years=years, tags=tags, title=title,
                                  records=library.records() if years else None)
-    if output is None:
-        _echo(text, nl=False)
-        return
-    if not output.parent.is_dir():
-        raise UsageError(f"There is no folder {output.parent} to write {output.name} in.")
-    atomic_write_text(output, text)
-    _err(f"Wrote {counted(len(library.catalogue.entries), 'entry')} in "
-         f"{counted(len(library.catalogue.sections), 'section')} to {output}.")
+    _print_or_write(text, output, f"{counted(len(library.catalogue.entries), 'entry')} in "
+                                  f"{counted(len(library.catalogue.sections), 'section')}")
 
 
 @export_app.command("csl-json")
@@ -1507,13 +1501,18 @@ def export_csl_json(
     """
     library = _library()
     text = library.csl_json(entry_ids or [])
+    _print_or_write(text, output, counted(len(entry_ids or library.catalogue.entries), 'entry'))
+
+
+def _print_or_write(text: str, output: Optional[Path], what: str) -> None:
+    """Print an export, or replace `output` with it whole and say so (`what` was written)."""
     if output is None:
         _echo(text, nl=False)
         return
     if not output.parent.is_dir():
         raise UsageError(f"There is no folder {output.parent} to write {output.name} in.")
     atomic_write_text(output, text)
-    _err(f"Wrote {counted(len(entry_ids or library.catalogue.entries), 'entry')} to {output}.")
+    _err(f"Wrote {what} to {output}.")
 
 
 @_command()
