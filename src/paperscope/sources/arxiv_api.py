@@ -24,15 +24,18 @@ import xml.etree.ElementTree as ET
 import xml.parsers.expat
 from collections.abc import Callable, Iterator, Sequence
 from datetime import date, datetime, timezone
+from typing import TypeVar
 
 from ..errors import FetchError
 from ..records import MAX_AUTHORS, MAX_NAME_CHARS, MAX_TITLE_CHARS, PaperRecord
 from . import clean_text, utc_now
 from .base import Deleted, FetchResult, not_a_dump
-from .http import Limits, backoff_delay, bounded_get, new_session
+from .http import Limits, backoff_delay, bounded_get, new_session, retried
 from .http import PermanentError as _PermanentError
 from .http import TransientError as _TransientError
 from .http import UnreachableError as _UnreachableError
+
+T = TypeVar("T")
 
 ARXIV_API_URL = "https://export.arxiv.org/api/query"
 API_URL_ENV = "PAPERSCOPE_ARXIV_API"  # another endpoint with the same API (a mirror, a test server)
@@ -129,14 +132,16 @@ class ArxivApiSource:
 
     def _page(self, query: dict) -> tuple[dict[str, PaperRecord | str], int | None]:
         """One page of a search, retried as a batch is; _PermanentError once the tries are spent."""
-        for attempt in range(self.max_retries + 1):
-            try:
-                return _parse_feed(self._ask(query))
-            except _TransientError as err:
-                reason, retry_after = str(err), err.retry_after
-            if attempt < self.max_retries:
-                self._back_off(attempt, reason, retry_after)
-        raise _PermanentError(f"{reason} (after {self.max_retries + 1} tries)")
+        try:
+            return self.retried(lambda: _parse_feed(self._ask(query)))
+        except _TransientError as err:  # the tries are spent
+            raise _PermanentError(str(err)) from None
+
+    def retried(self, call: Callable[[], T]) -> T:
+        """`call()` tried as this client tries every exchange (http.retried, with its limits)."""
+        return retried(call, max_retries=self.max_retries, backoff_seconds=self.backoff_seconds,
+                       max_backoff_seconds=self.max_backoff_seconds, sleep=self._sleep,
+                       on_retry=self.on_retry)
 
     def _back_off(self, attempt: int, reason: str, retry_after: float | None) -> None:
         delay = backoff_delay(attempt, self.backoff_seconds, self.max_backoff_seconds, retry_after)

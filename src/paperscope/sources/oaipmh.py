@@ -202,19 +202,12 @@ class OaiPmhSource:
         (HTTP 429/5xx, time-outs, unreadable pages); FetchError once the tries are spent or for
         an answer not worth another try, _Unreachable when arXiv cannot be reached at all."""
         http = self._http
-        for attempt in range(http.max_retries + 1):
-            try:
-                return self._parse(http._ask(params))
-            except _TransientError as err:
-                reason, retry_after = str(err), err.retry_after
-            except _PermanentError as err:
-                raise FetchError(f"Could not harvest arXiv's changes: {err}.", {}) from None
-            except _UnreachableError as err:
-                raise _Unreachable(str(err)) from None
-            if attempt < http.max_retries:
-                http._back_off(attempt, reason, retry_after)
-        raise FetchError(f"Could not harvest arXiv's changes: {reason} "
-                         f"(after {http.max_retries + 1} tries).", {})
+        try:
+            return http.retried(lambda: self._parse(http._ask(params)))
+        except (_TransientError, _PermanentError) as err:  # a transient one: the tries are spent
+            raise FetchError(f"Could not harvest arXiv's changes: {err}.", {}) from None
+        except _UnreachableError as err:
+            raise _Unreachable(str(err)) from None
 
     def _parse(self, body: bytes) -> tuple[list[OaiRecord | Deleted], str | None]:
         root = checked_root(body, f"{_OAI}OAI-PMH", "an OAI-PMH answer")
