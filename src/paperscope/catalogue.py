@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import re
+import unicodedata
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -499,8 +500,9 @@ def slug(text: str, taken: set[str] | frozenset[str] = frozenset()) -> str:
     """An id from a title, short enough to type: its name before a colon when short ("LoRA:
     ..." -> "lora"), else its first words up to SLUG_CHARS, without a dangling "of" or "in"
     ("Uncertainty Quantification in Fine-tuned LLMs" -> "uncertainty-quantification"); made
-    unique against `taken`."""
+    unique against `taken`. Accented letters lose their accents ("Über" -> "uber")."""
     head = text.split(":", 1)[0] if ":" in text and len(text.split(":", 1)[0].split()) <= 3 else text
+    head = unicodedata.normalize("NFKD", head).encode("ascii", "ignore").decode()
     words = re.findall(r"[a-z0-9]+", head.lower()) or ["entry"]
     kept = [words[0][:SLUG_CHARS]]
     for word in words[1:]:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -118,7 +117,7 @@ def place(citations: Iterable[Citation], catalogue: Catalogue | None, *,
             continue
         name = " ".join(chosen.split())
         name = (catalogue.section_named(name) if catalogue else None) or name
-        fields = _fields(citation, slug(_ascii(citation.title), taken))
+        fields = _fields(citation, slug(citation.title, taken))
         try:
             check_fields(fields, name)
         except CatalogueError as err:
@@ -357,11 +356,6 @@ def _csl_name(name: str) -> dict[str, str]:
 def _arxiv_in(texts: Iterable[str]) -> str | None:
     return next((normalise_arxiv_id(m.group(1)) for t in texts if t
                  if (m := _ARXIV_IN_TEXT.search(t))), None)
-
-
-def _ascii(text: str) -> str:
-    """Accents dropped, for ids: `Über` -> `Uber`."""
-    return unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
 
 
 def _groups(value: str) -> tuple[str, ...]:
