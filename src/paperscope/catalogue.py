@@ -502,7 +502,7 @@ def slug(text: str, taken: set[str] | frozenset[str] = frozenset()) -> str:
     ("Uncertainty Quantification in Fine-tuned LLMs" -> "uncertainty-quantification"); made
     unique against `taken`. Accented letters lose their accents ("Über" -> "uber")."""
     head = text.split(":", 1)[0] if ":" in text and len(text.split(":", 1)[0].split()) <= 3 else text
-    head = unicodedata.normalize("NFKD", head).encode("ascii", "ignore").decode()
+    head = "".join(c for c in unicodedata.normalize("NFKD", head) if not unicodedata.combining(c))
     words = re.findall(r"[a-z0-9]+", head.lower()) or ["entry"]
     kept = [words[0][:SLUG_CHARS]]
     for word in words[1:]:
