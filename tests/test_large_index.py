@@ -8,7 +8,7 @@ import sqlite3
 import numpy as np
 import pytest
 
-from paperscope.errors import IndexCorruptError
+from paperscope.errors import IndexCorruptError, IndexMismatchError
 from paperscope.index import IndexStore
 from paperscope.indexer import build_index
 from paperscope.lexical import build_lexical, build_lexical_streamed, default_stopwords
@@ -87,7 +87,7 @@ def both(tmp_path, fake_encoder):
 def test_an_approximate_index_is_compact_and_reads_back_the_same(both):
     documents, exact, compact = both
     raw = json.loads(compact.manifest_path.read_text())
-    assert raw["format"] == 4 and raw["vectors_dtype"] == "float16"
+    assert raw["format"] == 5 and raw["vectors_dtype"] == "float16"
     assert raw["lexical"]["weights_dtype"] == "float16" and "zdict" in raw["files"]
     plain = json.loads(exact.manifest_path.read_text())
     assert plain["format"] == 3 and "vectors_dtype" not in plain
@@ -108,13 +108,79 @@ def test_an_approximate_index_is_compact_and_reads_back_the_same(both):
         (exact_manifest.sections, exact_manifest.kinds, exact_manifest.tags)
     with sqlite3.connect(compact.directory / manifest.files["documents"].file) as db:
         kinds = {row[0] for row in db.execute("SELECT typeof(text) FROM documents")}
-    assert kinds == {"blob"}
+        keys = {row[0] for row in db.execute("SELECT typeof(key) FROM names")}
+        page_size = db.execute("PRAGMA page_size").fetchone()[0]
+    assert kinds == {"blob"} and keys == {"integer"} and page_size == 65536
     from paperscope.text import name_key
 
     for doc in documents[:50:7]:
         assert b.named(name_key(doc.title)) == a.named(name_key(doc.title)) != []
         assert b.named(name_key(doc.id)) == a.named(name_key(doc.id)) != []
     compact.verify()
+
+
+def _re_sign(store):
+    """The manifest signs the files as they now are, as a hostile or an older build would."""
+    from paperscope.index import _hash_file, quick_check
+
+    manifest = json.loads(store.manifest_path.read_text())
+    for info in manifest["files"].values():
+        path = store.directory / info["file"]
+        info.update(bytes=path.stat().st_size, check=quick_check(path, path.stat().st_size),
+                    sha256=_hash_file(path))
+    store.manifest_path.write_text(json.dumps(manifest))
+
+
+def test_a_name_lookup_never_takes_a_hash_collision_for_a_match(tmp_path, fake_encoder, monkeypatch):
+    # Every name hashes to one of three keys: the names table proposes a third of the corpus,
+    # and only the documents truly called so come back.
+    from paperscope import index as index_module
+    from paperscope.text import name_key
+
+    monkeypatch.setattr(index_module, "name_hash", lambda key: len(key) % 3)
+    documents = corpus(60) + [Document(id="twin", title="Paper 7 on protein", text="x", meta={})]
+    store = IndexStore(tmp_path / "colliding")
+    build_index(store, documents, model="fake-model", encoder=fake_encoder, search="approximate")
+    opened = store.open()
+    assert opened.manifest.hashed_names
+    assert opened.named(name_key("Paper 7 on protein")) == [7, 60]
+    assert opened.named("d12") == [12]
+    assert opened.named("paper 7 on") == opened.named("nothing of the kind") == []
+
+
+def test_a_format_4_index_with_its_names_as_text_still_opens_and_searches(both, fake_encoder):
+    # What the build before format 5 wrote: the same files, the names table keyed by the names.
+    from paperscope.text import document_names, name_key
+
+    documents, exact, compact = both
+    raw = json.loads(compact.manifest_path.read_text())
+    with sqlite3.connect(compact.directory / raw["files"]["documents"]["file"]) as db:
+        db.execute("DROP TABLE names")
+        db.execute("CREATE TABLE names (key TEXT NOT NULL, position INTEGER NOT NULL, "
+                   "PRIMARY KEY (key, position)) WITHOUT ROWID")
+        db.executemany("INSERT INTO names VALUES (?, ?)", [
+            (key, position) for position, doc in enumerate(documents) for key in document_names(doc)])
+    compact.manifest_path.write_text(json.dumps({**raw, "format": 4}))
+    _re_sign(compact)
+    manifest = compact.read_manifest()
+    assert manifest.format == 4 and not manifest.hashed_names and manifest.compact
+    assert manifest.to_json()["format"] == 4
+    old, plain = compact.open(), exact.open()
+    for doc in documents[:50:7]:
+        assert old.named(name_key(doc.title)) == plain.named(name_key(doc.title)) != []
+    assert old.named("no such paper") == []
+    vector = fake_encoder.encode(["adapter study"])[0]
+    top = rank(old, query_text=documents[9].title, query_vector=vector, mode="hybrid", k=5)
+    assert top[0][0] == 9 and old.documents([9]) == [documents[9]]
+
+
+def test_a_format_this_paperscope_does_not_know_asks_for_a_rebuild(both):
+    _, _, compact = both
+    raw = json.loads(compact.manifest_path.read_text())
+    compact.manifest_path.write_text(json.dumps({**raw, "format": 6}))
+    with pytest.raises(IndexMismatchError, match="has format 6; this paperscope reads formats 3, 4, 5") as err:
+        compact.open()
+    assert "paperscope build --full" in str(err.value.hint)
 
 
 def test_float16_rescoring_keeps_the_ranking(both, fake_encoder):
@@ -142,17 +208,11 @@ def test_a_rebuild_reuses_the_float16_vectors(both, fake_encoder):
 
 
 def test_a_damaged_compressed_text_is_refused(both):
-    from paperscope.index import _hash_file, quick_check
-
     _, _, compact = both
     manifest = json.loads(compact.manifest_path.read_text())
     with sqlite3.connect(compact.directory / manifest["files"]["documents"]["file"]) as db:
         db.execute("UPDATE documents SET text = x'00010203' WHERE position = 2")
-    for info in manifest["files"].values():  # the manifest signs the damage, as a hostile copy would
-        path = compact.directory / info["file"]
-        info.update(bytes=path.stat().st_size, check=quick_check(path, path.stat().st_size),
-                    sha256=_hash_file(path))
-    compact.manifest_path.write_text(json.dumps(manifest))
+    _re_sign(compact)
     index = compact.open()
     assert index.documents([1])[0].id == "d1"
     with pytest.raises(IndexCorruptError, match="disagree"):

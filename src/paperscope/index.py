@@ -10,7 +10,8 @@ An index folder holds
   facets-<h>.npy          per document: year (0 unknown), section code, kind code (-1 none)
   documents-<h>.sqlite    documents (id, title, text, display metadata, content hash), the
                           exact-name table and the BM25 vocabulary, read for the hits only
-                          (in a compact index, texts compressed with zlib and zdict-<h>.npy)
+                          (in a compact index, texts compressed with zlib and zdict-<h>.npy,
+                          names stored as 64-bit hashes, 64 KiB pages)
   bm25data-<h>.npy, bm25docs-<h>.npy, bm25ptr-<h>.npy   the BM25 matrix (see lexical.py)
   ann-<h>.faiss           for large indexes: a FAISS IVF index with 4-bit scalar quantisation
                           (8-bit in format 3 indexes built before)
@@ -56,6 +57,7 @@ from .errors import (
 from .files import atomic_write_json
 from .records import Document, PaperRecord
 from .sources.ids import record_key
+from .text import document_names
 
 log = logging.getLogger(__name__)
 
@@ -64,10 +66,13 @@ if TYPE_CHECKING:  # NumPy loads when an index is opened or written, so `status`
 
 # Format 3: float32 vectors and BM25 weights, plain texts. Format 4 (approximate indexes since
 # issue 19): float16 vectors and BM25 weights, texts compressed with a dictionary (`zdict`),
-# 4-bit IVF codes. Exact indexes, the catalogue's included, are still written as format 3.
+# 4-bit IVF codes. Format 5 (approximate indexes now): format 4 with the exact-name table
+# keyed by 64-bit hashes of the names and 64 KiB pages in the document table; format 4 indexes
+# still open. Exact indexes, the catalogue's included, are still written as format 3.
 FORMAT_VERSION = 3
-COMPACT_FORMAT_VERSION = 4
-READABLE_FORMATS = (FORMAT_VERSION, COMPACT_FORMAT_VERSION)
+TEXT_NAMES_FORMAT_VERSION = 4
+COMPACT_FORMAT_VERSION = 5
+READABLE_FORMATS = (FORMAT_VERSION, TEXT_NAMES_FORMAT_VERSION, COMPACT_FORMAT_VERSION)
 ARRAY_TYPES = ("float32", "float16")  # of the vectors and the BM25 weights
 MANIFEST_NAME = "manifest.json"
 RECORDS_NAME = "records.json"
@@ -148,17 +153,20 @@ class Manifest:
     encoder: str | None = None  # the registered encoder kind that made the vectors
     versions: dict[str, str] = field(default_factory=dict)
     files: dict[str, DataFile] = field(default_factory=dict)
-    vectors_dtype: str = "float32"  # float16 in a compact (format 4) index
+    vectors_dtype: str = "float32"  # float16 in a compact (format 4 or 5) index
     weights_dtype: str = "float32"  # of the BM25 weights; float16 in a compact index
+    hashed_names: bool = False  # the exact-name table holds hashes of the names (format 5)
 
     @property
     def compact(self) -> bool:
-        """Whether this is a compact index (format 4): float16 arrays, compressed texts."""
+        """Whether this is a compact index (format 4 or 5): float16 arrays, compressed texts."""
         return self.vectors_dtype != "float32" or self.weights_dtype != "float32" or "zdict" in self.files
 
     @property
     def format(self) -> int:
-        return COMPACT_FORMAT_VERSION if self.compact else FORMAT_VERSION
+        if self.hashed_names:
+            return COMPACT_FORMAT_VERSION
+        return TEXT_NAMES_FORMAT_VERSION if self.compact else FORMAT_VERSION
 
     def to_json(self) -> dict[str, Any]:
         """The manifest as written: the same keys, in the same order, for the same index."""
@@ -194,7 +202,7 @@ class Manifest:
         if data.get("format") not in READABLE_FORMATS:
             raise IndexMismatchError(
                 f"The index in {path.parent} has format {data.get('format')!r}; this "
-                f"paperscope reads formats {' and '.join(map(str, READABLE_FORMATS))}.", REBUILD_HINT)
+                f"paperscope reads formats {', '.join(map(str, READABLE_FORMATS))}.", REBUILD_HINT)
         try:
             scheme, search, facets, lexical = (_object(data.get(key)) for key in
                                                ("passages_scheme", "search", "facets", "lexical"))
@@ -218,6 +226,7 @@ class Manifest:
                 files={_text(name): _data_file(info) for name, info in data["files"].items()},
                 vectors_dtype=_array_type(data.get("vectors_dtype", "float32")),
                 weights_dtype=_array_type(lexical.get("weights_dtype", "float32")),
+                hashed_names=data["format"] == COMPACT_FORMAT_VERSION,
             )
         except (KeyError, TypeError, ValueError):
             raise IndexCorruptError(f"The index manifest {path} is damaged (counts or model "
@@ -728,9 +737,17 @@ class OpenIndex:
         return row[0][0] if row else None
 
     def named(self, key: str) -> list[int]:
-        """Positions of the documents called `key` (see text.document_names)."""
-        return [row[0] for row in self._query(
-            "SELECT position FROM names WHERE key = ? ORDER BY position", (key,))]
+        """Positions of the documents called `key` (see text.document_names). In a format 5
+        index the table holds hashes of the names: each document found is confirmed by its own
+        names, so that a hash shared by two names never finds the wrong one."""
+        if not self.manifest.hashed_names:
+            return [row[0] for row in self._query(
+                "SELECT position FROM names WHERE key = ? ORDER BY position", (key,))]
+        found = [row[0] for row in self._query("SELECT position FROM names WHERE key = ?", (name_hash(key),))]
+        rows = self._query(f"SELECT position, id, title FROM documents WHERE position IN "
+                           f"({','.join('?' * len(found))})", found) if found else []
+        return sorted(position for position, doc_id, title in rows
+                      if key in document_names(Document(doc_id, title, "")))
 
     def dated_since(self, day: str) -> list[int]:
         """Positions of the documents whose `date` (YYYY-MM-DD, or a YYYY-MM or YYYY prefix of
@@ -882,28 +899,37 @@ def meta_json(meta: dict[str, Any]) -> str:
     return json.dumps(meta, ensure_ascii=False, sort_keys=True)
 
 
+def name_hash(key: str) -> int:
+    """A name as the exact-name table of a compact (format 5) index keys it: the first 8 bytes
+    of its BLAKE2b digest, a signed 64-bit integer as SQLite stores them."""
+    return int.from_bytes(hashlib.blake2b(key.encode("utf-8"), digest_size=8).digest(), "big", signed=True)
+
+
 def write_document_table(connection: sqlite3.Connection, documents: Iterator[tuple[Document, str]],
-                         names: Callable[[Document], set[str]],
                          terms: Sequence[str] | Callable[[], Sequence[str]],
                          tags: Callable[[Document], set[str]] = lambda document: set(),
                          zdict: bytes | None = None) -> None:
-    """Fill a new document table: documents with their content hashes, names, tags, BM25 terms
-    (or a function giving them once every document is written, for a build that reads the
-    documents once). With `zdict` (large indexes) each text and metadata is stored compressed
-    (`deflate`)."""
-    names_key = "" if zdict is None else ", PRIMARY KEY (key, position)) WITHOUT ROWID; --"
+    """Fill a new document table: documents with their content hashes, names
+    (text.document_names), tags, BM25 terms (or a function giving them once every document is
+    written, for a build that reads the documents once). With `zdict` (large indexes: format 5)
+    each text and metadata is stored compressed (`deflate`), each name as its `name_hash` in a
+    table sorted by it, in pages of 64 KiB (a page of 4 KiB leaves a tenth of itself unused
+    after its last abstract)."""
+    names_key = "TEXT NOT NULL, position INTEGER NOT NULL" if zdict is None else \
+        "INTEGER NOT NULL, position INTEGER NOT NULL, PRIMARY KEY (key, position)) WITHOUT ROWID; --"
     connection.executescript(f"""
+        {"" if zdict is None else "PRAGMA page_size = 65536;"}
         CREATE TABLE documents (position INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE,
                                 title TEXT NOT NULL, text TEXT NOT NULL, meta TEXT NOT NULL,
                                 hash TEXT NOT NULL);
-        CREATE TABLE names (key TEXT NOT NULL, position INTEGER NOT NULL{names_key});
+        CREATE TABLE names (key {names_key});
         CREATE TABLE terms (term TEXT PRIMARY KEY, col INTEGER NOT NULL) WITHOUT ROWID;
         CREATE TABLE tags (tag TEXT NOT NULL, position INTEGER NOT NULL);
     """)
     deflate = deflater(zdict) if zdict is not None else None
     names_table = "names"
     if zdict is not None:  # names are gathered unsorted in a temporary table (see the end)
-        connection.execute("CREATE TEMP TABLE pending_names (key TEXT NOT NULL, position INTEGER NOT NULL)")
+        connection.execute("CREATE TEMP TABLE pending_names (key INTEGER NOT NULL, position INTEGER NOT NULL)")
         names_table = "temp.pending_names"
     batch: list[tuple] = []
     name_rows: list[tuple] = []
@@ -913,7 +939,10 @@ def write_document_table(connection: sqlite3.Connection, documents: Iterator[tup
         batch.append((position, document.id, document.title,
                       text if deflate is None else deflate(text),
                       meta if deflate is None else deflate(meta), content_hash))
-        name_rows.extend((key, position) for key in sorted(names(document)))
+        keys: set[Any] = document_names(document)
+        if deflate is not None:
+            keys = {name_hash(key) for key in keys}
+        name_rows.extend((key, position) for key in sorted(keys))
         tag_rows.extend((tag, position) for tag in sorted(tags(document)))
         if len(batch) >= 5000:
             connection.executemany("INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?)", batch)

@@ -46,7 +46,7 @@ from .index import (
 from .lexical import BM25_PARAMS, TOKENIZER_VERSION, StreamedLexical, default_stopwords
 from .records import Document
 from .settings import BUILD_ENCODER_ENV, settings_change
-from .text import DEFAULT_SCHEME, SCHEMES, counted, document_names, passages
+from .text import DEFAULT_SCHEME, SCHEMES, counted, passages
 from .version import __version__
 
 # Up to this many new passages are embedded by the light NumPy encoder (instant start, 24
@@ -355,6 +355,7 @@ def _build(store: IndexStore, documents: Sequence[Document], old: OpenIndex | No
             versions=_versions(),
             vectors_dtype=fields.get("vectors_dtype", "float32"),
             weights_dtype=fields.get("weights_dtype", "float32"),
+            hashed_names="zdict" in writer.files,
         ))
     except BaseException:
         writer.discard()
@@ -480,7 +481,7 @@ def _write(writer: IndexWriter, documents: Sequence[Document], hashes: list[str]
         return builder.terms
 
     with writer.sqlite("documents", vacuum=not approximate) as connection:
-        write_document_table(connection, each_document(), document_names, terms, _tags, zdict=zdict)
+        write_document_table(connection, each_document(), terms, _tags, zdict=zdict)
     postings = int(builder.indptr[-1])
     with writer.stream_array("bm25data", (postings,), weights) as data, \
             writer.stream_array("bm25docs", (postings,), np.int32) as docs:
