@@ -8,7 +8,7 @@ import sqlite3
 import numpy as np
 import pytest
 
-from paperscope.errors import IndexCorruptError, IndexMismatchError
+from paperscope.errors import IndexCorruptError
 from paperscope.index import IndexStore
 from paperscope.indexer import build_index
 from paperscope.lexical import build_lexical, build_lexical_streamed, default_stopwords
@@ -138,7 +138,7 @@ def test_a_name_lookup_never_takes_a_hash_collision_for_a_match(tmp_path, fake_e
     from paperscope.text import name_key
 
     monkeypatch.setattr(index_module, "name_hash", lambda key: len(key) % 3)
-    documents = corpus(60) + [Document(id="twin", title="Paper 7 on protein", text="x", meta={})]
+    documents = [*corpus(60), Document(id="twin", title="Paper 7 on protein", text="x", meta={})]
     store = IndexStore(tmp_path / "colliding")
     build_index(store, documents, model="fake-model", encoder=fake_encoder, search="approximate")
     opened = store.open()
@@ -172,15 +172,6 @@ def test_a_format_4_index_with_its_names_as_text_still_opens_and_searches(both, 
     vector = fake_encoder.encode(["adapter study"])[0]
     top = rank(old, query_text=documents[9].title, query_vector=vector, mode="hybrid", k=5)
     assert top[0][0] == 9 and old.documents([9]) == [documents[9]]
-
-
-def test_a_format_this_paperscope_does_not_know_asks_for_a_rebuild(both):
-    _, _, compact = both
-    raw = json.loads(compact.manifest_path.read_text())
-    compact.manifest_path.write_text(json.dumps({**raw, "format": 6}))
-    with pytest.raises(IndexMismatchError, match="has format 6; this paperscope reads formats 3, 4, 5") as err:
-        compact.open()
-    assert "paperscope build --full" in str(err.value.hint)
 
 
 def test_float16_rescoring_keeps_the_ranking(both, fake_encoder):

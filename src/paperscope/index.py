@@ -4,7 +4,7 @@ An index folder holds
   manifest.json           the commit point: format, model, passage scheme, search method,
                           counts, and every data file with its size, SHA-256 and quick check
   records.json            arXiv metadata fetched for a catalogue (a cache, committed with it)
-  vectors-<h>.npy         passage vectors, float32 (float16 in a compact index, format 4),
+  vectors-<h>.npy         passage vectors, float32 (float16 in a compact index, formats 4 and 5),
                           one row per passage, documents in order
   bounds-<h>.npy          document i's passages are rows bounds[i] to bounds[i + 1] - 1
   facets-<h>.npy          per document: year (0 unknown), section code, kind code (-1 none)
@@ -140,7 +140,7 @@ class Manifest:
     scheme: str  # the passage scheme's name (text.SCHEMES)
     scheme_words: tuple[int, ...]
     documents_digest: str
-    search: str = "exact"  # or "ivf-sq4" (format 4), "ivf-sq8" (format 3)
+    search: str = "exact"  # or "ivf-sq4" (formats 4 and 5), "ivf-sq8" (format 3)
     ann_lists: int | None = None  # the IVF index's lists, for an approximate index
     search_requested: str = "auto"
     sections: tuple[str, ...] = ()
