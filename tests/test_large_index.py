@@ -107,7 +107,8 @@ def test_an_approximate_index_is_compact_and_reads_back_the_same(both):
     assert (manifest.sections, manifest.kinds, manifest.tags) == \
         (exact_manifest.sections, exact_manifest.kinds, exact_manifest.tags)
     with sqlite3.connect(compact.directory / manifest.files["documents"].file) as db:
-        kinds = {row[0] for row in db.execute("SELECT typeof(text) FROM documents")}
+        kinds = {row[0] for row in db.execute("SELECT typeof(title) FROM documents UNION "
+                                              "SELECT typeof(text) FROM documents")}
         keys = {row[0] for row in db.execute("SELECT typeof(key) FROM names")}
         page_size = db.execute("PRAGMA page_size").fetchone()[0]
     assert kinds == {"blob"} and keys == {"integer"} and page_size == 65536
@@ -149,7 +150,8 @@ def test_a_name_lookup_never_takes_a_hash_collision_for_a_match(tmp_path, fake_e
 
 
 def test_a_format_4_index_with_its_names_as_text_still_opens_and_searches(both, fake_encoder):
-    # What the build before format 5 wrote: the same files, the names table keyed by the names.
+    # What the build before format 5 wrote: the same files, titles as text and the names
+    # table keyed by the names.
     from paperscope.text import document_names, name_key
 
     documents, exact, compact = both
@@ -160,6 +162,8 @@ def test_a_format_4_index_with_its_names_as_text_still_opens_and_searches(both, 
                    "PRIMARY KEY (key, position)) WITHOUT ROWID")
         db.executemany("INSERT INTO names VALUES (?, ?)", [
             (key, position) for position, doc in enumerate(documents) for key in document_names(doc)])
+        db.executemany("UPDATE documents SET title = ? WHERE position = ?",
+                       [(doc.title, position) for position, doc in enumerate(documents)])
     compact.manifest_path.write_text(json.dumps({**raw, "format": 4}))
     _re_sign(compact)
     manifest = compact.read_manifest()

@@ -11,7 +11,7 @@ An index folder holds
   documents-<h>.sqlite    documents (id, title, text, display metadata, content hash), the
                           exact-name table and the BM25 vocabulary, read for the hits only
                           (in a compact index, texts compressed with zlib and zdict-<h>.npy,
-                          names stored as 64-bit hashes, 64 KiB pages)
+                          titles too, names stored as 32-bit hashes, 64 KiB pages)
   bm25data-<h>.npy, bm25docs-<h>.npy, bm25ptr-<h>.npy   the BM25 matrix (see lexical.py)
   ann-<h>.faiss           for large indexes: a FAISS IVF index with 4-bit scalar quantisation
                           (8-bit in format 3 indexes built before)
@@ -66,9 +66,9 @@ if TYPE_CHECKING:  # NumPy loads when an index is opened or written, so `status`
 
 # Format 3: float32 vectors and BM25 weights, plain texts. Format 4 (approximate indexes since
 # issue 19): float16 vectors and BM25 weights, texts compressed with a dictionary (`zdict`),
-# 4-bit IVF codes. Format 5 (approximate indexes now): format 4 with the exact-name table
-# keyed by 64-bit hashes of the names and 64 KiB pages in the document table; format 4 indexes
-# still open. Exact indexes, the catalogue's included, are still written as format 3.
+# 4-bit IVF codes. Format 5 (approximate indexes now): format 4 with titles compressed too, the
+# exact-name table keyed by 32-bit hashes of the names, and 64 KiB pages in the document table;
+# format 4 indexes still open. Exact indexes, the catalogue's included, are still written as format 3.
 FORMAT_VERSION = 3
 TEXT_NAMES_FORMAT_VERSION = 4
 COMPACT_FORMAT_VERSION = 5
@@ -715,7 +715,7 @@ class OpenIndex:
         """A document from its table row, every field of the type readers expect."""
         doc_id, title, text, raw_meta = row
         try:
-            text, raw_meta = _inflate(text, self._zdict), _inflate(raw_meta, self._zdict)
+            title, text, raw_meta = (_inflate(value, self._zdict) for value in (title, text, raw_meta))
             meta = json.loads(raw_meta)
             if not (isinstance(doc_id, str) and isinstance(title, str) and isinstance(text, str)
                     and isinstance(meta, dict)):
@@ -738,16 +738,15 @@ class OpenIndex:
 
     def named(self, key: str) -> list[int]:
         """Positions of the documents called `key` (see text.document_names). In a format 5
-        index the table holds hashes of the names: each document found is confirmed by its own
-        names, so that a hash shared by two names never finds the wrong one."""
+        index the table holds hashes of the names (`name_hash`): each document found is
+        confirmed by its own names, so that a hash shared by two names never finds the wrong one."""
         if not self.manifest.hashed_names:
             return [row[0] for row in self._query(
                 "SELECT position FROM names WHERE key = ? ORDER BY position", (key,))]
-        found = [row[0] for row in self._query("SELECT position FROM names WHERE key = ?", (name_hash(key),))]
-        rows = self._query(f"SELECT position, id, title FROM documents WHERE position IN "
-                           f"({','.join('?' * len(found))})", found) if found else []
-        return sorted(position for position, doc_id, title in rows
-                      if key in document_names(Document(doc_id, title, "")))
+        found = sorted(row[0] for row in self._query("SELECT position FROM names WHERE key = ?",
+                                                     (name_hash(key),)))
+        return [position for position, document in zip(found, self.documents(found), strict=True)
+                if key in document_names(document)]
 
     def dated_since(self, day: str) -> list[int]:
         """Positions of the documents whose `date` (YYYY-MM-DD, or a YYYY-MM or YYYY prefix of
@@ -900,9 +899,11 @@ def meta_json(meta: dict[str, Any]) -> str:
 
 
 def name_hash(key: str) -> int:
-    """A name as the exact-name table of a compact (format 5) index keys it: the first 8 bytes
-    of its BLAKE2b digest, a signed 64-bit integer as SQLite stores them."""
-    return int.from_bytes(hashlib.blake2b(key.encode("utf-8"), digest_size=8).digest(), "big", signed=True)
+    """A name as the exact-name table of a compact (format 5) index keys it: the first 4 bytes
+    of its BLAKE2b digest, a signed 32-bit integer (4 bytes in SQLite). Names that share a hash
+    are told apart by `OpenIndex.named`; at 3,000,000 documents one lookup in about 600 meets
+    another name's hash."""
+    return int.from_bytes(hashlib.blake2b(key.encode("utf-8"), digest_size=4).digest(), "big", signed=True)
 
 
 def write_document_table(connection: sqlite3.Connection, documents: Iterator[tuple[Document, str]],
@@ -912,8 +913,8 @@ def write_document_table(connection: sqlite3.Connection, documents: Iterator[tup
     """Fill a new document table: documents with their content hashes, names
     (text.document_names), tags, BM25 terms (or a function giving them once every document is
     written, for a build that reads the documents once). With `zdict` (large indexes: format 5)
-    each text and metadata is stored compressed (`deflate`), each name as its `name_hash` in a
-    table sorted by it, in pages of 64 KiB (a page of 4 KiB leaves a tenth of itself unused
+    each title, text and metadata is stored compressed (`deflate`), each name as its `name_hash`
+    in a table sorted by it, in pages of 64 KiB (a page of 4 KiB leaves a tenth of itself unused
     after its last abstract)."""
     names_key = "TEXT NOT NULL, position INTEGER NOT NULL" if zdict is None else \
         "INTEGER NOT NULL, position INTEGER NOT NULL, PRIMARY KEY (key, position)) WITHOUT ROWID; --"
@@ -936,9 +937,8 @@ def write_document_table(connection: sqlite3.Connection, documents: Iterator[tup
     tag_rows: list[tuple] = []
     for position, (document, content_hash) in enumerate(documents):
         text, meta = document.text, meta_json(document.meta)
-        batch.append((position, document.id, document.title,
-                      text if deflate is None else deflate(text),
-                      meta if deflate is None else deflate(meta), content_hash))
+        batch.append((position, document.id, *(value if deflate is None else deflate(value)
+                                               for value in (document.title, text, meta)), content_hash))
         keys: set[Any] = document_names(document)
         if deflate is not None:
             keys = {name_hash(key) for key in keys}
