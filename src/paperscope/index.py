@@ -68,7 +68,7 @@ if TYPE_CHECKING:  # NumPy loads when an index is opened or written, so `status`
 # issue 19): float16 vectors and BM25 weights, texts compressed with a dictionary (`zdict`),
 # 4-bit IVF codes. Format 5 (approximate indexes now): format 4 with titles compressed too, the
 # exact-name table keyed by 32-bit hashes of the names, and 64 KiB pages in the document table;
-# format 4 indexes still open. Exact indexes, the catalogue's included, are still written as format 3.
+# format 4 indexes still open. Exact indexes, the catalogue's included, are still format 3.
 FORMAT_VERSION = 3
 TEXT_NAMES_FORMAT_VERSION = 4
 COMPACT_FORMAT_VERSION = 5
