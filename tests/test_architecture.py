@@ -12,7 +12,7 @@ PACKAGE = REPO / "src" / "paperscope"
 # From the edge inwards; a module may import modules of its own layer or below, never above.
 LAYERS = [
     {"cli", "__main__"},
-    {"serve.commands", "serve.web", "serve.mcp", "serve.resident", "serve"},
+    {"serve.commands", "serve.web", "serve.mcp", "serve.resident", "serve.server", "serve"},
     {"library"},
     {"corpora", "discover", "evaluate", "ingest", "citations", "markdown", "sources.corpus"},
     {"collection", "distributed"},

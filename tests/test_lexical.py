@@ -3,6 +3,8 @@
 import os
 
 import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from paperscope.lexical import LexicalIndex, Tokenizer, build_lexical, default_stopwords
 
@@ -86,3 +88,18 @@ def test_weak_words_are_not_offered_as_shared():
     assert "adapters" in shared
     assert not {w.casefold() for w in shared} & {"fine", "https", "github", "com", "outperforms",
                                                    "thousands"}, shared
+
+
+@given(words=st.lists(st.sampled_from(["Fine-tuning", "fine", "tuning", "the", "LoRA", "colour",
+                                       "low-rank-adapters", "ΟΔΟΣ", "a-b", "x", "models.", "(RLHF)",
+                                       "state-of-the-art", "naïve", "42", "don’t"]), max_size=12),
+       spaces=st.lists(st.sampled_from([" ", "  ", "\n", "\t", "\u00a0", "\u2003"]), min_size=12,
+                       max_size=12))
+@settings(max_examples=300, deadline=None, derandomize=True)
+def test_term_set_is_the_set_of_the_tokenizers_terms(words, spaces):
+    """Snippets and highlights take a text's terms from a cache of each word's: the same set."""
+    text = "".join(word + space for word, space in zip(words, spaces, strict=False))
+    for version in (1, 2):
+        tokenize = Tokenizer(default_stopwords(), version)
+        assert tokenize.term_set(text) == set(tokenize(text))
+        assert tokenize.term_set(text) == set(tokenize(text))  # from the cache this time

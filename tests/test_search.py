@@ -136,11 +136,12 @@ def test_best_sentence_prefers_the_first_of_equals_and_cuts_long_ones(built):
     store, _ = built
     tokenize = store.open().lexical.tokenize
     wanted = set(tokenize("model"))
-    assert best_sentence("A model here. Another model there.", wanted, tokenize) == "A model here."
+    terms = tokenize.term_set
+    assert best_sentence("A model here. Another model there.", wanted, terms) == "A model here."
     long = "model " * 100
-    cut = best_sentence(long, wanted, tokenize, limit=50)
+    cut = best_sentence(long, wanted, terms, limit=50)
     assert len(cut) <= 50 and cut.endswith("model…")  # between words
-    assert best_sentence("", wanted, tokenize) == ""
+    assert best_sentence("", wanted, terms) == ""
 
 
 def test_hits_keep_the_ranked_order(built):

@@ -3,6 +3,7 @@ copy of the frozen test library with a hostile entry, with the real packaged mod
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -321,6 +322,64 @@ def test_paperscope_serve_starts_on_loopback_and_answers(library):
         process.wait(timeout=10)
 
 
+def _children(pid: int) -> set[int]:
+    """The processes whose parent is `pid` (Linux's /proc)."""
+    found = set()
+    for status in os.listdir("/proc"):
+        if status.isdigit():
+            with contextlib.suppress(OSError):
+                fields = open(f"/proc/{status}/stat").read().rsplit(")", 1)[1].split()
+                if int(fields[1]) == pid and fields[0] != "Z":
+                    found.add(int(status))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    except OSError:
+        return False
+    return fields[0] != "Z"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="counts processes through /proc")
+def test_serve_workers_answer_together_and_end_with_the_command(library):
+    """`serve --workers 3`: the command answers at once, two more processes join on the same
+    port, and when the command is killed outright (no chance to stop them) they end too."""
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "OMP_NUM_THREADS": "1"}
+    process = subprocess.Popen([sys.executable, "-m", "paperscope", "--library", str(library), "serve",
+                                "--port", "0", "--workers", "3"], stderr=subprocess.PIPE,
+                               stdout=subprocess.DEVNULL, text=True, env=env)
+    workers: set[int] = set()
+    try:
+        line = process.stderr.readline()
+        match = re.search(r"at (http://127\.0\.0\.1:\d+/)", line)
+        assert match and "3 processes" in line, line
+        for _ in range(600):  # until both have started (generous: a loaded machine)
+            workers = {pid for pid in _children(process.pid)
+                       if "spawn_main" in open(f"/proc/{pid}/cmdline").read()}
+            if len(workers) == 2:
+                break
+            time.sleep(0.1)
+        assert len(workers) == 2
+        for _ in range(30):  # a new connection each time: the kernel spreads them
+            with urllib.request.urlopen(match.group(1) + "api/v1/search?q=lora&k=1", timeout=60) as answer:
+                assert json.load(answer)["hits"][0]["id"] == "lora"
+        process.kill()
+        process.wait(timeout=10)
+        deadline = time.monotonic() + 60
+        while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not any(_alive(pid) for pid in workers)
+    finally:
+        process.kill()
+        process.wait(timeout=10)
+        for pid in workers:
+            with contextlib.suppress(OSError):
+                os.kill(pid, 9)
+
+
 def test_the_map_places_every_indexed_entry_and_marks_the_top_hits(client):
     points = client.get(f"{API}/map").json()["points"]
     ids = {p["id"] for p in points}
@@ -363,7 +422,7 @@ def bounded_server():
 
     import uvicorn
 
-    from paperscope.serve.commands import server_config
+    from paperscope.serve.server import server_config
 
     async def app(scope, receive, send):
         await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]})

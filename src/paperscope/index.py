@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import hashlib
 import json
 import logging
@@ -642,7 +643,9 @@ class OpenIndex:
                                  f"documents, the manifest {self.count}")
         from .lexical import LexicalIndex
 
-        self.lexical = LexicalIndex(self._term_column, bm25data, bm25docs, bm25ptr, self.count,
+        # a term's column, remembered: every search asks for its words' several times
+        column = functools.lru_cache(maxsize=1 << 16)(self._term_column)
+        self.lexical = LexicalIndex(column, bm25data, bm25docs, bm25ptr, self.count,
                                     manifest.stopwords, manifest.tokenizer)
         log.info("opened %s: %d documents, %d passages, model %s, %s search", directory, self.count,
                  passages, self.model_name, manifest.search)

@@ -33,6 +33,9 @@ TOKENIZER_VERSION = 2
 TOKENIZER_VERSIONS = (1, 2)
 _WORD = re.compile(r"(?u)\b\w\w+\b")
 _HYPHENATED = re.compile(r"\b(\w+)-(\w+)(?:-(\w+))?\b")
+_RUN = re.compile(r"[\w-]+")  # what a term comes from: word characters and hyphens
+# A word's terms, for Tokenizer.term_set: one bounded cache for each (version, stop words).
+_WORD_TERMS: dict[tuple[int, frozenset[str]], Callable[[str], frozenset[str]]] = {}
 
 
 class Tokenizer:
@@ -44,10 +47,20 @@ class Tokenizer:
         self.stopwords = frozenset(stopwords)
         self.version = version
         self._stem = Stemmer.Stemmer("english").stemWords
+        key = (version, self.stopwords)
+        if key not in _WORD_TERMS:  # shared by every tokenizer that tokenises alike
+            _WORD_TERMS[key] = functools.lru_cache(maxsize=1 << 17)(lambda word: frozenset(self(word)))
+        self._word_terms = _WORD_TERMS[key]
 
     def __call__(self, text: str) -> list[str]:
         words, joined = self.parts(text)
         return words + joined
+
+    def term_set(self, text: str) -> frozenset[str]:
+        """`set(self(text))`, joined from a cache of the terms of each run of word characters
+        and hyphens (no term spans two): for snippets and highlights, which tokenise the same
+        words over and over."""
+        return frozenset().union(*map(self._word_terms, _RUN.findall(text.lower())))
 
     def parts(self, text: str) -> tuple[list[str], list[str]]:
         """The terms of `text`: those of its words, and those of its hyphenated words joined."""

@@ -303,7 +303,8 @@ def onnx_available() -> bool:
     return all(importlib.util.find_spec(name) is not None for name in ("onnx", "onnxruntime"))
 
 
-def _load(variant: str, model_name: str, model_dir: Path | None) -> OnnxEncoder:
+def _load(variant: str, model_name: str, model_dir: Path | None,
+          threads: int | None = None) -> OnnxEncoder:
     """The encoder for the registry (embedding.ENCODERS), or EncoderDeclined where it should not
     or cannot run: on a CUDA machine (sentence-transformers is faster there), without ONNX
     Runtime, or for a model its fused BERT operators do not reproduce."""
@@ -313,7 +314,7 @@ def _load(variant: str, model_name: str, model_dir: Path | None) -> OnnxEncoder:
         raise EncoderDeclined("onnx and onnxruntime are not installed")
     if model_dir is None or not OnnxEncoder.supports(model_dir):
         raise EncoderDeclined("not a BERT model that ONNX Runtime's fused operators reproduce")
-    return OnnxEncoder(model_name, variant=variant, model_dir=model_dir)
+    return OnnxEncoder(model_name, variant=variant, model_dir=model_dir, threads=threads)
 
 
 def load_fp32(model_name: str, model_dir: Path | None) -> OnnxEncoder:
@@ -322,3 +323,9 @@ def load_fp32(model_name: str, model_dir: Path | None) -> OnnxEncoder:
 
 def load_int8(model_name: str, model_dir: Path | None) -> OnnxEncoder:
     return _load("int8", model_name, model_dir)
+
+
+def load_for_queries(model_name: str, model_dir: Path | None) -> OnnxEncoder:
+    """fp32 on one thread: a server's queries, each a few word pieces, run side by side in
+    their own threads (or processes), where threads within one query would only contend."""
+    return _load("fp32", model_name, model_dir, threads=1)

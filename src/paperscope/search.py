@@ -10,6 +10,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 
 import numpy as np
@@ -253,17 +254,18 @@ def hits(index: OpenIndex, ranked: Sequence[tuple[int, float]], query_terms: Seq
     documents = index.documents([position for position, _ in ranked])
     wanted = set(query_terms)
     return [Hit(rank=n, score=score, document=document, weak=score < WEAK_SCORE,
-                snippet=best_sentence(document.text, wanted, index.lexical.tokenize))
+                snippet=best_sentence(document.text, wanted, index.lexical.tokenize.term_set))
             for n, ((_, score), document) in enumerate(zip(ranked, documents, strict=True), start=1)]
 
 
-def best_sentence(text: str, wanted: set[str], tokenize: Callable[[str], list[str]],
+def best_sentence(text: str, wanted: set[str], term_set: Callable[[str], AbstractSet[str]],
                   limit: int = 240) -> str:
-    """The sentence of `text` sharing the most of the terms `wanted` (the first one on a tie)."""
+    """The sentence of `text` sharing the most of the terms `wanted` (the first one on a tie);
+    `term_set`: a text's terms (`Tokenizer.term_set`)."""
     parts = sentences(text)
-    if not parts:
-        return ""
-    best = max(range(len(parts)), key=lambda i: (len(wanted & set(tokenize(parts[i]))), -i))
+    if len(parts) < 2:
+        return shorten(parts[0], limit) if parts else ""
+    best = max(range(len(parts)), key=lambda i: (len(wanted & term_set(parts[i])), -i))
     sentence = parts[best]
     return shorten(sentence, limit)
 
@@ -273,12 +275,15 @@ class Searcher:
 
     The catalogue, arbitrary corpora and `eval` all rank through this class."""
 
-    def __init__(self, index: OpenIndex, encoder: Encoder | None = None, model: str | None = None):
+    def __init__(self, index: OpenIndex, encoder: Encoder | None = None, model: str | None = None,
+                 *, resident: bool = False):
         """`model`: the one model queries may be encoded with (a catalogue's configured one);
-        None: the model the index names (a corpus of the user's own)."""
+        None: the model the index names (a corpus of the user's own). `resident`: a
+        long-running process, whose encoder may take longer to load if it encodes faster."""
         self.index = index
         self._encoder = encoder
         self.model = model
+        self.resident = resident
 
     @property
     def encoder(self) -> Encoder:
@@ -291,7 +296,8 @@ class Searcher:
                     "PAPERSCOPE_MODEL to the index's model)")
 
             self._encoder = load_encoder(self.index.model_name,
-                                         kinds=query_encoders(self.index.manifest.encoder))
+                                         kinds=query_encoders(self.index.manifest.encoder,
+                                                               resident=self.resident))
             if self._encoder.dimension != self.index.dimension:
                 raise IndexMismatchError(
                     f"The model {self.index.model_name} gives vectors of dimension "

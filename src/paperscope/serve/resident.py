@@ -175,7 +175,7 @@ class Generation:
         if not wanted:
             return []
         return [(m.start(), m.end()) for m in re.finditer(r"\w[\w-]*", text)
-                if set(tokenize(m.group())) & wanted]
+                if tokenize.term_set(m.group()) & wanted]
 
     def map_points(self) -> list[dict[str, Any]]:
         """Every indexed entry placed in 2-D by similarity: the first two principal components
@@ -379,7 +379,7 @@ class Resident:
             else:
                 from ..search import Searcher
 
-                inner = Searcher(index, model=model).encoder  # loads it and checks its dimension
+                inner = Searcher(index, model=model, resident=True).encoder  # loads it, checks its dimension
             encoder = self._encoders[index.model_name] = CachedEncoder(inner)
         return encoder
 
