@@ -178,6 +178,27 @@ def test_a_format_4_index_with_its_names_as_text_still_opens_and_searches(both, 
     assert top[0][0] == 9 and old.documents([9]) == [documents[9]]
 
 
+def test_papers_dated_since_a_day_are_found_in_a_compact_index_too(tmp_path, fake_encoder):
+    """The dates sit in compressed metadata in a compact index (they were once read by SQL's
+    json_extract, which cannot see through the compression)."""
+    dates = ["2024-03-01", "2024-11", "2023-12-31", "", "2025-01-02", "2024", None] * 10
+    documents = [Document(d.id, d.title, d.text, {**d.meta, "year": int(date[:4]) if date else None,
+                                                  **({"date": date} if date is not None else {})})
+                 for d, date in zip(corpus(70), dates, strict=True)]
+    found = {}
+    for search in ("exact", "approximate"):
+        store = IndexStore(tmp_path / search)
+        build_index(store, documents, model="fake-model", encoder=fake_encoder, search=search)
+        index = store.open()
+        found[search] = {day: index.dated_since(day) for day in ("2024-11-15", "2024", "2025", "2026")}
+    assert found["exact"] == found["approximate"]
+    kept = {day: [i for i, date in enumerate(dates) if date in wanted]
+            for day, wanted in [("2024-11-15", {"2024-11", "2025-01-02", "2024"}),  # the coarser precision
+                                ("2024", {"2024-03-01", "2024-11", "2025-01-02", "2024"}),
+                                ("2025", {"2025-01-02"}), ("2026", set())]}
+    assert found["exact"] == kept
+
+
 def test_float16_rescoring_keeps_the_ranking(both, fake_encoder):
     _, exact, compact = both
     a, b = exact.open(), compact.open()

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -322,24 +323,30 @@ def test_paperscope_serve_starts_on_loopback_and_answers(library):
         process.wait(timeout=10)
 
 
-def _children(pid: int) -> set[int]:
-    """The processes whose parent is `pid` (Linux's /proc)."""
-    found = set()
-    for status in os.listdir("/proc"):
-        if status.isdigit():
-            with contextlib.suppress(OSError):
-                fields = open(f"/proc/{status}/stat").read().rsplit(")", 1)[1].split()
-                if int(fields[1]) == pid and fields[0] != "Z":
-                    found.add(int(status))
-    return found
+def _state(pid: int) -> tuple[str, int] | None:
+    """A process's state letter and parent (Linux's /proc), None once it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return fields[0], int(fields[1])
 
 
 def _alive(pid: int) -> bool:
-    try:
-        fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-    except OSError:
-        return False
-    return fields[0] != "Z"
+    state = _state(pid)
+    return state is not None and state[0] != "Z"
+
+
+def _workers_of(pid: int) -> set[int]:
+    """The live processes `pid` spawned through multiprocessing."""
+    found = set()
+    for child in filter(str.isdigit, os.listdir("/proc")):
+        state = _state(int(child))
+        if state is not None and state[1] == pid and state[0] != "Z":
+            with contextlib.suppress(OSError):
+                if "spawn_main" in Path(f"/proc/{child}/cmdline").read_text():
+                    found.add(int(child))
+    return found
 
 
 @pytest.mark.slow
@@ -357,8 +364,7 @@ def test_serve_workers_answer_together_and_end_with_the_command(library):
         match = re.search(r"at (http://127\.0\.0\.1:\d+/)", line)
         assert match and "3 processes" in line, line
         for _ in range(600):  # until both have started (generous: a loaded machine)
-            workers = {pid for pid in _children(process.pid)
-                       if "spawn_main" in open(f"/proc/{pid}/cmdline").read()}
+            workers = _workers_of(process.pid)
             if len(workers) == 2:
                 break
             time.sleep(0.1)

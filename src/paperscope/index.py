@@ -754,11 +754,26 @@ class OpenIndex:
     def dated_since(self, day: str) -> list[int]:
         """Positions of the documents whose `date` (YYYY-MM-DD, or a YYYY-MM or YYYY prefix of
         one) is on or after `day` (YYYY[-MM[-DD]]), compared on the coarser of the two
-        precisions: a paper dated 2025-02 is kept from --since 2025-02-10."""
-        return [row[0] for row in self._query(
-            "SELECT position FROM (SELECT position, json_extract(meta, '$.date') AS day "
-            "FROM documents) WHERE substr(day, 1, min(length(day), ?)) >= "
-            "substr(?, 1, min(length(day), ?)) ORDER BY position", (len(day), day, len(day)))]
+        precisions: a paper dated 2025-02 is kept from --since 2025-02-10. Only the documents
+        of that year or later by their year facet (or of no known year) are read."""
+        import numpy as np
+
+        years = np.asarray(self.facets[:, 0])
+        maybe = np.flatnonzero((years >= int(day[:4])) | (years == 0)).tolist()
+        kept = []
+        for start in range(0, len(maybe), 500):
+            batch = maybe[start:start + 500]
+            for position, raw_meta in self._query(
+                    f"SELECT position, meta FROM documents WHERE position IN ({','.join('?' * len(batch))})",
+                    batch):
+                try:
+                    date = json.loads(_inflate(raw_meta, self._zdict)).get("date")
+                except (TypeError, ValueError, AttributeError, RecursionError, zlib.error):
+                    raise self._disagree(f"the document at {position} has unreadable metadata") from None
+                precision = min(len(date), len(day)) if isinstance(date, str) else 0
+                if precision and date[:precision] >= day[:precision]:
+                    kept.append(position)
+        return sorted(kept)
 
     def tagged(self, tags: Sequence[str]) -> list[int]:
         """Positions of the documents carrying any of `tags` (compared without case)."""

@@ -55,8 +55,8 @@ def serve_command(
     import uvicorn
 
     from .resident import Resident
-    from .web import create_app
     from .server import server_config, start_workers, stop_workers
+    from .web import create_app
 
     started = time.perf_counter()
     resident = Resident(ctx.obj)  # the library folder of --library (see paperscope.cli)

@@ -16,6 +16,7 @@ so no server outlives the command.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import socket
 import sys
@@ -102,7 +103,7 @@ class Worker:
     lifeline: Connection  # the parent's end of the worker's pipe: closing it stops the worker
 
 
-def start_workers(count: int, library: str | Path | None, hosts: Sequence[str] | None,
+def start_workers(count: int, library: str | Path | None, hosts: list[str] | None,
                   sock: socket.socket) -> list[Worker]:
     """`count` more processes serving `library` on the bound, listening `sock`."""
     context = multiprocessing.get_context("spawn")
@@ -129,7 +130,7 @@ def stop_workers(workers: Sequence[Worker]) -> None:
             worker.process.join()
 
 
-def _serve(library: str | Path | None, hosts: Sequence[str] | None, sock: socket.socket,
+def _serve(library: str | Path | None, hosts: list[str] | None, sock: socket.socket,
            lifeline: Connection) -> None:
     """A worker: the same app and bounds as the command's own process, until the pipe closes."""
     import uvicorn
@@ -147,10 +148,8 @@ def _serve(library: str | Path | None, hosts: Sequence[str] | None, sock: socket
     server = uvicorn.Server(server_config(create_app(resident, allowed_hosts=hosts)))
 
     def watch() -> None:
-        try:
-            lifeline.recv()
-        except (EOFError, OSError):
-            pass
+        with contextlib.suppress(EOFError, OSError):
+            lifeline.recv()  # returns only when the parent's end closes (it never writes)
         server.should_exit = True
 
     threading.Thread(target=watch, name="lifeline", daemon=True).start()
