@@ -167,6 +167,10 @@ def distinct_phases(port: int, queries: Iterator[str], args, corpus: str | None)
     print(f"{where}: first search HTTP {status} in {first * 1000:.0f} ms "
           f"({(body.get('index') or {}).get('count')} documents)", flush=True)
     ok = status == 200
+    # Untimed: every worker opens the corpus and meets the query path once (a server's first
+    # minute, not its steady state; the first search above is that cost).
+    load(port, queries, requests=5 * args.clients, clients=args.clients, think=0.0, timeout=args.timeout,
+         corpus=corpus)
     for think in (args.think, 0.0):
         results, wall = load(port, queries, requests=args.requests, clients=args.clients, think=think,
                              timeout=args.timeout, corpus=corpus)

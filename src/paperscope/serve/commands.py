@@ -55,11 +55,12 @@ def serve_command(
     import uvicorn
 
     from .resident import Resident
-    from .server import server_config, start_workers, stop_workers
+    from .server import searches_at_once, server_config, start_workers, stop_workers
     from .web import create_app
 
     started = time.perf_counter()
-    resident = Resident(ctx.obj)  # the library folder of --library (see paperscope.cli)
+    # the library folder of --library (see paperscope.cli)
+    resident = Resident(ctx.obj, searches_at_once=searches_at_once(workers))
     loopback = is_loopback(host)
     if not loopback:
         typer.echo(f"warning: serving on {host}, not a loopback address: anyone who can reach "

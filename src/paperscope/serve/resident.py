@@ -5,12 +5,18 @@ index and the citation keys, all read together. `Resident.current()` compares th
 signature of manifest.json, catalogue.yaml and records.json (three `stat` calls) with the
 generation it holds; when one changed it opens the new generation fully and then replaces one
 reference, so a request that took the old generation finishes on it and no answer mixes two.
+
+A process runs at most `searches_at_once` searches (search and related) at a time, the others
+wait their turn: half of a search is Python, which runs one thread at a time anyway, and
+twenty side by side would each finish later than in turn. `serve` allows as many as there
+are cores for each of its processes (`serve --workers`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import re
 import threading
 from collections import OrderedDict
@@ -103,6 +109,7 @@ class Generation:
     notices: list[str]
     problem: PaperscopeError | None  # why there is no index (served as 503 by search)
     records: dict[str, PaperRecord]
+    searching: threading.Semaphore  # the Resident's (see the module's docstring)
     keys: dict[str, str] = field(default_factory=dict)  # entry id -> citation key
     built_at: str | None = None  # when this generation's index was committed
     _map: list | None = None
@@ -148,17 +155,19 @@ class Generation:
     def search(self, query: str, *, k: int = 10, mode: str = "hybrid",
                filters: Filters | None = None, min_score: float = 0.0) -> SearchOutcome:
         _check_bounds(query=query, k=k)
-        return self.require_collection().search(query, k=k, mode=mode, filters=filters,
-                                                notices=self.notices, min_score=min_score)
+        with self.searching:
+            return self.require_collection().search(query, k=k, mode=mode, filters=filters,
+                                                    notices=self.notices, min_score=min_score)
 
     def related(self, key: str, *, k: int = 5, mode: str = "hybrid",
                 filters: Filters | None = None, min_score: float = 0.0) -> SearchOutcome:
         _check_bounds(k=k)
         entry = self.entry(key)
-        return self.require_collection().related(
-            entry.id, k=k, mode=mode, filters=filters, notices=self.notices,
-            missing=f"The entry {entry.id!r} is not in the index yet (it has no abstract).",
-            min_score=min_score)
+        with self.searching:
+            return self.require_collection().related(
+                entry.id, k=k, mode=mode, filters=filters, notices=self.notices,
+                missing=f"The entry {entry.id!r} is not in the index yet (it has no abstract).",
+                min_score=min_score)
 
     def bibtex(self, key: str) -> tuple[Entry, str, str]:
         """(entry, citation key, BibTeX text), as `paperscope cite` prints it."""
@@ -215,6 +224,7 @@ class CorpusView:
     corpus: Corpus
     signature: tuple
     collection: Collection
+    searching: threading.Semaphore  # the Resident's (see the module's docstring)
     built_at: str | None = None
 
     @property
@@ -230,7 +240,8 @@ class CorpusView:
     def search(self, query: str, *, k: int = 10, mode: str = "hybrid",
                filters: Filters | None = None, min_score: float = 0.0) -> SearchOutcome:
         _check_bounds(query=query, k=k)
-        return self.collection.search(query, k=k, mode=mode, filters=filters, min_score=min_score)
+        with self.searching:
+            return self.collection.search(query, k=k, mode=mode, filters=filters, min_score=min_score)
 
     def related(self, paper_id: str, *, k: int = 5, mode: str = "hybrid",
                 filters: Filters | None = None, min_score: float = 0.0) -> SearchOutcome:
@@ -240,7 +251,8 @@ class CorpusView:
         if self.collection.open().position(paper_id) is None:
             raise UnknownEntryError(f"No paper {paper_id!r} in the corpus {self.name!r}.",
                                     "A corpus's papers go by their arXiv ids: find them by searching it.")
-        return self.collection.related(paper_id, k=k, mode=mode, filters=filters, min_score=min_score)
+        with self.searching:
+            return self.collection.related(paper_id, k=k, mode=mode, filters=filters, min_score=min_score)
 
 
 def _check_bounds(*, query: str | None = None, k: int | None = None) -> None:
@@ -253,7 +265,9 @@ def _check_bounds(*, query: str | None = None, k: int | None = None) -> None:
 class Resident:
     """The library at `path`, held open; `current()` is the generation to answer from."""
 
-    def __init__(self, path: str | Path | None = None, encoder: Encoder | None = None):
+    def __init__(self, path: str | Path | None = None, encoder: Encoder | None = None,
+                 searches_at_once: int | None = None):
+        """`searches_at_once`: see the module's docstring (default: the machine's cores)."""
         probe = Library.open(path, encoder=encoder)
         self.paths = probe.paths
         self.root = probe.paths.root
@@ -261,6 +275,7 @@ class Resident:
         self._encoders: dict[str, Encoder] = {}
         self._watched = (probe.store.manifest_path, probe.paths.catalogue, probe.store.records_path)
         self._lock = threading.Lock()
+        self._searching = threading.Semaphore(searches_at_once or os.cpu_count() or 1)
         self._count = 0
         self._generation: Generation | None = None
         self._corpora: dict[str, CorpusView] = {}
@@ -296,7 +311,7 @@ class Resident:
                     break
                 signature = after  # a build committed while we read: read again
                 corpus.collection.close()
-            fresh = CorpusView(corpus, after, pinned, built_at=corpus.store.built_at())
+            fresh = CorpusView(corpus, after, pinned, self._searching, built_at=corpus.store.built_at())
             with contextlib.suppress(PaperscopeError):  # the first real query finds it paged in
                 fresh.search("warm up", k=1)
             if view is not None:
@@ -359,7 +374,7 @@ class Resident:
             if after == signature or attempt == 4:
                 self._count += 1
                 generation = Generation(self._count, after, library, collection, notices, problem,
-                                        records, built_at=library.store.built_at())
+                                        records, self._searching, built_at=library.store.built_at())
                 if catalogue is not None:
                     generation.keys = citation_keys(catalogue.entries, records)
                     if collection is not None:

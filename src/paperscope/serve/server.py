@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing
+import os
 import socket
 import sys
 import threading
@@ -103,14 +104,22 @@ class Worker:
     lifeline: Connection  # the parent's end of the worker's pipe: closing it stops the worker
 
 
+def searches_at_once(workers: int) -> int:
+    """Searches each of `workers` processes runs at a time (see serve.resident): together, as
+    many as the machine has cores."""
+    return max(1, (os.cpu_count() or 1) // workers)
+
+
 def start_workers(count: int, library: str | Path | None, hosts: list[str] | None,
                   sock: socket.socket) -> list[Worker]:
-    """`count` more processes serving `library` on the bound, listening `sock`."""
+    """`count` more processes serving `library` on the bound, listening `sock` (the command's
+    own process being one more)."""
     context = multiprocessing.get_context("spawn")
     workers = []
     for _ in range(count):
         reader, writer = context.Pipe(duplex=False)
-        process = context.Process(target=_serve, args=(library, hosts, sock, reader),
+        process = context.Process(target=_serve, args=(library, hosts, sock, reader,
+                                                        searches_at_once(count + 1)),
                                   name="paperscope-serve", daemon=True)
         process.start()
         reader.close()  # the worker holds the only reading end, the parent the only writing one
@@ -131,7 +140,7 @@ def stop_workers(workers: Sequence[Worker]) -> None:
 
 
 def _serve(library: str | Path | None, hosts: list[str] | None, sock: socket.socket,
-           lifeline: Connection) -> None:
+           lifeline: Connection, at_once: int) -> None:
     """A worker: the same app and bounds as the command's own process, until the pipe closes."""
     import uvicorn
 
@@ -140,7 +149,7 @@ def _serve(library: str | Path | None, hosts: list[str] | None, sock: socket.soc
     from .web import create_app
 
     try:
-        resident = Resident(library)
+        resident = Resident(library, searches_at_once=at_once)
     except PaperscopeError as err:
         print(f"paperscope: a serve worker could not open the library: {err.message}",
               file=sys.stderr)
