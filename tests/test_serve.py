@@ -573,3 +573,36 @@ def test_without_corpora_there_is_no_picker(client):
     home = client.get("/").text
     assert '<option value="">The reading list</option>' in home and 'href="/new"' not in home
     assert "No corpus yet" in client.get("/new").text
+
+
+def test_a_process_runs_at_most_its_share_of_searches_at_once(tmp_path, monkeypatch, fake_encoder):
+    """`searches_at_once=1`: a second search (of the catalogue or a corpus) waits until the
+    first is done; the bound is the Resident's, shared by its generations and corpus views."""
+    import threading
+
+    monkeypatch.setenv("PAPERSCOPE_CACHE", str(tmp_path / "cache"))
+    library = library_with_corpus(tmp_path / "library", fake_encoder)
+    inside, release = threading.Event(), threading.Event()
+    encoding = []
+
+    class Blocking(type(fake_encoder)):
+        def encode(self, texts, progress=None):
+            encoding.append(texts[0])
+            if texts[0] == "first question":
+                inside.set()
+                assert release.wait(60)
+            return super().encode(texts, progress)
+
+    resident = Resident(library, encoder=Blocking(), searches_at_once=1)
+    view = resident.corpus("recent")
+    first = threading.Thread(target=resident.current().search, args=("first question",))
+    second = threading.Thread(target=view.search, args=("second question",))
+    first.start()
+    assert inside.wait(60)
+    second.start()
+    second.join(0.5)  # would have encoded by now, were it not waiting its turn
+    assert "second question" not in encoding and second.is_alive()
+    release.set()
+    first.join(60)
+    second.join(60)
+    assert encoding[-2:] == ["first question", "second question"]
