@@ -273,7 +273,7 @@ def test_a_declined_model_is_explained_once(base_model, tmp_path, monkeypatch, c
         assert load_encoder(str(model)) == f"torch:{model}"
         assert load_encoder(str(model), kinds=("sentence-transformers",)) == f"torch:{model}"
     assert len(caplog.records) == 1
-    assert "gelu_new" in caplog.text and "slower" in caplog.text
+    assert "gelu_new" in caplog.text and "using the sentence-transformers encoder instead" in caplog.text
 
 
 def make_snapshot(repo: Path, revision: str) -> Path:
