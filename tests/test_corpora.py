@@ -307,5 +307,23 @@ def test_discover_new_is_what_the_last_update_brought_in_every_format(tmp_path, 
     assert "](https://arxiv.org/abs/2611.00006)" in markdown.stdout
     feed = ET.fromstring(run("--new", "--format", "atom").stdout.split("\n", 1)[1])
     assert len(feed.findall("{http://www.w3.org/2005/Atom}entry")) == 2
+    older = ET.fromstring(run("--since", "2025-01-01", "--format", "atom").stdout.split("\n", 1)[1])
+    feed_id = "{http://www.w3.org/2005/Atom}id"  # one feed, whatever day it starts from
+    assert feed.find(feed_id).text == older.find(feed_id).text == "urn:paperscope:discover:recent"
     table = run("--new")
     assert table.exit_code == 0 and "2611.00006" in table.stdout and "close to" in table.stdout
+    for args, said in [(("--format", "xml"), "choose table, json, jsonl, markdown or atom"),
+                       (("--format", "bibtex"), "use table, json, jsonl, markdown or atom"),
+                       (("--format", "atom", "--json"), "give one of them")]:
+        refused = run(*args)
+        assert refused.exit_code == 2 and said in refused.stderr, refused.stderr
+
+
+def test_a_paper_loosely_near_many_entries_never_passes_a_close_match_of_one():
+    """Papers near several entries rise a little, not without bound: 23 entries at 0.21 once
+    ranked above a paper at 0.50 for one entry (a new user's discover over the whole list)."""
+    from paperscope.discover import ranking_score
+
+    assert ranking_score([0.50]) > ranking_score([0.21] * 23)
+    assert ranking_score([0.40, 0.30]) > ranking_score([0.40]) > ranking_score([0.39])
+    assert ranking_score([0.40] * 3) == ranking_score([0.40] * 30)

@@ -12,6 +12,7 @@ import sys
 import pytest
 from typer.testing import CliRunner
 
+from paperscope import render
 from paperscope.cli import app
 
 from .conftest import REPO
@@ -365,3 +366,16 @@ def test_list_keeps_its_columns_when_an_id_is_long():
     assert all(len(line) <= 80 for line in lines)
     alone = lines.index("  improving-language-understanding-by-generative")  # a line of its own
     assert lines[alone + 1].index("blog") == lines[1].index("blog")  # the columns stay
+
+
+def test_discovered_papers_wrap_to_the_terminal_and_stay_one_line_each_in_a_pipe():
+    paper = {"rank": 1, "score": 0.42, "entries": 25, "id": "2406.14088", "year": 2024,
+             "title": "ReaL: Efficient RLHF Training of Large Language Models with Parameter Reallocation",
+             "url": "https://arxiv.org/abs/2406.14088",
+             "closest": [{"entry": "megatron-lm", "score": 0.42,
+                          "shared_terms": ["Megatron", "parallelism", "LM", "GPUs", "pipeline", "tensor"]}]}
+    wrapped = render.discoveries_as_text([paper, {**paper, "rank": 2}], width=60)
+    assert all(len(line) <= 60 for line in wrapped.splitlines())
+    assert "\n\n 2. ReaL" in wrapped and "close to 25 of the chosen entries" in wrapped
+    piped = render.discoveries_as_text([paper], width=None).splitlines()
+    assert piped[0] == f" 1. {paper['title']} (2024)  [2406.14088]  0.420" and len(piped) == 3

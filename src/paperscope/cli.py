@@ -20,8 +20,9 @@ import tempfile
 import textwrap
 import threading
 import time
+import urllib.parse
 import webbrowser
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional
 
@@ -235,19 +236,27 @@ def _console():
     return Console()
 
 
-def _data_format(fmt: str, as_json: bool) -> str:
-    """The output format of a command whose output is not catalogue entries (no BibTeX)."""
-    fmt = _output_format(fmt, as_json)
-    if fmt == "bibtex":
-        raise UsageError("BibTeX is for catalogue entries: use table, json or jsonl.")
+def _data_format(fmt: str, as_json: bool, more: Sequence[str] = ()) -> str:
+    """The output format of a command whose output is not catalogue entries (no BibTeX; `more`:
+    the command's own formats besides table, json and jsonl)."""
+    choices = (*(f for f in FORMATS if f != "bibtex"), *more)
+    if fmt.lower() == "bibtex" and not as_json:
+        raise UsageError(f"BibTeX is for catalogue entries: use {_one_of(choices)}.")
+    return _output_format(fmt, as_json, choices)
+
+
+def _output_format(fmt: str, as_json: bool, choices: Sequence[str] = FORMATS) -> str:
+    fmt = fmt.lower()
+    if as_json and fmt not in ("table", "json"):
+        raise UsageError(f"--json and --format {fmt} ask for two formats: give one of them.")
+    fmt = "json" if as_json else fmt
+    if fmt not in choices:
+        raise UsageError(f"Unknown format {fmt!r}: choose {_one_of(choices)}.")
     return fmt
 
 
-def _output_format(fmt: str, as_json: bool) -> str:
-    fmt = "json" if as_json else fmt.lower()
-    if fmt not in FORMATS:
-        raise UsageError(f"Unknown format {fmt!r}: choose one of {', '.join(FORMATS)}.")
-    return fmt
+def _one_of(choices: Sequence[str]) -> str:
+    return f"{', '.join(choices[:-1])} or {choices[-1]}"
 
 
 class _Progress:
@@ -1367,6 +1376,13 @@ def corpus_remove(
     _err(f"Removed corpus {name!r}.")
 
 
+def _feed_id(corpus: str, entries: Sequence[str], sections: Sequence[str]) -> str:
+    """The Atom feed's id: the same for the same corpus and choice of entries, whatever the
+    day it starts from (a feed reader takes a new id for a new feed)."""
+    chosen = "".join(f":entry={e}" for e in sorted(entries)) + "".join(f":section={s}" for s in sorted(sections))
+    return f"urn:paperscope:discover:{urllib.parse.quote(corpus + chosen, safe=':=')}"
+
+
 @_command()
 def discover(
     corpus: str = typer.Option(..., "--corpus", "-c", metavar="NAME", help="The corpus to look in."),
@@ -1401,9 +1417,7 @@ def discover(
 
       paperscope discover -c arxiv-cl --new -k 10
     """
-    atom = fmt.lower() == "atom" and not as_json
-    markdown = fmt.lower() == "markdown" and not as_json
-    fmt = "table" if atom or markdown else _data_format(fmt, as_json)
+    fmt = _data_format(fmt, as_json, more=("markdown", "atom"))
     if since is not None:
         _api().check_day(since)
     chosen = _api().Corpus.open(corpus)
@@ -1418,7 +1432,7 @@ def discover(
     found = _api().find_papers(catalogue_index, chosen.collection.open(),
                                entries or library.catalogue.entries, known=library.catalogue.entries,
                                k=k, since=since)
-    if atom:
+    if fmt == "atom":
         _echo(render.atom_feed(
             [{"id": d.document.meta.get("url") or f"urn:paperscope:{corpus}:{d.document.id}",
               "title": d.document.title, "url": d.document.meta.get("url"),
@@ -1428,9 +1442,9 @@ def discover(
                   for c in d.closest)} for d in found],
             title=f"paperscope: papers of {corpus} near the reading list"
                   + (f", since {since}" if since else ""),
-            feed_id=f"urn:paperscope:discover:{corpus}:{since or 'all'}"), nl=False)
+            feed_id=_feed_id(corpus, entry or (), section or ())), nl=False)
         return
-    if markdown:
+    if fmt == "markdown":
         _echo(render.discoveries_as_markdown(
             [d.to_json() for d in found], title=f"Papers of {corpus} near the reading list"
             + (f", since {since}" if since else "")), nl=False)
@@ -1440,14 +1454,9 @@ def discover(
         return
     if not found:
         _err("Nothing found.")
-    for d in found:
-        year = d.document.meta.get("year") or ""
-        _echo(f"{d.rank:>2}. {d.document.title} ({year})  [{d.document.id}]  {d.score:.3f}")
-        many = f"; close to {d.entries} of the chosen entries" if d.entries > 1 else ""
-        _echo(f"    {d.document.meta.get('url')}{many}")
-        for c in d.closest:
-            shared = f": {', '.join(c.shared_terms)}" if c.shared_terms else ""
-            _echo(f"    close to {c.entry_id} ({c.score:.2f}){shared}")
+    console = _console()
+    _echo(render.discoveries_as_text([d.to_json() for d in found],
+                                     console.width if console.is_terminal else None))
 
 
 # -- the reading list as Markdown -------------------------------------------------------

@@ -3,7 +3,9 @@
 Each chosen entry asks the corpus for its nearest papers, exactly as `related` does inside one
 index (its text is the lexical query, the mean of its passage vectors the dense one). Papers
 rank by their best fused score over the entries plus DEPTH_BONUS for every other entry that
-also found it, so papers close to several entries rise; the score shown is the best one (0-1).
+also found it, up to MAX_BONUS, so papers close to several entries rise, but a generic paper
+loosely near half the list never passes a close match of one entry; the score shown is the
+best one (0-1).
 Papers the catalogue already holds (by arXiv id or by exact title) are left out.
 """
 
@@ -25,6 +27,12 @@ if TYPE_CHECKING:
 
 PER_ENTRY = 50  # candidates each entry asks the corpus for
 DEPTH_BONUS = 0.05
+MAX_BONUS = 0.10  # two more entries' worth
+
+
+def ranking_score(scores: Sequence[float]) -> float:
+    """What a paper ranks by, from its scores for each entry that found it (see above)."""
+    return max(scores) + min(MAX_BONUS, DEPTH_BONUS * (len(scores) - 1))
 
 
 @dataclass
@@ -93,7 +101,7 @@ def discover(catalogue_index: OpenIndex, corpus: OpenIndex, entries: Sequence[En
         for found_position, score in ranked:
             if found_position not in excluded:
                 found.setdefault(found_position, []).append((score, number))
-    scored = sorted(((max(s for s, _ in hits) + DEPTH_BONUS * (len(hits) - 1), position)
+    scored = sorted(((ranking_score([s for s, _ in hits]), position)
                      for position, hits in found.items()), key=lambda item: (-item[0], item[1]))[:k]
     documents = corpus.documents([position for _, position in scored])
     results = []

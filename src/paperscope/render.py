@@ -277,6 +277,27 @@ def _atom_time(day: str | None) -> str | None:
 
 
 
+def discoveries_as_text(papers: Sequence[dict], width: int | None = None) -> str:
+    """Discovered papers (as `Discovery.to_json` gives them) as plain lines: rank, title, year,
+    id and score, then the link (and how many chosen entries found it), then each entry it is
+    near with the words they share; wrapped to `width` columns when given, one line each
+    otherwise (for pipes)."""
+    blocks = []
+    for paper in papers:
+        lines = []
+        year = f" ({paper['year']})" if paper.get("year") else ""
+        lines.append(wrap(f"{display_text(paper['title'])}{year}  [{printable(paper['id'])}]  "
+                          f"{paper['score']:.3f}", width, "    ", f"{paper['rank']:>2}. "))
+        many = f"; close to {paper['entries']} of the chosen entries" if paper["entries"] > 1 else ""
+        lines.append(f"    {printable(str(paper.get('url') or ''))}{many}")
+        for closest in paper["closest"]:
+            shared = f": {printable(', '.join(closest['shared_terms']))}" if closest["shared_terms"] else ""
+            lines.append(wrap(f"close to {printable(closest['entry'])} ({closest['score']:.2f}){shared}",
+                              width, "      ", "    "))
+        blocks.append("\n".join(lines))
+    return "\n".join(blocks) if width is None else "\n\n".join(blocks)
+
+
 def discoveries_as_markdown(papers: Sequence[dict], *, title: str) -> str:
     """Discovered papers (as `Discovery.to_json` gives them) as a Markdown list under a heading:
     each a link with its year, then the catalogue entries it is near and the words they share."""
