@@ -289,7 +289,7 @@ def discoveries_as_text(papers: Sequence[dict], width: int | None = None) -> str
         lines.append(wrap(f"{display_text(paper['title'])}{year}  [{printable(paper['id'])}]  "
                           f"{paper['score']:.3f}", width, "    ", f"{paper['rank']:>2}. "))
         many = f"; close to {paper['entries']} of the chosen entries" if paper["entries"] > 1 else ""
-        lines.append(f"    {printable(str(paper.get('url') or ''))}{many}")
+        lines.append(wrap(f"{printable(str(paper.get('url') or ''))}{many}", width, "    "))
         for closest in paper["closest"]:
             shared = f": {printable(', '.join(closest['shared_terms']))}" if closest["shared_terms"] else ""
             lines.append(wrap(f"close to {printable(closest['entry'])} ({closest['score']:.2f}){shared}",
