@@ -376,6 +376,6 @@ def test_discovered_papers_wrap_to_the_terminal_and_stay_one_line_each_in_a_pipe
                           "shared_terms": ["Megatron", "parallelism", "LM", "GPUs", "pipeline", "tensor"]}]}
     wrapped = render.discoveries_as_text([paper, {**paper, "rank": 2}], width=60)
     assert all(len(line) <= 60 for line in wrapped.splitlines())
-    assert "\n\n 2. ReaL" in wrapped and "close to 25 of the chosen entries" in wrapped
+    assert "\n\n 2. ReaL" in wrapped and "close to 25 of the chosen entries" in " ".join(wrapped.split())
     piped = render.discoveries_as_text([paper], width=None).splitlines()
     assert piped[0] == f" 1. {paper['title']} (2024)  [2406.14088]  0.420" and len(piped) == 3
