@@ -206,3 +206,18 @@ def test_an_entry_waiting_for_its_abstract_is_found_by_its_title(library_dir):
     assert "1 entry waits for its arXiv abstract (searched by its title or summary until then): " \
         "chinchilla. Fetch it with: paperscope ingest" in result.stderr
     assert run(library_dir, "status", "--check").exit_code == 1  # still waiting for its abstract
+
+
+def test_an_interrupted_build_says_what_is_kept_and_how_to_go_on(library_dir, monkeypatch):
+    """Ctrl-C (or SIGTERM, made the same) in the middle of embedding: exit 130 and the way on."""
+    from paperscope.library import Library
+
+    def interrupted(self, *args, on_encoder=None, **kwargs):
+        on_encoder("numpy", 40, "")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Library, "build", interrupted)
+    result = run(library_dir, "build", "--full")
+    assert result.exit_code == 130
+    assert "entries embedded in finished chunks are kept" in result.stderr
+    assert "run the same command again" in result.stderr and "Traceback" not in result.output

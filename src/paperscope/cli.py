@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import shlex
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -106,11 +107,17 @@ def _main(
                             format="%(levelname)s %(name)s: %(message)s")
 
 
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
 def _errors_to_exit_codes(command):
     """Turn paperscope's typed errors into a message on stderr and an exit code."""
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
+        if threading.current_thread() is threading.main_thread():  # SIGTERM stops as Ctrl-C does
+            signal.signal(signal.SIGTERM, _interrupt)
         try:
             result = command(*args, **kwargs)
             sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
@@ -773,6 +780,12 @@ def _embedding_feedback(noun: str):
 
     try:
         yield on_encoder, bar.advance
+    except KeyboardInterrupt:
+        bar.stop()
+        _err(f"interrupted: the {plural(noun)} embedded in finished chunks are kept (a chunk is "
+             "committed about every minute), the index is as it was; run the same command again "
+             "to go on from them.")
+        raise typer.Exit(130) from None
     finally:
         bar.stop()
 
@@ -1365,8 +1378,8 @@ def corpus_remove(
     corpus = _api().Corpus.open(name)
     if not yes:
         summary = corpus.summary()
-        what = f"corpus {name!r}: {counted(summary['documents'] or 0, 'paper')}" + (
-            f", {summary['indexed']:,} embedded" if summary["indexed"] else "")
+        what = f"corpus {name!r} ({counted(summary['documents'] or 0, 'paper')}" + (
+            f", {summary['indexed']:,} embedded" if summary["indexed"] else "") + ")"
         if not sys.stdin.isatty():
             raise UsageError(f"Removing the {what} cannot be undone: add --yes to confirm.")
         if not typer.confirm(f"Delete the {what}? This cannot be undone.", default=False, err=True):

@@ -302,7 +302,9 @@ class Collection:
         if position is None:
             if missing:
                 raise UsageError(missing, "Fetch it with: paperscope ingest")
-            raise UnknownEntryError(f"No document with id {doc_id!r} in {self.store.directory}.")
+            raise UnknownEntryError(f"No document with id {doc_id!r} in this index.",
+                                    "A corpus's papers go by their arXiv ids: find them with "
+                                    "paperscope search QUESTION --corpus NAME")
         allowed = (filters or Filters()).mask(index)
         return _weak_and_filtered(self.searcher(index).related(position, k=k, mode=mode, allowed=allowed),
                                   [*found, *notices], min_score, "No close entry")

@@ -107,8 +107,8 @@ def find_library(start: Path | None = None) -> LibraryPaths:
     if start is not None:
         if not (start / CATALOGUE_NAME).is_file():
             raise UsageError(f"{_no_catalogue_in(start)}.",
-                             hint="Pass the folder that holds it, or create one with: "
-                                  "paperscope init --from-markdown FILE")
+                             hint=f"Pass the folder that holds the {CATALOGUE_NAME}, or create "
+                                  "one with: paperscope init --from-markdown FILE")
         return LibraryPaths(start.resolve())
     here = Path.cwd().resolve()
     for folder in (here, *here.parents):

@@ -4,6 +4,7 @@ imported here; the servers load when a command runs."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import ipaddress
 import socket
 import sys
@@ -62,10 +63,6 @@ def serve_command(
     # the library folder of --library (see paperscope.cli)
     resident = Resident(ctx.obj, searches_at_once=searches_at_once(workers))
     loopback = is_loopback(host)
-    if not loopback:
-        typer.echo(f"warning: serving on {host}, not a loopback address: anyone who can reach "
-                   "this machine can read the library. Use the default --host 127.0.0.1 to keep "
-                   "it local.", err=True)
     hosts = ["127.0.0.1", "localhost", "[::1]", "::1"] if loopback else None
     app = create_app(resident, allowed_hosts=hosts)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -75,13 +72,19 @@ def serve_command(
         sock.bind((host.strip("[]"), port))
         sock.listen(2048)  # connections queue from now on: the address printed below works at once
     except OSError as err:
-        raise UsageError(f"Cannot listen on {host}:{port}: {err.strerror}.",
-                         "Choose another port with --port.") from None
+        in_use = err.errno == errno.EADDRINUSE
+        raise UsageError(f"Cannot listen on {host}:{port}: {err.strerror or err}.",
+                         "Choose another port with --port." if in_use else
+                         "Check --host: an address of this machine (or 127.0.0.1, the default).") from None
+    if not loopback:
+        typer.echo(f"warning: serving on {host}, not a loopback address: anyone who can reach "
+                   "this machine can read the library. Use the default --host 127.0.0.1 to keep "
+                   "it local.", err=True)
     bound = sock.getsockname()[1]
     shown = f"[{host.strip('[]')}]" if ":" in host else host
     generation = resident.current()
     corpora = resident.corpus_names()
-    also = f" and the corpora {', '.join(corpora)}" if corpora else ""
+    also = f" and the {'corpus' if len(corpora) == 1 else 'corpora'} {', '.join(corpora)}" if corpora else ""
     more = f" ({workers} processes, {workers - 1} of them still loading)" if workers > 1 else ""
     typer.echo(f"paperscope: serving {len(generation.catalogue.entries)} entries from "
                f"{resident.root}{also} at http://{shown}:{bound}/ (API: /api/v1/, docs: /docs); "
@@ -89,8 +92,8 @@ def serve_command(
     for notice in generation.notices:
         typer.echo(f"note: {notice}", err=True)
     if generation.problem is not None:
-        typer.echo(f"warning: {generation.problem.message} Searches answer 503 until it is built.",
-                   err=True)
+        typer.echo(f"warning: {generation.problem.message} Searches answer 503 until it is built "
+                   "(paperscope build).", err=True)
     sys.stderr.flush()
     others = start_workers(workers - 1, ctx.obj, hosts, sock)
     server = uvicorn.Server(server_config(app))
