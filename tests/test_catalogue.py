@@ -63,6 +63,8 @@ def entry(**fields) -> str:
 
 @pytest.mark.parametrize("text, line, words", [
     ("- section: [unclosed\n", 2, "invalid YAML"),
+    (entry(title='"unclosed') + "- section: T\n  entries: []\n", 9,
+     "(while scanning a quoted scalar that begins on line 4)"),  # where the mistake is
     ("section: S\n", 1, "list of sections"),
     (entry(title=None), 3, "missing required field `title`"),
     (entry(url=None), 3, "missing required field `url`"),

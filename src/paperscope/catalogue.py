@@ -357,7 +357,11 @@ def _compose(text: str, where: str) -> yaml.Node | None:
         mark = err.problem_mark or err.context_mark
         line = mark.line + 1 if mark else None
         problem = err.problem or err.context or "invalid YAML"
-        raise CatalogueError(f"invalid YAML: {problem}", path=where, line=line) from None
+        # where the YAML parser noticed it can be far below the mistake: name where the
+        # construct it was reading began ("while parsing a block mapping", line 21)
+        began = err.context_mark.line + 1 if err.problem and err.context and err.context_mark else None
+        context = f" ({err.context} that begins on line {began})" if began and began != line else ""
+        raise CatalogueError(f"invalid YAML: {problem}{context}", path=where, line=line) from None
     except yaml.YAMLError as err:
         raise CatalogueError(f"invalid YAML: {err}", path=where) from None
 
