@@ -221,3 +221,10 @@ def test_an_interrupted_build_says_what_is_kept_and_how_to_go_on(library_dir, mo
     assert result.exit_code == 130
     assert "entries embedded in finished chunks are kept" in result.stderr
     assert "run the same command again" in result.stderr and "Traceback" not in result.output
+
+
+def test_list_of_an_empty_catalogue_says_how_to_add_one(tmp_path):
+    (tmp_path / "catalogue.yaml").write_text("")
+    result = run(tmp_path, "list")
+    assert result.exit_code == 0 and result.stdout == ""
+    assert "no entries yet" in result.stderr and "paperscope add" in result.stderr

@@ -312,6 +312,9 @@ def test_discover_new_is_what_the_last_update_brought_in_every_format(tmp_path, 
     assert feed.find(feed_id).text == older.find(feed_id).text == "urn:paperscope:discover:recent"
     table = run("--new")
     assert table.exit_code == 0 and "2611.00006" in table.stdout and "close to" in table.stdout
+    later = run("--since", "2030-01")
+    assert later.exit_code == 0 and "the newest papers of recent are from 2026" in later.stderr
+    assert "paperscope corpus update recent" in later.stderr
     for args, said in [(("--format", "xml"), "choose table, json, jsonl, markdown or atom"),
                        (("--format", "bibtex"), "use table, json, jsonl, markdown or atom"),
                        (("--format", "atom", "--json"), "give one of them")]:

@@ -996,6 +996,10 @@ def list_entries(
     console = _console()
     if entries:
         typer.echo(entries_as_text(entries, console.width if console.is_terminal else None))
+    elif not library.catalogue.entries:
+        _err("The catalogue has no entries yet. Add one with: paperscope add ARXIV_ID_OR_URL")
+    else:
+        _err("No entry matches.")
 
 
 @_command()
@@ -1442,7 +1446,8 @@ def discover(
     catalogue_index, notices = library.index()
     for notice in notices:
         _err(f"note: {notice}")
-    found = _api().find_papers(catalogue_index, chosen.collection.open(),
+    corpus_index = chosen.collection.open()
+    found = _api().find_papers(catalogue_index, corpus_index,
                                entries or library.catalogue.entries, known=library.catalogue.entries,
                                k=k, since=since)
     if fmt == "atom":
@@ -1465,7 +1470,11 @@ def discover(
     if fmt in ("json", "jsonl"):
         _print_items([d.to_json() for d in found], fmt)
         return
-    if not found:
+    newest = corpus_index.newest_year()
+    if not found and since and newest is not None and newest < int(since[:4]):
+        _err(f"Nothing found: the newest papers of {corpus} are from {newest}. Bring it up to date "
+             f"with: paperscope corpus update {corpus}")
+    elif not found:
         _err("Nothing found.")
     console = _console()
     _echo(render.discoveries_as_text([d.to_json() for d in found],

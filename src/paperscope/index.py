@@ -751,6 +751,13 @@ class OpenIndex:
         return [position for position, document in zip(found, self.documents(found), strict=True)
                 if key in document_names(document)]
 
+    def newest_year(self) -> int | None:
+        """The latest year of any document (None when no document has one)."""
+        import numpy as np
+
+        years = np.asarray(self.facets[:, 0])
+        return int(years.max()) if len(years) and years.max() > 0 else None
+
     def dated_since(self, day: str) -> list[int]:
         """Positions of the documents whose `date` (YYYY-MM-DD, or a YYYY-MM or YYYY prefix of
         one) is on or after `day` (YYYY[-MM[-DD]]), compared on the coarser of the two
