@@ -330,3 +330,25 @@ def test_a_paper_loosely_near_many_entries_never_passes_a_close_match_of_one():
     assert ranking_score([0.50]) > ranking_score([0.21] * 23)
     assert ranking_score([0.40, 0.30]) > ranking_score([0.40]) > ranking_score([0.39])
     assert ranking_score([0.40] * 3) == ranking_score([0.40] * 30)
+
+
+def test_show_reads_a_corpus_paper_without_its_index(tmp_path, monkeypatch, library_dir):
+    """A paper `discover` names can be read offline before it is added (only the import needed)."""
+    from .serve_helpers import PAPERS, write_snapshot
+
+    monkeypatch.setenv("PAPERSCOPE_CACHE", str(tmp_path / "cache"))
+    Corpus("recent").import_snapshot(write_snapshot(tmp_path / "papers.jsonl"), SnapshotFilter())
+    app = __import__("paperscope.cli").cli.app
+
+    def show(*args):
+        return runner.invoke(app, ["--library", str(library_dir), "show", *args])
+
+    arxiv_id, _, title, abstract, _ = PAPERS[0]
+    shown = show(arxiv_id, "--corpus", "recent")
+    assert shown.exit_code == 0 and shown.stdout.startswith(title) and abstract in shown.stdout
+    data = json.loads(show(f" {arxiv_id}", "-c", "recent", "--json").stdout)
+    assert (data["id"], data["abstract"], data["section"], data["date"]) == (arxiv_id, abstract, None, "2025-01-06")
+    unknown = show("2501.99999", "--corpus", "recent")
+    assert unknown.exit_code == 3 and "arXiv ids" in unknown.stderr
+    bibtex = show(arxiv_id, "--corpus", "recent", "--format", "bibtex")
+    assert bibtex.exit_code == 2 and "catalogue entries" in bibtex.stderr

@@ -1007,6 +1007,9 @@ def show(
     entry_id: str = typer.Argument(..., metavar="ID", help="An entry id or arXiv id."),
     all_authors: bool = typer.Option(False, "--all-authors", help="Name every author "
                                      "(default: the first three of a longer list, then how many others)."),
+    corpus: Optional[str] = typer.Option(None, "--corpus", "-c", metavar="NAME",
+                                         help="Show a paper of this corpus (by its arXiv id) "
+                                         "instead of a catalogue entry."),
     fmt: Format = "table",
     as_json: AsJson = False,
 ) -> None:
@@ -1019,7 +1022,17 @@ def show(
       paperscope show llama --all-authors
 
       paperscope show lora --format bibtex
+
+      paperscope show 2406.14088 --corpus arxiv-cl
     """
+    if corpus:
+        fmt = _data_format(fmt, as_json)
+        paper = _api().Corpus.open(corpus).paper_json(entry_id)
+        if fmt != "table":
+            _print_object(paper, fmt)
+        else:
+            typer.echo(entry_as_text(paper, _console().width, all_authors))
+        return
     fmt = _output_format(fmt, as_json)
     library = _library()
     entry = library.entry(entry_id)
@@ -1421,8 +1434,9 @@ def discover(
     """Find papers in a corpus that belong near catalogue entries but are not in the catalogue.
 
     Without --entry or --section, the whole catalogue is the starting point. Each paper comes
-    with the entries it is closest to and the words they share; add one with
-    `paperscope add ARXIV_ID --corpus NAME` (no network needed).
+    with the entries it is closest to and the words they share; read one with
+    `paperscope show ARXIV_ID --corpus NAME` and add it with
+    `paperscope add ARXIV_ID --corpus NAME` (no network needed for either).
 
     Examples:
 

@@ -30,6 +30,7 @@ from .files import cache_dir
 from .index import IndexStore
 from .indexer import BuildReport
 from .records import Document, PaperRecord
+from .render import latex_as_text
 from .sources import month_from_arxiv_id, open_source, utc_now
 from .sources.base import Deleted
 from .sources.snapshot import UnusableLine, parse_line, refuse_unless_snapshot, snapshot_lines
@@ -496,6 +497,23 @@ class Corpus:
             return documents.find(doc_id)
         finally:
             documents.close()
+
+    def paper_json(self, paper_id: str) -> dict[str, Any]:
+        """One paper with the fields of a catalogue entry's `show --json` (no section, tags or
+        note; `date` and `categories` besides), for `show --corpus`; an unknown id is an
+        UnknownEntryError."""
+        document = self.document(paper_id.strip())
+        if document is None:
+            raise UnknownEntryError(f"No paper {paper_id!r} in the corpus {self.name!r}.",
+                                    "A corpus's papers go by their arXiv ids: find them with "
+                                    f"paperscope search QUESTION --corpus {self.name}")
+        meta = document.meta
+        return {"id": document.id, "title": latex_as_text(document.title), "section": None,
+                "kind": meta.get("kind"), "url": meta.get("url"), "arxiv_id": meta.get("arxiv_id"),
+                "year": meta.get("year"), "authors": list(meta.get("authors") or ()),
+                "date": meta.get("date"), "categories": list(meta.get("categories") or ()),
+                "tags": [], "note": None, "abstract": latex_as_text(document.text) or None,
+                "summary": None}
 
     def about(self) -> dict[str, Any]:
         """What the import recorded: the snapshot, the selection, the number of documents."""
