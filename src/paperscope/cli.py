@@ -1484,12 +1484,13 @@ def discover(
     if fmt in ("json", "jsonl"):
         _print_items([d.to_json() for d in found], fmt)
         return
-    newest = corpus_index.newest_year()
-    if not found and since and newest is not None and newest < int(since[:4]):
-        _err(f"Nothing found: the newest papers of {corpus} are from {newest}. Bring it up to date "
-             f"with: paperscope corpus update {corpus}")
-    elif not found:
-        _err("Nothing found.")
+    if not found:
+        newest = corpus_index.newest_year() if since else None  # read only when it is needed
+        if since and newest is not None and newest < int(since[:4]):
+            _err(f"Nothing found: the newest papers of {corpus} are from {newest}. Bring it up to "
+                 f"date with: paperscope corpus update {corpus}")
+        else:
+            _err("Nothing found.")
     console = _console()
     _echo(render.discoveries_as_text([d.to_json() for d in found],
                                      console.width if console.is_terminal else None))
